@@ -1,0 +1,241 @@
+"""The configuration: one typed object, loaded from one TOML file, every setting with its help.
+
+CLI options override the file (``Config.with_overrides``). Unknown keys and wrong types are
+ConfigErrors naming the key and, for a typo, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _setting(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        factory = default.copy
+        return field(default_factory=factory, metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    delimiter: str | None = _setting(None, "Field delimiter; empty = sniffed (comma, tab, semicolon, pipe).")
+    encoding: str | None = _setting(None, "Text encoding; empty = UTF-8, falling back to CP1252.")
+    date_format: str | None = _setting(
+        None, "strftime format of date columns, e.g. '%d-%m-%Y'; empty = inferred from the values."
+    )
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    k: int | None = _setting(None, "Force the number of segments; empty = chosen by the k search.")
+    k_min: int = _setting(
+        3, "Smallest k the search considers (2 segments is a value split, not a segmentation)."
+    )
+    k_max: int = _setting(8, "Largest k the search considers (more personas than a meeting can act on).")
+    random_state: int = _setting(42, "Seed for every random choice: k-means, samples, projections.")
+    min_segment_share: float = _setting(
+        0.05, "A k whose smallest segment holds less than this share of customers is not eligible."
+    )
+    silhouette_sample: int = _setting(
+        4000, "Customers sampled to compute silhouette (exact silhouette is quadratic)."
+    )
+    search_sample: int = _setting(
+        50000, "Customers sampled for the k search on large tables; the final model uses everyone."
+    )
+    n_init: int = _setting(4, "k-means restarts per k (the best of them is kept).")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    model: list[str] = _setting(
+        [], "Features the clustering uses; empty = sensible defaults for the column roles present."
+    )
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    title: str = _setting("Customer segmentation", "Report title.")
+    company: str = _setting("", "Company name shown on the cover and in the email.")
+    as_of: dt.date | None = _setting(
+        None, "Date at which ages and tenures are computed; empty = latest date in the data."
+    )
+    period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
+    currency: str = _setting("$", "Currency symbol for money amounts.")
+    formats: list[str] = _setting(["html", "pdf"], "Outputs to render: html, pdf.")
+
+
+@dataclass(frozen=True)
+class Config:
+    input: InputConfig = field(default_factory=InputConfig)
+    columns: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "Column roles that override inference: column name = role."},
+    )
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def with_overrides(self, **dotted: Any) -> Config:
+        """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
+        cfg = self
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            section, name = key.split("__", 1)
+            sub = dataclasses.replace(getattr(cfg, section), **{name: value})
+            cfg = dataclasses.replace(cfg, **{section: sub})
+        validate(cfg)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+
+VALID_FORMATS = ("html", "pdf")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _nearest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(options)}"
+
+
+def _coerce(value: Any, hint: Any, where: str, file: str | None) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or value == "":
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(value, inner, where, file)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ConfigError(
+            f"{where} must be a date like 2014-06-30, got {value!r}", file=file
+        )
+    elif origin is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}", file=file)
+    elif origin is dict:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
+        raise ConfigError(f"{where} must be a table of name = \"text\" pairs", file=file)
+    name = getattr(hint, "__name__", str(hint))
+    article = "an" if name[0] in "aeiou" else "a"
+    raise ConfigError(f"{where} must be {article} {name}, got {value!r}", file=file)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, file: str | None) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown key {where!r}{_nearest(key, list(fields))}", file=file)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where!r} must be a [{key}] table", file=file)
+            kwargs[key] = _build(hint, value, f"{where}.", file)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(value, hint, repr(where), file)
+    return cls(**kwargs)
+
+
+def validate(cfg: Config, file: str | None = None) -> Config:
+    """Check the relations between settings that types alone cannot express."""
+    s = cfg.segment
+    if s.k_min < 2:
+        raise ConfigError("'segment.k_min' must be at least 2", file=file)
+    if s.k_max < s.k_min:
+        raise ConfigError(
+            f"'segment.k_max' ({s.k_max}) must not be below 'segment.k_min' ({s.k_min})", file=file
+        )
+    if s.k is not None and not 2 <= s.k <= 30:
+        raise ConfigError(f"k must be between 2 and 30, got {s.k}", file=file)
+    if not 0 <= s.min_segment_share < 0.5:
+        raise ConfigError("'segment.min_segment_share' must be between 0 and 0.5", file=file)
+    if s.silhouette_sample < 100 or s.search_sample < 100:
+        raise ConfigError("sample sizes in [segment] must be at least 100", file=file)
+    if s.n_init < 1:
+        raise ConfigError("'segment.n_init' must be at least 1", file=file)
+    for fmt in cfg.report.formats:
+        if fmt not in VALID_FORMATS:
+            raise ConfigError(
+                f"unknown format {fmt!r}{_nearest(fmt, list(VALID_FORMATS))}", file=file
+            )
+    return cfg
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a reportgen TOML file; None gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=str(p)) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file ({exc.__class__.__name__})", file=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(p)) from None
+    return validate(_build(Config, data, "", str(p)), str(p))
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every setting, for docs and `reportgen init`."""
+    rows: list[tuple[str, str, str]] = []
+    for f in dataclasses.fields(Config):
+        value = getattr(Config(), f.name)
+        if dataclasses.is_dataclass(value):
+            for sub in dataclasses.fields(value):
+                rows.append(
+                    (f"{f.name}.{sub.name}", repr(getattr(value, sub.name)), sub.metadata["help"])
+                )
+        else:
+            rows.append((f.name, repr(value), f.metadata["help"]))
+    return rows

@@ -1,0 +1,185 @@
+"""The Report: one plain, JSON-serialisable object holding everything the outputs show.
+
+Templates only lay it out; summary.json is this object serialised. Numbers are stored raw
+(shares as fractions 0..1, money in the table's currency units); templates format them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Trait:
+    """A way a segment differs from everyone, with its evidence."""
+
+    feature: str  # derived feature name, e.g. "income"
+    label: str  # human label, e.g. "Income"
+    direction: str  # "high" or "low"
+    z: float  # (segment mean - overall mean) / overall std
+    value: float  # segment mean
+    overall: float  # mean over all segmented customers
+    text: str  # evidence sentence, e.g. "income $76k vs $52k overall"
+
+
+@dataclass(frozen=True)
+class Action:
+    """A recommended marketing action and the evidence that triggered its rule."""
+
+    rule: str  # rule id in the playbook
+    title: str  # what to do
+    channel: str
+    kpi: str
+    evidence: str
+    strength: float  # how strongly the rule's conditions hold (for ranking)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment and its persona."""
+
+    id: int  # 1..k, ordered by value share, largest first
+    name: str  # persona name, distinct across segments
+    story: str  # one line
+    color: str  # hex colour used for this persona in every chart
+    size: int
+    share: float  # share of segmented customers
+    value_share: float  # share of total value (spend)
+    value_per_customer: float
+    traits: list[Trait]
+    actions: list[Action]
+    means: dict[str, float]  # feature -> segment mean
+    medians: dict[str, float]  # feature -> segment median
+    zscores: dict[str, float]  # feature -> z vs everyone
+
+
+@dataclass(frozen=True)
+class KRow:
+    """One row of the k search table."""
+
+    k: int
+    inertia: float
+    silhouette: float
+    calinski_harabasz: float
+    davies_bouldin: float
+    knee_distance: float  # distance of the inertia curve from its chord, normalised 0..1
+    min_share: float  # smallest segment's share of customers
+    eligible: bool
+    score: float  # consensus score (mean rank across metrics; lower is better)
+    chosen: bool
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """A derived feature: what it means and whether the clustering uses it."""
+
+    name: str
+    label: str
+    unit: str  # money, share, rate, count, years, months, days, number
+    group: str  # demographics, value, product_mix, channel_mix, campaigns, engagement
+    description: str
+    in_model: bool
+    overall_mean: float
+
+
+@dataclass(frozen=True)
+class Method:
+    """How the segments were made, for the appendix."""
+
+    algorithm: str
+    scaling: str
+    features: list[str]  # model features (names; labels are in Report.features)
+    random_state: int
+    k: int
+    k_forced: bool
+    k_rule: str  # the rule, in words
+    k_reason: str  # why this k won, in words
+    k_disagreement: str  # where the metrics disagree, in words ("" if they agree)
+    k_table: list[KRow]
+    silhouette: float  # of the final segmentation (sampled)
+    projection: str  # how the 2-D view was made, e.g. "PCA: 41% + 17% of variance"
+
+
+@dataclass(frozen=True)
+class CleaningStep:
+    """One thing the cleaning stage did."""
+
+    column: str  # column name, or "*" for whole rows
+    action: str  # e.g. "imputed", "excluded rows", "recoded", "ignored column"
+    rows: int  # rows affected
+    detail: str  # what exactly, e.g. "blank → median 51,382"
+    reason: str  # why
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """An input column and the role reportgen gave it (the data dictionary)."""
+
+    column: str
+    role: str
+    dtype: str
+    missing: int
+    note: str
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A chart built once as a Vega-Lite spec and exported per output."""
+
+    name: str
+    title: str
+    description: str  # alt text with the numbers
+    spec: dict[str, Any]
+    dense: bool = False  # many marks: PNG rather than SVG in the PDF
+
+
+@dataclass(frozen=True)
+class TopAction:
+    """One of the things to do this month, on the executive summary."""
+
+    segment_id: int
+    segment_name: str
+    action: Action
+
+
+@dataclass(frozen=True)
+class Headline:
+    customers_in: int  # rows in the source table
+    customers: int  # customers segmented
+    excluded: int  # rows left out (with reasons in the cleaning log)
+    total_value: float
+    value_per_customer: float
+    k: int
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    company: str
+    period: str
+    as_of: str  # ISO date
+    run_id: str
+    source: str  # file name of the input
+    currency: str
+    value_label: str  # what "value" means, e.g. "spend"
+    headline: Headline
+    segments: list[Segment]
+    top_actions: list[TopAction]
+    attention: list[str]  # things that need attention, one sentence each
+    method: Method
+    cleaning: list[CleaningStep]
+    columns: list[ColumnInfo]
+    features: list[FeatureInfo]
+    charts: dict[str, ChartSpec] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    def segment(self, segment_id: int) -> Segment:
+        return next(s for s in self.segments if s.id == segment_id)
