@@ -41,7 +41,7 @@ class SegmentConfig:
     k_min: int = _setting(
         3, "Smallest k the search considers (2 segments is a value split, not a segmentation)."
     )
-    k_max: int = _setting(8, "Largest k the search considers (more personas than a meeting can act on).")
+    k_max: int = _setting(10, "Largest k the search considers.")
     random_state: int = _setting(42, "Seed for every random choice: k-means, samples, projections.")
     min_segment_share: float = _setting(
         0.05, "A k whose smallest segment holds less than this share of customers is not eligible."

@@ -1,0 +1,131 @@
+"""Assemble the Report: the one object every output is rendered from."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from . import fmt
+from .clean import Cleaned
+from .config import Config
+from .features import FeatureFrame
+from .personas import Persona
+from .profile import Profiles
+from .report import (Action, ColumnInfo, Headline, Method, Report, Segment, TopAction)
+from .schema import ROLES, Schema
+from .segment import Segmentation
+
+RECENCY_ALERT_Z = 0.4
+CONCENTRATION_ALERT = 1.8  # value index above which losing a segment would hurt
+
+
+def period_label(cfg: Config, as_of: dt.date | None) -> str:
+    if cfg.report.period:
+        return cfg.report.period
+    return as_of.strftime("%B %Y") if as_of else "undated"
+
+
+def build_report(
+    *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
+    cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
+    personas: list[Persona], actions: dict[int, list[Action]], colors: list[str],
+) -> Report:
+    currency = cfg.report.currency
+    value_label = "spend" if ff.value == "total_spend" else (
+        ff.meta[ff.value].label.lower() if ff.value else "customers")
+    by_id = {p.segment_id: p for p in personas}
+    segments = [
+        Segment(
+            id=sp.id, name=by_id[sp.id].name, story=by_id[sp.id].story,
+            color=colors[(sp.id - 1) % len(colors)], size=sp.size, share=sp.share,
+            value_share=sp.value_share, value_per_customer=sp.value_per_customer,
+            traits=by_id[sp.id].traits, actions=actions[sp.id],
+            means=sp.means, medians=sp.medians, zscores=sp.zscores,
+        )
+        for sp in profiles.segments
+    ]
+    method = Method(
+        algorithm="k-means (scikit-learn, k-means++ initialisation, "
+                  f"{cfg.segment.n_init} restarts per k)",
+        scaling=seg.scaling, features=list(ff.model), random_state=cfg.segment.random_state,
+        k=seg.k, k_forced=seg.k_forced, k_rule=seg.k_rule, k_reason=seg.k_reason,
+        k_disagreement=seg.k_disagreement, k_table=seg.k_table, silhouette=seg.silhouette,
+        projection=seg.projection,
+    )
+    n = len(ff.frame)
+    headline = Headline(
+        customers_in=len(raw), customers=n, excluded=len(raw) - n,
+        total_value=profiles.total_value,
+        value_per_customer=profiles.total_value / n if n else 0.0, k=seg.k,
+    )
+    columns = [
+        ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),
+                   missing=int(raw[c].isna().sum()),
+                   note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
+        for c in raw.columns
+    ]
+    as_of = cleaned.as_of
+    return Report(
+        title=cfg.report.title, company=cfg.report.company,
+        period=period_label(cfg, as_of), as_of=as_of.isoformat() if as_of else "",
+        run_id=run_id, source=source, currency=currency, value_label=value_label,
+        headline=headline, segments=segments,
+        top_actions=top_actions(segments), attention=attention(segments, seg, cleaned, ff,
+                                                               profiles, currency),
+        method=method, cleaning=cleaned.log, columns=columns, features=ff.info(),
+    )
+
+
+def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:
+    """The strongest action of the segments with the most at stake, one rule each."""
+    scored = []
+    for s in segments:
+        for rank, a in enumerate(s.actions):
+            # What is at stake: the segment's value and headcount; how sure: the rule's strength.
+            stake = (s.value_share + s.share) / 2
+            scored.append((a.strength * stake / (1 + rank), s, a))
+    scored.sort(key=lambda t: (-t[0], t[1].id, t[2].rule))
+    picked: list[TopAction] = []
+    seen_rules: set[str] = set()
+    seen_segments: set[int] = set()
+    for _, s, a in scored:
+        if a.rule in seen_rules or s.id in seen_segments:
+            continue
+        picked.append(TopAction(segment_id=s.id, segment_name=s.name, action=a))
+        seen_rules.add(a.rule)
+        seen_segments.add(s.id)
+        if len(picked) == n:
+            break
+    return picked
+
+
+def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: FeatureFrame,
+              profiles: Profiles, currency: str) -> list[str]:
+    notes = []
+    for s in segments:
+        index = s.value_share / s.share if s.share else 0
+        if index >= CONCENTRATION_ALERT:
+            notes.append(f"{s.name} bring {fmt.pct(s.value_share)} of value from "
+                         f"{fmt.pct(s.share)} of customers: losing a few of them costs more than "
+                         "losing many others.")
+    if "recency" in ff.frame:
+        overall = profiles.overall_mean["recency"]
+        for s in segments:
+            if s.zscores.get("recency", 0) >= RECENCY_ALERT_Z:
+                notes.append(f"{s.name} last bought {s.means['recency']:.0f} days ago on average "
+                             f"(everyone: {overall:.0f}): they are drifting away.")
+    if "complained" in ff.frame:
+        for s in segments:
+            if s.zscores.get("complained", 0) >= 0.3 and s.means["complained"] > 0.01:
+                notes.append(f"{s.name} complain more than others "
+                             f"({fmt.pct(s.means['complained'], 1)} vs "
+                             f"{fmt.pct(profiles.overall_mean['complained'], 1)}).")
+    if seg.silhouette < 0.25:
+        notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
+                     "not sharply separated groups: customers near a boundary could sit in either.")
+    excluded = len(cleaned.excluded)
+    if excluded:
+        notes.append(f"{excluded:,} rows were left out of the segmentation (see the cleaning log; "
+                     "segments.csv gives the reason per row).")
+    return notes

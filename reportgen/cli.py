@@ -1,0 +1,124 @@
+"""The command line. Thin: options in, one library call, output and exit code out.
+
+Exit codes: 0 success; 1 a bug in reportgen (traceback with --verbose); 2 bad input or config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .config import VALID_FORMATS, load_config
+from .errors import ConfigError, ReportgenError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("reportgen")
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("reportgen: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _errors_to_exit_codes(func: F) -> F:
+    """ReportgenError → one line and exit 2; anything else is a bug → exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return func(*args, **kwargs)
+        except ReportgenError as exc:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no report was written.", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug: say so, keep the details for --verbose
+            if verbose:
+                traceback.print_exc()
+            click.echo(
+                f"Error: internal error ({exc.__class__.__name__}: {exc}); this is a bug in "
+                "reportgen. Run again with --verbose for the traceback and report it.",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _formats(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    formats = [f.strip().lower() for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in VALID_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(
+            f"--format {value!r}: choose from {', '.join(VALID_FORMATS)} (comma-separated)"
+        )
+    return formats
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reportgen")
+def main() -> None:
+    """Turn a customer table into a customer-segmentation report."""
+
+
+@main.command()
+@click.argument("source", required=False)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="reportgen.toml with settings (CLI options override it).")
+@click.option("--out", "out_root", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Output root; the run goes in OUT/<run id>/.")
+@click.option("--format", "formats", metavar="LIST",
+              help="Outputs to render, comma-separated: html,pdf (default: both).")
+@click.option("--k", type=int, help="Force the number of segments (skips the k search).")
+@click.option("--seed", type=int, help="Random seed for every random choice (default 42).")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
+              help="Date for ages and tenures (default: latest date in the data).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@_errors_to_exit_codes
+def run(source: str | None, config_path: str | None, out_root: str, formats: str | None,
+        k: int | None, seed: int | None, as_of: str | None, verbose: bool, quiet: bool) -> None:
+    """Segment SOURCE (CSV/TSV; default: the bundled sample) and write the report."""
+    _setup_logging(verbose, quiet)
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet cannot be used together")
+    as_of_date = None
+    if as_of is not None:
+        try:
+            as_of_date = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise ConfigError(f"--as-of {as_of!r} is not a date like 2014-06-30") from None
+    cfg = load_config(config_path).with_overrides(
+        segment__k=k, segment__random_state=seed, report__as_of=as_of_date,
+        report__formats=_formats(formats),
+    )
+    from .pipeline import run as run_pipeline
+
+    result = run_pipeline(source, cfg, Path(out_root))
+    report = result.report
+    click.echo(f"{report.title}: {report.period}, {report.headline.customers:,} customers, "
+               f"{report.headline.k} segments (run {report.run_id})")
+    width = max(len(s.name) for s in report.segments)
+    for s in report.segments:
+        click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
+                   f"{s.value_share:>4.0%} of {report.value_label}")
+    click.echo("Wrote:")
+    for path in result.files:
+        click.echo(f"  {path}")

@@ -1,0 +1,44 @@
+"""Number formatting shared by the evidence sentences and the templates."""
+
+from __future__ import annotations
+
+import math
+
+
+def money(value: float, currency: str = "$") -> str:
+    """76234 -> '$76k', 1_234_567 -> '$1.2M', 1458 -> '$1,458', 54.2 -> '$54'."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{sign}{currency}{v / 1e6:.1f}M"
+    if v >= 1e4:
+        return f"{sign}{currency}{v / 1e3:.0f}k"
+    return f"{sign}{currency}{v:,.0f}"
+
+
+def pct(value: float, digits: int = 0) -> str:
+    """0.213 -> '21%'."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def num(value: float, digits: int = 1) -> str:
+    """1.84 -> '1.8', 12 -> '12', 23456 -> '23,456'."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def by_unit(value: float, unit: str, currency: str = "$") -> str:
+    if unit == "money":
+        return money(value, currency)
+    if unit in ("share", "rate"):
+        return pct(value)
+    if unit in ("years", "months", "days"):
+        return f"{value:.0f}"
+    return num(value)

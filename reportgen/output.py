@@ -1,0 +1,97 @@
+"""Write the run's files. The only stage that writes; all or nothing.
+
+Everything is written into a hidden temporary folder beside the final one and moved into place
+at the end, so a failed run leaves no half-written report behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ReportgenError
+from .report import Report
+
+log = logging.getLogger("reportgen")
+
+# OWASP CSV injection: a cell starting with one of these runs as a formula in Excel.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def segments_table(report: Report, frame: pd.DataFrame, key: str, kept_index: pd.Index,
+                   labels: np.ndarray, excluded: pd.Series, features: pd.DataFrame
+                   ) -> pd.DataFrame:
+    """Every input row: its key, segment and persona, or the reason it was left out."""
+    names = {s.id: s.name for s in report.segments}
+    segment = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    segment.loc[kept_index] = labels
+    keys = frame[key] if key in frame else pd.Series(
+        [int(i) + 2 for i in frame.index], index=frame.index)
+    out = pd.DataFrame({
+        key: keys,
+        "segment": segment,
+        "persona": segment.map(names).astype("string"),
+        "left_out": excluded.reindex(frame.index).astype("string"),
+    })
+    out = out.join(features.round(4), how="left")
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutralise, na_action="ignore")
+    return out
+
+
+def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
+                  kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
+                  features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
+                  timings: dict[str, float]) -> tuple[Path, list[Path]]:
+    final = out_root / report.run_id
+    tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
+                             file=str(out_root)) from None
+    try:
+        table = segments_table(report, frame, key, kept_index, labels, excluded, features)
+        table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
+        (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
+        if formats:
+            from . import render
+        if "html" in formats:
+            (tmp / "report.html").write_text(render.render_html(report), encoding="utf-8")
+        if "pdf" in formats:
+            render.render_pdf(report, tmp / "report.pdf")
+        # Timings are the one thing that changes between identical runs: they live here,
+        # not in summary.json, so summary.json stays byte-for-byte reproducible.
+        manifest = {**manifest, "timings_s": dict(timings),
+                    "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
+        if final.exists():
+            old = out_root / f".{report.run_id}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = sorted(final.iterdir())
+    return final, files

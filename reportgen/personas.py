@@ -1,0 +1,129 @@
+"""Name a persona for each segment from the traits that set it apart, with the numbers."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import fmt
+from .errors import ConfigError
+from .features import FeatureFrame
+from .profile import Profiles, SegmentProfile
+from .report import Trait
+from .resources import templates_dir
+
+MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
+MAX_TRAITS = 5
+MIN_TRAITS = 3
+TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement")
+
+
+@dataclass(frozen=True)
+class Words:
+    feature: str
+    high: dict[str, str]
+    low: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Persona:
+    segment_id: int
+    name: str
+    story: str
+    traits: list[Trait]
+
+
+def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
+    path = path or templates_dir() / "personas.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the persona vocabulary: {exc}", file=str(path)) from None
+    vocab = {}
+    for i, entry in enumerate(data.get("trait", []), start=1):
+        if "feature" not in entry:
+            raise ConfigError(f"[[trait]] number {i} has no 'feature'", file=str(path))
+        vocab[entry["feature"]] = Words(entry["feature"], entry.get("high", {}),
+                                        entry.get("low", {}))
+    return vocab
+
+
+def evidence(label: str, unit: str, value: float, overall: float, currency: str) -> str:
+    """'income $78k vs $52k overall', with the ratio for money when it is large."""
+    text = f"{label[0].lower()}{label[1:]} {fmt.by_unit(value, unit, currency)} vs " \
+           f"{fmt.by_unit(overall, unit, currency)} overall"
+    if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
+        text += f" ({value / overall:.1f}×)"
+    return text
+
+
+def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency: str
+              ) -> list[Trait]:
+    candidates = [
+        f for f in ff.meta
+        if ff.meta[f].group in TRAIT_GROUPS and f != "household_size" and f in sp.zscores
+    ]
+    ranked = sorted(candidates, key=lambda f: (-abs(sp.zscores[f]), f))
+    chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z][:MAX_TRAITS]
+    if len(chosen) < MIN_TRAITS:
+        chosen = ranked[:MIN_TRAITS]
+    out = []
+    for f in chosen:
+        m = ff.meta[f]
+        out.append(Trait(
+            feature=f, label=m.label, direction="high" if sp.zscores[f] >= 0 else "low",
+            z=round(sp.zscores[f], 4), value=sp.means[f], overall=profiles.overall_mean[f],
+            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency),
+        ))
+    return out
+
+
+def _candidates(sp: SegmentProfile, vocab: dict[str, Words]) -> list[tuple[float, str]]:
+    adjectives: list[tuple[float, str, str]] = []
+    nouns: list[tuple[float, str, str]] = []
+    for feature, words in vocab.items():
+        z = sp.zscores.get(feature)
+        if z is None or abs(z) < MIN_Z:
+            continue
+        side = words.high if z > 0 else words.low
+        if "adjective" in side:
+            adjectives.append((abs(z), feature, side["adjective"]))
+        if "noun" in side:
+            nouns.append((abs(z), feature, side["noun"]))
+    names: list[tuple[float, str]] = []
+    for za, fa, adj in adjectives:
+        for zn, fn, noun in nouns:
+            if fa != fn:
+                names.append((za + zn, f"{adj} {noun}"))
+    for za, _, adj in adjectives:
+        names.append((za, f"{adj} customers"))
+    for zn, _, noun in nouns:
+        names.append((zn, noun[0].upper() + noun[1:]))
+    names.sort(key=lambda t: (-t[0], t[1]))
+    return names
+
+
+def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
+                  vocab: dict[str, Words] | None = None) -> list[Persona]:
+    vocab = vocab if vocab is not None else load_vocabulary()
+    taken: set[str] = set()
+    personas = []
+    # The most distinctive segments choose first, so they get their best name.
+    order = sorted(profiles.segments,
+                   key=lambda sp: (-max((abs(z) for z in sp.zscores.values()), default=0), sp.id))
+    named: dict[int, str] = {}
+    for sp in order:
+        options = [n for _, n in _candidates(sp, vocab)] + ["Mainstream customers"]
+        name = next((n for n in options if n.lower() not in taken), None)
+        if name is None:
+            name = f"{options[0]} ({sp.id})"
+        taken.add(name.lower())
+        named[sp.id] = name
+    for sp in profiles.segments:
+        traits = traits_of(sp, ff, profiles, currency)
+        lead = ", ".join(t.text for t in traits[:2])
+        story = (f"{fmt.pct(sp.share)} of customers bringing {fmt.pct(sp.value_share)} of "
+                 f"{value_label}: {lead}.")
+        personas.append(Persona(segment_id=sp.id, name=named[sp.id], story=story, traits=traits))
+    return personas

@@ -1,0 +1,158 @@
+"""The straight line: load → schema → clean → features → segment → profile → personas →
+playbook → report → output. Each stage is timed; only load reads and only output writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config
+from .report import Report
+
+log = logging.getLogger("reportgen")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    report: Report
+    files: list[Path]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Clock:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        log.info("%-9s …", name)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 4)
+        log.info("%-9s done in %.2f s", name, self.timings[name])
+
+
+def run_id_for(period_key: str, input_sha256: str, cfg: Config) -> str:
+    digest = hashlib.sha256(
+        (input_sha256 + json.dumps(cfg.to_dict(), sort_keys=True)).encode()
+    ).hexdigest()
+    return f"{period_key}-{digest[:8]}"
+
+
+def run(
+    source: str | None,
+    cfg: Config,
+    out_root: Path,
+) -> RunResult:
+    """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
+    from .assemble import build_report
+    from .clean import clean
+    from .features import build_features
+    from .load import load
+    from .output import write_outputs
+    from .personas import name_personas
+    from .playbook import load_playbook, recommend
+    from .profile import profile
+    from .schema import infer_schema
+    from .segment import segment
+
+    clock = _Clock()
+    with clock.stage("load"):
+        loaded = load(source, cfg.input)
+    file = str(loaded.path)
+    with clock.stage("schema"):
+        schema = infer_schema(loaded.frame, cfg.columns, file=file)
+    with clock.stage("clean"):
+        cleaned = clean(loaded.frame, schema, cfg, file=file)
+    with clock.stage("features"):
+        ff = build_features(cleaned, schema, cfg)
+    with clock.stage("segment"):
+        seg = segment(ff, cfg.segment)
+    with clock.stage("profile"):
+        profiles = profile(ff, seg)
+    from . import charts
+
+    value_label = "spend" if ff.value == "total_spend" else (
+        ff.meta[ff.value].label.lower() if ff.value else "customers")
+    with clock.stage("personas"):
+        personas = name_personas(profiles, ff, cfg.report.currency, value_label)
+    with clock.stage("playbook"):
+        rules = load_playbook()
+        actions = {
+            sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label)
+            for sp in profiles.segments
+        }
+    period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
+    run_id = run_id_for(period_key, loaded.sha256, cfg)
+    with clock.stage("report"):
+        report = build_report(
+            cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
+            cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
+            actions=actions, colors=charts.palette(seg.k),
+        )
+        names = {s.id: s.name for s in report.segments}
+        points = _chart_points(seg, ff, names)
+        report_charts = charts.build_charts(
+            report.segments, report.features, report.method, points,
+            value_label=value_label, currency=cfg.report.currency,
+        )
+        report = dataclasses.replace(report, charts=report_charts)
+    with clock.stage("output"):
+        manifest = _manifest(loaded, cfg, clock.timings)
+        run_dir, files = write_outputs(
+            report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
+            kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
+            features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
+            formats=cfg.report.formats, timings=clock.timings,
+        )
+    return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+def _csv_features(ff: Any) -> list[str]:
+    wanted = list(dict.fromkeys(ff.model + ([ff.value] if ff.value else [])))
+    return [c for c in ff.frame.columns if c in wanted]
+
+
+def _chart_points(seg: Any, ff: Any, names: dict[int, str]) -> pd.DataFrame:
+    pts = seg.points.copy()
+    pos = ff.frame.index.get_indexer(pts.index)
+    pts["segment"] = [names[int(label)] for label in seg.labels[pos]]
+    if "income" in ff.frame and ff.value:
+        pts["income"] = ff.frame["income"].to_numpy()[pos]
+        pts["value"] = ff.frame[ff.value].to_numpy()[pos]
+    return pts.reset_index(drop=True)
+
+
+def _manifest(loaded: Any, cfg: Config, timings: dict[str, float]) -> dict[str, Any]:
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("reportgen", "pandas", "numpy", "scikit-learn", "altair", "vl-convert-python",
+                "weasyprint", "jinja2", "click"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    import platform
+
+    versions["python"] = platform.python_version()
+    return {
+        "input": {"file": loaded.name, "path": str(loaded.path), "sha256": loaded.sha256,
+                  "rows": int(len(loaded.frame)), "columns": int(loaded.frame.shape[1]),
+                  "delimiter": loaded.delimiter, "encoding": loaded.encoding},
+        "config": cfg.to_dict(),
+        "seed": cfg.segment.random_state,
+        "versions": versions,
+        "timings_s": timings,
+    }

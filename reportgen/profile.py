@@ -1,0 +1,70 @@
+"""Profile each segment: size, value, and how its customers differ from everyone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .features import FeatureFrame
+from .segment import Segmentation
+
+
+@dataclass(frozen=True)
+class SegmentProfile:
+    id: int
+    size: int
+    share: float  # of segmented customers
+    value_share: float  # of total value
+    value_per_customer: float
+    means: dict[str, float]
+    medians: dict[str, float]
+    zscores: dict[str, float]  # (segment mean - overall mean) / overall std, per feature
+
+    @property
+    def value_index(self) -> float:
+        """Value share over customer share: 2.0 = worth twice its headcount."""
+        return self.value_share / self.share if self.share else 0.0
+
+
+@dataclass(frozen=True)
+class Profiles:
+    segments: list[SegmentProfile]
+    overall_mean: dict[str, float]
+    overall_std: dict[str, float]
+    total_value: float
+
+
+def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
+    frame = ff.frame
+    labels = pd.Series(seg.labels, index=frame.index, name="segment")
+    mean = frame.mean()
+    std = frame.std(ddof=0).replace(0.0, np.nan)
+    grouped = frame.groupby(labels)
+    means, medians, sizes = grouped.mean(), grouped.median(), grouped.size()
+    value = frame[ff.value] if ff.value else pd.Series(1.0, index=frame.index)
+    value_by = value.groupby(labels).sum()
+    total = float(value.sum())
+    n = len(frame)
+    out = []
+    for seg_id in range(1, seg.k + 1):
+        size = int(sizes.get(seg_id, 0))
+        if size == 0:
+            continue
+        m = means.loc[seg_id]
+        z = ((m - mean) / std).fillna(0.0)
+        out.append(SegmentProfile(
+            id=seg_id, size=size, share=size / n,
+            value_share=float(value_by.get(seg_id, 0.0) / total) if total else size / n,
+            value_per_customer=float(value_by.get(seg_id, 0.0) / size),
+            means={k: float(v) for k, v in m.items()},
+            medians={k: float(v) for k, v in medians.loc[seg_id].items()},
+            zscores={k: float(v) for k, v in z.items()},
+        ))
+    return Profiles(
+        segments=out,
+        overall_mean={k: float(v) for k, v in mean.items()},
+        overall_std={k: float(v) for k, v in std.fillna(0.0).items()},
+        total_value=total,
+    )
