@@ -114,7 +114,7 @@ def infer_role(column: str, s: pd.Series, n_rows: int) -> tuple[str, str]:
     for role, pattern in _NAME_RULES:
         if not re.search(pattern, norm):
             continue
-        if role == "id" and nunique < 0.95 * len(non_null):
+        if role == "id" and nunique < 0.5 * len(non_null):
             continue  # "code" columns that repeat are categories, not keys
         if role == "signup_date" and not _looks_like_dates(s):
             continue

@@ -1,0 +1,93 @@
+"""The config file: defaults, types, unknown keys, overrides."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from reportgen.config import Config, describe, load_config
+from reportgen.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "reportgen.toml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_gives_the_defaults():
+    cfg = load_config(None)
+    assert cfg.segment.random_state == 42
+    assert cfg.segment.k is None and (cfg.segment.k_min, cfg.segment.k_max) == (3, 10)
+    assert cfg.report.formats == ["html", "pdf"]
+
+
+def test_a_full_file_is_read_into_typed_settings(tmp_path):
+    cfg = load_config(write(tmp_path, """
+[segment]
+k = 4
+random_state = 7
+min_segment_share = 0.1
+[report]
+title = "Monthly segments"
+as_of = 2014-06-30
+formats = ["pdf"]
+[columns]
+"Annual Income (k$)" = "income"
+[features]
+model = ["income", "total_spend"]
+"""))
+    assert cfg.segment.k == 4 and cfg.segment.random_state == 7
+    assert cfg.segment.min_segment_share == 0.1
+    assert cfg.report.as_of == dt.date(2014, 6, 30)
+    assert cfg.columns == {"Annual Income (k$)": "income"}
+    assert cfg.features.model == ["income", "total_spend"]
+
+
+def test_unknown_key_is_named_with_the_nearest_valid_one(tmp_path):
+    path = write(tmp_path, "[segment]\nrandom_stat = 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "unknown key 'segment.random_stat'; did you mean 'random_state'?" in str(exc.value)
+    assert str(path) in str(exc.value)
+
+
+def test_unknown_section_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'segmnt'; did you mean 'segment'"):
+        load_config(write(tmp_path, "[segmnt]\nk = 3\n"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[segment]\nk = "four"\n', "'segment.k' must be an int, got 'four'"),
+    ("[segment]\nmin_segment_share = true\n", "'segment.min_segment_share' must be a float"),
+    ('[report]\nas_of = "yesterday"\n', "'report.as_of' must be a date like 2014-06-30"),
+    ('[report]\nformats = "pdf"\n', "'report.formats' must be a list of strings"),
+    ("[segment]\nk_min = 6\nk_max = 4\n", "'segment.k_max' (4) must not be below"),
+    ('[report]\nformats = ["pfd"]\n', "unknown format 'pfd'; did you mean 'pdf'?"),
+    ("[segment\n", "not valid TOML"),
+])
+def test_wrong_values_are_refused_with_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text))
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_apply_and_are_validated():
+    cfg = Config().with_overrides(segment__k=5, segment__random_state=None)
+    assert cfg.segment.k == 5 and cfg.segment.random_state == 42
+    with pytest.raises(ConfigError, match="k must be between 2 and 30"):
+        Config().with_overrides(segment__k=1)
+
+
+def test_every_setting_has_help():
+    rows = describe()
+    assert ("segment.random_state", "42", rows[[r[0] for r in rows].index(
+        "segment.random_state")][2]) in rows
+    assert all(help_text for _, _, help_text in rows)
