@@ -53,16 +53,19 @@ def sniff_delimiter(sample: str) -> str:
     lines = [ln for ln in sample.splitlines()[:50] if ln.strip()]
     if not lines:
         return ","
+    # Same number of fields on every line, and the most of them: robust to quoted cells
+    # that contain other delimiters, where csv.Sniffer guesses wrong.
+    best, best_fields = "", 1
+    for d in DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=d)}
+        if len(counts) == 1 and (n := counts.pop()) > best_fields:
+            best, best_fields = d, n
+    if best:
+        return best
     try:
         return csv.Sniffer().sniff("\n".join(lines[:20]), delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
-        pass
-    best, best_fields = ",", 1
-    for d in DELIMITERS:
-        counts = {len(next(csv.reader([ln], delimiter=d))) for ln in lines}
-        if len(counts) == 1 and (n := counts.pop()) > best_fields:
-            best, best_fields = d, n
-    return best
+        return ","
 
 
 def load(source: str | Path | None, cfg: InputConfig) -> Loaded:

@@ -36,7 +36,6 @@ class _Clock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        log.info("%-9s …", name)
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 4)
