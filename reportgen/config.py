@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -226,16 +227,32 @@ def load_config(path: str | Path | None) -> Config:
     return validate(_build(Config, data, "", str(p)), str(p))
 
 
+def toml_value(value: Any) -> str:
+    """A value as TOML writes it; an unset (None) setting as "(not set)"."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 def describe() -> list[tuple[str, str, str]]:
-    """(key, default, help) for every setting, for docs and `reportgen init`."""
+    """(key, default as TOML, help) for every setting, for docs and `reportgen init`."""
     rows: list[tuple[str, str, str]] = []
     for f in dataclasses.fields(Config):
         value = getattr(Config(), f.name)
         if dataclasses.is_dataclass(value):
             for sub in dataclasses.fields(value):
-                rows.append(
-                    (f"{f.name}.{sub.name}", repr(getattr(value, sub.name)), sub.metadata["help"])
-                )
+                rows.append((f"{f.name}.{sub.name}", toml_value(getattr(value, sub.name)),
+                             sub.metadata["help"]))
         else:
-            rows.append((f.name, repr(value), f.metadata["help"]))
+            rows.append((f.name, toml_value(value), f.metadata["help"]))
     return rows

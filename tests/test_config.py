@@ -88,6 +88,20 @@ def test_overrides_apply_and_are_validated():
 
 def test_every_setting_has_help():
     rows = describe()
-    assert ("segment.random_state", "42", rows[[r[0] for r in rows].index(
-        "segment.random_state")][2]) in rows
+    defaults = {key: default for key, default, _ in rows}
+    assert defaults["segment.random_state"] == "42"
+    assert defaults["segment.k"] == "(not set)"
+    assert defaults["report.formats"] == '["html", "pdf"]'
+    assert defaults["report.title"] == '"Customer segmentation"'
     assert all(help_text for _, _, help_text in rows)
+
+
+def test_readme_config_table_and_cli_help_are_generated_from_the_code():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "scripts/docs.py", "--check"], cwd=root,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
