@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,15 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
         if formats:
             from . import render
+        timings = dict(timings)
         if "html" in formats:
+            start = time.perf_counter()
             (tmp / "report.html").write_text(render.render_html(report), encoding="utf-8")
+            timings["render_html"] = round(time.perf_counter() - start, 4)
         if "pdf" in formats:
+            start = time.perf_counter()
             render.render_pdf(report, tmp / "report.pdf")
+            timings["render_pdf"] = round(time.perf_counter() - start, 4)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),
