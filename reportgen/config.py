@@ -55,6 +55,47 @@ class SegmentConfig:
         50000, "Customers sampled for the k search on large tables; the final model uses everyone."
     )
     n_init: int = _setting(4, "k-means restarts per k (the best of them is kept).")
+    algorithm: str = _setting(
+        "kmeans",
+        "kmeans, minibatch (MiniBatchKMeans), gmm (Gaussian mixture), ward (hierarchical, on a "
+        "sample) or kprototypes (numbers and categories; needs the kmodes package).",
+    )
+    large_table: int = _setting(
+        200000,
+        "Above this many customers kmeans is fitted on search_sample customers and the rest are "
+        "assigned to the nearest centre (measured faster and closer to a full fit than minibatch).",
+    )
+    fit_sample: int = _setting(
+        5000, "Customers ward and kprototypes are fitted on (they do not scale to large tables: "
+        "Ward's memory grows with the square); the rest go to the nearest segment.",
+    )
+    scaling: str = _setting(
+        "auto",
+        "Scaling of every model feature: auto (log1p on skewed money and counts, then standard), "
+        "standard, robust (median and interquartile range) or log1p (then standard).",
+    )
+    feature_scaling: dict[str, str] = _setting(
+        {}, "Per-feature scaling that overrides 'scaling': feature name = standard, robust, log1p."
+    )
+    stability_runs: int = _setting(
+        10, "Refits on bootstrap samples to measure how stable each segment is; 0 = skip."
+    )
+    stability_sample: int = _setting(
+        20000, "Customers drawn (with replacement) for each stability refit."
+    )
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    fail_under_silhouette: float | None = _setting(
+        None, "CI gate: exit code 3 when the segmentation's silhouette is below this."
+    )
+    min_segment_share: float | None = _setting(
+        None, "CI gate: exit code 3 when the smallest segment holds less than this share."
+    )
+    min_stability: float | None = _setting(
+        None, "CI gate: exit code 3 when any segment's stability (Jaccard, 0-1) is below this."
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +127,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
 
     def with_overrides(self, **dotted: Any) -> Config:
         """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
@@ -104,6 +146,8 @@ class Config:
 
 
 VALID_FORMATS = ("html", "pdf")
+ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
+SCALINGS = ("auto", "standard", "robust", "log1p")
 
 
 def _jsonable(value: Any) -> Any:
@@ -202,6 +246,22 @@ def validate(cfg: Config, file: str | None = None) -> Config:
         raise ConfigError("sample sizes in [segment] must be at least 100", file=file)
     if s.n_init < 1:
         raise ConfigError("'segment.n_init' must be at least 1", file=file)
+    if s.algorithm not in ALGORITHMS:
+        raise ConfigError(
+            f"unknown algorithm {s.algorithm!r}{_nearest(s.algorithm, list(ALGORITHMS))}",
+            file=file)
+    for where, method in [("segment.scaling", s.scaling)] + [
+            (f"segment.feature_scaling.{f}", m) for f, m in s.feature_scaling.items()]:
+        options = list(SCALINGS) if where == "segment.scaling" else list(SCALINGS[1:])
+        if method not in options:
+            raise ConfigError(f"{where!r} is {method!r}{_nearest(method, options)}", file=file)
+    if s.stability_runs < 0 or s.stability_sample < 100 or s.fit_sample < 100:
+        raise ConfigError("'segment.stability_runs' must be ≥ 0 and the sample sizes ≥ 100",
+                          file=file)
+    for name in ("fail_under_silhouette", "min_segment_share", "min_stability"):
+        gate = getattr(cfg.gates, name)
+        if gate is not None and not -1 <= gate <= 1:
+            raise ConfigError(f"'gates.{name}' must be between -1 and 1, got {gate}", file=file)
     for fmt in cfg.report.formats:
         if fmt not in VALID_FORMATS:
             raise ConfigError(

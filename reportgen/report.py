@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+TENTATIVE_BELOW = 0.6  # a segment whose stability is below this is flagged as tentative
+
 
 @dataclass(frozen=True)
 class Trait:
@@ -54,6 +56,9 @@ class Segment:
     means: dict[str, float]  # feature -> segment mean
     medians: dict[str, float]  # feature -> segment median
     zscores: dict[str, float]  # feature -> z vs everyone
+    # Mean best-match Jaccard of this segment over bootstrap refits (0..1); None = not measured.
+    stability: float | None = None
+    tentative: bool = False  # stability under TENTATIVE_BELOW: do not build a campaign on it alone
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,10 @@ class Method:
     k_table: list[KRow]
     silhouette: float  # of the final segmentation (sampled)
     projection: str  # how the 2-D view was made, e.g. "PCA: 41% + 17% of variance"
+    algorithm_id: str = "kmeans"  # segment.algorithm as run: kmeans, kmeans-sample, minibatch…
+    stability_ari: float | None = None  # mean adjusted Rand index of refits vs the final labels
+    stability_runs: int = 0  # bootstrap refits behind the stability numbers
+    stability: str = ""  # how stability was measured, in words
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,17 @@ class Headline:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A CI gate from the config or the command line, and whether the run passed it."""
+
+    name: str  # fail_under_silhouette, min_segment_share, min_stability
+    threshold: float
+    value: float  # what the run measured
+    passed: bool
+    reason: str  # one line, e.g. "silhouette 0.19 is below 0.25"
+
+
+@dataclass(frozen=True)
 class Report:
     title: str
     company: str
@@ -174,6 +194,7 @@ class Report:
     columns: list[ColumnInfo]
     features: list[FeatureInfo]
     charts: dict[str, ChartSpec] = field(default_factory=dict)
+    gates: list[Gate] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

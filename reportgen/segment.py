@@ -1,27 +1,44 @@
-"""Cluster the customers: scale the model features, search k, fit k-means, project to 2-D."""
+"""Cluster the customers: scale the model features, search k, fit the chosen algorithm, measure
+stability, project to 2-D."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
+from . import algorithms, fmt
 from .config import SegmentConfig
 from .errors import SegmentationError
 from .features import FeatureFrame
-from .report import KRow
+from .report import TENTATIVE_BELOW, KRow
+from .scaling import Scaling, fit_scaling
+from .stability import Stability, measure
 
 SEARCH_FROM = 2  # the table always shows k=2, so a reader sees what the metrics alone would pick
 STRUCTURE_SILHOUETTE = 0.35  # above this the data has real clusters, not a continuum
 MAX_POINTS = 5000  # customers in the 2-D view
+# One BLAS/OpenMP thread: on this 2-core machine, with anything else running, two threads made
+# the sample's k search 5-10× slower (OpenMP spin-waits; 3-5 s instead of 0.6 s) and never more
+# than 2× faster at 1M rows, where only a 50k-row sample is fitted anyway.
+THREADS = 1
+
+NAMES = {
+    "kmeans": "k-means",
+    "kmeans-sample": "k-means",
+    "minibatch": "mini-batch k-means",
+    "gmm": "a Gaussian mixture",
+    "ward": "Ward hierarchical clustering",
+    "kprototypes": "k-prototypes",
+}
 
 K_RULE = (
-    "k-means is fitted for every k from {lo} to {hi}. A k is eligible when it lies in "
+    "{fitted} is fitted for every k from {lo} to {hi}. A k is eligible when it lies in "
     "{kmin}..{kmax} and its smallest segment holds at least {share:.0%} of customers. "
     "Each metric ranks the eligible k: silhouette (higher is better), Calinski-Harabasz (higher), "
     "Davies-Bouldin (lower) and the knee of the inertia curve (largest distance below the chord "
@@ -42,55 +59,62 @@ class Segmentation:
     k_reason: str
     k_disagreement: str
     silhouette: float
-    scaling: str
+    scaling: str  # in words, for the appendix
     log_features: list[str]  # model features log1p-transformed before scaling
-    scaler: StandardScaler
-    model: KMeans
+    scaler: Scaling
+    model: Any  # predicts the cluster index of scaled rows (see algorithms.predict_labels)
     order: list[int]  # model cluster index for segment id 1..k
     points: pd.DataFrame  # sampled customers: x, y (PCA) with the frame index
     projection: str
+    algorithm: str = "kmeans"  # as run: kmeans, kmeans-sample, minibatch, gmm, ward, kprototypes
+    algorithm_text: str = ""  # in words, for the appendix
+    categorical: tuple[str, ...] = ()  # category columns k-prototypes used
+    stability: Stability | None = None  # per segment id, after relabelling
+    stability_text: str = ""
 
 
-def _matrix(ff: FeatureFrame) -> tuple[np.ndarray, list[str], StandardScaler]:
-    x = ff.frame[ff.model].to_numpy(dtype="float64", copy=True)
-    logged = []
-    for j, name in enumerate(ff.model):
-        col = x[:, j]
-        # Money and counts are right-skewed: without a log the biggest spenders would
-        # become segments of their own.
-        if ff.meta[name].unit in ("money", "count") and col.min() >= 0 and \
-                pd.Series(col).skew() > 1:
-            x[:, j] = np.log1p(col)
-            logged.append(name)
-    if not np.isfinite(x).all():
-        raise SegmentationError("the model features contain infinite values")
-    scaler = StandardScaler().fit(x)
-    return scaler.transform(x), logged, scaler
+def _cats(categories: pd.DataFrame | None, algorithm: str) -> np.ndarray | None:
+    if algorithm != "kprototypes" or categories is None:
+        return None
+    return categories.astype("string").fillna("Unknown").to_numpy(dtype=object)
 
 
-def _knee(inertia: list[float]) -> list[float]:
-    """Distance of each point below the chord of the normalised inertia curve (0..1)."""
-    y = np.asarray(inertia, dtype=float)
-    if len(y) < 3 or y[0] == y[-1]:
-        return [0.0] * len(y)
-    x = np.linspace(0.0, 1.0, len(y))
-    yn = (y - y[-1]) / (y[0] - y[-1])
-    return [float(max(v, 0.0)) for v in (1.0 - x) - yn]
+def _search_rows(algorithm: str, n: int, cfg: SegmentConfig, rng: np.random.Generator
+                 ) -> np.ndarray:
+    cap = min(cfg.search_sample, cfg.fit_sample) if algorithm in ("ward", "kprototypes") \
+        else cfg.search_sample
+    return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
-def _ranks(values: list[float], higher_is_better: bool) -> np.ndarray:
-    s = pd.Series(values)
-    return s.rank(ascending=not higher_is_better, method="min").to_numpy()
+def _search_fits(algorithm: str, zs: np.ndarray, ks: list[int], cfg: SegmentConfig
+                 ) -> dict[int, algorithms.Fitted]:
+    if algorithm == "ward":
+        return algorithms.ward_fits(zs, ks)
+    # k-prototypes is too slow to fit at every k (~0.7 s per fit on 2,240 customers): the
+    # search uses k-means on the numbers, and k-prototypes fits the chosen k with the categories.
+    family = "kmeans" if algorithm == "kprototypes" else algorithm
+    return {k: algorithms.fit(family, zs, k, cfg.random_state, cfg.n_init) for k in ks}
 
 
-def segment(ff: FeatureFrame, cfg: SegmentConfig) -> Segmentation:
+def segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | None = None
+            ) -> Segmentation:
+    """Segment the customers of ff. categories: the category columns (for kprototypes)."""
+    with threadpool_limits(limits=THREADS):
+        return _segment(ff, cfg, categories)
+
+
+def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | None
+             ) -> Segmentation:
     n = len(ff.frame)
     if len(ff.model) < 2:
         raise SegmentationError(
             "fewer than two model features vary across customers",
             hint="check [features] model or the column roles with `reportgen validate`",
         )
-    z, logged, scaler = _matrix(ff)
+    x = ff.frame[ff.model].to_numpy(dtype="float64", copy=True)
+    scaler = fit_scaling(x, ff.model, {f: ff.meta[f].unit for f in ff.model}, cfg.scaling,
+                         cfg.feature_scaling)
+    z = scaler.transform(x)
     rng = np.random.default_rng(cfg.random_state)
     distinct = len(np.unique(z, axis=0)) if n <= 100_000 else n
     hi = min(cfg.k if cfg.k else cfg.k_max, distinct - 1)
@@ -100,23 +124,31 @@ def segment(ff: FeatureFrame, cfg: SegmentConfig) -> Segmentation:
             f"only {distinct} distinct customers: too few for {cfg.k or cfg.k_min} segments",
             hint="use a larger table or a smaller --k",
         )
+    algorithm = cfg.algorithm
+    if algorithm == "kmeans" and n > cfg.large_table:
+        algorithm = "kmeans-sample"
+    family = "kmeans" if algorithm == "kmeans-sample" else algorithm
+    cats = _cats(categories, algorithm)
+    if algorithm == "kprototypes" and (cats is None or cats.shape[1] == 0):
+        raise SegmentationError(
+            "k-prototypes needs categorical columns and the table has none",
+            hint="use --algorithm kmeans, or give a column the role 'categorical' in [columns]",
+        )
 
-    search_idx = np.sort(rng.choice(n, cfg.search_sample, replace=False)) \
-        if n > cfg.search_sample else np.arange(n)
+    search_idx = _search_rows(algorithm, n, cfg, rng)
     zs = z[search_idx]
     sil_n = min(cfg.silhouette_sample, len(zs))
 
-    fits: dict[int, KMeans] = {}
+    ks = list(range(lo, hi + 1))
+    fits = _search_fits(family, zs, ks, cfg)
     rows: list[dict[str, float]] = []
-    for k in range(lo, hi + 1):
-        km = KMeans(n_clusters=k, n_init=cfg.n_init, random_state=cfg.random_state).fit(zs)
-        labels = km.labels_
+    for k in ks:
+        labels = fits[k].labels
         counts = np.bincount(labels, minlength=k)
-        fits[k] = km
         single = len(np.unique(labels)) < 2
         rows.append({
             "k": k,
-            "inertia": float(km.inertia_),
+            "inertia": fits[k].inertia,
             "silhouette": 0.0 if single else float(silhouette_score(
                 zs, labels, sample_size=sil_n, random_state=cfg.random_state)),
             "calinski_harabasz": 0.0 if single else float(calinski_harabasz_score(zs, labels)),
@@ -137,43 +169,137 @@ def segment(ff: FeatureFrame, cfg: SegmentConfig) -> Segmentation:
         for r in rows
     ]
 
-    model = fits[chosen]
-    if len(search_idx) < n:
-        model = KMeans(n_clusters=chosen, n_init=1, init=model.cluster_centers_,
-                       random_state=cfg.random_state).fit(z)
-    raw = model.predict(z) if len(search_idx) < n else model.labels_
+    fit_idx = search_idx
+    if algorithm == "kprototypes":
+        model = algorithms.fit("kprototypes", zs, chosen, cfg.random_state, cfg.n_init,
+                               cats=cats[search_idx] if cats is not None else None).model
+    elif family in ("kmeans", "minibatch") and len(search_idx) < n <= cfg.large_table:
+        # A medium table: polish the sample's centres on everyone (a few passes from a good start).
+        model = algorithms.fit(family, z, chosen, cfg.random_state, 1,
+                               init=fits[chosen].model.cluster_centers_).model
+        fit_idx = np.arange(n)
+    else:
+        model = fits[chosen].model
+    if len(search_idx) == n and algorithm != "kprototypes":
+        raw = fits[chosen].labels  # the fit's own labels: what predict gives for these rows
+    else:
+        raw = algorithms.predict_labels(family, model, z, cats)
 
-    # Segment ids follow value: segment 1 brings the most, whatever k-means numbered it.
+    # Segment ids follow value: segment 1 brings the most, whatever the model numbered it.
     if ff.value:
         worth = pd.Series(ff.frame[ff.value].to_numpy()).groupby(raw).sum()
     else:
         worth = pd.Series(raw).value_counts()
     order = [int(c) for c in worth.reindex(range(chosen), fill_value=0)
              .sort_values(ascending=False, kind="stable").index]
-    relabel = np.empty(chosen, dtype=int)
+    relabel = np.zeros(max(chosen, int(raw.max()) + 1), dtype=int)
     for seg_id, cluster in enumerate(order, start=1):
         relabel[cluster] = seg_id
     labels = relabel[raw]
 
-    final_sil = next(r.silhouette for r in table if r.k == chosen)
+    final_sil = float(silhouette_score(z, labels, sample_size=min(cfg.silhouette_sample, n),
+                                       random_state=cfg.random_state)) \
+        if len(np.unique(labels)) > 1 else 0.0
+    stability, stability_text = _stability(labels, z, cats, family, chosen, cfg)
     m = min(MAX_POINTS, n)
     pts_idx = np.sort(rng.choice(n, m, replace=False)) if n > m else np.arange(n)
     pca = PCA(n_components=2, random_state=cfg.random_state).fit(z[search_idx])
     xy = pca.transform(z[pts_idx])
     points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}, index=ff.frame.index[pts_idx])
     ev = pca.explained_variance_ratio_
-    scaling = "standardised (z-scores)" + (
-        f" after log(1 + x) on {', '.join(ff.meta[f].label.lower() for f in logged)}"
-        if logged else "")
+    fitted = ("k-means on the numeric features (k-prototypes is then fitted at the chosen k "
+              "with the categories)") if algorithm == "kprototypes" else NAMES[algorithm]
     return Segmentation(
         labels=labels, k=chosen, k_table=table, k_forced=cfg.k is not None,
-        k_rule=K_RULE.format(lo=lo, hi=hi, kmin=cfg.k_min, kmax=cfg.k_max,
-                             share=cfg.min_segment_share, structure=STRUCTURE_SILHOUETTE),
-        k_reason=reason, k_disagreement=disagreement, silhouette=final_sil, scaling=scaling,
-        log_features=logged, scaler=scaler, model=model, order=order, points=points,
+        k_rule=K_RULE.format(fitted=fitted[0].upper() + fitted[1:], lo=lo, hi=hi,
+                             kmin=cfg.k_min, kmax=cfg.k_max, share=cfg.min_segment_share,
+                             structure=STRUCTURE_SILHOUETTE),
+        k_reason=reason, k_disagreement=disagreement, silhouette=final_sil,
+        scaling=scaler.describe({f: ff.meta[f].label for f in ff.model}),
+        log_features=scaler.logged, scaler=scaler, model=model, order=order, points=points,
         projection=f"PCA of the scaled model features: axes explain {ev[0]:.0%} and "
                    f"{ev[1]:.0%} of the variance",
+        algorithm=algorithm,
+        algorithm_text=_describe(algorithm, cfg, n, len(search_idx), len(fit_idx),
+                                 tuple(categories.columns) if cats is not None and
+                                 categories is not None else ()),
+        categorical=tuple(categories.columns) if cats is not None and categories is not None
+        else (),
+        stability=stability, stability_text=stability_text,
     )
+
+
+def _describe(algorithm: str, cfg: SegmentConfig, n: int, searched: int, fitted: int,
+              categorical: tuple[str, ...]) -> str:
+    restarts = f"{cfg.n_init} restart{'s' if cfg.n_init > 1 else ''}"
+    if algorithm == "kmeans":
+        text = f"k-means (scikit-learn, k-means++ initialisation, {restarts} per k)"
+        if searched < n:
+            text += (f"; k searched on {fmt.num(searched)} sampled customers, the final centres "
+                     f"refined on all {fmt.num(n)}")
+        return text
+    if algorithm == "kmeans-sample":
+        return (f"k-means (scikit-learn, k-means++ initialisation, {restarts} per k) fitted on "
+                f"{fmt.num(searched)} sampled customers; the other {fmt.num(n - searched)} are "
+                "assigned to the nearest centre. The table is above segment.large_table "
+                f"({fmt.num(cfg.large_table)} customers): this was measured faster than "
+                "mini-batch k-means and closer to a k-means fit on everyone")
+    if algorithm == "minibatch":
+        return (f"mini-batch k-means (scikit-learn, batches of 4,096, {restarts} per k)"
+                + (f", fitted on {fmt.num(fitted)} customers" if fitted < n else ""))
+    if algorithm == "gmm":
+        text = "Gaussian mixture (scikit-learn, full covariance, k-means initialisation)"
+        if searched < n:
+            text += f" fitted on {fmt.num(searched)} sampled customers, the rest assigned"
+        return text + "; each customer goes to the most probable component"
+    if algorithm == "ward":
+        return (f"Ward hierarchical clustering (SciPy, as in scikit-learn) on "
+                f"{'all ' if searched == n else ''}{fmt.num(searched)}"
+                f"{'' if searched == n else ' sampled'} customers; every customer is then "
+                "assigned to the nearest segment centre")
+    return (f"k-prototypes (kmodes, Cao initialisation) on the scaled numbers and "
+            f"{', '.join(categorical)}, fitted on "
+            f"{'all ' if searched == n else ''}{fmt.num(searched)} customers; k chosen by "
+            "k-means on the numbers")
+
+
+def _stability(labels: np.ndarray, z: np.ndarray, cats: np.ndarray | None, family: str, k: int,
+               cfg: SegmentConfig) -> tuple[Stability | None, str]:
+    if cfg.stability_runs == 0:
+        return None, "not measured (segment.stability_runs = 0)"
+    # Ward and k-prototypes do not scale: their refits use their fit sample size.
+    sample = min(cfg.stability_sample, cfg.fit_sample) if family in ("ward", "kprototypes") \
+        else cfg.stability_sample
+
+    def refit(rows: np.ndarray, seed: int) -> np.ndarray:
+        sub_cats = cats[rows] if cats is not None else None
+        model = algorithms.fit(family, z[rows], k, seed, cfg.n_init, cats=sub_cats).model
+        evaluated = np.unique(rows)
+        return algorithms.predict_labels(family, model, z[evaluated],
+                                         cats[evaluated] if cats is not None else None)
+
+    result = measure(labels, refit, cfg.stability_runs, sample, cfg.random_state)
+    text = (f"{result.runs} refits, each on {fmt.num(result.sample)} customers drawn with "
+            f"replacement and a new seed; a segment's stability is its mean best-match Jaccard "
+            f"index with the refit's segments (1 = it came back whole); under "
+            f"{TENTATIVE_BELOW:.1f} it is marked tentative. Overall agreement (adjusted Rand "
+            f"index): {result.ari:.2f}")
+    return result, text
+
+
+def _knee(inertia: list[float]) -> list[float]:
+    """Distance of each point below the chord of the normalised inertia curve (0..1)."""
+    y = np.asarray(inertia, dtype=float)
+    if len(y) < 3 or y[0] == y[-1]:
+        return [0.0] * len(y)
+    x = np.linspace(0.0, 1.0, len(y))
+    yn = (y - y[-1]) / (y[0] - y[-1])
+    return [float(max(v, 0.0)) for v in (1.0 - x) - yn]
+
+
+def _ranks(values: list[float], higher_is_better: bool) -> np.ndarray:
+    s = pd.Series(values)
+    return s.rank(ascending=not higher_is_better, method="min").to_numpy()
 
 
 def _choose(
