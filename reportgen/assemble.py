@@ -12,7 +12,8 @@ from .config import Config
 from .features import FeatureFrame
 from .personas import Persona
 from .profile import Profiles
-from .report import (Action, ColumnInfo, Headline, Method, Report, Segment, TopAction)
+from .report import (TENTATIVE_BELOW, Action, ColumnInfo, Headline, Method, Report, Segment,
+                     TopAction)
 from .schema import ROLES, Schema
 from .segment import Segmentation
 
@@ -42,16 +43,21 @@ def build_report(
             value_share=sp.value_share, value_per_customer=sp.value_per_customer,
             traits=by_id[sp.id].traits, actions=actions[sp.id],
             means=sp.means, medians=sp.medians, zscores=sp.zscores,
+            stability=seg.stability.per_segment.get(sp.id) if seg.stability else None,
+            tentative=bool(seg.stability and
+                           seg.stability.per_segment.get(sp.id, 1.0) < TENTATIVE_BELOW),
         )
         for sp in profiles.segments
     ]
     method = Method(
-        algorithm="k-means (scikit-learn, k-means++ initialisation, "
-                  f"{cfg.segment.n_init} restarts per k)",
+        algorithm=seg.algorithm_text,
         scaling=seg.scaling, features=list(ff.model), random_state=cfg.segment.random_state,
         k=seg.k, k_forced=seg.k_forced, k_rule=seg.k_rule, k_reason=seg.k_reason,
         k_disagreement=seg.k_disagreement, k_table=seg.k_table, silhouette=seg.silhouette,
-        projection=seg.projection,
+        projection=seg.projection, algorithm_id=seg.algorithm,
+        stability_ari=seg.stability.ari if seg.stability else None,
+        stability_runs=seg.stability.runs if seg.stability else 0,
+        stability=seg.stability_text,
     )
     n = len(ff.frame)
     headline = Headline(
@@ -121,6 +127,11 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
                 notes.append(f"{s.name} complain more than others "
                              f"({fmt.pct(s.means['complained'], 1)} vs "
                              f"{fmt.pct(profiles.overall_mean['complained'], 1)}).")
+    for s in segments:
+        if s.tentative and s.stability is not None:
+            notes.append(f"{s.name} is tentative (stability {s.stability:.2f}): refitted on "
+                         "resampled customers it is not reliably found again; test on a small "
+                         "group before building a campaign on it alone.")
     if seg.silhouette < 0.25:
         notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
                      "not sharply separated groups: customers near a boundary could sit in either.")

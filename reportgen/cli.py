@@ -1,6 +1,8 @@
 """The command line. Thin: options in, one library call, output and exit code out.
 
-Exit codes: 0 success; 1 a bug in reportgen (traceback with --verbose); 2 bad input or config.
+Exit codes: 0 success; 1 a bug in reportgen (traceback with --verbose); 2 bad input or config;
+3 the report was written but a CI gate failed (--fail-under-silhouette, --min-segment-share,
+--min-stability).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import VALID_FORMATS, load_config
+from .config import ALGORITHMS, VALID_FORMATS, load_config
 from .errors import ConfigError, ReportgenError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,11 +92,21 @@ def main() -> None:
 @click.option("--seed", type=int, help="Random seed for every random choice (default 42).")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
               help="Date for ages and tenures (default: latest date in the data).")
+@click.option("--algorithm", type=click.Choice(ALGORITHMS),
+              help="Clustering algorithm (default kmeans; see segment.algorithm).")
+@click.option("--fail-under-silhouette", "fail_under_silhouette", type=float, metavar="X",
+              help="CI gate: exit 3 if the silhouette is below X (the report is still written).")
+@click.option("--min-segment-share", "gate_min_share", type=float, metavar="Y",
+              help="CI gate: exit 3 if the smallest segment holds less than Y (0-1) of customers.")
+@click.option("--min-stability", "min_stability", type=float, metavar="Z",
+              help="CI gate: exit 3 if any segment's stability (0-1) is below Z.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_errors_to_exit_codes
 def run(source: str | None, config_path: str | None, out_root: str, formats: str | None,
-        k: int | None, seed: int | None, as_of: str | None, verbose: bool, quiet: bool) -> None:
+        k: int | None, seed: int | None, as_of: str | None, algorithm: str | None,
+        fail_under_silhouette: float | None, gate_min_share: float | None,
+        min_stability: float | None, verbose: bool, quiet: bool) -> None:
     """Segment SOURCE (CSV/TSV; default: the bundled sample) and write the report."""
     _setup_logging(verbose, quiet)
     if verbose and quiet:
@@ -107,7 +119,9 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
             raise ConfigError(f"--as-of {as_of!r} is not a date like 2014-06-30") from None
     cfg = load_config(config_path).with_overrides(
         segment__k=k, segment__random_state=seed, report__as_of=as_of_date,
-        report__formats=_formats(formats),
+        report__formats=_formats(formats), segment__algorithm=algorithm,
+        gates__fail_under_silhouette=fail_under_silhouette,
+        gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
     )
     from .pipeline import run as run_pipeline
 
@@ -117,8 +131,43 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
                f"{report.headline.k} segments (run {report.run_id})")
     width = max(len(s.name) for s in report.segments)
     for s in report.segments:
+        stable = "" if s.stability is None else \
+            f"  {'tentative' if s.tentative else 'stable'} {s.stability:.2f}"
         click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
-                   f"{s.value_share:>4.0%} of {report.value_label}")
+                   f"{s.value_share:>4.0%} of {report.value_label}{stable}")
+    click.echo("Wrote:")
+    for path in result.files:
+        click.echo(f"  {path}")
+    from .gates import EXIT_GATE_FAILED, failed
+
+    if failed(report):
+        for gate in failed(report):
+            click.echo(f"Gate failed: {gate.name}: {gate.reason}", err=True)
+        sys.exit(EXIT_GATE_FAILED)
+
+
+@main.command()
+@click.argument("new_customers")
+@click.option("--model", "model_dir", required=True, type=click.Path(),
+              help="Folder of a `reportgen run` (it holds model.skops).")
+@click.option("--out", "out_dir", default="output/scores", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for segments.csv and score.json.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@_errors_to_exit_codes
+def score(new_customers: str, model_dir: str, out_dir: str, verbose: bool, quiet: bool) -> None:
+    """Assign the customers of NEW_CUSTOMERS to the segments of a previous run."""
+    _setup_logging(verbose, quiet)
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet cannot be used together")
+    from .pipeline import score as score_pipeline
+
+    result = score_pipeline(new_customers, Path(model_dir), Path(out_dir))
+    s = result.summary
+    click.echo(f"Scored {s['customers']:,} of {s['customers_in']:,} customers with the "
+               f"segments of run {s['model_run']}")
+    for seg in s["segments"]:
+        click.echo(f"  {seg['id']}  {seg['name']}  {seg['customers']:,} ({seg['share']:.0%})")
     click.echo("Wrote:")
     for path in result.files:
         click.echo(f"  {path}")

@@ -32,11 +32,11 @@ def neutralise(value: object) -> object:
     return value
 
 
-def segments_table(report: Report, frame: pd.DataFrame, key: str, kept_index: pd.Index,
+def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_index: pd.Index,
                    labels: np.ndarray, excluded: pd.Series, features: pd.DataFrame
                    ) -> pd.DataFrame:
-    """Every input row: its key, segment and persona, or the reason it was left out."""
-    names = {s.id: s.name for s in report.segments}
+    """Every input row: its key, segment and persona (names: segment id -> persona), or the
+    reason it was left out."""
     segment = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     segment.loc[kept_index] = labels
     keys = frame[key] if key in frame else pd.Series(
@@ -57,7 +57,8 @@ def segments_table(report: Report, frame: pd.DataFrame, key: str, kept_index: pd
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
-                  timings: dict[str, float]) -> tuple[Path, list[Path]]:
+                  timings: dict[str, float], model: dict[str, Any] | None = None
+                  ) -> tuple[Path, list[Path]]:
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -69,9 +70,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        table = segments_table(report, frame, key, kept_index, labels, excluded, features)
+        names = {s.id: s.name for s in report.segments}
+        table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
+        if model is not None:
+            from .scoring import MODEL_FILE, dump
+
+            dump(model, tmp / MODEL_FILE)
         if formats:
             from . import render
         timings = dict(timings)
@@ -101,3 +107,30 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise
     files = sorted(final.iterdir())
     return final, files
+
+
+def write_scores(*, out_dir: Path, frame: pd.DataFrame, key: str, kept_index: pd.Index,
+                 labels: np.ndarray, excluded: pd.Series, features: pd.DataFrame,
+                 names: dict[int, str], summary: dict[str, Any]) -> list[Path]:
+    """segments.csv (the same columns as a run's) and score.json into out_dir.
+
+    out_dir may be any folder, the current one included, so it is never replaced: each file is
+    written beside its final name and moved into place once both are complete.
+    """
+    final = [out_dir / "segments.csv", out_dir / "score.json"]
+    parts = [out_dir / f".{p.name}.partial-{os.getpid()}" for p in final]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table = segments_table(names, frame, key, kept_index, labels, excluded, features)
+        table.to_csv(parts[0], index=False, lineterminator="\n")
+        parts[1].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
+                            encoding="utf-8")
+        for part, path in zip(parts, final, strict=True):
+            os.replace(part, path)
+    except OSError as exc:
+        raise ReportgenError(f"cannot write the scores ({exc.strerror})",
+                             file=str(out_dir)) from None
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return final

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import gates
 from .config import Config
 from .report import Report
 
@@ -64,6 +65,7 @@ def run(
     from .playbook import load_playbook, recommend
     from .profile import profile
     from .schema import infer_schema
+    from .scoring import build_bundle
     from .segment import segment
 
     clock = _Clock()
@@ -77,7 +79,7 @@ def run(
     with clock.stage("features"):
         ff = build_features(cleaned, schema, cfg)
     with clock.stage("segment"):
-        seg = segment(ff, cfg.segment)
+        seg = segment(ff, cfg.segment, _categories(cleaned, schema, cfg))
     with clock.stage("profile"):
         profiles = profile(ff, seg)
     from . import charts
@@ -107,15 +109,65 @@ def run(
             value_label=value_label, currency=cfg.report.currency,
         )
         report = dataclasses.replace(report, charts=report_charts)
+        report = dataclasses.replace(report, gates=gates.evaluate(report, cfg.gates))
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
+        bundle = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
+                              seg=seg, categories=list(seg.categorical), names=names,
+                              run_id=run_id)
         run_dir, files = write_outputs(
             report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
-            formats=cfg.report.formats, timings=clock.timings,
+            formats=cfg.report.formats, timings=clock.timings, model=bundle,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+def _categories(cleaned: Any, schema: Any, cfg: Config) -> pd.DataFrame | None:
+    """The category columns k-prototypes clusters on (None for the other algorithms)."""
+    if cfg.segment.algorithm != "kprototypes":
+        return None
+    from .scoring import CATEGORY_ROLES
+
+    columns = [c for role in CATEGORY_ROLES for c in schema.cols(role) if c in cleaned.frame]
+    return cleaned.frame[columns]
+
+
+@dataclass
+class ScoreResult:
+    out_dir: Path
+    files: list[Path]
+    summary: dict[str, Any]
+
+
+def score(source: str, model_dir: Path, out_dir: Path) -> ScoreResult:
+    """Segment the customers of SOURCE with the model saved in model_dir (a run's folder)."""
+    from .config import InputConfig
+    from .load import load
+    from .output import write_scores
+    from .scoring import load_bundle
+    from .scoring import score as score_frame
+
+    bundle = load_bundle(model_dir)
+    loaded = load(source, InputConfig())
+    where = str(getattr(loaded, "where", loaded.path))
+    scored = score_frame(loaded.frame, bundle, where)
+    counts = pd.Series(scored.labels).value_counts()
+    n = len(scored.labels)
+    summary = {
+        "model_run": scored.run_id, "input": loaded.name, "sha256": loaded.sha256,
+        "customers_in": int(len(loaded.frame)), "customers": int(n),
+        "excluded": int(len(loaded.frame) - n),
+        "segments": [{"id": i, "name": name, "customers": int(counts.get(i, 0)),
+                      "share": round(float(counts.get(i, 0)) / n, 4) if n else 0.0}
+                     for i, name in sorted(scored.names.items())],
+    }
+    files = write_scores(out_dir=out_dir, frame=loaded.frame, key=scored.key,
+                         kept_index=scored.kept_index, labels=scored.labels,
+                         excluded=scored.excluded, features=scored.features, names=scored.names,
+                         summary=summary)
+    return ScoreResult(out_dir=out_dir, files=files, summary=summary)
 
 
 def _csv_features(ff: Any) -> list[str]:
