@@ -29,10 +29,19 @@ def _setting(default: Any, help: str, **kw: Any) -> Any:
 
 @dataclass(frozen=True)
 class InputConfig:
-    delimiter: str | None = _setting(None, "Field delimiter; empty = sniffed (comma, tab, semicolon, pipe).")
+    delimiter: str | None = _setting(
+        None, "Field delimiter; empty = sniffed (comma, tab, semicolon, pipe)."
+    )
     encoding: str | None = _setting(None, "Text encoding; empty = UTF-8, falling back to CP1252.")
     date_format: str | None = _setting(
         None, "strftime format of date columns, e.g. '%d-%m-%Y'; empty = inferred from the values."
+    )
+    sheet: str | None = _setting(None, "Worksheet of an .xlsx workbook; empty = the first sheet.")
+    table: str | None = _setting(
+        None, "Database table (or schema.table) when SOURCE is a SQLAlchemy URL (or --table)."
+    )
+    query: str | None = _setting(
+        None, "SQL query when SOURCE is a SQLAlchemy URL, instead of a table (or --query)."
     )
 
 
@@ -124,6 +133,11 @@ class Config:
         default_factory=dict,
         metadata={"help": "Column roles that override inference: column name = role."},
     )
+    scale: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "Multiply a column by a factor: column name = 1000 for amounts in "
+                          "thousands. Inferred from names like 'Income (k$)'; 1 switches it off."},
+    )
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -203,6 +217,11 @@ def _coerce(value: Any, hint: Any, where: str, file: str | None) -> Any:
             return list(value)
         raise ConfigError(f"{where} must be a list of strings, got {value!r}", file=file)
     elif origin is dict:
+        if args and args[1] is float:
+            if isinstance(value, dict) and all(isinstance(v, (int, float))
+                                               and not isinstance(v, bool) for v in value.values()):
+                return {k: float(v) for k, v in value.items()}
+            raise ConfigError(f"{where} must be a table of name = number pairs", file=file)
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             return dict(value)
         raise ConfigError(f"{where} must be a table of name = \"text\" pairs", file=file)
@@ -231,6 +250,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, file: str | None) -> An
 
 def validate(cfg: Config, file: str | None = None) -> Config:
     """Check the relations between settings that types alone cannot express."""
+    _validate_input(cfg, file)
     s = cfg.segment
     if s.k_min < 2:
         raise ConfigError("'segment.k_min' must be at least 2", file=file)
@@ -268,6 +288,27 @@ def validate(cfg: Config, file: str | None = None) -> Config:
                 f"unknown format {fmt!r}{_nearest(fmt, list(VALID_FORMATS))}", file=file
             )
     return cfg
+
+
+def _validate_input(cfg: Config, file: str | None) -> None:
+    i = cfg.input
+    if i.delimiter is not None and len(i.delimiter) != 1:
+        raise ConfigError(f"'input.delimiter' must be one character, got {i.delimiter!r}",
+                          file=file, hint='e.g. ";" or "\\t"')
+    if i.encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(i.encoding)
+        except LookupError:
+            raise ConfigError(f"'input.encoding' names an unknown encoding {i.encoding!r}",
+                              file=file, hint="e.g. utf-8, cp1252, latin-1") from None
+    if i.table is not None and i.query is not None:
+        raise ConfigError("'input.table' and 'input.query' cannot both be set", file=file)
+    for column, factor in cfg.scale.items():
+        if not 0 < factor < 1e9:
+            raise ConfigError(f"'scale.{column}' must be a positive factor such as 1000, got "
+                              f"{factor:g}", file=file)
 
 
 def load_config(path: str | Path | None) -> Config:

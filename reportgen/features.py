@@ -1,4 +1,6 @@
-"""Derived features: age, tenure, spend, RFM, product and channel mix... from the roles present."""
+"""Derived features: age, tenure, spend, RFM, product and channel mix, credit use, contract...
+from the roles present. A feature whose inputs the table lacks is simply not there: no channel
+mix without purchase channels, no tenure without a signup date or a tenure column."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ import pandas as pd
 
 from .clean import Cleaned
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .report import FeatureInfo
-from .schema import Schema
+from .schema import Schema, normalise
 
 # Default model features, in order of preference; those the table can give are used.
 # Behaviour and value first; demographics that drive buying (income, children, age);
@@ -23,6 +25,16 @@ DEFAULT_MODEL = ["income", "total_spend", "avg_basket", "purchases_total", "deal
                  "share_web", "share_catalog", "share_store", "web_visits", "children",
                  "age", "campaigns_accepted", "score",
                  "share_wines", "share_meat"]
+# What other kinds of customer table carry: credit cards (balance, cash advance, limit,
+# payments), subscriptions and telecom (monthly bill, tenure as a number).
+EXTRA_MODEL = ["monthly_spend", "balance", "cash_advance", "credit_limit", "payments"]
+# Product shares: the two above are the sample's; a table without them (a wholesale table
+# with Fresh, Milk, Grocery...) clusters on all its product shares, up to this many.
+MAX_PRODUCT_SHARES = 8
+# Categories with more levels than this are described by their largest levels only.
+MAX_LEVELS = 6
+# Groups that describe a segment but never make it: outcomes and one-hot profile columns.
+DESCRIPTIVE_GROUPS = ("campaigns", "profile", "outcome")
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class FeatureMeta:
     unit: str
     group: str
     description: str
+    level: str = ""  # for a category level feature ("Month-to-month"): the level's name
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,18 @@ class FeatureFrame:
 
 
 def _title(tag: str) -> str:
-    return tag.replace("_", " ").strip().capitalize()
+    # "Spending Score (1-100)" → "Spending score": units in brackets are for the reader of
+    # the raw table, not for a label.
+    text = re.sub(r"\s*[\(\[][^\)\]]*[\)\]]", "", tag).replace("_", " ").strip() or tag
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
+    return text[:1].upper() + text[1:].lower()
+
+
+def _rate_label(column: str) -> str:
+    norm = normalise(column)
+    if "full_pay" in norm:
+        return "Paid in full"  # PRC_FULL_PAYMENT: share of months the bill was paid in full
+    return _title(re.sub(r"(?i)^(prc|pct)_", "", column))
 
 
 def _campaign_label(column: str) -> str:
@@ -60,15 +84,27 @@ def _campaign_label(column: str) -> str:
     return "Last campaign" if "response" in column.lower() else _title(column)
 
 
+def _slug(text: str) -> str:
+    return normalise(text) or "x"
+
+
 def build_features(cleaned: Cleaned, schema: Schema, cfg: Config) -> FeatureFrame:
     df = cleaned.frame
     out = pd.DataFrame(index=df.index)
     meta: dict[str, FeatureMeta] = {}
+    columns: dict[str, pd.Series] = {}
 
     def add(name: str, values: pd.Series | np.ndarray, label: str, unit: str, group: str,
-            description: str) -> None:
-        out[name] = pd.Series(values, index=df.index).astype("float64")
-        meta[name] = FeatureMeta(label, unit, group, description)
+            description: str, level: str = "") -> None:
+        s = pd.Series(values, index=df.index).astype("float64")
+        if s.isna().all():
+            return
+        base, n = name, 2
+        while name in columns:
+            name = f"{base}_{n}"
+            n += 1
+        columns[name] = s.fillna(0.0) if s.isna().any() else s
+        meta[name] = FeatureMeta(label, unit, group, description, level)
 
     as_of = cleaned.as_of
     if (by := schema.col("birth_year")) and as_of is not None:
@@ -76,44 +112,82 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config) -> FeatureFram
             f"years between {by} and {as_of.isoformat()}")
     elif age := schema.col("age"):
         add("age", df[age], "Age", "years", "demographics", f"from {age}")
-    if (signup := schema.col("signup_date")) and as_of is not None:
+    signup = schema.col("signup_date")
+    if signup and as_of is not None and df[signup].notna().any():
         days = (pd.Timestamp(as_of) - df[signup]).dt.days
         months = (days / 30.4375).fillna((days / 30.4375).median())
         add("tenure_months", months, "Tenure", "months", "engagement",
             f"months between {signup} and {as_of.isoformat()}")
+    elif tenure := schema.col("tenure"):
+        norm = normalise(tenure)
+        factor, unit_word = (12.0, "years") if "year" in norm else \
+            (1 / 30.4375, "days") if "day" in norm else (1.0, "months")
+        add("tenure_months", df[tenure] * factor, "Tenure", "months", "engagement",
+            f"from {tenure} ({unit_word})")
     if income := schema.col("income"):
         add("income", df[income], "Income", "money", "demographics", f"from {income}")
 
     spend_cols = schema.cols("spend")
+    total_col = schema.totals.get("spend")
+    parts = [c for c in spend_cols if c != total_col]
     if spend_cols:
-        total = df[spend_cols].sum(axis=1)
-        add("total_spend", total, "Total spend", "money", "value",
-            f"sum of {', '.join(spend_cols)}" if len(spend_cols) > 1 else f"from {spend_cols[0]}")
-        if len(spend_cols) > 1:
+        if total_col:
+            total = df[total_col]
+            how = f"from {total_col}"
+        else:
+            total = df[spend_cols].sum(axis=1)
+            how = f"sum of {', '.join(spend_cols)}" if len(spend_cols) > 1 else \
+                f"from {spend_cols[0]}"
+        add("total_spend", total, "Total spend", "money", "value", how)
+        if len(parts) > 1 or (total_col and parts):
             safe = total.replace(0, np.nan)
-            for column in spend_cols:
+            for column in parts:
                 tag = schema.tags.get(column, column.lower())
-                add(f"share_{tag}", (df[column] / safe).fillna(0.0), f"{_title(tag)} share",
-                    "share", "product_mix", f"{column} as a share of total spend")
+                add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
+                    f"{_title(tag)} share", "share", "product_mix",
+                    f"{column} as a share of total spend")
+    if monthly := schema.col("monthly_spend"):
+        add("monthly_spend", df[monthly], "Monthly bill", "money", "value", f"from {monthly}")
 
     purchase_cols = schema.cols("purchases")
+    total_purchases = schema.totals.get("purchases")
     if purchase_cols:
-        purchases = df[purchase_cols].sum(axis=1)
+        channels = [c for c in purchase_cols if c != total_purchases]
+        purchases = df[total_purchases] if total_purchases else df[purchase_cols].sum(axis=1)
         add("purchases_total", purchases, "Purchases", "count", "value",
+            f"from {total_purchases}" if total_purchases else
             f"sum of {', '.join(purchase_cols)}" if len(purchase_cols) > 1
             else f"from {purchase_cols[0]}")
         safe = purchases.replace(0, np.nan)
-        if len(purchase_cols) > 1:
-            for column in purchase_cols:
+        if len(channels) > 1 or (total_purchases and channels):
+            for column in channels:
                 tag = schema.tags.get(column, column.lower())
-                add(f"share_{tag}", (df[column] / safe).fillna(0.0), f"{_title(tag)} share",
-                    "share", "channel_mix", f"{column} as a share of all purchases")
+                add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
+                    f"{_title(tag)} share", "share", "channel_mix",
+                    f"{column} as a share of all purchases")
         if deals := schema.col("deals"):
             add("deal_share", (df[deals] / safe).clip(upper=1.0).fillna(0.0), "Deal share",
                 "share", "engagement", f"{deals} as a share of all purchases")
-        if "total_spend" in out:
-            add("avg_basket", (out["total_spend"] / safe).fillna(0.0), "Average basket", "money",
-                "value", "total spend per purchase")
+        if "total_spend" in columns:
+            add("avg_basket", (columns["total_spend"] / safe).fillna(0.0), "Average basket",
+                "money", "value", "total spend per purchase")
+
+    if balance := schema.col("balance"):
+        add("balance", df[balance], "Balance", "money", "value", f"from {balance}")
+    if limit := schema.col("credit_limit"):
+        add("credit_limit", df[limit], "Credit limit", "money", "value", f"from {limit}")
+        if balance:
+            util = (df[balance] / df[limit].replace(0, np.nan)).clip(0, 2)
+            add("utilisation", util.fillna(util.median()), "Credit utilisation", "share",
+                "engagement", f"{balance} / {limit}")
+    if cash := schema.col("cash_advance"):
+        add("cash_advance", df[cash], "Cash advance", "money", "value", f"from {cash}")
+    if paid := schema.col("payments"):
+        add("payments", df[paid], "Payments", "money", "value", f"from {paid}")
+    for column in schema.cols("rate"):
+        add(f"rate_{_slug(column)}", df[column], _rate_label(column), "share", "engagement",
+            f"from {column}")
+
     if visits := schema.col("visits"):
         add("web_visits", df[visits], "Web visits", "count", "engagement", f"from {visits}")
     if recency := schema.col("recency"):
@@ -139,19 +213,49 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config) -> FeatureFram
             "engagement", f"sum of {', '.join(campaign_cols)}")
     if complaint := schema.col("complaint"):
         add("complained", df[complaint], "Complained", "rate", "engagement", f"from {complaint}")
+    if churn := schema.col("churn"):
+        add("churned", df[churn], "Churned", "rate", "outcome", f"share who left ({churn})")
     for column in schema.cols("score"):
-        name = "score" if "score" not in out else f"score_{column.lower()}"
+        name = "score" if "score" not in columns else f"score_{_slug(column)}"
         add(name, df[column], _title(column), "number", "value", f"from {column}")
     for column in schema.cols("numeric"):
-        add(f"num_{re.sub(r'[^a-z0-9]+', '_', column.lower())}", df[column], _title(column),
-            "number", "engagement", f"from {column}")
+        add(f"num_{_slug(column)}", df[column], _title(column), "number", "engagement",
+            f"from {column}")
+    for column in schema.cols("flag"):
+        add(f"flag_{_slug(column)}", df[column], _title(column), "rate", "profile",
+            f"share answering yes ({column})")
+    for column in schema.cols("gender") + schema.cols("categorical"):
+        _add_levels(add, df[column], column, "gender" if column in schema.cols("gender")
+                    else "cat")
 
-    model = _model_features(cfg, out, meta)
-    value = "total_spend" if "total_spend" in out else ("score" if "score" in out else None)
+    out = pd.DataFrame(columns, index=df.index) if columns else out
+    if not meta:
+        raise InputError("the table has no column reportgen can measure customers by",
+                         hint="see the roles with `reportgen validate`; set numeric columns "
+                              "in [columns]")
+    model = _model_features(cfg, out, meta, schema)
+    value = next((v for v in ("total_spend", "monthly_spend", "score") if v in out), None)
     return FeatureFrame(frame=out, meta=meta, model=model, value=value)
 
 
-def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]) -> list[str]:
+def _add_levels(add: object, s: pd.Series, column: str, prefix: str) -> None:
+    """One share feature per level of a category: 'Contract: Month-to-month'."""
+    counts = s.value_counts()
+    levels = [lv for lv in counts.index if str(lv) not in ("Unknown", "Other")]
+    if len(levels) < 2:
+        return
+    # Two levels: one share says it all (the other is its complement).
+    for level in levels[:1] if len(levels) == 2 and len(counts) == 2 else levels[:MAX_LEVELS]:
+        text = str(level)
+        name = f"gender_{_slug(text)}" if prefix == "gender" else \
+            f"cat_{_slug(column)}_{_slug(text)}"
+        label = text if prefix == "gender" else f"{_title(column)}: {text}"
+        add(name, (s == level).astype(float), label, "share",  # type: ignore[operator]
+            "profile", f"share with {column} = {text}", text)
+
+
+def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta],
+                    schema: Schema | None = None) -> list[str]:
     if cfg.features.model:
         for name in cfg.features.model:
             if name not in out:
@@ -163,9 +267,18 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
         chosen = list(cfg.features.model)
     else:
         chosen = [f for f in DEFAULT_MODEL if f in out]
+        chosen += [f for f in EXTRA_MODEL if f in out]
+        if schema is not None and schema.col("tenure") and "tenure_months" in out:
+            chosen.append("tenure_months")  # a tenure column is behaviour, not an enrolment date
+        chosen += [f for f, m in meta.items() if f.startswith("rate_")]
+        products = [f for f, m in meta.items() if m.group == "product_mix"]
+        if not any(f in chosen for f in products) and len(products) <= MAX_PRODUCT_SHARES:
+            chosen += products
+        # A yes/no feature (Dependents in a telecom table) splits k-means in two along
+        # itself and nothing else: describe segments with it, do not build them from it.
+        chosen = [f for f in chosen if out[f].nunique() > 2]
         if len(chosen) < 2:
             # A table with little we know: cluster on whatever numbers it has.
-            chosen = [f for f, m in meta.items() if m.group != "campaigns"]
+            chosen = [f for f, m in meta.items() if m.group not in DESCRIPTIVE_GROUPS]
     # A feature with no spread cannot separate anyone.
-    return [f for f in chosen if out[f].std() > 0]
-
+    return [f for f in dict.fromkeys(chosen) if out[f].std() > 0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +19,8 @@ from .resources import templates_dir
 MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
 MIN_TRAITS = 3
-TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement")
+TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement", "profile",
+                "outcome")
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,41 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
     return out
 
 
-def _candidates(sp: SegmentProfile, vocab: dict[str, Words]) -> list[tuple[float, str]]:
+_NOT_A_NAME = {"no", "yes", "none", "other", "unknown", "n/a", "true", "false"}
+
+
+def matching(pattern: str, features: Iterable[str]) -> list[str]:
+    """The features a vocabulary or playbook entry names: itself, or those its glob matches
+    ("rate_*full_pay*" matches the credit-card table's rate_prc_full_payment)."""
+    if not any(ch in pattern for ch in "*?["):
+        return [pattern] if pattern in set(features) else []
+    return sorted(f for f in features if fnmatch.fnmatchcase(f, pattern))
+
+
+def _word(text: str, level: str) -> str | None:
+    """A word, with {level} filled in for a category level; None when the level is a bare
+    code (Region 3) that would make no sense in a name."""
+    if "{level}" not in text:
+        return text
+    if not re.search(r"[A-Za-z]{2}", level) or level.strip().lower() in _NOT_A_NAME:
+        return None
+    return text.replace("{level}", level)
+
+
+def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | None = None
+                ) -> list[tuple[float, str]]:
     adjectives: list[tuple[float, str, str]] = []
     nouns: list[tuple[float, str, str]] = []
-    for feature, words in vocab.items():
-        z = sp.zscores.get(feature)
-        if z is None or abs(z) < MIN_Z:
-            continue
-        side = words.high if z > 0 else words.low
-        if "adjective" in side:
-            adjectives.append((abs(z), feature, side["adjective"]))
-        if "noun" in side:
-            nouns.append((abs(z), feature, side["noun"]))
+    for pattern, words in vocab.items():
+        for feature in matching(pattern, sp.zscores):
+            z = sp.zscores.get(feature)
+            if z is None or abs(z) < MIN_Z:
+                continue
+            side = words.high if z > 0 else words.low
+            level = ff.meta[feature].level if ff is not None and feature in ff.meta else ""
+            for part, found in (("adjective", adjectives), ("noun", nouns)):
+                if part in side and (word := _word(side[part], level)):
+                    found.append((abs(z), feature, word))
     names: list[tuple[float, str]] = []
     for za, fa, adj in adjectives:
         for zn, fn, noun in nouns:
@@ -114,7 +141,7 @@ def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_lab
                    key=lambda sp: (-max((abs(z) for z in sp.zscores.values()), default=0), sp.id))
     named: dict[int, str] = {}
     for sp in order:
-        options = [n for _, n in _candidates(sp, vocab)] + ["Mainstream customers"]
+        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"]
         name = next((n for n in options if n.lower() not in taken), None)
         if name is None:
             name = f"{options[0]} ({sp.id})"

@@ -57,7 +57,7 @@ def run(
 ) -> RunResult:
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
     from .assemble import build_report
-    from .clean import clean
+    from .clean import clean, require_rows
     from .features import build_features
     from .load import load
     from .output import write_outputs
@@ -71,11 +71,12 @@ def run(
     clock = _Clock()
     with clock.stage("load"):
         loaded = load(source, cfg.input)
-    file = str(loaded.path)
+    file = loaded.where
     with clock.stage("schema"):
-        schema = infer_schema(loaded.frame, cfg.columns, file=file)
+        schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
     with clock.stage("clean"):
-        cleaned = clean(loaded.frame, schema, cfg, file=file)
+        cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
+        require_rows(cleaned, cfg, file=file)
     with clock.stage("features"):
         ff = build_features(cleaned, schema, cfg)
     with clock.stage("segment"):
@@ -199,7 +200,7 @@ def _manifest(loaded: Any, cfg: Config, timings: dict[str, float]) -> dict[str, 
 
     versions["python"] = platform.python_version()
     return {
-        "input": {"file": loaded.name, "path": str(loaded.path), "sha256": loaded.sha256,
+        "input": {"file": loaded.name, "path": loaded.where, "sha256": loaded.sha256,
                   "rows": int(len(loaded.frame)), "columns": int(loaded.frame.shape[1]),
                   "delimiter": loaded.delimiter, "encoding": loaded.encoding},
         "config": cfg.to_dict(),

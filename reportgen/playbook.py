@@ -10,7 +10,7 @@ from pathlib import Path
 from . import fmt
 from .errors import ConfigError
 from .features import FeatureFrame
-from .personas import evidence
+from .personas import evidence, matching
 from .profile import Profiles, SegmentProfile
 from .report import Action
 from .resources import templates_dir
@@ -18,7 +18,7 @@ from .resources import templates_dir
 MIN_ACTIONS = 3
 MAX_ACTIONS = 5
 _BOUNDS = {"z_above", "z_below", "above", "below"}
-SEGMENT_METRICS = {"value_index"}
+SEGMENT_METRICS = {"value_index", "share"}
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,25 @@ def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Prof
         text = (f"{fmt.pct(sp.value_share)} of {value_label} from {fmt.pct(sp.share)} of "
                 f"customers ({v:.1f}× its share)")
         return holds, abs(math.log2(v)) if v > 0 else 1.0, text
+    if cond.segment == "share":
+        holds = sp.share > cond.threshold if cond.bound == "above" else sp.share < cond.threshold
+        text = f"{fmt.pct(sp.share)} of customers ({sp.size:,} people)"
+        return holds, 0.1, text
     assert cond.feature is not None
-    if cond.feature not in sp.zscores or cond.feature not in ff.meta:
+    # A glob ("cat_contract_month*") names every feature it matches; the strongest one that
+    # meets the condition counts.
+    names = [f for f in matching(cond.feature, ff.meta) if f in sp.zscores]
+    if not names:
         return None
-    z = sp.zscores[cond.feature]
-    if cond.bound in ("z_above", "above"):
-        holds = z > cond.threshold
-    else:
-        holds = z < cond.threshold
-    m = ff.meta[cond.feature]
-    text = evidence(m.label, m.unit, sp.means[cond.feature],
-                    profiles.overall_mean[cond.feature], currency)
-    return holds, abs(z), text
+    best: tuple[bool, float, str] | None = None
+    for name in names:
+        z = sp.zscores[name]
+        holds = z > cond.threshold if cond.bound in ("z_above", "above") else z < cond.threshold
+        m = ff.meta[name]
+        text = evidence(m.label, m.unit, sp.means[name], profiles.overall_mean[name], currency)
+        if best is None or (holds, abs(z)) > (best[0], best[1]):
+            best = (holds, abs(z), text)
+    return best
 
 
 def recommend(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Profiles,
@@ -111,5 +118,11 @@ def recommend(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles:
     actions = specific[:MAX_ACTIONS]
     if len(actions) < MIN_ACTIONS:
         backups = sorted((a for fb, a in fired if fb), key=lambda a: (-a.strength, a.rule))
-        actions += backups[:MIN_ACTIONS - len(actions)]
+        # Prefer backups that bring new evidence over a second action on the same numbers.
+        fresh = [a for a in backups if a.evidence not in {b.evidence for b in actions}]
+        for a in fresh + [a for a in backups if a not in fresh]:
+            if len(actions) >= MIN_ACTIONS:
+                break
+            if a.evidence not in {b.evidence for b in actions} or a not in fresh:
+                actions.append(a)
     return actions

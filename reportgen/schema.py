@@ -1,4 +1,11 @@
-"""Which column plays which role: inferred from names and values, overridden by the config."""
+"""Which column plays which role: inferred from names and values, overridden by the config.
+
+Names are matched case-, space- and underscore-insensitively ('Annual Income (k$)' and
+'annual_income' both read 'annual_income_k' / 'annual_income'), with a few common
+abbreviations and other languages' words. A name only gives a role when the values fit it (an
+'age' column of text is not an age); otherwise the values decide: dates, yes/no, numbers,
+a few categories, or free text (ignored, and said so).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,12 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
 
-# role -> what it means (shown in the data dictionary and `reportgen validate`)
+# role -> what it means (shown in the data dictionary, `reportgen validate` and `init`)
 ROLES: dict[str, str] = {
     "id": "customer key; kept in segments.csv, never a feature",
     "birth_year": "year of birth; gives age at as_of",
@@ -20,40 +28,94 @@ ROLES: dict[str, str] = {
     "marital_status": "marital status",
     "income": "household or personal income",
     "signup_date": "date the customer joined; gives tenure",
+    "tenure": "time as a customer, as a number of months (or years, if the name says so)",
     "recency": "days since the last purchase",
     "spend": "money spent (one column per product category, or a total)",
+    "monthly_spend": "amount billed per month (subscriptions, telecom)",
     "purchases": "number of purchases (one column per channel, or a total)",
     "deals": "purchases made with a discount",
     "visits": "visits to the website or store",
-    "children": "children or teenagers at home",
+    "balance": "account balance (what the customer owes or holds)",
+    "credit_limit": "credit limit",
+    "cash_advance": "cash withdrawn on credit",
+    "payments": "money the customer paid",
+    "rate": "a share or frequency between 0 and 1 (e.g. purchase frequency, share paid in full)",
+    "children": "children, teenagers or dependents at home",
     "campaign": "accepted a marketing campaign (0/1)",
     "complaint": "complained (0/1)",
+    "churn": "left or cancelled (yes/no or 0/1)",
+    "flag": "another yes/no attribute",
     "score": "a spending or loyalty score",
     "numeric": "other numeric behaviour",
     "categorical": "other category",
     "ignore": "not used (constant, free text, or a key-like column)",
 }
 
-# Ordered: the first pattern that matches a normalised column name wins.
+# Roles whose values must be numbers; amounts of money among them.
+NUMERIC_ROLES = {"birth_year", "age", "income", "tenure", "recency", "spend", "monthly_spend",
+                 "purchases", "deals", "visits", "balance", "credit_limit", "cash_advance",
+                 "payments", "rate", "children", "score", "numeric"}
+MONEY_ROLES = ("income", "spend", "monthly_spend", "balance", "credit_limit", "cash_advance",
+               "payments")
+# Roles of yes/no columns: "Yes"/"No", "true"/"false" and 0/1 are all read as 1/0.
+BINARY_ROLES = {"campaign", "complaint", "churn", "flag"}
+# One column per table for these; further candidates become plain numbers.
+SINGLE_ROLES = ("id", "birth_year", "age", "income", "signup_date", "tenure", "recency",
+                "gender", "monthly_spend", "balance", "credit_limit", "cash_advance",
+                "payments", "churn")
+CATEGORY_ROLES = ("gender", "education", "marital_status", "categorical")
+
+# Product categories seen in retail and wholesale tables: a numeric column named after one is
+# money spent on it (the "Wholesale customers" table has Fresh, Milk, Grocery, Frozen...).
+_PRODUCTS = (r"fresh|milk|dairy|grocery|groceries|frozen|detergents?(_paper)?|paper|deli|"
+             r"delicassen|delicatessen|wines?|meat|fish|seafood|fruits?|vegetables|sweets?|"
+             r"bakery|beverages?|drinks|electronics|clothing|apparel|shoes|beauty|toys|books|"
+             r"furniture|household|gold")
+_CODES = (r"channel|region|segment|type|class|category|group|area|zone|city|state|country|"
+          r"province|plan|contract|tier|branch|store|shop|language|occupation|job|profession|"
+          r"payment_?method|internet_?service|service|product")
+
+# Ordered: the first pattern that matches a normalised column name, and whose values fit the
+# role, wins.
 _NAME_RULES: list[tuple[str, str]] = [
-    ("id", r"^(customer|cust|client|member|user|account)?_?(id|no|nr|number|key|code)$"),
-    ("birth_year", r"(year_?(of_?)?birth|birth_?year|^yob$|^born|geburtsjahr)"),
-    ("age", r"^(age|edad|alter|age_?years?|customer_?age)$"),
-    ("gender", r"^(gender|genre|sex|geschlecht|sexe|genero)$"),
-    ("education", r"(education|edu_?level|degree|bildung)"),
-    ("marital_status", r"(marital|civil_?status|relationship)"),
+    ("id", r"^(customer|cust|client|member|user|account|acct|kunden|cliente)?_?"
+           r"(id|no|nr|number|key|code|nummer)$|^(unnamed_\d+|index|idx|row_?id)$"),
+    ("birth_year", r"(year_?(of_?)?birth|birth_?year|^yob$|^born|geburtsjahr|annee_?naissance)"),
+    ("age", r"^(age|edad|alter|eta|idade|age_?years?|customer_?age|client_?age)$"),
+    ("gender", r"^(gender|genre|sex|geschlecht|sexe|genero|sexo)$"),
+    ("education", r"(education|edu_?level|degree|bildung|schooling)"),
+    ("marital_status", r"(marital|civil_?status|relationship|familienstand)"),
     ("signup_date", r"(^dt_?customer$|sign_?up|join|enrol|registration|customer_?since|^since$"
-                    r"|created|start_?date|first_?purchase|tenure_?date)"),
-    ("income", r"(income|salary|earnings|einkommen|ingreso|revenu)"),
-    ("recency", r"(recency|days_?since|last_?purchase)"),
+                    r"|created|start_?date|first_?purchase|tenure_?date|open_?date|opened)"),
+    ("churn", r"(churn|attrition|^exited$|^cancell?ed$|^is_?churn)"),
+    ("complaint", r"(complain)"),
+    ("campaign", r"(accepted_?cmp|campaign|^response$|responded|accepted)"),
+    ("rate", r"(frequency|_freq$|^freq_|^prc_|^pct_|_pct$|percent|_ratio$|^ratio_|_rate$"
+             r"|^rate_|proportion|share_of)"),
+    ("numeric", r"cash_?adv\w*_(trx|txn|count|num|n)$"),
+    ("cash_advance", r"cash_?adv"),
+    ("credit_limit", r"(credit_?limit|credit_?line|^limit$|card_?limit|^limit_)"),
+    ("balance", r"(^balance$|^bal$|_balance$|^balance_(amount|due|owed)$|^account_?balance"
+                r"|outstanding)"),
+    ("payments", r"(^payments?$|^total_?payments?$|^payments?_?(amount|made)$|amount_?paid"
+                 r"|^paid_?amount$)"),
+    ("monthly_spend", r"(monthly_?(charges?|fee|bill|spend|payment|amount|revenue)"
+                      r"|^mrr$|^arpu$|per_?month$|^monthly$)"),
+    ("tenure", r"(^tenure|tenure$|tenure_?(months?|years?)$|months?_?(as|with)_?(customer|us)"
+               r"|^months?_?on_?book|^customer_?months|^years_?with|^months_?active$"
+               r"|^antiguedad)"),
+    ("income", r"(income|salary|earnings|einkommen|ingreso|revenu|salaire|wage)"),
+    ("recency", r"(recency|days_?since|last_?purchase|last_?order_?days)"),
     ("deals", r"(deal|discount|promo|coupon)"),
     ("score", r"(score|rating)"),
-    ("spend", r"(^mnt|^amt|amount|spend|spent|^sales|monetary|purchases_?amount)"),
-    ("purchases", r"(purchases|orders|transactions|^num_.*(buy|purchase))"),
+    ("spend", r"(^mnt|^amt|amount|spend|spent|^sales|monetary|purchases_?amount|charges?$"
+              r"|^total_?charges?|revenue|turnover|^bill|^clv$|^ltv$|lifetime_?value"
+              r"|^(" + _PRODUCTS + r")(_\w+)?$)"),
+    ("purchases", r"(purchases|orders|transactions|_trx$|^trx|_txn$|^num_.*(buy|purchase)"
+                  r"|^frequency$)"),
     ("visits", r"(visit|session)"),
-    ("children", r"(kid|child|teen|minor)"),
-    ("campaign", r"(accepted_?cmp|campaign|^response$|responded|accepted)"),
-    ("complaint", r"(complain)"),
+    ("children", r"(kid|child|teen|minor|dependents?$|kinder|enfants|hijos)"),
+    ("categorical", r"^(" + _CODES + r")(_?(id|code|type|name))?$"),
 ]
 
 # Tokens stripped from a column name to get the category/channel it stands for.
@@ -62,17 +124,35 @@ _NOISE = {"mnt", "amt", "amount", "spend", "spent", "products", "product", "prod
 CHANNELS = {"web": "web", "online": "web", "internet": "web", "catalog": "catalog",
             "catalogue": "catalog", "mail": "catalog", "store": "store", "shop": "store",
             "instore": "store", "retail": "store", "app": "app", "mobile": "app", "phone": "phone"}
+# Category names that read better spelled out or with a typo fixed ("Delicassen").
+_CANONICAL_TAGS = {"delicassen": "deli", "delicatessen": "deli", "oneoff": "one_off",
+                   "installments": "instalments", "installment": "instalments",
+                   "detergents_paper": "household", "detergent": "household",
+                   "detergents": "household", "groceries": "grocery", "fruit": "fruits",
+                   "sweet": "sweets", "wine": "wines"}
+
+# Column names that say money is counted in thousands (or millions).
+_THOUSANDS = re.compile(r"\(\s*k\s*[$€£¥]?\s*\)|\bk\s*[$€£¥]|[$€£¥]\s*k\b|thousand|'000|\b000s\b"
+                        r"|_000$|\bin\s*k\b|\bkusd\b|\bkeur\b", re.I)
+_MILLIONS = re.compile(r"\(\s*m\s*[$€£¥]?\s*\)|\bm\s*[$€£¥]|[$€£¥]\s*m\b|million|\bmn\b|\bmio\b",
+                       re.I)
+
+YES = {"yes", "y", "true", "t", "1", "1.0", "si", "sí", "ja", "oui", "x"}
+NO = {"no", "n", "false", "f", "0", "0.0", "nein", "non"}
+_SAMPLE = 2000
 
 
 def normalise(name: str) -> str:
     """'MntWines' -> 'mnt_wines', 'Annual Income (k$)' -> 'annual_income_k'."""
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name).strip())
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def _tag(norm: str) -> str:
     tokens = [t for t in norm.split("_") if t and t not in _NOISE]
-    return "_".join(tokens) or norm
+    tag = "_".join(tokens) or norm
+    return _CANONICAL_TAGS.get(tag, tag)
 
 
 @dataclass(frozen=True)
@@ -81,6 +161,10 @@ class Schema:
     tags: dict[str, str] = field(default_factory=dict)  # column -> category/channel name
     notes: dict[str, str] = field(default_factory=dict)  # column -> why this role
     date_columns: tuple[str, ...] = ()
+    # role -> the column that is the sum of the role's other columns (e.g. PURCHASES =
+    # ONEOFF_PURCHASES + INSTALLMENTS_PURCHASES): used as the total, never added again.
+    totals: dict[str, str] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)  # column -> factor (k$ → × 1000)
 
     def cols(self, role: str) -> list[str]:
         return [c for c, r in self.roles.items() if r == role]
@@ -90,61 +174,196 @@ class Schema:
         return found[0] if found else None
 
 
+# values -----------------------------------------------------------------------------------
+
+def as_numbers(s: pd.Series) -> pd.Series:
+    """Numbers from a column that may hold text: '1,234.5', '$12', ' 7 ', '12,5' → floats;
+    what is not a number → NaN. Infinite values stay (the cleaning stage deals with them)."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.to_numeric(s, errors="coerce").astype("float64")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return pd.Series(np.nan, index=s.index)
+    text = s.astype("string").str.strip()
+    text = text.str.replace(r"^[$€£¥]\s*|\s*[$€£¥%]$", "", regex=True)
+    text = text.str.replace(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)", "", regex=True)
+    thousands = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
+    text = text.where(~thousands, text.str.replace(",", "", regex=False))
+    euro = text.str.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?").fillna(False)
+    text = text.where(~euro, text.str.replace(".", "", regex=False))
+    decimal_comma = text.str.fullmatch(r"[-+]?\d+,\d+").fillna(False)
+    text = text.where(~decimal_comma, text.str.replace(",", ".", regex=False))
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def as_binary(s: pd.Series) -> pd.Series:
+    """1/0 from yes/no, true/false, y/n, 1/0 (any case); anything else → NaN."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        v = pd.to_numeric(s, errors="coerce").astype("float64")
+        return v.where(v.isin([0.0, 1.0]))
+    text = s.astype("string").str.strip().str.lower()
+    out = pd.Series(np.nan, index=s.index, dtype="float64")
+    out[text.isin(YES).fillna(False).to_numpy()] = 1.0
+    out[text.isin(NO).fillna(False).to_numpy()] = 0.0
+    return out
+
+
+def _sample(s: pd.Series) -> pd.Series:
+    non_null = s.dropna()
+    return non_null.head(_SAMPLE) if len(non_null) > _SAMPLE else non_null
+
+
+def value_kind(s: pd.Series) -> str:
+    """numeric, mostly_numeric (text that is ≥ 90% numbers), yesno, date, or text."""
+    sample = _sample(s)
+    if sample.empty:
+        return "empty"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "date"
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return "numeric"
+    text = sample.astype(str).str.strip()
+    lowered = set(text.str.lower().unique())
+    if len(lowered) <= 2 and lowered <= YES | NO and not lowered <= {"1", "0", "1.0", "0.0"}:
+        return "yesno"
+    if _looks_like_dates(sample):
+        return "date"
+    if as_numbers(sample).notna().mean() >= 0.9:
+        return "mostly_numeric"
+    return "text"
+
+
 def _is_binary(s: pd.Series) -> bool:
-    values = set(pd.unique(s.dropna()))
-    return bool(values) and values <= {0, 1, 0.0, 1.0, True, False}
+    values = set(pd.unique(pd.to_numeric(_sample(s), errors="coerce")))
+    return bool(values) and values <= {0.0, 1.0}
 
 
 def _looks_like_dates(s: pd.Series) -> bool:
-    sample = s.dropna().astype(str).head(200)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return True
+    sample = s.dropna().astype(str).str.strip().head(200)
     if sample.empty:
         return False
     pattern = r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?$"
     return bool(sample.str.match(pattern).mean() > 0.9)
 
 
+def _fractional(s: pd.Series) -> bool:
+    v = as_numbers(_sample(s)).dropna()
+    v = v[np.isfinite(v)]
+    return bool(len(v)) and bool((v != v.round()).mean() > 0.05)
+
+
+def _fits(role: str, kind: str, s: pd.Series, nunique: int, n: int) -> bool:
+    numeric = kind in ("numeric", "mostly_numeric")
+    if role == "id":
+        return nunique >= 0.5 * n  # "code" columns that repeat are categories, not keys
+    if role == "signup_date":
+        return kind == "date"
+    if role in BINARY_ROLES:
+        return kind == "yesno" or (numeric and _is_binary(s))
+    if role == "children":
+        return kind == "yesno" or numeric
+    if role == "rate":
+        if not numeric:
+            return False
+        v = as_numbers(_sample(s)).dropna()
+        # A few values just above 1 are rounding or data errors (the cleaning stage says so).
+        return bool(len(v)) and v.min() >= 0 and v.quantile(0.99) <= 1 and v.max() <= 2 \
+            and not _is_binary(s)
+    if role in ("gender", "education", "marital_status"):
+        return kind != "date" and nunique <= 20
+    if role == "categorical":
+        return kind != "date" and nunique <= max(20, int(0.05 * n))
+    if role in NUMERIC_ROLES:
+        return numeric and not (role != "numeric" and _is_binary(s) and role in MONEY_ROLES)
+    return True
+
+
 def infer_role(column: str, s: pd.Series, n_rows: int) -> tuple[str, str]:
     """(role, why) for one column from its name first, then its values."""
     norm = normalise(column)
     non_null = s.dropna()
-    nunique = non_null.nunique()
-    numeric = pd.api.types.is_numeric_dtype(s)
+    if not pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_datetime64_any_dtype(s):
+        non_null = non_null[non_null.astype(str).str.strip() != ""]
+    if non_null.empty:
+        return "ignore", "empty column"
+    nunique = int(non_null.nunique())
     if nunique <= 1:
-        return "ignore", "constant: the same value in every row" if len(non_null) else "empty column"
+        return "ignore", "constant: the same value in every row"
+    kind = value_kind(s)
     for role, pattern in _NAME_RULES:
         if not re.search(pattern, norm):
             continue
-        if role == "id" and nunique < 0.5 * len(non_null):
-            continue  # "code" columns that repeat are categories, not keys
-        if role == "signup_date" and not _looks_like_dates(s):
+        if not _fits(role, kind, s, nunique, len(non_null)):
             continue
-        if role in ("campaign", "complaint") and not (numeric and _is_binary(s)):
-            continue
-        if role in {"birth_year", "age", "income", "recency", "spend", "purchases", "deals",
-                    "visits", "children", "score"} and not numeric:
-            continue
-        return role, f"name matches {role.replace('_', ' ')}"
-    if not numeric and _looks_like_dates(s):
+        if role == "purchases" and _fractional(s):
+            return "spend", "name says purchases, values are amounts of money"
+        why = f"name matches {role.replace('_', ' ')}"
+        if kind == "mostly_numeric":
+            why += " (some values are not numbers)"
+        return role, why
+    if kind == "date":
         return "signup_date", "values are dates"
-    if numeric:
-        return "numeric", "numeric values"
+    if kind == "yesno" or (kind == "numeric" and _is_binary(s)):
+        return "flag", "two values: yes/no"
+    if kind in ("numeric", "mostly_numeric"):
+        if kind == "numeric" and nunique == len(non_null) and nunique > 20 and \
+                _counter(non_null):
+            return "ignore", "a row counter (1, 2, 3...)"
+        return "numeric", "numeric values" + (" (some are not numbers)"
+                                              if kind == "mostly_numeric" else "")
     if nunique <= max(20, int(0.05 * n_rows)):
         return "categorical", f"{nunique} distinct values"
     return "ignore", f"free text: {nunique} distinct values"
 
 
-def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | None = None) -> Schema:
+def _counter(s: pd.Series) -> bool:
+    v = pd.to_numeric(s, errors="coerce").to_numpy()
+    return len(v) > 1 and bool(np.all(np.diff(v) == 1))
+
+
+def infer_scale(column: str, role: str) -> float:
+    """1000 for money counted in thousands ('Annual Income (k$)'), 1e6 for millions, else 1."""
+    if role not in MONEY_ROLES:
+        return 1.0
+    if _THOUSANDS.search(column):
+        return 1000.0
+    if _MILLIONS.search(column):
+        return 1e6
+    return 1.0
+
+
+def _find_total(frame: pd.DataFrame, columns: list[str]) -> str | None:
+    """The column that is (within 1%) the sum of the others in nearly every row, if any."""
+    if len(columns) < 3:
+        return None
+    values = pd.DataFrame({c: as_numbers(frame[c]) for c in columns}).dropna()
+    if len(values) > 5000:
+        values = values.head(5000)
+    if values.empty:
+        return None
+    row_sum = values.sum(axis=1)
+    for c in columns:
+        rest = row_sum - values[c]
+        close = (values[c] - rest).abs() <= 0.01 * values[c].abs() + 1
+        if close.mean() >= 0.9 and (values[c] > 0).mean() > 0.2:
+            return c
+    return None
+
+
+def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | None = None,
+                 scale: dict[str, float] | None = None) -> Schema:
     """Give every column a role; config overrides win and are checked against the table."""
     for column, role in overrides.items():
-        if column not in frame.columns:
-            close = difflib.get_close_matches(column, list(frame.columns), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else "check [columns] in the config"
-            raise ConfigError(f"configured column {column!r} is not in the table", file=file,
-                              hint=hint)
+        _check_column(frame, column, "columns", file)
         if role not in ROLES:
             close = difflib.get_close_matches(role, list(ROLES), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"roles: {', '.join(ROLES)}"
             raise ConfigError(f"unknown role {role!r} for column {column!r}", file=file, hint=hint)
+    for column in (scale or {}):
+        _check_column(frame, column, "scale", file)
     roles: dict[str, str] = {}
     notes: dict[str, str] = {}
     tags: dict[str, str] = {}
@@ -153,15 +372,45 @@ def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | Non
             roles[column], notes[column] = overrides[column], "set in the config"
         else:
             roles[column], notes[column] = infer_role(column, frame[column], len(frame))
-        norm = normalise(column)
-        if roles[column] in ("spend", "purchases"):
-            tag = _tag(norm)
-            tags[column] = CHANNELS.get(tag, tag) if roles[column] == "purchases" else tag
-    # One key, one birth year, one income, one signup date: extra candidates become plain numbers.
-    for single in ("id", "birth_year", "age", "income", "signup_date", "recency", "gender"):
+    # One key, one birth year, one income...: extra candidates become plain numbers.
+    for single in SINGLE_ROLES:
         found = [c for c, r in roles.items() if r == single]
         for extra in found[1:]:
-            roles[extra] = "numeric" if pd.api.types.is_numeric_dtype(frame[extra]) else "ignore"
+            if extra in overrides:
+                continue
+            kind = value_kind(frame[extra])
+            roles[extra] = "numeric" if kind in ("numeric", "mostly_numeric") else (
+                "flag" if kind == "yesno" else "ignore")
             notes[extra] = f"a second {single.replace('_', ' ')} column; {found[0]!r} is used"
+    totals: dict[str, str] = {}
+    for role in ("spend", "purchases"):
+        total = _find_total(frame, [c for c, r in roles.items() if r == role])
+        if total is not None:
+            totals[role] = total
+            notes[total] = f"{notes[total]}; the sum of the other {role} columns: used as total"
+    for column, role in roles.items():
+        if role in ("spend", "purchases") and column != totals.get(role):
+            tag = _tag(normalise(column))
+            tags[column] = CHANNELS.get(tag, tag) if role == "purchases" else tag
+    scales: dict[str, float] = {}
+    for column, role in roles.items():
+        factor = (scale or {}).get(column, infer_scale(column, role))
+        if factor != 1.0:
+            scales[column] = float(factor)
+            if column not in (scale or {}):
+                notes[column] = f"{notes[column]}; amounts in {_factor_words(factor)}"
     dates = tuple(c for c, r in roles.items() if r == "signup_date")
-    return Schema(roles=roles, tags=tags, notes=notes, date_columns=dates)
+    return Schema(roles=roles, tags=tags, notes=notes, date_columns=dates, totals=totals,
+                  scales=scales)
+
+
+def _factor_words(factor: float) -> str:
+    return {1000.0: "thousands", 1e6: "millions"}.get(factor, f"units of {factor:g}")
+
+
+def _check_column(frame: pd.DataFrame, column: str, section: str, file: str | None) -> None:
+    if column in frame.columns:
+        return
+    close = difflib.get_close_matches(column, list(map(str, frame.columns)), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"check [{section}] in the config"
+    raise ConfigError(f"configured column {column!r} is not in the table", file=file, hint=hint)
