@@ -77,12 +77,35 @@ def fit(algorithm: str, z: np.ndarray, k: int, seed: int, n_init: int,
             )
         from kmodes.kprototypes import KPrototypes
 
-        kp = KPrototypes(n_clusters=k, n_init=1, init="Cao", random_state=seed, n_jobs=1)
+        kp = KPrototypes(n_clusters=k, n_init=1, init=_kmeans_start(z, cats, k, seed, n_init),
+                         random_state=seed, n_jobs=1)
         x = _mixed(z, cats)
         kp.fit(x, categorical=_categorical(z, cats))
         labels = np.asarray(kp.predict(x, categorical=_categorical(z, cats)), dtype=int)
         return Fitted(kp, labels, within_ss(z, labels, k))
     raise SegmentationError(f"unknown algorithm {algorithm!r}")
+
+
+def _kmeans_start(z: np.ndarray, cats: np.ndarray, k: int, seed: int, n_init: int
+                  ) -> list[np.ndarray]:
+    """k-prototypes' starting point: k-means centres and each k-means cluster's modal categories.
+
+    kmodes otherwise draws the numeric centres at random around the mean, and with one start it
+    can miss even well-separated groups; k-means is cheap and finds them.
+    """
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z).labels_
+    centres = np.array([z[labels == c].mean(axis=0) for c in range(k)])
+    # kmodes codes each category as its position among the column's sorted distinct values.
+    modes = np.zeros((k, cats.shape[1]), dtype=np.uint16)
+    for j in range(cats.shape[1]):
+        levels, codes = np.unique(cats[:, j], return_inverse=True)
+        for c in range(k):
+            member_codes = codes[labels == c]
+            modes[c, j] = np.bincount(member_codes, minlength=len(levels)).argmax() \
+                if len(member_codes) else 0
+    return [centres, modes]
 
 
 def ward_fits(z: np.ndarray, ks: list[int]) -> dict[int, Fitted]:

@@ -12,8 +12,16 @@ from .config import Config
 from .features import FeatureFrame
 from .personas import Persona
 from .profile import Profiles
-from .report import (TENTATIVE_BELOW, Action, ColumnInfo, Headline, Method, Report, Segment,
-                     TopAction)
+from .report import (
+    TENTATIVE_BELOW,
+    Action,
+    ColumnInfo,
+    Headline,
+    Method,
+    Report,
+    Segment,
+    TopAction,
+)
 from .schema import ROLES, Schema
 from .segment import Segmentation
 

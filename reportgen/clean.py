@@ -374,6 +374,8 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
 
 
 def _median_text(value: float, role: str) -> str:
+    if role == "birth_year":
+        return f"{value:.0f}"
     if role in ("rate",) or abs(value) < 10 and not float(value).is_integer():
         return f"{value:.2f}"
     return f"{value:,.0f}"

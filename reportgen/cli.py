@@ -87,11 +87,14 @@ def main() -> None:
 @click.option("--out", "out_root", default="output", show_default=True,
               type=click.Path(file_okay=False), help="Output root; the run goes in OUT/<run id>/.")
 @click.option("--format", "formats", metavar="LIST",
-              help="Outputs to render, comma-separated: html,pdf (default: both).")
+              help="Outputs to render, comma-separated: html,pdf (default: both); json = the "
+                   "data files only.")
 @click.option("--k", type=int, help="Force the number of segments (skips the k search).")
 @click.option("--seed", type=int, help="Random seed for every random choice (default 42).")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
               help="Date for ages and tenures (default: latest date in the data).")
+@click.option("--table", help="Table (or schema.table) to read when SOURCE is a database URL.")
+@click.option("--query", help="SQL query to read when SOURCE is a database URL.")
 @click.option("--algorithm", type=click.Choice(ALGORITHMS),
               help="Clustering algorithm (default kmeans; see segment.algorithm).")
 @click.option("--fail-under-silhouette", "fail_under_silhouette", type=float, metavar="X",
@@ -104,10 +107,16 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_errors_to_exit_codes
 def run(source: str | None, config_path: str | None, out_root: str, formats: str | None,
-        k: int | None, seed: int | None, as_of: str | None, algorithm: str | None,
+        k: int | None, seed: int | None, as_of: str | None, table: str | None,
+        query: str | None, algorithm: str | None,
         fail_under_silhouette: float | None, gate_min_share: float | None,
         min_stability: float | None, verbose: bool, quiet: bool) -> None:
-    """Segment SOURCE (CSV/TSV; default: the bundled sample) and write the report."""
+    """Segment SOURCE and write the report.
+
+    SOURCE: a CSV/TSV/delimited text, Parquet or .xlsx file, or a database URL
+    (postgresql://user@host/db, sqlite:///file.db) with --table or --query; passwords come
+    from the environment (PGPASSWORD, or ${VAR} in the URL). Default: the bundled sample.
+    """
     _setup_logging(verbose, quiet)
     if verbose and quiet:
         raise ConfigError("--verbose and --quiet cannot be used together")
@@ -120,6 +129,7 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     cfg = load_config(config_path).with_overrides(
         segment__k=k, segment__random_state=seed, report__as_of=as_of_date,
         report__formats=_formats(formats), segment__algorithm=algorithm,
+        input__table=table, input__query=query,
         gates__fail_under_silhouette=fail_under_silhouette,
         gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
     )
@@ -171,3 +181,69 @@ def score(new_customers: str, model_dir: str, out_dir: str, verbose: bool, quiet
     click.echo("Wrote:")
     for path in result.files:
         click.echo(f"  {path}")
+
+
+def _source_config(config_path: str | None, table: str | None, query: str | None) -> Any:
+    if table and query:
+        raise ConfigError("--table and --query cannot be used together")
+    return load_config(config_path).with_overrides(input__table=table, input__query=query)
+
+
+@main.command()
+@click.argument("source", required=False)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="reportgen.toml to check along with the table.")
+@click.option("--table", help="Table (or schema.table) to read when SOURCE is a database URL.")
+@click.option("--query", help="SQL query to read when SOURCE is a database URL.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_errors_to_exit_codes
+def validate(source: str | None, config_path: str | None, table: str | None,
+             query: str | None, verbose: bool) -> None:
+    """Show the roles, the cleaning and any problem for SOURCE, without clustering.
+
+    Exit code 0 when `reportgen run` would go ahead, 2 when it would stop (the reason is the
+    last line).
+    """
+    from .check import check, describe
+
+    result = check(source, _source_config(config_path, table, query))
+    click.echo(describe(result))
+    if result.problem is not None:
+        raise result.problem
+
+
+@main.command()
+@click.argument("source", required=False)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Settings to start from (e.g. column roles you already know).")
+@click.option("--out", "out_path", default="reportgen.toml", show_default=True,
+              type=click.Path(dir_okay=False), help="Where to write the config.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("--table", help="Table (or schema.table) to read when SOURCE is a database URL.")
+@click.option("--query", help="SQL query to read when SOURCE is a database URL.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_errors_to_exit_codes
+def init(source: str | None, config_path: str | None, out_path: str, force: bool,
+         table: str | None, query: str | None, verbose: bool) -> None:
+    """Write a commented reportgen.toml with what reportgen infers from SOURCE.
+
+    It holds the column roles, the features, the k range, the seed, the inferred as_of and
+    date format, and branding placeholders, ready to edit.
+    """
+    from .check import check, config_text
+
+    out = Path(out_path)
+    if out.exists() and not force:
+        raise ConfigError("already exists", file=str(out),
+                          hint="use --force to overwrite it, or --out another path")
+    result = check(source, _source_config(config_path, table, query))
+    text = config_text(result)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the config ({exc.strerror})", file=str(out)) from None
+    roles = sum(1 for r in result.schema.roles.values() if r != "ignore")
+    click.echo(f"Wrote {out}: {roles} of {len(result.schema.roles)} columns have a role"
+               + (f", {len(result.features.model)} model features" if result.features else ""))
+    if result.problem is not None:
+        click.echo(f"Warning: {result.problem}; edit {out} before running", err=True)

@@ -123,7 +123,9 @@ class ReportConfig:
     )
     period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
     currency: str = _setting("$", "Currency symbol for money amounts.")
-    formats: list[str] = _setting(["html", "pdf"], "Outputs to render: html, pdf.")
+    formats: list[str] = _setting(
+        ["html", "pdf"], "Outputs to render: html, pdf; json = the data files only (summary.json "
+        "and segments.csv are always written).")
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,9 @@ class Config:
         return _jsonable(dataclasses.asdict(self))
 
 
-VALID_FORMATS = ("html", "pdf")
+# "json": the data files only (summary.json, segments.csv and manifest.json are always
+# written; nothing is rendered) — for pipelines, and for tests about the input.
+VALID_FORMATS = ("html", "pdf", "json")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
 

@@ -78,7 +78,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             from .scoring import MODEL_FILE, dump
 
             dump(model, tmp / MODEL_FILE)
-        if formats:
+        if {"html", "pdf"} & set(formats):
             from . import render
         timings = dict(timings)
         if "html" in formats:

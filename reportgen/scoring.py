@@ -15,6 +15,7 @@ config and as_of, so a customer scored later lands where the report would have p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -72,10 +73,8 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
     formats = {}
     for c in schema.date_columns:
         if c in raw.columns and not pd.api.types.is_datetime64_any_dtype(raw[c]):
-            try:
+            with contextlib.suppress(InputError):  # unreadable dates: clean said so already
                 formats[c] = cfg.input.date_format or infer_date_format(raw[c], c, None)
-            except InputError:
-                pass
     frame = cleaned.frame
     medians: dict[str, float] = {}
     for c in sorted(needed):

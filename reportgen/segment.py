@@ -257,7 +257,7 @@ def _describe(algorithm: str, cfg: SegmentConfig, n: int, searched: int, fitted:
                 f"{'all ' if searched == n else ''}{fmt.num(searched)}"
                 f"{'' if searched == n else ' sampled'} customers; every customer is then "
                 "assigned to the nearest segment centre")
-    return (f"k-prototypes (kmodes, Cao initialisation) on the scaled numbers and "
+    return (f"k-prototypes (kmodes, started from the k-means centres) on the scaled numbers and "
             f"{', '.join(categorical)}, fitted on "
             f"{'all ' if searched == n else ''}{fmt.num(searched)} customers; k chosen by "
             "k-means on the numbers")

@@ -1,0 +1,246 @@
+"""Look at a table without clustering it: the roles, the cleaning a run would do, any problem.
+
+`reportgen validate` prints `describe(check(...))`; `reportgen init` writes `config_text(...)`,
+a commented reportgen.toml holding what was inferred, for an analyst to pin down and edit.
+Neither imports scikit-learn: both answer in the time it takes to read the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .clean import Cleaned, clean, infer_date_format, require_rows
+from .config import Config
+from .errors import ReportgenError, SegmentationError
+from .features import FeatureFrame, build_features
+from .load import Loaded, load
+from .schema import ROLES, Schema, infer_schema
+
+
+@dataclass(frozen=True)
+class Check:
+    cfg: Config
+    loaded: Loaded
+    schema: Schema
+    cleaned: Cleaned | None  # None when cleaning found a problem
+    features: FeatureFrame | None
+    date_formats: dict[str, str]  # date column -> format the data decided (or the config's)
+    problem: ReportgenError | None  # what would stop `reportgen run`, if anything
+
+
+def check(source: str | Path | None, cfg: Config) -> Check:
+    """Load, infer roles, clean and build features as a run would; stop before clustering.
+
+    Errors reading the table or matching the config to it are raised; a problem found while
+    cleaning (ambiguous dates, too few rows, nothing to cluster on) is returned, so the roles
+    can still be shown next to it.
+    """
+    loaded = load(source, cfg.input)
+    file = loaded.where
+    schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
+    formats: dict[str, str] = {}
+    cleaned = ff = None
+    problem: ReportgenError | None = None
+    try:
+        for column in schema.date_columns:
+            if cfg.input.date_format:
+                formats[column] = cfg.input.date_format
+            elif loaded.frame[column].dtype.kind != "M":
+                formats[column] = infer_date_format(loaded.frame[column], column, file)
+        cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
+        require_rows(cleaned, cfg, file=file)
+        ff = build_features(cleaned, schema, cfg)
+        if len(ff.model) < 2:
+            raise SegmentationError(
+                "fewer than two model features vary across customers", file=file,
+                hint="check [features] model or the column roles in [columns]")
+    except ReportgenError as exc:
+        problem = exc
+    return Check(cfg=cfg, loaded=loaded, schema=schema, cleaned=cleaned, features=ff,
+                 date_formats=formats, problem=problem)
+
+
+def _source_line(c: Check) -> str:
+    ld = c.loaded
+    how = {"text": f"delimited text, {ld.delimiter!r} delimiter, {ld.encoding}",
+           "parquet": "Parquet", "excel": "Excel workbook", "sql": "database"}.get(ld.kind,
+                                                                                 ld.kind)
+    return (f"Source: {ld.where}: {len(ld.frame):,} rows × {ld.frame.shape[1]} columns "
+            f"({how})")
+
+
+def describe(c: Check) -> str:
+    """What `reportgen validate` prints."""
+    lines = [_source_line(c), "", "Columns and roles:"]
+    width = min(32, max(len(str(col)) for col in c.schema.roles))
+    for column, role in c.schema.roles.items():
+        shown = str(column) if len(str(column)) <= width else str(column)[:width - 1] + "…"
+        note = c.schema.notes.get(column, "")
+        lines.append(f"  {shown:<{width}}  {role:<14} {note}")
+    if c.date_formats:
+        lines.append("")
+        lines += [f"Dates in {col!r}: {fmt}" for col, fmt in c.date_formats.items()]
+    if c.cleaned is not None:
+        as_of = c.cleaned.as_of
+        lines.append(f"As of: {as_of.isoformat() if as_of else 'none (the table has no dates)'}"
+                     + (" (latest date in the data)" if as_of and not c.cfg.report.as_of
+                        else ""))
+    if c.features is not None:
+        ff = c.features
+        shown_features = [("*" if f in ff.model else "") + f for f in ff.meta]
+        lines += ["", "Features (* = used for clustering):"]
+        lines += _wrap(", ".join(shown_features), "  ")
+    lines += ["", "Cleaning a run would do:"]
+    if c.cleaned is not None:
+        steps = c.cleaned.log
+        lines += [f"  {s.column}: {s.action}{_rows(s.rows)}: {s.detail}"
+                  + (f" — {s.reason}" if s.reason else "") for s in steps]
+        if not steps:
+            lines.append("  nothing to fix")
+        lines.append(f"  {len(c.cleaned.frame):,} customers to segment, "
+                     f"{len(c.cleaned.excluded):,} rows left out")
+    else:
+        lines.append("  (stopped by the problem below)")
+    s = c.cfg.segment
+    lines += ["", f"Segments: k = {s.k}" if s.k else
+              f"Segments: k searched in {s.k_min}..{s.k_max}, seed {s.random_state}"]
+    lines.append(f"Problem: {c.problem}" if c.problem else "OK: ready for `reportgen run`.")
+    return "\n".join(lines)
+
+
+def _rows(n: int) -> str:
+    return f" ({n:,} row{'s' if n != 1 else ''})" if n else ""
+
+
+def _wrap(text: str, indent: str, width: int = 96) -> list[str]:
+    out, line = [], indent
+    for word in text.split(" "):
+        if len(line) + len(word) + 1 > width and line.strip():
+            out.append(line.rstrip())
+            line = indent
+        line += word + " "
+    if line.strip():
+        out.append(line.rstrip())
+    return out
+
+
+# reportgen.toml ----------------------------------------------------------------------------
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        # A JSON string is a valid TOML basic string, once DEL is escaped too.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _line(key: str, value: Any, comment: str = "", commented: bool = False) -> str:
+    text = f"{'# ' if commented else ''}{_toml(key) if not key.isidentifier() else key} = " \
+           f"{_toml(value)}"
+    return f"{text:<40} # {comment}" if comment else text
+
+
+def _help(section: Any, name: str) -> str:
+    f = {f.name: f for f in dataclasses.fields(section)}[name]
+    return str(f.metadata.get("help", ""))
+
+
+# Settings init writes uncommented: what an analyst pins. Everything else is listed commented.
+_PINNED = {"input": {"delimiter", "encoding", "date_format", "sheet", "table", "query"},
+           "segment": {"k_min", "k_max", "random_state"},
+           "report": {"title", "company", "currency", "formats"}}
+
+
+def config_text(c: Check) -> str:
+    """A commented reportgen.toml with what was inferred from the table."""
+    cfg, ld, schema = c.cfg, c.loaded, c.schema
+    out = [
+        f"# reportgen configuration for {ld.name}, written by `reportgen init` from what it",
+        "# inferred. Every setting is optional: delete a line to go back to inference or the",
+        "# default. Check it against the table with:",
+        f"#   reportgen validate {_shell(ld.where if ld.kind != 'sql' else ld.name)} "
+        "--config reportgen.toml",
+        "# Database passwords do not belong here: use the environment (PGPASSWORD, or ${VAR} in",
+        "# the URL).",
+        "",
+    ]
+    inferred_input = {
+        "delimiter": cfg.input.delimiter or (ld.delimiter if ld.kind == "text" else None),
+        "encoding": cfg.input.encoding or (ld.encoding.replace("-sig", "")
+                                           if ld.kind == "text" else None),
+        "date_format": cfg.input.date_format or (
+            next(iter(set(c.date_formats.values()))) if len(set(c.date_formats.values())) == 1
+            else None),
+        "sheet": cfg.input.sheet, "table": cfg.input.table, "query": cfg.input.query,
+    }
+    out += ["[input]"] + _section(cfg.input, "input", inferred_input)
+    if c.problem and "date" in str(c.problem):
+        out.append(f"# PROBLEM: {c.problem}")
+    out += ["", "# Column roles, inferred from names and values: correct a role here, or set",
+            "# \"ignore\" to leave a column out. Roles:"]
+    out += _wrap(", ".join(ROLES), "#   ")
+    out.append("[columns]")
+    width = max(len(_toml(str(col))) for col in schema.roles) + 3
+    for column, role in schema.roles.items():
+        text = f"{_toml(str(column))} = {_toml(role)}"
+        out.append(f"{text:<{max(width + 16, 40)}} # {schema.notes.get(column, '')}")
+    out += ["", "# Multiply a column by a factor (amounts in thousands = 1000); 1 switches it off.",
+            "[scale]"]
+    if schema.scales:
+        out += [_line(str(col), float(f), "inferred from the column name")
+                for col, f in schema.scales.items()]
+    else:
+        out.append('# "Annual Income (k$)" = 1000.0')
+    out += ["", "[features]"]
+    if c.features is not None:
+        ff = c.features
+        out.append("# Features the clustering uses. Available for this table:")
+        out += _wrap(", ".join(ff.meta), "#   ")
+        out.append(_line("model", list(cfg.features.model or ff.model)))
+    else:
+        out.append("# model = []  # (features could not be built: see the problem above)")
+    out += ["", "[segment]"] + _section(cfg.segment, "segment", {})
+    as_of = c.cleaned.as_of if c.cleaned is not None else None
+    report_values: dict[str, Any] = {"as_of": cfg.report.as_of or as_of}
+    out += ["", "# Branding and period. as_of is where ages and tenures are measured: unset, it is",
+            "# the latest date in the data" + (f" ({as_of.isoformat()} for this table)."
+                                               if as_of and not cfg.report.as_of else ".")]
+    out += ["[report]"] + _section(cfg.report, "report", report_values)
+    if any(f.name == "gates" for f in dataclasses.fields(cfg)):
+        out += ["", "[gates]"] + _section(cfg.gates, "gates", {})
+    return "\n".join(out) + "\n"
+
+
+def _section(section: Any, name: str, values: dict[str, Any]) -> list[str]:
+    lines = []
+    for f in dataclasses.fields(section):
+        value = values.get(f.name, getattr(section, f.name))
+        help_text = _help(section, f.name)
+        pinned = f.name in _PINNED.get(name, set())
+        if value is None or value == {} or (value == [] and not pinned):
+            lines.append(f"# {f.name} = ...".ljust(40) + f" # {help_text}")
+        elif isinstance(value, dict):
+            lines.append(f"# {f.name}: {help_text}")
+            lines += [f"# [{name}.{f.name}]"] + [f"# {_toml(k)} = {_toml(v)}"
+                                                 for k, v in value.items()]
+        else:
+            lines.append(_line(f.name, value, help_text, commented=not pinned))
+    return lines
+
+
+def _shell(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
