@@ -120,6 +120,8 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     _setup_logging(verbose, quiet)
     if verbose and quiet:
         raise ConfigError("--verbose and --quiet cannot be used together")
+    if table and query:
+        raise ConfigError("--table and --query cannot be used together")
     as_of_date = None
     if as_of is not None:
         try:

@@ -208,12 +208,13 @@ def sniff_delimiter(sample: str) -> str:
 
 def _read_text(raw: bytes, where: str, cfg: InputConfig
                ) -> tuple[pd.DataFrame, str, str, list[CleaningStep]]:
-    if b"\x00" in raw[:SNIFF_BYTES]:
-        hint = ("it may be UTF-16: set [input] encoding = \"utf-16\"" if raw[:2] in (
-            b"\xff\xfe", b"\xfe\xff") else "export it as CSV")
+    encoding_wanted = cfg.encoding
+    if encoding_wanted is None and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding_wanted = "utf-16"  # a UTF-16 byte-order mark (Excel's "Unicode text")
+    if encoding_wanted is None and b"\x00" in raw[:SNIFF_BYTES]:
         raise InputError("the file is binary, not a delimited text table", file=where,
-                         hint=hint)
-    text, encoding, notes = _decode(raw, cfg.encoding, where)
+                         hint="export it as CSV, or set [input] encoding if it is UTF-16/32")
+    text, encoding, notes = _decode(raw, encoding_wanted, where)
     sample = text[:SNIFF_BYTES]
     control = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\r\n")
     if control > MAX_CONTROL_SHARE * len(sample):
@@ -313,7 +314,7 @@ def _read_excel(raw: bytes, where: str, sheet: str | None) -> pd.DataFrame:
 
 # SQL ---------------------------------------------------------------------------------------
 
-def _expand_env(source: str) -> tuple[str, list[str]]:
+def _expand_env(source: str, masked: str) -> tuple[str, list[str]]:
     """Replace ${NAME} with the environment's value (URL-quoted); the values are secrets."""
     from urllib.parse import quote
 
@@ -323,7 +324,7 @@ def _expand_env(source: str) -> tuple[str, list[str]]:
         name = m.group(1)
         if name not in os.environ:
             raise ConfigError(f"the database URL uses ${{{name}}}, which is not set in the "
-                              "environment", hint=f"export {name}=... before running")
+                              "environment", file=masked, hint=f"export {name}=... before running")
         value = os.environ[name]
         if value:
             secrets.append(value)
@@ -371,7 +372,7 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
     except ImportError:
         raise InputError("reading from a database needs SQLAlchemy", file=masked,
                          hint="pip install 'reportgen[sql]'") from None
-    expanded, secrets = _expand_env(source)
+    expanded, secrets = _expand_env(source, masked)
     try:
         url = make_url(expanded)
     except (sa_exc.ArgumentError, ValueError):
@@ -397,19 +398,31 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
         raise ConfigError(f"unknown database type {url.drivername!r}", file=masked,
                           hint="use e.g. postgresql://..., sqlite:///...") from None
     except ImportError as exc:
+        hint = "pip install 'reportgen[sql]'" if url.get_backend_name() == "postgresql" else \
+            f"install the Python driver for {url.get_backend_name()}"
         raise InputError(f"the database driver for {url.drivername!r} is not installed "
-                         f"({exc.name or exc})", file=masked,
-                         hint="pip install 'reportgen[sql]'") from None
+                         f"({exc.name or exc})", file=masked, hint=hint) from None
     except sa_exc.ArgumentError as exc:
         raise ConfigError(f"invalid database URL ({_scrub(_first_line(exc), secrets)})",
                           file=masked) from None
     try:
+        # reportgen only reads: a read-only transaction where the database has them, and it
+        # is never committed, so even a --query that writes changes nothing.
         with engine.connect() as conn:
+            if url.get_backend_name() == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             if cfg.table:
                 stmt = _table_select(sa, conn, cfg.table, where)
             else:
                 stmt = sa.text(cfg.query or "")
-            frame = pd.read_sql(stmt, conn)
+            result = conn.execute(stmt)
+            if not result.returns_rows:
+                raise InputError("the query returned no rows", file=where,
+                                 hint="--query must be a SELECT")
+            columns = list(result.keys())
+            frame = pd.DataFrame.from_records(result.fetchall(), columns=columns,
+                                              coerce_float=True)
+            conn.rollback()
     except ReportgenError:
         raise
     except sa_exc.OperationalError as exc:
@@ -418,9 +431,9 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
             raise InputError(f"the query failed: {message}", file=where,
                              hint="check the SQL in --query") from None
         raise InputError(f"cannot connect to the database: {message}", file=masked,
-                         hint="check that the server runs and the host, port and credentials "
-                              "(passwords come from the environment, e.g. PGPASSWORD or "
-                              "${VAR} in the URL)") from None
+                         hint="check that the server runs, the host and port, and the "
+                              "credentials; passwords come from the environment: PGPASSWORD, "
+                              "or ${VAR} in the URL") from None
     except (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
             sa_exc.NotSupportedError, sa_exc.InternalError) as exc:
         raise InputError(f"the query failed: {_scrub(_first_line(exc), secrets)}", file=where,
@@ -429,9 +442,10 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
     except sa_exc.DBAPIError as exc:
         raise InputError(f"the database refused: {_scrub(_first_line(exc), secrets)}",
                          file=where) from None
-    except (sa_exc.ResourceClosedError, sa_exc.NoSuchTableError) as exc:
-        raise InputError(f"the query returned no table ({exc.__class__.__name__})",
-                         file=where, hint="--query must be a SELECT") from None
+    except (sa_exc.ResourceClosedError, sa_exc.NoSuchTableError, sa_exc.ArgumentError,
+            sa_exc.CompileError) as exc:
+        raise InputError(f"cannot read from the database ({_scrub(_first_line(exc), secrets)})",
+                         file=where) from None
     finally:
         engine.dispose()
     digest = hashlib.sha256()
