@@ -1,0 +1,280 @@
+"""The Jinja2 environment and the HTML / PDF writers.
+
+Every template gets the same two things: ``report`` (the Report, the single source of truth)
+and ``assets`` (an ``Assets``: what the code built for this output: the Vega JavaScript for
+the HTML, chart images for the PDF). Templates lay these out; they never compute.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import re
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+from markupsafe import Markup
+
+from . import __version__, charts, fmt
+from .errors import ReportgenError
+from .report import ChartSpec, ColumnInfo, Report
+from .resources import templates_dir
+
+if TYPE_CHECKING:
+    import weasyprint
+
+log = logging.getLogger(__name__)
+
+HTML_TEMPLATE = "report.html.j2"
+PDF_TEMPLATE = "report_pdf.html.j2"
+PNG_SCALE = 2  # dense charts: sharp at print resolution, still small
+
+# vega-embed options: no actions menu (it links to the online Vega editor), and the mode is
+# given because the specs carry no $schema URL.
+EMBED_OPTIONS: dict[str, Any] = {"actions": False, "mode": "vega-lite", "renderer": "svg"}
+
+__all__ = [
+    "Assets",
+    "chart_image",
+    "chart_images",
+    "ChartImage",
+    "column_roles",
+    "environment",
+    "RefusedResourceError",
+    "render_html",
+    "render_pdf",
+    "RoleGroup",
+    "templates_dir",
+    "url_fetcher",
+]
+
+
+@dataclass(frozen=True)
+class ChartImage:
+    """A chart exported for print: a data: URI and its size in CSS pixels."""
+
+    uri: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Assets:
+    """What a template gets besides the Report; all of it built by code, none of it user data.
+
+    vega_js: the Vega + Vega-Lite + vega-embed bundle, inlined once (HTML only).
+    embed_options: options passed to every vegaEmbed call (HTML only).
+    images: chart name -> ChartImage (PDF only).
+    column_roles: the data dictionary's columns grouped by role (PDF only: one table row per
+        role instead of one per column keeps WeasyPrint's table time down, trap 5).
+    generator: "reportgen <version>", for the colophon.
+    """
+
+    vega_js: Markup = Markup("")
+    embed_options: dict[str, Any] = field(default_factory=lambda: dict(EMBED_OPTIONS))
+    images: dict[str, ChartImage] = field(default_factory=dict)
+    column_roles: list[RoleGroup] = field(default_factory=list)
+    generator: str = f"reportgen {__version__}"
+
+
+@dataclass(frozen=True)
+class RoleGroup:
+    """The input columns that share a role, for the printed data dictionary."""
+
+    role: str
+    columns: list[str]
+    missing: int  # blank cells over these columns
+    notes: list[str]
+
+
+def column_roles(report: Report) -> list[RoleGroup]:
+    """Group ``report.columns`` by role, in order of first appearance."""
+    groups: dict[str, list[ColumnInfo]] = {}
+    for c in report.columns:
+        groups.setdefault(c.role, []).append(c)
+    return [
+        RoleGroup(role=role, columns=[c.column for c in cols],
+                  missing=sum(c.missing for c in cols),
+                  notes=list(dict.fromkeys(c.note for c in cols if c.note)))
+        for role, cols in groups.items()
+    ]
+
+
+# ----------------------------------------------------------------------------- environment
+
+@jinja2.pass_context
+def _money(ctx: jinja2.runtime.Context, value: float) -> str:
+    report = ctx.get("report")
+    return fmt.money(value, getattr(report, "currency", "$"))
+
+
+@jinja2.pass_context
+def _by_unit(ctx: jinja2.runtime.Context, value: float, unit: str) -> str:
+    report = ctx.get("report")
+    return fmt.by_unit(value, unit, getattr(report, "currency", "$"))
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return fmt.num(value, digits)
+
+
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """The one Jinja environment: a user template dir (if any) is searched before the
+    built-in templates; autoescape on; a missing variable is an error, not a blank."""
+    search = [str(template_dir)] if template_dir is not None else []
+    search.append(str(templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    # formatting only: templates never compute
+    env.filters.update(
+        pct=fmt.pct,
+        money=_money,
+        num=_num,
+        signed=charts.signed,
+        unit=_by_unit,
+    )
+    return env
+
+
+def _render(template: str, report: Report, assets: Assets, template_dir: Path | None) -> str:
+    env = environment(template_dir)
+    return env.get_template(template).render(report=report, assets=assets)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+def render_html(report: Report, template_dir: Path | None = None, *,
+                bundle_cache: Path | None = None) -> str:
+    """The interactive report: one self-contained file that works offline.
+
+    The Vega JavaScript is inlined once; each chart is a ``vegaEmbed`` call on its spec.
+    ``bundle_cache``: see ``charts.javascript_bundle``.
+    """
+    start = time.perf_counter()
+    # "</script" inside the bundle would end the script element early; it has none today,
+    # and this keeps it that way whatever vl-convert ships next.
+    js = charts.javascript_bundle(bundle_cache).replace("</script", "<\\/script")
+    html = _render(HTML_TEMPLATE, report, Assets(vega_js=Markup(js)), template_dir)
+    log.debug("render_html: %.2f s, %d KB", time.perf_counter() - start, len(html) // 1024)
+    return html
+
+
+# ----------------------------------------------------------------------------- PDF
+
+class RefusedResourceError(ValueError):
+    """The PDF renderer was asked for something outside the data: URIs and template files."""
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    width, height = struct.unpack(">II", data[16:24])  # IHDR: the first chunk of every PNG
+    return int(width), int(height)
+
+
+_SVG_SIZE = re.compile(r'<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"')
+
+
+def _svg_size(svg: str) -> tuple[int, int]:
+    match = _SVG_SIZE.search(svg[:2000])
+    if not match:
+        return 560, 300
+    return round(float(match.group(1))), round(float(match.group(2)))
+
+
+def chart_image(chart: ChartSpec) -> ChartImage:
+    """Export one chart for print: SVG for bars and heatmaps, PNG for dense scatters
+    (thousands of SVG circles would triple WeasyPrint's time)."""
+    if chart.dense:
+        png = charts.to_png(chart.spec, scale=PNG_SCALE)
+        w, h = _png_size(png)
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return ChartImage(uri, round(w / PNG_SCALE), round(h / PNG_SCALE))
+    svg = charts.to_svg(chart.spec)
+    w, h = _svg_size(svg)
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return ChartImage(uri, w, h)
+
+
+def chart_images(report: Report) -> dict[str, ChartImage]:
+    """Every chart of the report exported once for print."""
+    return {name: chart_image(chart) for name, chart in report.charts.items()}
+
+
+def _local_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise RefusedResourceError(f"refused to fetch {url!r}: remote file URL")
+    return Path(unquote(parts.path)).resolve()
+
+
+@functools.cache
+def _fetcher_class() -> type:
+    # defined on first use: importing WeasyPrint costs ~0.5 s and the HTML does not need it
+    import weasyprint
+
+    class LocalOnlyFetcher(weasyprint.URLFetcher):
+        """Serves data: URIs and files under its roots; refuses everything else."""
+
+        def __init__(self, roots: Sequence[Path]) -> None:
+            # fail_on_errors: a refused or missing resource stops the render instead of
+            # silently leaving a hole in the PDF
+            super().__init__(allowed_protocols=("data", "file"), fail_on_errors=True)
+            self.roots = [Path(r).resolve() for r in roots]
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+            if scheme == "data":
+                return super().fetch(url, headers)
+            if scheme == "file":
+                path = _local_path(url)
+                if any(path.is_relative_to(root) for root in self.roots):
+                    return super().fetch(url, headers)
+                raise RefusedResourceError(
+                    f"refused to read {path}: the PDF may only use files under "
+                    + ", ".join(str(r) for r in self.roots))
+            raise RefusedResourceError(
+                f"refused to fetch {url!r}: the PDF renderer never uses the network")
+
+    return LocalOnlyFetcher
+
+
+def url_fetcher(roots: Sequence[Path]) -> weasyprint.URLFetcher:
+    """A WeasyPrint URL fetcher that serves ``data:`` URIs and files under ``roots`` and
+    refuses everything else (network, other files) with ``RefusedResourceError``."""
+    return _fetcher_class()(roots)
+
+
+def render_pdf(report: Report, path: Path, template_dir: Path | None = None) -> None:
+    """The print report, written to ``path``: A4, charts inlined as data: URIs, no network."""
+    import weasyprint
+
+    start = time.perf_counter()
+    images = chart_images(report)
+    exported = time.perf_counter()
+    assets = Assets(images=images, column_roles=column_roles(report))
+    html = _render(PDF_TEMPLATE, report, assets, template_dir)
+    roots = [templates_dir()] + ([template_dir] if template_dir is not None else [])
+    document = weasyprint.HTML(string=html, base_url=str(roots[-1]),
+                               url_fetcher=url_fetcher(roots))
+    try:
+        document.write_pdf(target=str(path))
+    except weasyprint.urls.FatalURLFetchingError as exc:
+        cause = exc.__cause__ or exc
+        raise ReportgenError(
+            f"the PDF template asks for a resource that may not be loaded: {cause}",
+            hint="use data: URIs or files in the templates folder",
+        ) from None
+    log.debug("render_pdf: charts %.2f s, layout %.2f s", exported - start,
+              time.perf_counter() - exported)

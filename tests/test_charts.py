@@ -1,0 +1,202 @@
+"""Chart builders: persona colours, bounded data, only plotted columns, alt text with numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reportgen import charts
+from reportgen.report import FeatureInfo
+
+from .factories import make_features, make_method, make_points, make_report, make_segments
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Any]:
+    return make_report().charts
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _data_rows(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Every inline data set in a spec (``data.values`` and top-level ``datasets``)."""
+    sets = [list(v) for v in spec.get("datasets", {}).values()]
+    for node in _walk(spec):
+        data = node.get("data")
+        if isinstance(data, dict) and isinstance(data.get("values"), list):
+            sets.append(data["values"])
+    return sets
+
+
+def test_palette_gives_k_distinct_okabe_ito_colours() -> None:
+    assert charts.palette(0) == []
+    four = charts.palette(4)
+    assert four == ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
+    assert len(set(charts.palette(8))) == 8
+    assert len(set(charts.palette(17))) == 17
+    assert all(re.fullmatch(r"#[0-9A-F]{6}", c) for c in charts.palette(17))
+
+
+def test_build_charts_makes_every_chart_the_data_supports(built: dict[str, Any]) -> None:
+    assert set(built) == {
+        "size_value", "zscore_heatmap", "projection", "income_value", "channel_mix",
+        "product_mix", "campaigns", "k_metrics",
+        "persona_1", "persona_2", "persona_3", "persona_4",
+    }
+    assert {n for n, c in built.items() if c.dense} == {"projection", "income_value"}
+
+
+def test_charts_without_their_data_are_skipped() -> None:
+    segments = make_segments()
+    features = [f for f in make_features() if f.group not in ("channel_mix", "campaigns")]
+    points = make_points(segments)[["x", "y", "segment"]]  # no income / value columns
+    built = charts.build_charts(segments, features, make_method(), points)
+    assert "channel_mix" not in built and "campaigns" not in built
+    assert "product_mix" in built and "projection" in built
+    assert "income_value" not in built
+    assert not {"projection", "income_value"} & set(
+        charts.build_charts(segments, features, make_method(), None))
+
+
+def test_every_persona_scale_uses_exactly_the_segment_colours(built: dict[str, Any]) -> None:
+    segments = make_segments()
+    colour_of = {s.name: s.color for s in segments}
+    for name, chart in built.items():
+        persona_scales = [
+            node for node in _walk(chart.spec)
+            if isinstance(node.get("domain"), list) and node["domain"]
+            and all(isinstance(d, str) and d in colour_of for d in node["domain"])
+        ]
+        if name == "k_metrics":
+            assert persona_scales == []  # no persona in the k search
+            continue
+        assert persona_scales, f"{name} does not colour its personas"
+        for scale in persona_scales:
+            assert scale["range"] == [colour_of[d] for d in scale["domain"]], name
+
+
+def test_scatter_specs_hold_at_most_5000_rows_and_only_plotted_columns() -> None:
+    segments = make_segments()
+    big = make_points(segments, n=12_000)
+    built = charts.build_charts(segments, make_features(), make_method(), big)
+    for name, columns in {"projection": {"x", "y", "segment"},
+                          "income_value": {"income", "value", "segment"}}.items():
+        spec = built[name].spec
+        rows = [row for data in _data_rows(spec) for row in data]
+        assert 0 < len(rows) <= charts.MAX_POINTS
+        assert {key for row in rows for key in row} == columns
+        text = json.dumps(spec)
+        assert "customer_id" not in text and "example.com" not in text
+        assert len(text) < 400_000  # a few hundred KB whatever the table size
+
+
+def test_every_spec_is_small_and_names_no_url(built: dict[str, Any]) -> None:
+    for name, chart in built.items():
+        text = json.dumps(chart.spec)
+        assert "http" not in text, name  # not even the $schema label
+        if not chart.dense:
+            assert len(text) < 20_000, name  # aggregates: size does not grow with customers
+        assert chart.spec["description"] == chart.description
+
+
+def test_descriptions_are_alt_text_with_the_numbers(built: dict[str, Any]) -> None:
+    size = built["size_value"].description
+    assert "Affluent wine lovers 21% of customers, 45% of spend" in size
+    assert "Budget young parents 29% of customers, 9% of spend" in size
+    assert "chosen k = 4" in built["k_metrics"].description
+    assert "300 sampled customers" in built["projection"].description
+    assert "Wine 55%" in built["product_mix"].description
+    assert "+1.3" in built["persona_1"].description
+
+
+def test_heatmap_clips_z_scores_but_labels_the_real_value() -> None:
+    segments = make_segments()
+    extreme = dataclasses.replace(segments[0], zscores={**segments[0].zscores, "income": 4.2})
+    chart = charts.zscore_heatmap([extreme, *segments[1:]], make_features()).to_dict()
+    cells = [row for data in _data_rows(chart) for row in data if "z" in row]
+    assert max(row["z"] for row in cells) == charts.Z_CLIP
+    assert any(row["label"] == "+4.2" for row in cells)
+
+
+def test_mix_bars_are_normalised_to_one_per_segment() -> None:
+    segments = make_segments()
+    chart = charts.product_mix(segments, make_features()).to_dict()
+    rows = [row for data in _data_rows(chart) for row in data if "share" in row]
+    for s in segments:
+        mine = [r for r in rows if r["segment"] == s.name]
+        assert sum(r["share"] for r in mine) == pytest.approx(1, abs=1e-3)
+        assert max(r["end"] for r in mine) == pytest.approx(1, abs=1e-3)
+
+
+def test_persona_traits_shows_only_model_features_sorted_by_z() -> None:
+    segment = make_segments()[0]
+    features = make_features()
+    chart = charts.persona_traits(segment, features).to_dict()
+    rows = next(d for d in _data_rows(chart) if d and "feature" in d[0])
+    labels = [r["feature"] for r in rows]
+    assert set(labels) == {f.label for f in features if f.in_model}
+    zs = [r["z_raw"] for r in rows]
+    assert zs == sorted(zs, reverse=True)
+
+
+def test_signed_formats_z_scores_with_a_real_minus() -> None:
+    assert charts.signed(1.23) == "+1.2"
+    assert charts.signed(-0.84) == "\u22120.8"
+    assert charts.signed(-0.01) == "0.0"
+
+
+def test_exports_render_offline_and_refuse_external_data(built: dict[str, Any]) -> None:
+    svg = charts.to_svg(built["size_value"].spec)
+    assert svg.startswith("<svg") and "Affluent wine lovers" in svg
+    png = charts.to_png(built["projection"].spec, scale=1)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    remote = {"data": {"url": "https://example.com/data.csv"}, "mark": "bar",
+              "encoding": {"x": {"field": "a", "type": "quantitative"}}}
+    with pytest.raises(ValueError, match="not allowed"):
+        charts.to_svg(remote)
+
+
+def test_javascript_bundle_is_built_once_and_cached_on_disk_when_asked(tmp_path: Any) -> None:
+    first = charts.javascript_bundle()
+    assert charts.javascript_bundle() is first
+    assert "vegaEmbed" in first
+    assert charts.javascript_bundle(tmp_path) == first
+    cached = list(tmp_path.glob("vega-bundle-*.js"))
+    assert len(cached) == 1 and cached[0].read_text(encoding="utf-8") == first
+
+
+def test_build_charts_accepts_any_number_of_segments() -> None:
+    rng = np.random.default_rng(0)
+    segments = make_segments()
+    ten = [dataclasses.replace(segments[i % 4], id=i + 1, name=f"Segment {i + 1}",
+                               color=c) for i, c in enumerate(charts.palette(10))]
+    points = pd.DataFrame({"x": rng.normal(size=500), "y": rng.normal(size=500),
+                           "segment": [f"Segment {i % 10 + 1}" for i in range(500)]})
+    features: list[FeatureInfo] = make_features()
+    built = charts.build_charts(ten, features, make_method(), points)
+    assert sum(name.startswith("persona_") for name in built) == 10
