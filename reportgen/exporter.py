@@ -1,0 +1,134 @@
+"""Work that runs beside the pipeline in helper processes: the Vega JavaScript bundle, chart
+export, and serialising the model.
+
+Why processes: each of these holds the GIL or costs a fixed import, and the machine has a second
+core. vl-convert holds the GIL while it works (measured: a Python thread makes no progress during
+``javascript_bundle()``) and has fixed costs — ~0.45 s to start its JS engine, ~1.1 s to build the
+bundle, ~0.05 s per chart; importing skops costs ~0.45 s because it loads every scikit-learn
+estimator. Started when the run starts, the first helper builds the bundle while the main process
+imports scikit-learn and clusters; a second one is forked after clustering (inheriting the
+loaded modules) to serialise the model; chart exports are split between the two while the main
+process writes the tables.
+
+Helpers are forked, so they cost no new interpreter start. Where fork is unavailable (or
+REPORTGEN_EXPORT_INLINE=1), everything runs in-process with the same results: the outputs do not
+depend on where the work ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WORKERS = 2
+
+Exported = dict[str, tuple[str, "bytes | str"]]
+
+
+def _warm_and_bundle() -> str:
+    import vl_convert as vlc
+
+    # A tiny conversion starts the JS engine now rather than at the first real chart.
+    vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
+    return str(vlc.javascript_bundle())
+
+
+def _export(specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float) -> Exported:
+    """name -> ("png", bytes) for dense charts, ("svg", text) for the rest."""
+    from . import charts
+
+    out: Exported = {}
+    for name, (spec, dense) in specs.items():
+        out[name] = ("png", charts.to_png(spec, scale=png_scale)) if dense else \
+            ("svg", charts.to_svg(spec))
+    return out
+
+
+def _dump_model(bundle: dict[str, Any]) -> bytes:
+    import skops.io
+
+    return bytes(skops.io.dumps(bundle))
+
+
+class _Done(Future):  # type: ignore[type-arg]
+    """A future that already holds its result: the in-process fallback."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        super().__init__()
+        try:
+            self.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by result(), as a real future would
+            self.set_exception(exc)
+
+
+class _Merged(Future):  # type: ignore[type-arg]
+    def __init__(self, parts: list[Future]) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self._parts = parts
+
+    def result(self, timeout: float | None = None) -> Exported:
+        merged: Exported = {}
+        for part in self._parts:
+            merged.update(part.result(timeout))
+        return merged
+
+
+class Background:
+    """Create with ``Background()`` when the run starts; later ``bundle()``, ``export(specs)``
+    and ``dump_model(bundle)``. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, *, bundle: bool = True) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._bundle: Future | None = None  # type: ignore[type-arg]
+        inline = os.environ.get("REPORTGEN_EXPORT_INLINE") == "1" or \
+            "fork" not in multiprocessing.get_all_start_methods()
+        if not inline:
+            try:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
+                if bundle:
+                    self._bundle = self._pool.submit(_warm_and_bundle)
+            except OSError as exc:  # no processes allowed here: do the work in-process
+                log.debug("background: running in-process (%s)", exc)
+                self._pool = None
+
+    def _submit(self, fn: Any, *args: Any) -> Future:  # type: ignore[type-arg]
+        if self._pool is None:
+            return _Done(fn, *args)
+        return self._pool.submit(fn, *args)
+
+    def bundle(self) -> str:
+        if self._bundle is None:
+            self._bundle = _Done(_warm_and_bundle)
+        return str(self._bundle.result())
+
+    def dump_model(self, bundle: dict[str, Any]) -> Future:  # type: ignore[type-arg]
+        """Start serialising the model with skops; the future gives the file's bytes."""
+        return self._submit(_dump_model, bundle)
+
+    def export(self, specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float = 2
+               ) -> Future:  # type: ignore[type-arg]
+        """Start exporting {name: (spec, as PNG)}; the future gives {name: (kind, data)}."""
+        names = list(specs)
+        if self._pool is None or len(names) < 2:
+            return self._submit(_export, specs, png_scale)
+        # Two halves, one per helper: whichever is free first takes the next.
+        halves = [names[0::2], names[1::2]]
+        return _Merged([self._pool.submit(_export, {n: specs[n] for n in half}, png_scale)
+                        for half in halves])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
