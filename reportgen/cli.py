@@ -87,8 +87,10 @@ def main() -> None:
 @click.option("--out", "out_root", default="output", show_default=True,
               type=click.Path(file_okay=False), help="Output root; the run goes in OUT/<run id>/.")
 @click.option("--format", "formats", metavar="LIST",
-              help="Outputs to render, comma-separated: html,pdf (default: both); json = the "
-                   "data files only.")
+              help="Outputs to render, comma-separated: html,pdf,email (default: all three); "
+                   "json = the data files only.")
+@click.option("--template-dir", "template_dir", type=click.Path(file_okay=False),
+              help="Folder of templates that replace the built-in ones of the same name.")
 @click.option("--k", type=int, help="Force the number of segments (skips the k search).")
 @click.option("--seed", type=int, help="Random seed for every random choice (default 42).")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
@@ -107,7 +109,8 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_errors_to_exit_codes
 def run(source: str | None, config_path: str | None, out_root: str, formats: str | None,
-        k: int | None, seed: int | None, as_of: str | None, table: str | None,
+        template_dir: str | None, k: int | None, seed: int | None, as_of: str | None,
+        table: str | None,
         query: str | None, algorithm: str | None,
         fail_under_silhouette: float | None, gate_min_share: float | None,
         min_stability: float | None, verbose: bool, quiet: bool) -> None:
@@ -131,7 +134,7 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     cfg = load_config(config_path).with_overrides(
         segment__k=k, segment__random_state=seed, report__as_of=as_of_date,
         report__formats=_formats(formats), segment__algorithm=algorithm,
-        input__table=table, input__query=query,
+        input__table=table, input__query=query, report__template_dir=template_dir,
         gates__fail_under_silhouette=fail_under_silhouette,
         gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
     )
@@ -183,6 +186,65 @@ def score(new_customers: str, model_dir: str, out_dir: str, verbose: bool, quiet
     click.echo("Wrote:")
     for path in result.files:
         click.echo(f"  {path}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="Recipient; repeat for several (a@x.com,b@y.com also works).")
+@click.option("--subject", help="Subject (default: company, title and period of the report).")
+@click.option("--from", "sender", metavar="ADDRESS",
+              help="Sender (default: $REPORTGEN_MAIL_FROM, else reportgen@localhost).")
+@click.option("--attach-pdf/--no-attach-pdf", default=True, show_default=True,
+              help="Attach the run's report.pdf.")
+@click.option("--dry-run", is_flag=True,
+              help="Write the message to message.eml in RUN_DIR (or --out) instead of sending.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Where --dry-run writes the message (default RUN_DIR/message.eml).")
+@click.option("--smtp-host", help="SMTP server (default $REPORTGEN_SMTP_HOST).")
+@click.option("--smtp-port", type=int,
+              help="SMTP port (default $REPORTGEN_SMTP_PORT, else 587; 465 with ssl, 25 with "
+                   "none).")
+@click.option("--smtp-user", help="SMTP login (default $REPORTGEN_SMTP_USER).")
+@click.option("--smtp-security", type=click.Choice(["starttls", "ssl", "none"]),
+              help="Encryption (default $REPORTGEN_SMTP_SECURITY, else starttls).")
+@click.option("--ask-password", is_flag=True,
+              help="Prompt for the SMTP password (default $REPORTGEN_SMTP_PASSWORD).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@_errors_to_exit_codes
+def email(run_dir: str, to: tuple[str, ...], subject: str | None, sender: str | None,
+          attach_pdf: bool, dry_run: bool, out_path: str | None, smtp_host: str | None,
+          smtp_port: int | None, smtp_user: str | None, smtp_security: str | None,
+          ask_password: bool, verbose: bool, quiet: bool) -> None:
+    """Send the email summary of RUN_DIR (a folder written by `reportgen run`).
+
+    The message holds the HTML summary with its charts inline, a plain-text alternative and
+    report.pdf. The password is read from $REPORTGEN_SMTP_PASSWORD or a prompt, never from the
+    command line, and is never printed.
+    """
+    _setup_logging(verbose, quiet)
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet cannot be used together")
+    if out_path and not dry_run:
+        raise ConfigError("--out only applies with --dry-run")
+    from . import mail
+
+    message = mail.build_message(Path(run_dir), to, subject=subject, sender=sender,
+                                 attach_pdf=attach_pdf)
+    if dry_run:
+        path = mail.write_eml(message, Path(out_path) if out_path else
+                              Path(run_dir) / "message.eml")
+        if not quiet:
+            click.echo(f"Wrote {path} (not sent): {message['Subject']}")
+        return
+    password = click.prompt("SMTP password", hide_input=True) if ask_password else None
+    settings = mail.smtp_settings(host=smtp_host, port=smtp_port, user=smtp_user,
+                                  password=password, security=smtp_security)
+    accepted = mail.send(message, settings)
+    if not quiet:
+        click.echo(f"Sent {message['Subject']!r} to {', '.join(accepted)} via "
+                   f"{settings.host}:{settings.port}")
 
 
 def _source_config(config_path: str | None, table: str | None, query: str | None) -> Any:

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -124,8 +125,18 @@ class ReportConfig:
     period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
     currency: str = _setting("$", "Currency symbol for money amounts.")
     formats: list[str] = _setting(
-        ["html", "pdf"], "Outputs to render: html, pdf; json = the data files only (summary.json "
+        ["html", "pdf", "email"], "Outputs to render: html, pdf, email (email.html, email.txt and "
+        "their chart images, for `reportgen email`); json = the data files only (summary.json "
         "and segments.csv are always written).")
+    logo: str | None = _setting(
+        None, "Logo file (PNG, JPEG or SVG) for the cover of the HTML and PDF reports and the head "
+        "of the email; a relative path is read from the config file's folder.")
+    primary_color: str = _setting(
+        "#1d3557", "Brand colour (hex, e.g. '#0b5394') of the cover band and the email header; "
+        "text on it is white or black, whichever reads better.")
+    template_dir: str | None = _setting(
+        None, "Folder of templates searched before the built-in ones (or --template-dir): a "
+        "report.html.j2, report_pdf.html.j2, email.html.j2 there replaces the built-in one.")
 
 
 @dataclass(frozen=True)
@@ -163,7 +174,9 @@ class Config:
 
 # "json": the data files only (summary.json, segments.csv and manifest.json are always
 # written; nothing is rendered) — for pipelines, and for tests about the input.
-VALID_FORMATS = ("html", "pdf", "json")
+VALID_FORMATS = ("html", "pdf", "email", "json")
+LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
 
@@ -291,7 +304,25 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             raise ConfigError(
                 f"unknown format {fmt!r}{_nearest(fmt, list(VALID_FORMATS))}", file=file
             )
+    _validate_branding(cfg, file)
     return cfg
+
+
+def _validate_branding(cfg: Config, file: str | None) -> None:
+    r = cfg.report
+    if not _HEX_COLOR.fullmatch(r.primary_color):
+        raise ConfigError(f"'report.primary_color' must be a hex colour like \"#1d3557\", got "
+                          f"{r.primary_color!r}", file=file)
+    if r.logo is not None:
+        logo = Path(r.logo)
+        if logo.suffix.lower() not in LOGO_TYPES:
+            raise ConfigError(f"'report.logo' must be a PNG, JPEG or SVG file, got {r.logo!r}",
+                              file=file)
+        if not logo.is_file():
+            raise ConfigError(f"'report.logo' file not found: {r.logo}", file=file,
+                              hint="a relative path is read from the config file's folder")
+    if r.template_dir is not None and not Path(r.template_dir).is_dir():
+        raise ConfigError(f"'report.template_dir' is not a folder: {r.template_dir}", file=file)
 
 
 def _validate_input(cfg: Config, file: str | None) -> None:
@@ -330,7 +361,13 @@ def load_config(path: str | Path | None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=str(p)) from None
-    return validate(_build(Config, data, "", str(p)), str(p))
+    cfg = _build(Config, data, "", str(p))
+    # files named in the config are found next to it, wherever reportgen is run from
+    paths = {key: str(p.parent / value) for key in ("logo", "template_dir")
+             if (value := getattr(cfg.report, key)) is not None and not Path(value).is_absolute()}
+    if paths:
+        cfg = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, **paths))
+    return validate(cfg, str(p))
 
 
 def toml_value(value: Any) -> str:

@@ -52,3 +52,7 @@ class ConfigError(ReportgenError):
 
 class SegmentationError(ReportgenError):
     """The table cannot be segmented as asked (too few rows, constant features, bad k)."""
+
+
+class MailError(ReportgenError):
+    """The email summary cannot be built from the run folder or sent over SMTP."""

@@ -57,6 +57,7 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
+                  template_dir: Path | None = None,
                   timings: dict[str, float], model: dict[str, Any] | None = None
                   ) -> tuple[Path, list[Path]]:
     final = out_root / report.run_id
@@ -78,17 +79,27 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             from .scoring import MODEL_FILE, dump
 
             dump(model, tmp / MODEL_FILE)
-        if {"html", "pdf"} & set(formats):
+        if {"html", "pdf", "email"} & set(formats):
             from . import render
         timings = dict(timings)
         if "html" in formats:
             start = time.perf_counter()
-            (tmp / "report.html").write_text(render.render_html(report), encoding="utf-8")
+            (tmp / "report.html").write_text(render.render_html(
+                report, template_dir), encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
         if "pdf" in formats:
             start = time.perf_counter()
-            render.render_pdf(report, tmp / "report.pdf")
+            render.render_pdf(report, tmp / "report.pdf", template_dir)
             timings["render_pdf"] = round(time.perf_counter() - start, 4)
+        if "email" in formats:
+            start = time.perf_counter()
+            # PNG export is the slow part: render.email_images is the one call to swap for
+            # images exported in the background (render.email_specs says what to export)
+            email = render.render_email(report, render.email_images(report), template_dir)
+            for name, data in email.files().items():
+                (tmp / name).write_bytes(data)
+            manifest = {**manifest, "email": email.manifest()}
+            timings["render_email"] = round(time.perf_counter() - start, 4)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),

@@ -111,6 +111,10 @@ def run(
         )
         report = dataclasses.replace(report, charts=report_charts)
         report = dataclasses.replace(report, gates=gates.evaluate(report, cfg.gates))
+        from . import branding
+
+        report = dataclasses.replace(report, primary_color=cfg.report.primary_color,
+                                     logo=branding.logo_data_uri(cfg.report.logo))
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
         bundle = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
@@ -120,7 +124,9 @@ def run(
             report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
-            formats=cfg.report.formats, timings=clock.timings, model=bundle,
+            formats=cfg.report.formats,
+            template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
+            timings=clock.timings, model=bundle,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

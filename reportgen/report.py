@@ -195,6 +195,8 @@ class Report:
     features: list[FeatureInfo]
     charts: dict[str, ChartSpec] = field(default_factory=dict)
     gates: list[Gate] = field(default_factory=list)
+    primary_color: str = "#1d3557"  # brand colour: cover band, email header (report.primary_color)
+    logo: str = ""  # brand logo as a data: URI, "" for none (the email sends it by Content-ID)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

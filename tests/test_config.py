@@ -20,7 +20,7 @@ def test_no_file_gives_the_defaults():
     cfg = load_config(None)
     assert cfg.segment.random_state == 42
     assert cfg.segment.k is None and (cfg.segment.k_min, cfg.segment.k_max) == (3, 10)
-    assert cfg.report.formats == ["html", "pdf"]
+    assert cfg.report.formats == ["html", "pdf", "email"]
 
 
 def test_a_full_file_is_read_into_typed_settings(tmp_path):
@@ -66,12 +66,30 @@ def test_unknown_section_is_named(tmp_path):
     ("[segment]\nk_min = 6\nk_max = 4\n", "'segment.k_max' (4) must not be below"),
     ('[report]\nformats = ["pfd"]\n', "unknown format 'pfd'; did you mean 'pdf'?"),
     ("[segment\n", "not valid TOML"),
+    ('[report]\nprimary_color = "navy"\n', "'report.primary_color' must be a hex colour"),
+    ('[report]\nprimary_color = "#12345"\n', "'report.primary_color' must be a hex colour"),
+    ('[report]\nlogo = "missing.png"\n', "'report.logo' file not found"),
+    ('[report]\nlogo = "logo.gif"\n', "'report.logo' must be a PNG, JPEG or SVG file"),
+    ('[report]\ntemplate_dir = "nowhere"\n', "'report.template_dir' is not a folder"),
 ])
 def test_wrong_values_are_refused_with_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as exc:
         load_config(write(tmp_path, text))
     assert message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_branding_files_are_found_next_to_the_config_file(tmp_path, monkeypatch):
+    (tmp_path / "brand").mkdir()
+    (tmp_path / "brand" / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (tmp_path / "brand" / "templates").mkdir()
+    monkeypatch.chdir("/")
+    cfg = load_config(write(tmp_path, '[report]\nlogo = "brand/logo.svg"\n'
+                                      'template_dir = "brand/templates"\n'
+                                      'primary_color = "#0B5394"\n'))
+    assert cfg.report.logo == str(tmp_path / "brand" / "logo.svg")
+    assert cfg.report.template_dir == str(tmp_path / "brand" / "templates")
+    assert cfg.report.primary_color == "#0B5394"
 
 
 def test_missing_config_file_is_a_config_error(tmp_path):
@@ -91,7 +109,7 @@ def test_every_setting_has_help():
     defaults = {key: default for key, default, _ in rows}
     assert defaults["segment.random_state"] == "42"
     assert defaults["segment.k"] == "(not set)"
-    assert defaults["report.formats"] == '["html", "pdf"]'
+    assert defaults["report.formats"] == '["html", "pdf", "email"]'
     assert defaults["report.title"] == '"Customer segmentation"'
     assert all(help_text for _, _, help_text in rows)
 
