@@ -54,7 +54,7 @@ def check(source: str | Path | None, cfg: Config) -> Check:
                 formats[column] = infer_date_format(loaded.frame[column], column, file)
         cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
         require_rows(cleaned, cfg, file=file)
-        ff = build_features(cleaned, schema, cfg)
+        ff = build_features(cleaned, schema, cfg, file=file)
         if len(ff.model) < 2:
             raise SegmentationError(
                 "fewer than two model features vary across customers", file=file,

@@ -47,10 +47,13 @@ ABSURD = 1e12
 MIN_AGE, MAX_AGE = 16, 100
 # A date this many days after nearly every other date in its column is a typing error.
 FUTURE_GAP_DAYS = 365
+MIN_YEAR, MAX_YEAR = 1900, 2200
 MARITAL_SYNONYMS = {"alone": "Single", "single": "Single", "married": "Married",
                     "together": "Together", "divorced": "Divorced", "widow": "Widow",
                     "widowed": "Widow", "separated": "Divorced"}
 RARE_SHARE = 0.005
+# A date format must read this share of a column's values to be chosen.
+MIN_DATE_SHARE = 0.9
 # Segmenting into k needs at least this many usable customers per segment.
 MIN_ROWS_PER_SEGMENT = 2
 
@@ -65,25 +68,34 @@ class Cleaned:
 
 
 def infer_date_format(values: pd.Series, column: str, file: str | None) -> str:
-    """The one format that parses every value; dd-mm vs mm-dd is decided by the data."""
+    """The format that reads the most values; dd-mm vs mm-dd is decided by the data.
+
+    A format must read at least 90% of the values (the rest become missing, and the cleaning
+    log says so). When two formats read exactly as many (every day is 12 or less), the data
+    cannot decide: the user is asked for [input] date_format.
+    """
     sample = values.dropna().astype(str).str.strip()
     sample = sample[sample != ""]
     if len(sample) > 20000:
         sample = sample.sample(20000, random_state=0)
-    fits = []
+    rates: dict[str, float] = {}
     for fmt in DATE_FORMATS:
         parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-        if parsed.notna().mean() > 0.98:
-            fits.append(fmt)
-    if not fits:
+        rate = float(parsed.notna().mean()) if len(sample) else 0.0
+        if rate >= MIN_DATE_SHARE:
+            rates[fmt] = rate
+    if not rates:
         example = sample.iloc[0] if len(sample) else ""
         raise InputError(
             f"cannot read the dates (e.g. {example[:40]!r})" if len(sample) else "no dates",
             column=column, file=file, hint="set [input] date_format, e.g. '%d-%m-%Y'",
         )
+    best = max(rates.values())
+    fits = [fmt for fmt, rate in rates.items() if rate == best]
     if len(fits) > 1:
         raise InputError(
-            f"dates are ambiguous: {' or '.join(fits)} both fit every value",
+            f"dates are ambiguous: {' or '.join(fits)} both fit "
+            + ("every value" if best == 1.0 else "the same values"),
             column=column, file=file, hint="set [input] date_format in the config",
         )
     return fits[0]
@@ -194,6 +206,15 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
                 log.append(CleaningStep(column, "set missing", int(bad.sum()),
                                         f"not a {fmt} date, first at row {_first(bad)}",
                                         "unreadable date"))
+        # Years outside 1900-2200 are typing errors (0213, 2913); they also overflow the
+        # nanosecond timestamps the later stages use.
+        odd = parsed.notna() & ~parsed.dt.year.between(MIN_YEAR, MAX_YEAR)
+        if odd.any():
+            shown = ", ".join(sorted({str(v)[:10] for v in parsed[odd]})[:4])
+            log.append(CleaningStep(column, "set missing", int(odd.sum()),
+                                    f"{shown} (first at row {_first(odd)})",
+                                    f"a year outside {MIN_YEAR}-{MAX_YEAR}: a typing error"))
+            parsed = parsed.mask(odd)
         parsed = parsed.astype("datetime64[ns]")
         # A date far beyond nearly all others (2099 among 2012-2014) is a typing error; left
         # in, it would become as_of and age everyone by decades.
@@ -263,7 +284,7 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                         f"first at row {_first(other)}", "unreadable answer"))
             fill = float(b.median()) if b.notna().any() else 0.0
             fill = 1.0 if fill >= 0.5 else 0.0
-            if b.isna().any() and not other.any():
+            if b.isna().any():
                 log.append(CleaningStep(column, "imputed", int(b.isna().sum()),
                                         f"blank → {fill:.0f} (the most common answer)",
                                         "missing answer"))

@@ -88,7 +88,8 @@ def _slug(text: str) -> str:
     return normalise(text) or "x"
 
 
-def build_features(cleaned: Cleaned, schema: Schema, cfg: Config) -> FeatureFrame:
+def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
+                   file: str | None = None) -> FeatureFrame:
     df = cleaned.frame
     out = pd.DataFrame(index=df.index)
     meta: dict[str, FeatureMeta] = {}
@@ -230,9 +231,11 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config) -> FeatureFram
 
     out = pd.DataFrame(columns, index=df.index) if columns else out
     if not meta:
-        raise InputError("the table has no column reportgen can measure customers by",
-                         hint="see the roles with `reportgen validate`; set numeric columns "
-                              "in [columns]")
+        ignored = len(schema.cols("ignore"))
+        raise InputError(f"no column to measure customers by ({ignored} of "
+                         f"{len(schema.roles)} columns are constant, empty or free text)",
+                         file=file, hint="see the roles with `reportgen validate` and give "
+                                         "numeric columns a role in [columns]")
     model = _model_features(cfg, out, meta, schema)
     value = next((v for v in ("total_spend", "monthly_spend", "score") if v in out), None)
     return FeatureFrame(frame=out, meta=meta, model=model, value=value)

@@ -236,6 +236,12 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
         raise InputError("the file has no columns", file=where) from None
     except (pd.errors.ParserError, ValueError, OverflowError) as exc:
         raise _parse_error(str(exc), where, delimiter) from None
+    mangled = [c for c in frame.columns if (m := re.fullmatch(r"(.+)\.(\d+)", str(c)))
+               and m.group(1) in frame.columns]
+    if mangled:
+        notes.append(CleaningStep("*", "renamed columns", 0,
+                                  ", ".join(f"{str(c).rsplit('.', 1)[0]} → {c}" for c in mangled),
+                                  "two columns had the same name"))
     if frame.shape[1] < 2:
         raise InputError(
             f"found a single column with delimiter {delimiter!r}", file=where,
@@ -250,7 +256,7 @@ def _parse_error(message: str, where: str, delimiter: str) -> InputError:
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", first)
     if m:
         expected, line, saw = (int(g) for g in m.groups())
-        return InputError(f"line {line} has {saw} fields where the header has {expected}",
+        return InputError(f"{saw} fields where the header has {expected}",
                           file=where, row=line,
                           hint=f"check quoting on that line, or the delimiter ({delimiter!r})")
     m = re.search(r"EOF inside string starting (?:at|on) (?:row|line) (\d+)", first)
@@ -274,6 +280,7 @@ def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
         return table.to_pandas()
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on a bad file
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        first = first if len(first) <= 80 else first[:79] + "…"
         raise InputError(f"not a readable Parquet file ({first})", file=where,
                          hint="check that the file was copied whole") from None
 

@@ -78,7 +78,7 @@ def run(
         cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
         require_rows(cleaned, cfg, file=file)
     with clock.stage("features"):
-        ff = build_features(cleaned, schema, cfg)
+        ff = build_features(cleaned, schema, cfg, file=file)
     with clock.stage("segment"):
         seg = segment(ff, cfg.segment, _categories(cleaned, schema, cfg))
     with clock.stage("profile"):

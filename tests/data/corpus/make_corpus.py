@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Write the bad-input corpus: small files, each broken in one way (see README.md here).
+
+    python tests/data/corpus/make_corpus.py     rewrite the files in this folder
+
+The files are committed; this script says how each was made, so a case can be regenerated or
+a new one added the same way. tests/test_corpus.py holds the expected outcome of each.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import random
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HEADER = ["customer_id", "age", "income", "wine_spend", "meat_spend", "web_visits", "joined",
+          "region"]
+REGIONS = ["North", "South", "East", "West"]
+
+
+def rows(n: int = 24, seed: int = 7) -> list[list[str]]:
+    """A healthy table: n customers, dates dd-mm-yyyy with days above 12 (so they decide)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = i % 3
+        out.append([
+            f"C{1000 + i}",
+            str(rng.randint(22, 35) if kind == 0 else rng.randint(40, 70)),
+            str(rng.randint(20, 35) * 1000 if kind == 1 else rng.randint(60, 95) * 1000),
+            str(rng.randint(500, 900) if kind == 2 else rng.randint(10, 80)),
+            str(rng.randint(300, 600) if kind == 0 else rng.randint(20, 90)),
+            str(rng.randint(6, 10) if kind == 1 else rng.randint(1, 4)),
+            f"{rng.randint(1, 28):02d}-{rng.randint(1, 12):02d}-{rng.choice([2012, 2013])}",
+            REGIONS[i % 4],
+        ])
+    out[0][6] = "25-03-2013"  # a day above 12: the format is dd-mm-yyyy
+    return out
+
+
+def csv_text(header: list[str], body: list[list[str]], sep: str = ",",
+             newline: str = "\n") -> str:
+    def cell(value: str) -> str:
+        if any(ch in value for ch in (sep, '"', "\n", "\r")):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    return "".join(sep.join(cell(v) for v in r) + newline for r in [header, *body])
+
+
+def with_column(index: int, values: list[str]) -> list[list[str]]:
+    body = rows()
+    for r, v in zip(body, values, strict=False):
+        r[index] = v
+    return body
+
+
+def build() -> dict[str, bytes]:
+    col = {name: i for i, name in enumerate(HEADER)}
+    good = rows()
+    files: dict[str, str | bytes] = {}
+    files["empty.csv"] = b""
+    files["whitespace_only.csv"] = "\n   \n\t\n"
+    files["header_only.csv"] = ",".join(HEADER) + "\n"
+    rng = random.Random(1)
+    files["binary_garbage.csv"] = bytes(rng.randrange(256) for _ in range(4000))
+    files["control_characters.csv"] = bytes(rng.randrange(1, 9) for _ in range(2000))
+    files["png_named_csv.csv"] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
+    files["pdf_named_csv.csv"] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("customers.csv", csv_text(HEADER, good))
+    files["zip_archive.csv"] = buf.getvalue()
+    files["old_excel.xls"] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500)
+    files["truncated.xlsx"] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"xl/workbook.xml" + \
+        bytes(40)
+    files["broken.parquet"] = b"PAR1" + b"not really parquet" * 10 + b"PAR1"
+    files["single_column.csv"] = "name\n" + "".join(f"customer {i}\n" for i in range(10))
+    files["semicolons.csv"] = csv_text(HEADER, good, sep=";")
+    ragged = csv_text(HEADER, good).splitlines(keepends=True)
+    ragged[4] = ragged[4].rstrip("\n") + ",extra,cells\n"
+    files["ragged_row.csv"] = "".join(ragged)
+    quote = csv_text(HEADER, good).splitlines(keepends=True)
+    quote[3] = quote[3].replace("North", '"North').replace("South", '"South') \
+        .replace("East", '"East').replace("West", '"West')
+    files["unclosed_quote.csv"] = "".join(quote)
+    dup = [r[:] for r in good]
+    dup[5][0] = dup[4][0]
+    dup[9][0] = dup[4][0]
+    files["duplicated_ids.csv"] = csv_text(HEADER, dup)
+    blank_ids = [r[:] for r in good]
+    blank_ids[2][0] = ""
+    files["blank_ids.csv"] = csv_text(HEADER, blank_ids)
+    files["all_blank_column.csv"] = csv_text(HEADER + ["notes"], [r + [""] for r in good])
+    files["constant_column.csv"] = csv_text(HEADER + ["country"], [r + ["FR"] for r in good])
+    text_num = [r[:] for r in good]
+    text_num[3][col["income"]] = "unknown"
+    text_num[7][col["income"]] = "ask Bob"
+    files["text_in_numeric_column.csv"] = csv_text(HEADER, text_num)
+    seps = [r[:] for r in good]
+    for r in seps:
+        r[col["income"]] = f"${int(r[col['income']]):,}"
+    files["thousands_separators.csv"] = csv_text(HEADER, seps)
+    neg = [r[:] for r in good]
+    neg[6][col["wine_spend"]] = "-250"
+    neg[8][col["wine_spend"]] = "-5"
+    files["negative_amounts.csv"] = csv_text(HEADER, neg)
+    absurd = [r[:] for r in good]
+    absurd[10][col["meat_spend"]] = "5e15"
+    files["absurd_amounts.csv"] = csv_text(HEADER, absurd)
+    inf = [r[:] for r in good]
+    inf[1][col["wine_spend"]] = "inf"
+    inf[2][col["wine_spend"]] = "1e308"
+    inf[3][col["meat_spend"]] = "-inf"
+    files["inf_and_1e308.csv"] = csv_text(HEADER, inf)
+    future = [r[:] for r in good]
+    future[11][col["joined"]] = "01-01-2099"
+    files["future_dates.csv"] = csv_text(HEADER, future)
+    amb = [r[:] for r in good]
+    for r in amb:
+        d, m, y = r[col["joined"]].split("-")
+        r[col["joined"]] = f"{min(int(d), 12):02d}-{m}-{y}"
+    files["ambiguous_dates.csv"] = csv_text(HEADER, amb)
+    bad_dates = [r[:] for r in good]
+    bad_dates[4][col["joined"]] = "someday"
+    bad_dates[20][col["joined"]] = "31-02-2013"
+    files["unreadable_dates.csv"] = csv_text(HEADER, bad_dates)
+    files["one_row.csv"] = csv_text(HEADER, good[:1])
+    files["fewer_rows_than_k.csv"] = csv_text(HEADER, good[:4])
+    files["all_features_constant.csv"] = csv_text(
+        ["customer_id", "age", "income", "region"],
+        [[f"C{i}", "40", "50000", "North"] for i in range(12)])
+    files["only_text.csv"] = csv_text(["customer_id", "comment"],
+                                      [[f"C{i}", f"said thing number {i}"] for i in range(30)])
+    files["huge_cell.csv"] = csv_text(HEADER + ["comment"], [
+        r + [("x" * 100_000) if i == 3 else f"comment {i}"] for i, r in enumerate(good)])
+    html = [r[:] for r in good]
+    for i, r in enumerate(html):
+        r[col["region"]] = ["<script>alert('x')</script>", "<b>North</b>", "South & East",
+                            "West"][i % 4]
+    files["html_in_categories.csv"] = csv_text(HEADER, html)
+    formula = [r[:] for r in good]
+    for i, prefix in enumerate(["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)",
+                                "=1+1"]):
+        formula[i][0] = prefix
+    files["formula_cells.csv"] = csv_text(HEADER, formula)
+    text = csv_text(HEADER, good).encode()
+    files["invalid_utf8.csv"] = text.replace(b"North", b"N\xf6rth\xff", 2)
+    files["latin1.csv"] = csv_text(HEADER, [r[:7] + [r[7].replace("North", "Nürnberg")]
+                                            for r in good]).encode("latin-1")
+    files["utf16_bom.csv"] = csv_text(HEADER, good, sep="\t").encode("utf-16")
+    files["utf8_bom_crlf.csv"] = b"\xef\xbb\xbf" + csv_text(HEADER, good, newline="\r\n") \
+        .encode()
+    files["gzip_text.csv.gz"] = gzip.compress(csv_text(HEADER, good).encode(), mtime=0)
+    files["duplicate_column_names.csv"] = csv_text(
+        HEADER + ["age"], [r + [r[1]] for r in good])
+    files["no_id_and_a_row_column.csv"] = csv_text(
+        ["row"] + HEADER[1:], [[str(i % 5)] + r[1:] for i, r in enumerate(good)])
+    yes_no = csv_text(HEADER + ["churned"], [r + ["maybe" if i == 9 else ["Yes", "No", "no"][i % 3]]
+                                             for i, r in enumerate(good)])
+    files["yes_no_with_junk.csv"] = yes_no
+    files["rate_above_one.csv"] = csv_text(HEADER + ["purchase_frequency"], [
+        r + [str([0.2, 0.5, 0.9, 0.1, 0.3, 0.7][i % 6] if i != 5 else 1.7)]
+        for i, r in enumerate(good)])
+    ages = [r[:] for r in good]
+    ages[2][col["age"]] = "212"
+    ages[3][col["age"]] = "-4"
+    files["impossible_ages.csv"] = csv_text(HEADER, ages)
+    files["padded_header_blank_lines.csv"] = "\n" + csv_text(
+        [f"  {h} " for h in HEADER], good).replace("\n", "\n\n", 3)
+    out = {}
+    for name, data in files.items():
+        out[name] = data if isinstance(data, bytes) else data.encode("utf-8")
+    return out
+
+
+def main() -> None:
+    for name, data in build().items():
+        (HERE / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    main()
