@@ -7,8 +7,8 @@ core. vl-convert holds the GIL while it works (measured: a Python thread makes n
 bundle, ~0.05 s per chart; importing skops costs ~0.45 s because it loads every scikit-learn
 estimator. Started when the run starts, the first helper builds the bundle while the main process
 imports scikit-learn and clusters; a second one is forked after clustering (inheriting the
-loaded modules) to serialise the model; chart exports are split between the two while the main
-process writes the tables.
+loaded modules) to serialise the model; the first exports the charts while the main process
+writes the tables.
 
 Helpers are forked, so they cost no new interpreter start. Where fork is unavailable (or
 REPORTGEN_EXPORT_INLINE=1), everything runs in-process with the same results: the outputs do not
@@ -49,6 +49,12 @@ def _export(specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float) -> 
     return out
 
 
+def _email_pngs(specs: dict[str, dict[str, Any]]) -> dict[str, bytes]:
+    from .render import email_png
+
+    return {name: email_png(spec) for name, spec in specs.items()}
+
+
 def _dump_model(bundle: dict[str, Any]) -> bytes:
     import skops.io
 
@@ -64,18 +70,6 @@ class _Done(Future):  # type: ignore[type-arg]
             self.set_result(fn(*args))
         except BaseException as exc:  # re-raised by result(), as a real future would
             self.set_exception(exc)
-
-
-class _Merged(Future):  # type: ignore[type-arg]
-    def __init__(self, parts: list[Future]) -> None:  # type: ignore[type-arg]
-        super().__init__()
-        self._parts = parts
-
-    def result(self, timeout: float | None = None) -> Exported:
-        merged: Exported = {}
-        for part in self._parts:
-            merged.update(part.result(timeout))
-        return merged
 
 
 class Background:
@@ -113,14 +107,15 @@ class Background:
 
     def export(self, specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float = 2
                ) -> Future:  # type: ignore[type-arg]
-        """Start exporting {name: (spec, as PNG)}; the future gives {name: (kind, data)}."""
-        names = list(specs)
-        if self._pool is None or len(names) < 2:
-            return self._submit(_export, specs, png_scale)
-        # Two halves, one per helper: whichever is free first takes the next.
-        halves = [names[0::2], names[1::2]]
-        return _Merged([self._pool.submit(_export, {n: specs[n] for n in half}, png_scale)
-                        for half in halves])
+        """Start exporting {name: (spec, as PNG)}; the future gives {name: (kind, data)}.
+
+        Not split across both helpers: the one that built the bundle has vl-convert's engine
+        running, the other would pay ~0.45 s of CPU to start its own."""
+        return self._submit(_export, specs, png_scale)
+
+    def email_pngs(self, specs: dict[str, dict[str, Any]]) -> Future:  # type: ignore[type-arg]
+        """Start exporting the email's charts; the future gives {name: PNG bytes}."""
+        return self._submit(_email_pngs, specs)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -12,12 +12,17 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import ReportgenError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .exporter import Background
 from .report import Report
 
 log = logging.getLogger("reportgen")
@@ -58,8 +63,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
-                  timings: dict[str, float], model: dict[str, Any] | None = None
-                  ) -> tuple[Path, list[Path]]:
+                  timings: dict[str, float], model_file: Future[bytes] | None = None,
+                  background: Background | None = None) -> tuple[Path, list[Path]]:
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -71,31 +76,49 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
+        exported = None
+        if "pdf" in formats and background is not None:
+            from .render import print_specs
+
+            # Charts export in helper processes while this one writes the tables.
+            exported = background.export(print_specs(report))
+        email_pngs = None
+        if "email" in formats and background is not None:
+            from .render import email_specs
+
+            email_pngs = background.email_pngs(email_specs(report))
         names = {s.id: s.name for s in report.segments}
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
-        if model is not None:
-            from .scoring import MODEL_FILE, dump
+        if model_file is not None:
+            from .scoring import MODEL_FILE
 
-            dump(model, tmp / MODEL_FILE)
+            (tmp / MODEL_FILE).write_bytes(model_file.result())
         if {"html", "pdf", "email"} & set(formats):
             from . import render
         timings = dict(timings)
         if "html" in formats:
             start = time.perf_counter()
+            vega_js = background.bundle() if background is not None else None
             (tmp / "report.html").write_text(render.render_html(
-                report, template_dir), encoding="utf-8")
+                report, template_dir, vega_js=vega_js),
+                                             encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
         if "pdf" in formats:
             start = time.perf_counter()
-            render.render_pdf(report, tmp / "report.pdf", template_dir)
+            images = None
+            if exported is not None:
+                images = {name: render.image_from(kind, data)
+                          for name, (kind, data) in exported.result().items()}
+            render.render_pdf(report, tmp / "report.pdf", template_dir, images=images)
             timings["render_pdf"] = round(time.perf_counter() - start, 4)
         if "email" in formats:
             start = time.perf_counter()
-            # PNG export is the slow part: render.email_images is the one call to swap for
-            # images exported in the background (render.email_specs says what to export)
-            email = render.render_email(report, render.email_images(report), template_dir)
+            # The PNGs were exported in a helper process, started above.
+            pngs = email_pngs.result() if email_pngs is not None else \
+                render.email_images(report)
+            email = render.render_email(report, pngs, template_dir)
             for name, data in email.files().items():
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}

@@ -56,6 +56,14 @@ def run(
     out_root: Path,
 ) -> RunResult:
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
+    from .exporter import Background
+
+    # First thing, so a helper process warms up vl-convert while this one imports and clusters.
+    with Background(bundle=bool({"html", "pdf"} & set(cfg.report.formats))) as background:
+        return _run(source, cfg, out_root, background)
+
+
+def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features
@@ -97,13 +105,17 @@ def run(
         }
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
+    names = {p.segment_id: p.name for p in personas}
+    # Serialised in a helper process while this one builds the report and its charts.
+    model_file = background.dump_model(build_bundle(
+        cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff, seg=seg,
+        categories=list(seg.categorical), names=names, run_id=run_id))
     with clock.stage("report"):
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
             actions=actions, colors=charts.palette(seg.k),
         )
-        names = {s.id: s.name for s in report.segments}
         points = _chart_points(seg, ff, names)
         report_charts = charts.build_charts(
             report.segments, report.features, report.method, points,
@@ -117,16 +129,13 @@ def run(
                                      logo=branding.logo_data_uri(cfg.report.logo))
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
-        bundle = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
-                              seg=seg, categories=list(seg.categorical), names=names,
-                              run_id=run_id)
         run_dir, files = write_outputs(
             report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
             formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model=bundle,
+            timings=clock.timings, model_file=model_file, background=background,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

@@ -45,6 +45,8 @@ __all__ = [
     "chart_image",
     "chart_images",
     "ChartImage",
+    "image_from",
+    "print_specs",
     "column_roles",
     "environment",
     "RefusedResourceError",
@@ -165,16 +167,20 @@ def _render(template: str, report: Report, assets: Assets, template_dir: Path | 
 # ----------------------------------------------------------------------------- HTML
 
 def render_html(report: Report, template_dir: Path | None = None, *,
-                bundle_cache: Path | None = None) -> str:
+                bundle_cache: Path | None = None, vega_js: str | None = None) -> str:
     """The interactive report: one self-contained file that works offline.
 
     The Vega JavaScript is inlined once; each chart is a ``vegaEmbed`` call on its spec.
-    ``bundle_cache``: see ``charts.javascript_bundle``.
+    ``vega_js``: the bundle if the caller already has it (exporter.Background builds it in a
+    helper process); otherwise it is built here (``bundle_cache``: see
+    ``charts.javascript_bundle``).
     """
     start = time.perf_counter()
+    if vega_js is None:
+        vega_js = charts.javascript_bundle(bundle_cache)
     # "</script" inside the bundle would end the script element early; it has none today,
     # and this keeps it that way whatever vl-convert ships next.
-    js = charts.javascript_bundle(bundle_cache).replace("</script", "<\\/script")
+    js = vega_js.replace("</script", "<\\/script")
     html = _render(HTML_TEMPLATE, report, Assets(vega_js=Markup(js)), template_dir)
     log.debug("render_html: %.2f s, %d KB", time.perf_counter() - start, len(html) // 1024)
     return html
@@ -201,18 +207,30 @@ def _svg_size(svg: str) -> tuple[int, int]:
     return round(float(match.group(1))), round(float(match.group(2)))
 
 
-def chart_image(chart: ChartSpec) -> ChartImage:
-    """Export one chart for print: SVG for bars and heatmaps, PNG for dense scatters
-    (thousands of SVG circles would triple WeasyPrint's time)."""
-    if chart.dense:
-        png = charts.to_png(chart.spec, scale=PNG_SCALE)
-        w, h = _png_size(png)
-        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def image_from(kind: str, data: bytes | str) -> ChartImage:
+    """A ChartImage (data: URI and CSS size) from an exported PNG (at PNG_SCALE) or SVG."""
+    if kind == "png":
+        assert isinstance(data, bytes)
+        w, h = _png_size(data)
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         return ChartImage(uri, round(w / PNG_SCALE), round(h / PNG_SCALE))
-    svg = charts.to_svg(chart.spec)
-    w, h = _svg_size(svg)
-    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    assert isinstance(data, str)
+    w, h = _svg_size(data)
+    uri = "data:image/svg+xml;base64," + base64.b64encode(data.encode("utf-8")).decode("ascii")
     return ChartImage(uri, w, h)
+
+
+def print_specs(report: Report) -> dict[str, tuple[dict[str, Any], bool]]:
+    """What to export for print: {name: (spec, as PNG)}. Dense scatters go as PNG
+    (thousands of SVG circles would triple WeasyPrint's time), the rest as SVG."""
+    return {name: (chart.spec, chart.dense) for name, chart in report.charts.items()}
+
+
+def chart_image(chart: ChartSpec) -> ChartImage:
+    """Export one chart for print, in this process."""
+    if chart.dense:
+        return image_from("png", charts.to_png(chart.spec, scale=PNG_SCALE))
+    return image_from("svg", charts.to_svg(chart.spec))
 
 
 def chart_images(report: Report) -> dict[str, ChartImage]:
@@ -264,12 +282,17 @@ def url_fetcher(roots: Sequence[Path]) -> weasyprint.URLFetcher:
     return _fetcher_class()(roots)
 
 
-def render_pdf(report: Report, path: Path, template_dir: Path | None = None) -> None:
-    """The print report, written to ``path``: A4, charts inlined as data: URIs, no network."""
+def render_pdf(report: Report, path: Path, template_dir: Path | None = None, *,
+               images: dict[str, ChartImage] | None = None) -> None:
+    """The print report, written to ``path``: A4, charts inlined as data: URIs, no network.
+
+    ``images``: the charts already exported for print (see ``print_specs``), if the caller
+    has them; otherwise they are exported here."""
     import weasyprint
 
     start = time.perf_counter()
-    images = chart_images(report)
+    if images is None:
+        images = chart_images(report)
     exported = time.perf_counter()
     assets = Assets(images=images, column_roles=column_roles(report))
     html = _render(PDF_TEMPLATE, report, assets, template_dir)
@@ -347,10 +370,26 @@ def email_specs(report: Report) -> dict[str, dict[str, Any]]:
     return {name: report.charts[name].spec for name in EMAIL_CHARTS if name in report.charts}
 
 
+def email_png(spec: dict[str, Any]) -> bytes:
+    """One chart as the email's PNG: exported at EMAIL_PNG_SCALE, then reduced to a 256-colour
+    palette (flat chart colours survive; the files shrink ~8x, which a phone on a mobile
+    connection notices). A pure function of the spec, so it can run in a helper process."""
+    import io
+
+    from PIL import Image  # WeasyPrint's own dependency
+
+    png = charts.to_png(spec, scale=EMAIL_PNG_SCALE)
+    with Image.open(io.BytesIO(png)) as image:
+        small = image.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE,
+                                               dither=Image.Dither.NONE)
+        out = io.BytesIO()
+        small.save(out, "PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(png) else png
+
+
 def email_images(report: Report) -> dict[str, bytes]:
-    """The email's charts exported as PNG, in this process."""
-    return {name: charts.to_png(spec, scale=EMAIL_PNG_SCALE)
-            for name, spec in email_specs(report).items()}
+    """The email's charts as PNG (``email_png`` of each of ``email_specs``), in this process."""
+    return {name: email_png(spec) for name, spec in email_specs(report).items()}
 
 
 def _fit(width: int, height: int, scale: float) -> tuple[int, int]:
