@@ -28,7 +28,15 @@ import pandas as pd
 from .config import Config
 from .errors import InputError, SegmentationError
 from .report import CleaningStep
-from .schema import BINARY_ROLES, MONEY_ROLES, NUMERIC_ROLES, Schema, as_binary, as_numbers
+from .schema import (
+    BINARY_ROLES,
+    MONEY_ROLES,
+    NUMERIC_ROLES,
+    Schema,
+    as_binary,
+    as_numbers,
+    value_kind,
+)
 
 DATE_FORMATS = ["%Y-%m-%d", "%d-%m-%Y", "%m-%d-%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d",
                 "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M",
@@ -266,13 +274,15 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
         if role in BINARY_ROLES or (role == "children" and not
                                     pd.api.types.is_numeric_dtype(df[column])):
             s = df[column]
-            if role == "children" and as_numbers(s).notna().sum() >= as_binary(s).notna().sum():
+            if role == "children" and value_kind(s) != "yesno":
                 continue  # counts written as text: the numeric pass below reads them
             b = as_binary(s)
             if not pd.api.types.is_numeric_dtype(s):
                 text = s.astype("string").str.strip()
-                pairs = sorted({(str(t), int(v)) for t, v in zip(text[b.notna()], b[b.notna()],
-                                                                  strict=True)},
+                seen = pd.DataFrame({"t": text[b.notna()], "v": b[b.notna()]}) \
+                    .drop_duplicates()
+                pairs = sorted(((str(t), int(v)) for t, v in zip(seen["t"], seen["v"],
+                                                                 strict=True)),
                                key=lambda p: (-p[1], p[0]))
                 shown = ", ".join(f"{t} → {v}" for t, v in pairs[:4])
                 log.append(CleaningStep(column, "recoded", int(b.notna().sum()), shown,

@@ -186,6 +186,12 @@ def as_numbers(s: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
         return pd.Series(np.nan, index=s.index)
     text = s.astype("string").str.strip()
+    plain = pd.to_numeric(text, errors="coerce").astype("float64")
+    todo = plain.isna() & text.notna() & (text != "")
+    if not todo.any():
+        return plain
+    # Only what plain parsing could not read goes through the slower clean-ups.
+    text = text[todo]
     text = text.str.replace(r"^[$€£¥]\s*|\s*[$€£¥%]$", "", regex=True)
     text = text.str.replace(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)", "", regex=True)
     thousands = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
@@ -194,7 +200,8 @@ def as_numbers(s: pd.Series) -> pd.Series:
     text = text.where(~euro, text.str.replace(".", "", regex=False))
     decimal_comma = text.str.fullmatch(r"[-+]?\d+,\d+").fillna(False)
     text = text.where(~decimal_comma, text.str.replace(",", ".", regex=False))
-    return pd.to_numeric(text, errors="coerce").astype("float64")
+    plain[todo] = pd.to_numeric(text, errors="coerce").astype("float64")
+    return plain
 
 
 def as_binary(s: pd.Series) -> pd.Series:
