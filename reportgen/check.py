@@ -170,8 +170,7 @@ def config_text(c: Check) -> str:
         f"# reportgen configuration for {ld.name}, written by `reportgen init` from what it",
         "# inferred. Every setting is optional: delete a line to go back to inference or the",
         "# default. Check it against the table with:",
-        f"#   reportgen validate {_shell(ld.where if ld.kind != 'sql' else ld.name)} "
-        "--config reportgen.toml",
+        f"#   reportgen validate {_shell(_source_arg(ld))} --config reportgen.toml",
         "# Database passwords do not belong here: use the environment (PGPASSWORD, or ${VAR} in",
         "# the URL).",
         "",
@@ -238,6 +237,13 @@ def _section(section: Any, name: str, values: dict[str, Any]) -> list[str]:
         else:
             lines.append(_line(f.name, value, help_text, commented=not pinned))
     return lines
+
+
+def _source_arg(ld: Loaded) -> str:
+    if ld.kind != "sql":
+        return ld.where
+    # "postgresql://user:***@host/db table customers": the URL; the table is in [input]
+    return ld.where.rsplit(" table ", 1)[0].removesuffix(" query")
 
 
 def _shell(text: str) -> str:

@@ -152,3 +152,19 @@ def test_init_quotes_awkward_column_names_as_valid_toml(tmp_path):
     out = tmp_path / "r.toml"
     out.write_text(text)
     assert invoke("validate", str(path), "--config", str(out)).exit_code == 0
+
+
+def test_init_for_a_database_pins_the_table_and_no_password(tmp_path, monkeypatch):
+    import sqlite3
+
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as con:
+        mall_table().to_sql("customers", con, index=False)
+    out = tmp_path / "reportgen.toml"
+    result = invoke("init", f"sqlite:///{db}", "--table", "customers", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert tomllib.loads(text)["input"]["table"] == "customers"
+    assert f"#   reportgen validate sqlite:///{db} --config reportgen.toml" in text
+    result = invoke("validate", f"sqlite:///{db}", "--config", str(out))
+    assert result.exit_code == 0, result.output
