@@ -84,6 +84,7 @@ def build_report(
         title=cfg.report.title, company=cfg.report.company,
         period=period_label(cfg, as_of), as_of=as_of.isoformat() if as_of else "",
         run_id=run_id, source=source, currency=currency, value_label=value_label,
+        value_unit=ff.meta[ff.value].unit if ff.value else "number",
         headline=headline, segments=segments,
         top_actions=top_actions(segments), attention=attention(segments, seg, cleaned, ff,
                                                                profiles, currency),

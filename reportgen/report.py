@@ -197,6 +197,9 @@ class Report:
     gates: list[Gate] = field(default_factory=list)
     primary_color: str = "#1d3557"  # brand colour: cover band, email header (report.primary_color)
     logo: str = ""  # brand logo as a data: URI, "" for none (the email sends it by Content-ID)
+    # Unit of the value measure: "money" for spend, "number" for a score (the Mall table's
+    # spending score is no amount of money); format value figures with it, not as money.
+    value_unit: str = "money"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -67,6 +67,7 @@ def test_mall_table_income_in_thousands_is_rescaled_and_personas_read_well(tmp_p
     assert re.search(r"income \$\d+k vs \$\d+k overall", texts)
     assert not re.search(r"income \$\d{1,3} vs", texts)  # never "$77" for 77k
     assert report.value_label == "spending score"
+    assert report.value_unit == "number"  # a score is not money: no "$82 per customer"
     assert_sensible_personas(report)
     joined = " ".join(names(report))
     assert "Affluent" in joined and "Budget" in joined
@@ -88,6 +89,7 @@ def test_credit_card_table_gets_card_roles_and_card_personas(tmp_path):
     (minimum,) = [s for s in report.cleaning if s.column == "MINIMUM_PAYMENTS"]
     assert minimum.action == "imputed"
     assert_sensible_personas(report)
+    assert report.value_unit == "money"
     joined = " ".join(names(report)).lower()
     assert "cash-advance" in joined
     assert "transactors" in joined or "pay-in-full" in joined
