@@ -74,7 +74,8 @@ def _rate_label(column: str) -> str:
     norm = normalise(column)
     if "full_pay" in norm:
         return "Paid in full"  # PRC_FULL_PAYMENT: share of months the bill was paid in full
-    return _title(re.sub(r"(?i)^(prc|pct)_", "", column))
+    label = _title(re.sub(r"(?i)^(prc|pct)_", "", column))
+    return label.replace("Oneoff", "One-off").replace("oneoff", "one-off")
 
 
 def _campaign_label(column: str) -> str:

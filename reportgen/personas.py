@@ -83,6 +83,7 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
     return out
 
 
+_LEVEL_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 '&/.-]{1,29}")
 _NOT_A_NAME = {"no", "yes", "none", "other", "unknown", "n/a", "true", "false"}
 
 
@@ -99,7 +100,9 @@ def _word(text: str, level: str) -> str | None:
     code (Region 3) that would make no sense in a name."""
     if "{level}" not in text:
         return text
-    if not re.search(r"[A-Za-z]{2}", level) or level.strip().lower() in _NOT_A_NAME:
+    # Only a plain word or two from the data lends a name ("Month-to-month", "Fiber optic"):
+    # not a code ("3"), a yes/no, a long label, or markup and formulas ("<b>", "=cmd").
+    if not _LEVEL_WORD.fullmatch(level.strip()) or level.strip().lower() in _NOT_A_NAME:
         return None
     return text.replace("{level}", level)
 
