@@ -418,7 +418,9 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
     for role in ("marital_status", "education", "gender", "categorical"):
         for column in schema.cols(role):
             raw = df[column]
-            if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
+            codes = raw.dropna()
+            if pd.api.types.is_float_dtype(raw) and (codes == codes.round()).all() and \
+                    (codes.abs() < 2**53).all():
                 raw = raw.astype("Int64")  # region codes 1.0, 2.0 read as "1", "2"
             s = raw.astype("string").str.strip()
             s = s.mask(s == "")
