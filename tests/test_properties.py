@@ -4,6 +4,7 @@ raise a ReportgenError (a message for the user) — never any other exception (a
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from reportgen.errors import ReportgenError
 from reportgen.features import build_features
 from reportgen.load import load
 from reportgen.schema import infer_schema
+
+# More examples on demand: REPORTGEN_HYPOTHESIS_SCALE=20 python -m pytest tests/test_properties.py
+SCALE = int(os.environ.get("REPORTGEN_HYPOTHESIS_SCALE", "1"))
 
 # Names that steer the role inference into every branch, and some that mean nothing.
 NAMES = ["ID", "customer_id", "Age", "Year_Birth", "Income", "Annual Income (k$)", "Genre",
@@ -93,7 +97,7 @@ def _user_error_or_nothing(call: object) -> None:
         assert "Traceback" not in text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables())
 def test_any_frame_through_schema_clean_and_features(frame):
     _user_error_or_nothing(lambda: stages(frame, Config(), "t.csv"))
@@ -102,7 +106,7 @@ def test_any_frame_through_schema_clean_and_features(frame):
 ENCODINGS = ["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16"]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.sampled_from([",", ";", "\t", "|"]), st.sampled_from(ENCODINGS),
        st.sampled_from(["\n", "\r\n"]), st.booleans())
 def test_any_table_written_as_text_through_load_schema_clean(frame, sep, encoding, newline,
@@ -121,7 +125,7 @@ def test_any_table_written_as_text_through_load_schema_clean(frame, sep, encodin
         _user_error_or_nothing(run)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80 * SCALE, deadline=None)
 @given(st.binary(max_size=3000))
 def test_any_bytes_through_load(data):
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +139,7 @@ def test_any_bytes_through_load(data):
         _user_error_or_nothing(run)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60 * SCALE, deadline=None)
 @given(tables(), st.dictionaries(st.sampled_from(NAMES), st.sampled_from(
     ["id", "income", "spend", "signup_date", "campaign", "rate", "categorical", "ignore",
      "churn", "tenure", "age", "score", "flag"]), max_size=3))
