@@ -213,7 +213,8 @@ def size_value(segments: Sequence[Segment], value_label: str = "spend") -> alt.C
     bars = base.mark_bar(height={"band": 0.9}).encode(
         color=alt.Color("segment:N", scale=_persona_scale(segments), legend=None),
         opacity=alt.Opacity("measure:N", scale=alt.Scale(domain=[customers, value],
-                                                         range=[0.4, 1.0]), legend=None),
+                                                         range=[0.4, 1.0]), legend=None,
+                            sort=[customers, value]),
     )
     labels = base.mark_text(align="left", dx=4, fontSize=10).encode(text="label:N")
     chart = alt.layer(bars, labels).properties(width=WIDTH - 170, height=46 * len(segments))
@@ -569,7 +570,8 @@ def persona_traits(segment: Segment, features: Sequence[FeatureInfo]) -> alt.Cha
         segment=json.dumps(segment.name)).encode(
         color=colour,
         opacity=alt.Opacity("side:N", scale=alt.Scale(domain=["above", "below"],
-                                                      range=[1.0, 0.45]), legend=None),
+                                                      range=[1.0, 0.45]), legend=None,
+                            sort=["above", "below"]),
         tooltip=[alt.Tooltip("feature:N", title="Feature"),
                  alt.Tooltip("z_raw:Q", format="+.2f", title="z-score")],
     )

@@ -356,7 +356,8 @@ def load_config(path: str | Path | None) -> Config:
     except FileNotFoundError:
         raise ConfigError("config file not found", file=str(p)) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file ({exc.__class__.__name__})", file=str(p)) from None
+        raise ConfigError(f"cannot read config file ({exc.__class__.__name__})",
+                          file=str(p)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -25,7 +25,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2
+# One helper, fed in the order the work is needed: bundle, print charts, email charts, model.
+# A second one competed with the first for the second core and slowed the chart exports down.
+WORKERS = 1
 
 Exported = dict[str, tuple[str, "bytes | str"]]
 

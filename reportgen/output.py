@@ -20,8 +20,6 @@ import pandas as pd
 from .errors import ReportgenError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from .exporter import Background
 from .report import Report
 
@@ -63,7 +61,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
-                  timings: dict[str, float], model_file: Future[bytes] | None = None,
+                  timings: dict[str, float], model: dict[str, Any] | None = None,
                   background: Background | None = None) -> tuple[Path, list[Path]]:
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
@@ -87,14 +85,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             from .render import email_specs
 
             email_pngs = background.email_pngs(email_specs(report))
+        # Queued after the charts: the helper serialises it while this process lays out the PDF.
+        model_file = None
+        if model is not None:
+            model_file = background.dump_model(model) if background is not None else None
         names = {s.id: s.name for s in report.segments}
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
-        if model_file is not None:
-            from .scoring import MODEL_FILE
-
-            (tmp / MODEL_FILE).write_bytes(model_file.result())
         if {"html", "pdf", "email"} & set(formats):
             from . import render
         timings = dict(timings)
@@ -109,6 +107,9 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             start = time.perf_counter()
             images = None
             if exported is not None:
+                # Import WeasyPrint (~0.35 s) while the helper is still exporting the charts.
+                import weasyprint  # noqa: F401
+
                 images = {name: render.image_from(kind, data)
                           for name, (kind, data) in exported.result().items()}
             render.render_pdf(report, tmp / "report.pdf", template_dir, images=images)
@@ -123,6 +124,13 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}
             timings["render_email"] = round(time.perf_counter() - start, 4)
+        if model is not None:
+            from .scoring import MODEL_FILE, dump
+
+            if model_file is not None:
+                (tmp / MODEL_FILE).write_bytes(model_file.result())
+            else:
+                dump(model, tmp / MODEL_FILE)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),

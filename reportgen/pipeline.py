@@ -106,10 +106,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     names = {p.segment_id: p.name for p in personas}
-    # Serialised in a helper process while this one builds the report and its charts.
-    model_file = background.dump_model(build_bundle(
-        cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff, seg=seg,
-        categories=list(seg.categorical), names=names, run_id=run_id))
+    model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
+                         seg=seg, categories=list(seg.categorical), names=names, run_id=run_id)
     with clock.stage("report"):
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
@@ -135,7 +133,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
             features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
             formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model_file=model_file, background=background,
+            timings=clock.timings, model=model, background=background,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

@@ -1,4 +1,5 @@
-"""Where the shipped files live: the repo's top-level folders in a checkout, package data in a wheel."""
+"""Where the shipped files live: the repo's top-level folders in a checkout, package data in a
+wheel."""
 
 from __future__ import annotations
 

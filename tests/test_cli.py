@@ -27,7 +27,8 @@ def test_run_writes_the_files_and_one_line_per_segment(table, tmp_path):
     result = invoke("run", str(table), "--out", str(tmp_path), "--format", "html")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Customer segmentation: ") and "120 customers, 3 segments" in lines[0]
+    assert lines[0].startswith("Customer segmentation: ")
+    assert "120 customers, 3 segments" in lines[0]
     segment_lines = [ln for ln in lines if ln.startswith("  ") and "of customers" in ln]
     assert len(segment_lines) == 3
     assert all("% of spend" in ln for ln in segment_lines)
