@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -81,8 +82,13 @@ class Background:
     def __init__(self, *, bundle: bool = True) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._bundle: Future | None = None  # type: ignore[type-arg]
+        # A process that has already used vl-convert (its JS engine runs threads) cannot fork a
+        # helper that uses it again: the child hangs forever (seen in the test suite, where
+        # tests/test_charts.py converts charts in-process before the CLI tests run). Such a
+        # process does the work in-process instead; a normal CLI run still forks.
         inline = os.environ.get("REPORTGEN_EXPORT_INLINE") == "1" or \
-            "fork" not in multiprocessing.get_all_start_methods()
+            "fork" not in multiprocessing.get_all_start_methods() or \
+            "vl_convert" in sys.modules
         if not inline:
             try:
                 self._pool = ProcessPoolExecutor(
