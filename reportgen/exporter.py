@@ -21,7 +21,8 @@ import logging
 import multiprocessing
 import os
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # One helper, fed in the order the work is needed: bundle, print charts, email charts, model.
 # A second one competed with the first for the second core and slowed the chart exports down.
 WORKERS = 1
+# Far above the ~1 s the work takes: only a hung or dead helper gets near it.
+HELPER_TIMEOUT_S = float(os.environ.get("REPORTGEN_HELPER_TIMEOUT", "120"))
 
 Exported = dict[str, tuple[str, "bytes | str"]]
 
@@ -38,7 +41,7 @@ def _warm_and_bundle() -> str:
 
     # A tiny conversion starts the JS engine now rather than at the first real chart.
     vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
-    return str(vlc.javascript_bundle())
+    return str(vlc.javascript_bundle())  # type: ignore[call-arg]  # the stub wants a snippet
 
 
 def _export(specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float) -> Exported:
@@ -64,15 +67,32 @@ def _dump_model(bundle: dict[str, Any]) -> bytes:
     return bytes(skops.io.dumps(bundle))
 
 
-class _Done(Future):  # type: ignore[type-arg]
-    """A future that already holds its result: the in-process fallback."""
+class Task:
+    """Work handed to the helper, with a way back: ``result()`` waits at most HELPER_TIMEOUT_S,
+    and if the helper hung or died, kills it and does the work in this process. Errors raised
+    by the work itself (a ReportgenError, say) come through unchanged."""
 
-    def __init__(self, fn: Any, *args: Any) -> None:
-        super().__init__()
-        try:
-            self.set_result(fn(*args))
-        except BaseException as exc:  # re-raised by result(), as a real future would
-            self.set_exception(exc)
+    def __init__(self, owner: Background, fn: Any, *args: Any) -> None:
+        self._owner, self._fn, self._args = owner, fn, args
+        self._future = owner._pool.submit(fn, *args) if owner._pool is not None else None
+        self._done = False
+        self._value: Any = None
+
+    def result(self) -> Any:
+        if not self._done:
+            self._value = self._run()
+            self._done = True
+        return self._value
+
+    def _run(self) -> Any:
+        if self._future is not None:
+            try:
+                return self._future.result(timeout=HELPER_TIMEOUT_S)
+            except (TimeoutError, BrokenProcessPool, CancelledError) as exc:
+                log.warning("helper process failed (%s); doing its work in this process",
+                            exc.__class__.__name__)
+                self._owner.kill()
+        return self._fn(*self._args)
 
 
 class Background:
@@ -81,7 +101,7 @@ class Background:
 
     def __init__(self, *, bundle: bool = True) -> None:
         self._pool: ProcessPoolExecutor | None = None
-        self._bundle: Future | None = None  # type: ignore[type-arg]
+        self._bundle: Task | None = None
         # A process that has already used vl-convert (its JS engine runs threads) cannot fork a
         # helper that uses it again: the child hangs forever (seen in the test suite, where
         # tests/test_charts.py converts charts in-process before the CLI tests run). Such a
@@ -94,36 +114,40 @@ class Background:
                 self._pool = ProcessPoolExecutor(
                     max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
                 if bundle:
-                    self._bundle = self._pool.submit(_warm_and_bundle)
+                    self._bundle = Task(self, _warm_and_bundle)
             except OSError as exc:  # no processes allowed here: do the work in-process
                 log.debug("background: running in-process (%s)", exc)
                 self._pool = None
 
-    def _submit(self, fn: Any, *args: Any) -> Future:  # type: ignore[type-arg]
-        if self._pool is None:
-            return _Done(fn, *args)
-        return self._pool.submit(fn, *args)
-
     def bundle(self) -> str:
         if self._bundle is None:
-            self._bundle = _Done(_warm_and_bundle)
+            self._bundle = Task(self, _warm_and_bundle) if self._pool is None else None
+        assert self._bundle is not None
         return str(self._bundle.result())
 
-    def dump_model(self, bundle: dict[str, Any]) -> Future:  # type: ignore[type-arg]
-        """Start serialising the model with skops; the future gives the file's bytes."""
-        return self._submit(_dump_model, bundle)
+    def dump_model(self, bundle: dict[str, Any]) -> Task:
+        """Start serialising the model with skops; the task gives the file's bytes."""
+        return Task(self, _dump_model, bundle)
 
     def export(self, specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float = 2
-               ) -> Future:  # type: ignore[type-arg]
-        """Start exporting {name: (spec, as PNG)}; the future gives {name: (kind, data)}.
+               ) -> Task:
+        """Start exporting {name: (spec, as PNG)}; the task gives {name: (kind, data)}.
 
         Not split across both helpers: the one that built the bundle has vl-convert's engine
         running, the other would pay ~0.45 s of CPU to start its own."""
-        return self._submit(_export, specs, png_scale)
+        return Task(self, _export, specs, png_scale)
 
-    def email_pngs(self, specs: dict[str, dict[str, Any]]) -> Future:  # type: ignore[type-arg]
-        """Start exporting the email's charts; the future gives {name: PNG bytes}."""
-        return self._submit(_email_pngs, specs)
+    def email_pngs(self, specs: dict[str, dict[str, Any]]) -> Task:
+        """Start exporting the email's charts; the task gives {name: PNG bytes}."""
+        return Task(self, _email_pngs, specs)
+
+    def kill(self) -> None:
+        """Stop the helper now, whatever it is doing (it hung or died)."""
+        if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
