@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .clean import Cleaned, clean, infer_date_format, require_rows
-from .config import Config
+from .config import Config, toml_value
 from .errors import ReportgenError, SegmentationError
 from .features import FeatureFrame, build_features
 from .load import Loaded, load
@@ -132,18 +131,9 @@ def _wrap(text: str, indent: str, width: int = 96) -> list[str]:
 # reportgen.toml ----------------------------------------------------------------------------
 
 def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string, once DEL is escaped too.
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
+    if value is None or not isinstance(value, (bool, int, float, dt.date, str, list)):
+        raise TypeError(f"no TOML for {value!r}")
+    return toml_value(value)
 
 
 def _line(key: str, value: Any, comment: str = "", commented: bool = False) -> str:

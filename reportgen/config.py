@@ -384,8 +384,10 @@ def toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value), ensure_ascii=False)
+        return "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    # A JSON string is a valid TOML basic string, once DEL is escaped too.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007F")
 
 
 def describe() -> list[tuple[str, str, str]]:

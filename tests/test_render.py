@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import pypdf
@@ -22,13 +20,7 @@ from .factories import make_report
 XSS = "<script>alert(1)</script>"
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 @pytest.fixture(scope="module")
