@@ -7,6 +7,8 @@ rendered outputs look like a real run; they are not computed from data.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -334,3 +336,14 @@ def make_report(*, names: list[str] | None = None, with_charts: bool = True,
     built = charts.build_charts(segments, features, method, pts, value_label=report.value_label,
                                 currency=report.currency)
     return dataclasses.replace(report, charts=built)
+
+
+def walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict inside a chart spec (or any JSON-like value), depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk_dicts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_dicts(value)

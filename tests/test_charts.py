@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,14 @@ import pytest
 from reportgen import charts
 from reportgen.report import FeatureInfo
 
-from .factories import make_features, make_method, make_points, make_report, make_segments
+from .factories import (
+    make_features,
+    make_method,
+    make_points,
+    make_report,
+    make_segments,
+    walk_dicts,
+)
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
@@ -25,20 +31,11 @@ def built() -> dict[str, Any]:
     return make_report().charts
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
 
 def _data_rows(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
     """Every inline data set in a spec (``data.values`` and top-level ``datasets``)."""
     sets = [list(v) for v in spec.get("datasets", {}).values()]
-    for node in _walk(spec):
+    for node in walk_dicts(spec):
         data = node.get("data")
         if isinstance(data, dict) and isinstance(data.get("values"), list):
             sets.append(data["values"])
@@ -80,7 +77,7 @@ def test_every_persona_scale_uses_exactly_the_segment_colours(built: dict[str, A
     colour_of = {s.name: s.color for s in segments}
     for name, chart in built.items():
         persona_scales = [
-            node for node in _walk(chart.spec)
+            node for node in walk_dicts(chart.spec)
             if isinstance(node.get("domain"), list) and node["domain"]
             and all(isinstance(d, str) and d in colour_of for d in node["domain"])
         ]

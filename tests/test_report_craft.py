@@ -17,7 +17,7 @@ from reportgen import branding, render
 from reportgen.config import Config
 from reportgen.report import Report
 
-from .factories import make_points, make_report, make_segments
+from .factories import make_points, make_report, make_segments, walk_dicts
 
 # what a reader must never see split between two pages
 UNBREAKABLE = {"chart-figure", "card", "cover-segment", "kpi", "stats", "trait"}
@@ -166,19 +166,10 @@ def test_a_logo_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- HTML
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
 
 def test_every_chart_has_tooltips(report: Report) -> None:
     for name, chart in report.charts.items():
-        tooltips = [n["tooltip"] for n in _walk(chart.spec)
+        tooltips = [n["tooltip"] for n in walk_dicts(chart.spec)
                     if isinstance(n.get("tooltip"), (list, dict))]
         assert tooltips, f"{name} has no tooltip"
 
