@@ -41,8 +41,7 @@ def build_report(
     personas: list[Persona], actions: dict[int, list[Action]], colors: list[str],
 ) -> Report:
     currency = cfg.report.currency
-    value_label = "spend" if ff.value == "total_spend" else (
-        ff.meta[ff.value].label.lower() if ff.value else "customers")
+    value_label = ff.value_label
     by_id = {p.segment_id: p for p in personas}
     segments = [
         Segment(

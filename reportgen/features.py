@@ -53,6 +53,13 @@ class FeatureFrame:
     model: list[str]  # features the clustering uses
     value: str | None  # the feature that measures customer value (total spend)
 
+    @property
+    def value_label(self) -> str:
+        """What "value" means in the report: "spend", or the value feature's label."""
+        if self.value == "total_spend":
+            return "spend"
+        return self.meta[self.value].label.lower() if self.value else "customers"
+
     def info(self) -> list[FeatureInfo]:
         return [
             FeatureInfo(name=name, label=m.label, unit=m.unit, group=m.group,
@@ -108,6 +115,14 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
         columns[name] = s.fillna(0.0) if s.isna().any() else s
         meta[name] = FeatureMeta(label, unit, group, description, level)
 
+    def add_shares(columns: list[str], whole: pd.Series, group: str, of: str) -> None:
+        """share_<tag> = column / whole for each column (0 where the whole is 0)."""
+        safe = whole.replace(0, np.nan)
+        for column in columns:
+            tag = schema.tags.get(column, column.lower())
+            add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
+                f"{_title(tag)} share", "share", group, f"{column} as a share of {of}")
+
     as_of = cleaned.as_of
     if (by := schema.col("birth_year")) and as_of is not None:
         add("age", as_of.year - df[by], "Age", "years", "demographics",
@@ -142,12 +157,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
                 f"from {spend_cols[0]}"
         add("total_spend", total, "Total spend", "money", "value", how)
         if len(parts) > 1 or (total_col and parts):
-            safe = total.replace(0, np.nan)
-            for column in parts:
-                tag = schema.tags.get(column, column.lower())
-                add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
-                    f"{_title(tag)} share", "share", "product_mix",
-                    f"{column} as a share of total spend")
+            add_shares(parts, total, "product_mix", "total spend")
     if monthly := schema.col("monthly_spend"):
         add("monthly_spend", df[monthly], "Monthly bill", "money", "value", f"from {monthly}")
 
@@ -162,11 +172,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
             else f"from {purchase_cols[0]}")
         safe = purchases.replace(0, np.nan)
         if len(channels) > 1 or (total_purchases and channels):
-            for column in channels:
-                tag = schema.tags.get(column, column.lower())
-                add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
-                    f"{_title(tag)} share", "share", "channel_mix",
-                    f"{column} as a share of all purchases")
+            add_shares(channels, purchases, "channel_mix", "all purchases")
         if deals := schema.col("deals"):
             add("deal_share", (df[deals] / safe).clip(upper=1.0).fillna(0.0), "Deal share",
                 "share", "engagement", f"{deals} as a share of all purchases")

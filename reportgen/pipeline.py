@@ -93,8 +93,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         profiles = profile(ff, seg)
     from . import charts
 
-    value_label = "spend" if ff.value == "total_spend" else (
-        ff.meta[ff.value].label.lower() if ff.value else "customers")
+    value_label = ff.value_label
     with clock.stage("personas"):
         personas = name_personas(profiles, ff, cfg.report.currency, value_label)
     with clock.stage("playbook"):
@@ -130,7 +129,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         run_dir, files = write_outputs(
             report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
-            features=ff.frame[[c for c in _csv_features(ff)]], manifest=manifest,
+            features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
             timings=clock.timings, model=model, background=background,

@@ -106,6 +106,19 @@ def test_any_frame_through_schema_clean_and_features(frame):
 ENCODINGS = ["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16"]
 
 
+def _load_and_clean_bytes(data: bytes) -> None:
+    """Write data as a file and take it through load+schema+clean+features."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "table.csv"
+        path.write_bytes(data)
+
+        def run() -> None:
+            loaded = load(path, InputConfig())
+            stages(loaded.frame, Config(), loaded.where, loaded.notes)
+
+        _user_error_or_nothing(run)
+
+
 @settings(max_examples=120 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.sampled_from([",", ";", "\t", "|"]), st.sampled_from(ENCODINGS),
        st.sampled_from(["\n", "\r\n"]), st.booleans())
@@ -114,29 +127,13 @@ def test_any_table_written_as_text_through_load_schema_clean(frame, sep, encodin
     text = (frame.head(0) if header_only else frame).to_csv(sep=sep, index=False,
                                                             lineterminator=newline)
     data = text.encode(encoding, errors="replace")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "table.csv"
-        path.write_bytes(data)
-
-        def run() -> None:
-            loaded = load(path, InputConfig())
-            stages(loaded.frame, Config(), loaded.where, loaded.notes)
-
-        _user_error_or_nothing(run)
+    _load_and_clean_bytes(data)
 
 
 @settings(max_examples=80 * SCALE, deadline=None)
 @given(st.binary(max_size=3000))
 def test_any_bytes_through_load(data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "table.csv"
-        path.write_bytes(data)
-
-        def run() -> None:
-            loaded = load(path, InputConfig())
-            stages(loaded.frame, Config(), loaded.where, loaded.notes)
-
-        _user_error_or_nothing(run)
+    _load_and_clean_bytes(data)
 
 
 @settings(max_examples=60 * SCALE, deadline=None)
