@@ -150,9 +150,9 @@ class Background:
             self._pool = None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        # Every result has been collected by now (or the run failed): stop the helper rather
+        # than wait for it, so the process can exit at once (cli.entry).
+        self.kill()
 
     def __enter__(self) -> Background:
         return self
