@@ -1,64 +1,116 @@
-"""Work that runs beside the pipeline in helper processes: the Vega JavaScript bundle, chart
-export, and serialising the model.
+"""Work that runs beside the pipeline, in two forked helper processes.
 
-Why processes: each of these holds the GIL or costs a fixed import, and the machine has a second
-core. vl-convert holds the GIL while it works (measured: a Python thread makes no progress during
-``javascript_bundle()``) and has fixed costs — ~0.45 s to start its JS engine, ~1.1 s to build the
-bundle, ~0.05 s per chart; importing skops costs ~0.45 s because it loads every scikit-learn
-estimator. Started when the run starts, the first helper builds the bundle while the main process
-imports scikit-learn and clusters; a second one is forked after clustering (inheriting the
-loaded modules) to serialise the model; the first exports the charts while the main process
-writes the tables.
+Why processes: the machine has two cores and the work after clustering is a chain — chart
+export (vl-convert), then the PDF (WeasyPrint) — that would otherwise run after everything
+else in one process. vl-convert holds the GIL while it works, so threads cannot overlap it.
 
-Helpers are forked, so they cost no new interpreter start. Where fork is unavailable (or
-REPORTGEN_EXPORT_INLINE=1), everything runs in-process with the same results: the outputs do not
-depend on where the work ran.
+- The *charts* helper starts vl-convert's JS engine (~0.3 s) and reads the Vega JavaScript
+  bundle (from the cache, or builds it: ~1.1 s) while the main process imports scikit-learn
+  and clusters. After the report is built it exports the print charts in page order, sending
+  each one to the print helper as soon as it is drawn, then the email's PNGs.
+- The *print* helper imports WeasyPrint (~0.35 s) during the same time, then lays out the PDF
+  as soon as the report exists. Layout takes each chart when it reaches it
+  (``render.render_pdf(source=...)``), so export and layout overlap instead of following
+  each other.
+- The main process meanwhile writes the tables, the HTML, the email and the model.
+
+Both helpers are forked when the run starts, before anything uses vl-convert: a process whose
+vl-convert engine is running cannot fork a helper that uses it again (the child hangs). Where
+fork is unavailable, vl-convert is already loaded (the test suite), or
+REPORTGEN_EXPORT_INLINE=1, everything runs in this process with the same results: the outputs
+do not depend on where the work ran.
+
+A helper that dies or does not answer within REPORTGEN_HELPER_TIMEOUT seconds is killed and
+its work is done in this process; errors raised by the work itself (a ReportgenError, say)
+come through unchanged.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
+import queue
 import sys
-from concurrent.futures import CancelledError, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .report import Report
 
 log = logging.getLogger(__name__)
 
-# One helper, fed in the order the work is needed: bundle, print charts, email charts, model.
-# A second one competed with the first for the second core and slowed the chart exports down.
-WORKERS = 1
-# Far above the ~1 s the work takes: only a hung or dead helper gets near it.
+# Far above the ~1-2 s the work takes: only a hung or dead helper gets near it.
 HELPER_TIMEOUT_S = float(os.environ.get("REPORTGEN_HELPER_TIMEOUT", "120"))
+_POLL_S = 0.2  # how often a wait checks that the helper is still alive
 
 Exported = dict[str, tuple[str, "bytes | str"]]
+PrintSpecs = dict[str, tuple[dict[str, Any], bool]]
 
 
-def _warm_and_bundle() -> str:
-    import vl_convert as vlc
+class Charts(NamedTuple):
+    """What the charts helper exports: the print charts and the email's PNGs."""
 
-    # A tiny conversion starts the JS engine now rather than at the first real chart.
-    vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
-    return str(vlc.javascript_bundle())  # type: ignore[call-arg]  # the stub wants a snippet
+    print: Exported
+    email: dict[str, bytes]
+
+# Set in a helper process when it starts: the charts queue between the two helpers.
+_charts_queue: Any = None
 
 
-def _export(specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float) -> Exported:
-    """name -> ("png", bytes) for dense charts, ("svg", text) for the rest."""
+# ----------------------------------------------------------------------------- helper work
+
+def _warm_charts() -> None:
     from . import charts
 
-    out: Exported = {}
-    for name, (spec, dense) in specs.items():
-        out[name] = ("png", charts.to_png(spec, scale=png_scale)) if dense else \
-            ("svg", charts.to_svg(spec))
-    return out
+    # A tiny conversion starts the JS engine now rather than at the first real chart.
+    charts.to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
+    # skops imports every scikit-learn estimator (~1 s): paid here, while this helper has
+    # nothing else to do, rather than by the main process when it saves the model.
+    import skops.io  # noqa: F401
 
 
-def _email_pngs(specs: dict[str, dict[str, Any]]) -> dict[str, bytes]:
-    from .render import email_png
+def _warm_print() -> None:
+    import weasyprint
 
-    return {name: email_png(spec) for name, spec in specs.items()}
+    from . import render
+
+    # Load the fonts and the PDF machinery on a one-line document now, not on the report.
+    weasyprint.HTML(string="<p>reportgen</p>").write_pdf()
+    render.environment(None).get_template(render.PDF_TEMPLATE)
+
+
+def _bundle() -> str:
+    from . import charts
+    from .resources import cache_dir
+
+    return charts.javascript_bundle(cache_dir())
+
+
+def _export(specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> Charts:
+    """The print charts — name -> ("png", bytes) for dense ones, ("svg", text) for the rest,
+    in the order given — then the email's PNGs (from the print SVGs where there are some).
+    In the charts helper each print chart also goes to the print helper as soon as it is
+    drawn."""
+    from . import charts, render
+
+    exported: Exported = {}
+    try:
+        for name, (spec, dense) in specs.items():
+            exported[name] = ("png", charts.to_png(spec, scale=render.PNG_SCALE)) if dense \
+                else ("svg", charts.to_svg(spec))
+            if _charts_queue is not None:
+                _charts_queue.put((name, exported[name]))
+    except BaseException as exc:
+        if _charts_queue is not None:  # the print helper stops waiting and reports it
+            _charts_queue.put((None, exc))
+        raise
+    pngs = {name: render.email_png(spec, render.svg_of(exported.get(name)))
+            for name, spec in email.items()}
+    return Charts(exported, pngs)
 
 
 def _dump_model(bundle: dict[str, Any]) -> bytes:
@@ -67,16 +119,126 @@ def _dump_model(bundle: dict[str, Any]) -> bytes:
     return bytes(skops.io.dumps(bundle))
 
 
-class Task:
-    """Work handed to the helper, with a way back: ``result()`` waits at most HELPER_TIMEOUT_S,
-    and if the helper hung or died, kills it and does the work in this process. Errors raised
-    by the work itself (a ReportgenError, say) come through unchanged."""
+def _render_pdf(report: Report, path: str, template_dir: str | None) -> float:
+    """The PDF, written to path, with the charts as the charts helper sends them."""
+    from . import render
 
-    def __init__(self, owner: Background, fn: Any, *args: Any) -> None:
-        self._owner, self._fn, self._args = owner, fn, args
-        self._future = owner._pool.submit(fn, *args) if owner._pool is not None else None
-        self._done = False
-        self._value: Any = None
+    start = time.perf_counter()
+    render.render_pdf(report, Path(path), Path(template_dir) if template_dir else None,
+                      source=_ChartsArriving(_charts_queue, HELPER_TIMEOUT_S))
+    return time.perf_counter() - start
+
+
+class _ChartsArriving:
+    """Charts from the charts helper, in the order it exports them: ``source(name)`` waits
+    for that chart, keeping the ones that came before it."""
+
+    def __init__(self, charts_queue: Any, timeout: float) -> None:
+        self._queue, self._timeout = charts_queue, timeout
+        self._got: Exported = {}
+
+    def __call__(self, name: str) -> tuple[str, bytes | str]:
+        while name not in self._got:
+            try:
+                got, payload = self._queue.get(timeout=self._timeout)
+            except queue.Empty:
+                # The parent then renders the PDF itself, with charts it exports or gets.
+                raise HelperFailed(f"chart {name!r} did not arrive from the charts helper"
+                                   ) from None
+            if got is None:
+                raise payload
+            self._got[got] = payload
+        return self._got[name]
+
+
+# ----------------------------------------------------------------------------- processes
+
+class HelperFailed(Exception):
+    """The helper process died or did not answer in time."""
+
+
+def _serve(jobs: Any, results: Any, warm: Callable[[], None], charts_queue: Any) -> None:
+    """A helper's life: warm up, then run jobs in order until told to stop."""
+    global _charts_queue
+    _charts_queue = charts_queue
+    try:
+        warm()
+    except Exception as exc:  # the job that needs it will fail and be redone in the parent
+        log.debug("helper warm-up failed: %s", exc)
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        job_id, fn, args = job
+        try:
+            results.put((job_id, True, fn(*args)))
+        except BaseException as exc:
+            try:
+                results.put((job_id, False, exc))
+            except Exception:  # an exception that cannot be pickled
+                results.put((job_id, False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class _Helper:
+    """One forked process running jobs in the order they were submitted."""
+
+    def __init__(self, name: str, warm: Callable[[], None], charts_queue: Any) -> None:
+        ctx = multiprocessing.get_context("fork")
+        # Queues, not pipes: putting a job never blocks this process, whatever the helper is
+        # doing (a queue's feeder thread writes it).
+        self._jobs, self._results = ctx.Queue(), ctx.Queue()
+        self.name = name
+        self.process = ctx.Process(target=_serve, name=f"reportgen-{name}", daemon=True,
+                                   args=(self._jobs, self._results, warm, charts_queue))
+        self.process.start()
+        self._ids = itertools.count()
+        self._done: dict[int, tuple[bool, Any]] = {}
+        self.failed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> int:
+        job_id = next(self._ids)
+        self._jobs.put((job_id, fn, args))
+        return job_id
+
+    def wait(self, job_id: int, timeout: float) -> Any:
+        """The job's value; its exception is raised; HelperFailed if the helper is gone."""
+        deadline = time.monotonic() + timeout
+        while job_id not in self._done:
+            if self.failed:
+                raise HelperFailed(f"{self.name} helper stopped")
+            try:
+                got, ok, value = self._results.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise HelperFailed(f"{self.name} helper died") from None
+                if time.monotonic() > deadline:
+                    raise HelperFailed(f"{self.name} helper timed out") from None
+                continue
+            self._done[got] = (ok, value)
+        ok, value = self._done.pop(job_id)
+        if not ok:
+            raise value
+        return value
+
+    def kill(self) -> None:
+        self.failed = True
+        if self.process.is_alive():
+            self.process.kill()
+        for q in (self._jobs, self._results):
+            q.cancel_join_thread()  # never wait to flush a queue to a dead process
+            q.close()
+
+
+class Task:
+    """Work handed to a helper: ``result()`` waits for it. If the helper died or hung, it is
+    killed and the work is done in this process (``fallback``, default the same function)."""
+
+    def __init__(self, helper: _Helper | None, fn: Callable[..., Any], *args: Any,
+                 fallback: Callable[[], Any] | None = None) -> None:
+        self._helper, self._fn, self._args = helper, fn, args
+        self._fallback = fallback or (lambda: fn(*args))
+        self._job = helper.submit(fn, *args) if helper is not None else None
+        self._done, self._value = False, None
 
     def result(self) -> Any:
         if not self._done:
@@ -85,74 +247,107 @@ class Task:
         return self._value
 
     def _run(self) -> Any:
-        if self._future is not None:
+        if self._helper is not None and self._job is not None:
             try:
-                return self._future.result(timeout=HELPER_TIMEOUT_S)
-            except (TimeoutError, BrokenProcessPool, CancelledError) as exc:
-                log.warning("helper process failed (%s); doing its work in this process",
-                            exc.__class__.__name__)
-                self._owner.kill()
-        return self._fn(*self._args)
+                return self._helper.wait(self._job, HELPER_TIMEOUT_S)
+            except HelperFailed as exc:
+                log.warning("helper process failed (%s); doing its work in this process", exc)
+                self._helper.kill()
+        return self._fallback()
+
+
+def _inline() -> bool:
+    return os.environ.get("REPORTGEN_EXPORT_INLINE") == "1" or \
+        "fork" not in multiprocessing.get_all_start_methods() or \
+        "vl_convert" in sys.modules  # see the module docstring: forking now could hang
 
 
 class Background:
-    """Create with ``Background()`` when the run starts; later ``bundle()``, ``export(specs)``
-    and ``dump_model(bundle)``. Use as a context manager, or call ``close()``."""
+    """Create when the run starts (it forks the helpers then); later ``bundle()``,
+    ``dump_model(...)``, ``charts(...)`` and ``pdf(...)``. Use as a context manager, or call
+    ``close()``."""
 
-    def __init__(self, *, bundle: bool = True) -> None:
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(self, *, charts: bool = True, pdf: bool = True) -> None:
+        self._charts: _Helper | None = None
+        self._print: _Helper | None = None
         self._bundle: Task | None = None
-        # A process that has already used vl-convert (its JS engine runs threads) cannot fork a
-        # helper that uses it again: the child hangs forever (seen in the test suite, where
-        # tests/test_charts.py converts charts in-process before the CLI tests run). Such a
-        # process does the work in-process instead; a normal CLI run still forks.
-        inline = os.environ.get("REPORTGEN_EXPORT_INLINE") == "1" or \
-            "fork" not in multiprocessing.get_all_start_methods() or \
-            "vl_convert" in sys.modules
-        if not inline:
-            try:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
-                if bundle:
-                    self._bundle = Task(self, _warm_and_bundle)
-            except OSError as exc:  # no processes allowed here: do the work in-process
-                log.debug("background: running in-process (%s)", exc)
-                self._pool = None
+        self._want_charts = charts
+        self._charts_queue: Any = None
+        if _inline() or not (charts or pdf):
+            self._want_charts = False
+            return
+        try:
+            ctx = multiprocessing.get_context("fork")
+            self._charts_queue = ctx.Queue() if pdf else None
+            if pdf:
+                self._print = _Helper("print", _warm_print, self._charts_queue)
+        except OSError as exc:  # no processes allowed here: do the work in-process
+            log.debug("background: running in-process (%s)", exc)
+            self.close()
+
+    def start_charts(self) -> None:
+        """Fork the charts helper. Called once this process has imported scikit-learn: the
+        helper then shares it and its skops import costs 0.4 s rather than 1 s."""
+        if not self._want_charts or self._charts is not None:
+            return
+        self._want_charts = False
+        try:
+            self._charts = _Helper("charts", _warm_charts, self._charts_queue)
+            self._bundle = Task(self._charts, _bundle)
+        except OSError as exc:
+            log.debug("background: charts in-process (%s)", exc)
+            self.close()
+
+    @property
+    def helpers(self) -> bool:
+        """Whether the work runs in helper processes (False: all in this one)."""
+        return self._print is not None or self._charts is not None
 
     def bundle(self) -> str:
+        """The Vega JavaScript bundle for the HTML report."""
+        self.start_charts()
         if self._bundle is None:
-            self._bundle = Task(self, _warm_and_bundle) if self._pool is None else None
-        assert self._bundle is not None
+            self._bundle = Task(None, _bundle)
         return str(self._bundle.result())
+
+    def charts(self, specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> Task:
+        """Start exporting the print charts (``specs``, in page order; each goes to the print
+        helper as soon as it is drawn) and then the email's charts (``email``: name -> spec).
+        The task gives a ``Charts``."""
+        self.start_charts()
+        return Task(self._charts, _export, specs, email)
+
+    def pdf(self, report: Report, path: Path, charts: Task,
+            template_dir: Path | None = None) -> Task:
+        """Start the PDF: the print helper lays the report out while the charts helper
+        exports its charts (``charts``, from ``charts()``). The task's result is the render
+        time; the file is at ``path`` once it is done."""
+        from . import render
+
+        def in_process() -> float:
+            start = time.perf_counter()
+            exported = charts.result().print
+            render.render_pdf(report, path, template_dir, source=exported.__getitem__)
+            return time.perf_counter() - start
+
+        if self._print is None or self._charts is None:
+            return Task(None, in_process, fallback=in_process)
+        return Task(self._print, _render_pdf, report, str(path),
+                    str(template_dir) if template_dir else None, fallback=in_process)
 
     def dump_model(self, bundle: dict[str, Any]) -> Task:
         """Start serialising the model with skops; the task gives the file's bytes."""
-        return Task(self, _dump_model, bundle)
-
-    def export(self, specs: dict[str, tuple[dict[str, Any], bool]], png_scale: float = 2
-               ) -> Task:
-        """Start exporting {name: (spec, as PNG)}; the task gives {name: (kind, data)}.
-
-        Not split across both helpers: the one that built the bundle has vl-convert's engine
-        running, the other would pay ~0.45 s of CPU to start its own."""
-        return Task(self, _export, specs, png_scale)
-
-    def email_pngs(self, specs: dict[str, dict[str, Any]]) -> Task:
-        """Start exporting the email's charts; the task gives {name: PNG bytes}."""
-        return Task(self, _email_pngs, specs)
-
-    def kill(self) -> None:
-        """Stop the helper now, whatever it is doing (it hung or died)."""
-        if self._pool is not None:
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.kill()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.start_charts()
+        return Task(self._charts, _dump_model, bundle)
 
     def close(self) -> None:
-        # Every result has been collected by now (or the run failed): stop the helper rather
-        # than wait for it, so the process can exit at once (cli.entry).
-        self.kill()
+        """Stop the helpers now: by the time the run closes this, every result has been
+        collected (or the run failed), so nothing is lost and nothing is waited for."""
+        for helper in (self._charts, self._print):
+            if helper is not None:
+                helper.kill()
+        self._charts = self._print = None
+        self._want_charts = False
 
     def __enter__(self) -> Background:
         return self

@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import ReportgenError
 
 if TYPE_CHECKING:
-    from .exporter import Background
+    from .exporter import Background, Task
 from .report import Report
 
 log = logging.getLogger("reportgen")
@@ -62,7 +62,11 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
                   timings: dict[str, float], model: dict[str, Any] | None = None,
+                  model_file: Task | None = None,
                   background: Background | None = None) -> tuple[Path, list[Path]]:
+    """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
+    id only once everything is written. ``model``: the bundle to save as model.skops, or
+    ``model_file``: a task already serialising it (``Background.dump_model``)."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -74,21 +78,26 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        exported = None
-        if "pdf" in formats and background is not None:
-            from .render import print_specs
+        from .exporter import Background
 
-            # Charts export in helper processes while this one writes the tables.
-            exported = background.export(print_specs(report))
-        email_pngs = None
-        if "email" in formats and background is not None:
-            from .render import email_specs
+        bg = background if background is not None else Background(charts=False, pdf=False)
+        if model is not None and model_file is None:
+            model_file = bg.dump_model(model)
+        exported = pdf = None
+        if {"pdf", "email"} & set(formats):
+            from .render import email_specs, print_specs
 
-            email_pngs = background.email_pngs(email_specs(report))
-        # Queued after the charts: the helper serialises it while this process lays out the PDF.
-        model_file = None
-        if model is not None:
-            model_file = background.dump_model(model) if background is not None else None
+            # The charts helper exports (print charts in page order, then the email's) while
+            # the print helper lays the pages out; this process meanwhile writes the rest.
+            exported = bg.charts(print_specs(report) if "pdf" in formats else {},
+                                 email_specs(report) if "email" in formats else {})
+            if "pdf" in formats:
+                pdf = bg.pdf(report, tmp / "report.pdf", exported, template_dir)
+                if bg.helpers:
+                    # Keep out of the helpers' way while they export and lay out the pages
+                    # (two cores, three processes): this process's own writes wait for the
+                    # export, then overlap the PDF's drawing instead.
+                    exported.result()
         names = {s.id: s.name for s in report.segments}
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
@@ -98,39 +107,22 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         timings = dict(timings)
         if "html" in formats:
             start = time.perf_counter()
-            vega_js = background.bundle() if background is not None else None
             (tmp / "report.html").write_text(render.render_html(
-                report, template_dir, vega_js=vega_js),
-                                             encoding="utf-8")
+                report, template_dir, vega_js=bg.bundle()), encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
-        if "pdf" in formats:
-            start = time.perf_counter()
-            images = None
-            if exported is not None:
-                # Import WeasyPrint (~0.35 s) while the helper is still exporting the charts.
-                import weasyprint  # noqa: F401
+        if model_file is not None:
+            from .scoring import MODEL_FILE
 
-                images = {name: render.image_from(kind, data)
-                          for name, (kind, data) in exported.result().items()}
-            render.render_pdf(report, tmp / "report.pdf", template_dir, images=images)
-            timings["render_pdf"] = round(time.perf_counter() - start, 4)
-        if "email" in formats:
+            (tmp / MODEL_FILE).write_bytes(model_file.result())
+        if exported is not None and "email" in formats:
             start = time.perf_counter()
-            # The PNGs were exported in a helper process, started above.
-            pngs = email_pngs.result() if email_pngs is not None else \
-                render.email_images(report)
-            email = render.render_email(report, pngs, template_dir)
+            email = render.render_email(report, exported.result().email, template_dir)
             for name, data in email.files().items():
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}
             timings["render_email"] = round(time.perf_counter() - start, 4)
-        if model is not None:
-            from .scoring import MODEL_FILE, dump
-
-            if model_file is not None:
-                (tmp / MODEL_FILE).write_bytes(model_file.result())
-            else:
-                dump(model, tmp / MODEL_FILE)
+        if pdf is not None:
+            timings["render_pdf"] = round(pdf.result(), 4)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),
@@ -145,6 +137,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         else:
             tmp.rename(final)
     except BaseException:
+        if background is not None:
+            background.close()  # a helper still writing into tmp would race the removal
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sorted(final.iterdir())

@@ -58,8 +58,11 @@ def run(
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
     from .exporter import Background
 
-    # First thing, so a helper process warms up vl-convert while this one imports and clusters.
-    with Background(bundle=bool({"html", "pdf"} & set(cfg.report.formats))) as background:
+    # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
+    # imports scikit-learn and clusters.
+    formats = set(cfg.report.formats)
+    with Background(charts=bool({"html", "pdf", "email"} & formats),
+                    pdf="pdf" in formats) as background:
         return _run(source, cfg, out_root, background)
 
 
@@ -76,6 +79,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
     from .scoring import build_bundle
     from .segment import segment
 
+    # scikit-learn is imported now: the charts helper forked from here shares it.
+    background.start_charts()
     clock = _Clock()
     with clock.stage("load"):
         loaded = load(source, cfg.input)
@@ -107,6 +112,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
     names = {p.segment_id: p.name for p in personas}
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id)
+    # Serialised in a helper process while this one builds the report.
+    model_file = background.dump_model(model)
     with clock.stage("report"):
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
@@ -132,7 +139,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
             features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model=model, background=background,
+            timings=clock.timings, model_file=model_file, background=background,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

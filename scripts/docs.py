@@ -33,7 +33,8 @@ def cli_help() -> str:
     for args in commands:
         result = runner.invoke(main, [*args, "--help"], prog_name="reportgen",
                                terminal_width=100)
-        blocks.append(f"```\n$ reportgen {' '.join(args + ['--help'])}\n{result.output.rstrip()}\n```")
+        command = " ".join([*args, "--help"])
+        blocks.append(f"```\n$ reportgen {command}\n{result.output.rstrip()}\n```")
     return "\n\n".join(blocks)
 
 

@@ -31,10 +31,54 @@ def test_helper_and_in_process_give_the_same_outputs_and_a_hung_helper_is_replac
     forked, _ = run_cli(table, tmp_path / "forked")
     inline, _ = run_cli(table, tmp_path / "inline", REPORTGEN_EXPORT_INLINE="1")
     hung, stderr = run_cli(table, tmp_path / "hung", REPORTGEN_HELPER_TIMEOUT="0.001")
-    assert "helper process failed (TimeoutError); doing its work in this process" in stderr
-    for name in ("summary.json", "segments.csv", "report.html", "email.html"):
+    assert "helper process failed (charts helper timed out); doing its work in this process" \
+        in stderr
+    for name in ("summary.json", "segments.csv", "report.html", "email.html",
+                 "email-size_value.png", "email-zscore_heatmap.png"):
         assert (forked / name).read_bytes() == (inline / name).read_bytes() == \
             (hung / name).read_bytes(), name
+    pdfs = [pdf_pages(run_dir / "report.pdf") for run_dir in (forked, inline, hung)]
+    assert pdfs[0] == pdfs[1] == pdfs[2]
+    assert sum(images for _, images in pdfs[0]) >= 8  # the charts are drawn, not left out
     for run_dir in (forked, inline, hung):
-        assert (run_dir / "report.pdf").stat().st_size > 10_000
         assert (run_dir / "model.skops").stat().st_size > 1_000
+
+
+def pdf_pages(path):
+    """Each page's text and number of drawn images (SVG charts become form XObjects)."""
+    import pypdf
+
+    pages = []
+    for page in pypdf.PdfReader(path).pages:
+        xobjects = page["/Resources"].get("/XObject", {})
+        pages.append((page.extract_text(), len(xobjects)))
+    return pages
+
+
+KILL_PRINT_HELPER = """
+import sys
+from pathlib import Path
+from reportgen import exporter, pipeline
+from reportgen.config import Config
+
+real_pdf = exporter.Background.pdf
+
+def pdf(self, *args, **kwargs):
+    self._print.process.kill()  # the print helper dies just as the PDF is asked of it
+    return real_pdf(self, *args, **kwargs)
+
+exporter.Background.pdf = pdf
+pipeline.run(sys.argv[1], Config(), Path(sys.argv[2]))
+"""
+
+
+def test_a_dead_print_helper_is_replaced(table, tmp_path):
+    result = subprocess.run([sys.executable, "-c", KILL_PRINT_HELPER, str(table),
+                             str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "helper process failed (print helper died); doing its work in this process" in \
+        result.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    forked, _ = run_cli(table, tmp_path / "forked")
+    assert pdf_pages(run_dir / "report.pdf") == pdf_pages(forked / "report.pdf")
