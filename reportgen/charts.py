@@ -18,12 +18,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import altair as alt
 import pandas as pd
+from altair.utils.schemapi import debug_mode
 
 from . import fmt
 from .report import ChartSpec, FeatureInfo, KRow, Method, Segment
@@ -133,8 +134,13 @@ def _ramp(n: int) -> list[str]:
 
 
 def _finish(chart: Any, description: str) -> Any:
-    # description becomes the SVG/canvas aria-label in the HTML report
-    return chart.properties(description=description, config=theme())
+    # description becomes the SVG/canvas aria-label in the HTML report. Set directly rather
+    # than with .properties(), which validates the whole theme against the Vega-Lite schema
+    # for every chart (30 ms each); every chart is rendered by vl-convert in the tests.
+    finished = chart.copy(deep=False)
+    finished.description = description
+    finished.config = theme()
+    return finished
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -599,6 +605,37 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
+def chart_plan(
+    segments: Sequence[Segment],
+    features: Sequence[FeatureInfo],
+    method: Method,
+    points: pd.DataFrame | None,
+    *,
+    value_label: str = "spend",
+) -> list[ChartSpec]:
+    """The charts the data supports, in build order, with their titles but no spec yet
+    (``build_charts`` fills them in): which charts a report has is decided here only."""
+    plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
+    if _model_features(features):
+        plan.append(("zscore_heatmap", "What sets each segment apart", False))
+    if points is not None and len(points):
+        plan.append(("projection", "Customers on a map of the model features", True))
+        if {"income", "value"} <= set(points.columns):
+            plan.append(("income_value", f"Income and {value_label}", True))
+    for group, name, title in (("channel_mix", "channel_mix", "Where they buy"),
+                               ("product_mix", "product_mix", "What they buy"),
+                               ("campaigns", "campaigns", "Response to past campaigns")):
+        if _group(features, group):
+            plan.append((name, title, False))
+    if method.k_table:
+        plan.append(("k_metrics", "How the number of segments was chosen", False))
+    if _model_features(features):
+        plan += [(f"persona_{s.id}", f"{s.name} against the average customer", False)
+                 for s in segments]
+    return [ChartSpec(name=name, title=title, description="", spec={}, dense=dense)
+            for name, title, dense in plan]
+
+
 def build_charts(
     segments: Sequence[Segment],
     features: Sequence[FeatureInfo],
@@ -607,42 +644,42 @@ def build_charts(
     *,
     value_label: str = "spend",
     currency: str = "$",
+    on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> dict[str, ChartSpec]:
-    """Every chart the data supports, as specs keyed by name (persona charts: persona_<id>).
+    """Every chart the data supports (``chart_plan``), as specs keyed by name (persona
+    charts: persona_<id>).
 
     ``points`` is the caller's seeded sample of customers (columns x, y, segment and
-    optionally income, value); None skips the scatters.
+    optionally income, value); None skips the scatters. ``on_chart`` is called with each
+    chart as soon as it is built (the pipeline starts exporting it then).
     """
+    by_id = {f"persona_{s.id}": s for s in segments}
+    pts = points if points is not None else pd.DataFrame()  # the plan has no scatter then
+    builders: dict[str, Callable[[], Any]] = {
+        "size_value": lambda: size_value(segments, value_label),
+        "zscore_heatmap": lambda: zscore_heatmap(segments, features),
+        "projection": lambda: projection(pts, segments, method.projection),
+        "income_value": lambda: income_value(pts, segments, currency=currency,
+                                             value_label=value_label),
+        "channel_mix": lambda: channel_mix(segments, features),
+        "product_mix": lambda: product_mix(segments, features),
+        "campaigns": lambda: campaigns(segments, features),
+        "k_metrics": lambda: k_metrics(method),
+    }
     charts: dict[str, ChartSpec] = {}
-
-    def add(name: str, title: str, chart: Any, dense: bool = False) -> None:
+    for planned in chart_plan(segments, features, method, points, value_label=value_label):
+        name = planned.name
+        # Altair's debug mode validates every object as it is made (~10% of the build);
+        # the specs are checked where it matters, by vl-convert rendering them in the tests.
+        with debug_mode(False):
+            chart = builders[name]() if name in builders else \
+                persona_traits(by_id[name], features)
         spec = _spec(chart)
-        charts[name] = ChartSpec(name=name, title=title, description=spec["description"],
-                                 spec=spec, dense=dense)
-
-    add("size_value", f"Share of customers vs share of {value_label}",
-        size_value(segments, value_label))
-    if _model_features(features):
-        add("zscore_heatmap", "What sets each segment apart", zscore_heatmap(segments, features))
-    if points is not None and len(points):
-        add("projection", "Customers on a map of the model features",
-            projection(points, segments, method.projection), dense=True)
-        if {"income", "value"} <= set(points.columns):
-            add("income_value", f"Income and {value_label}",
-                income_value(points, segments, currency=currency, value_label=value_label),
-                dense=True)
-    if _group(features, "channel_mix"):
-        add("channel_mix", "Where they buy", channel_mix(segments, features))
-    if _group(features, "product_mix"):
-        add("product_mix", "What they buy", product_mix(segments, features))
-    if _group(features, "campaigns"):
-        add("campaigns", "Response to past campaigns", campaigns(segments, features))
-    if method.k_table:
-        add("k_metrics", "How the number of segments was chosen", k_metrics(method))
-    if _model_features(features):
-        for s in segments:
-            add(f"persona_{s.id}", f"{s.name} against the average customer",
-                persona_traits(s, features))
+        charts[name] = ChartSpec(name=name, title=planned.title,
+                                 description=spec["description"], spec=spec,
+                                 dense=planned.dense)
+        if on_chart is not None:
+            on_chart(charts[name])
     return charts
 
 

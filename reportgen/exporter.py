@@ -27,6 +27,7 @@ come through unchanged.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -39,13 +40,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from .report import Report
+    from .report import ChartSpec, Report
 
 log = logging.getLogger(__name__)
 
 # Far above the ~1-2 s the work takes: only a hung or dead helper gets near it.
 HELPER_TIMEOUT_S = float(os.environ.get("REPORTGEN_HELPER_TIMEOUT", "120"))
 _POLL_S = 0.2  # how often a wait checks that the helper is still alive
+WARM_TURN_S = 5.0  # a helper waits at most this long for the one before it to warm up
+GC_THRESHOLDS = (50_000, 20, 100)  # Python's default is (700, 10, 10); see cli.entry
 
 Exported = dict[str, tuple[str, "bytes | str"]]
 PrintSpecs = dict[str, tuple[dict[str, Any], bool]]
@@ -57,8 +60,22 @@ class Charts(NamedTuple):
     print: Exported
     email: dict[str, bytes]
 
+
+class ChartsTask:
+    """The charts of one report being exported: one task per print chart (started as each
+    chart is built) and one for the email's PNGs. ``result()`` gives a ``Charts``."""
+
+    def __init__(self, prints: dict[str, Task], email: Task) -> None:
+        self._prints, self._email = prints, email
+
+    def result(self) -> Charts:
+        exported = {name: task.result() for name, task in self._prints.items()}
+        return Charts(exported, self._email.result())
+
 # Set in a helper process when it starts: the charts queue between the two helpers.
 _charts_queue: Any = None
+# In the charts helper: the print charts it exported, for the email to reuse.
+_exported: Exported = {}
 
 
 # ----------------------------------------------------------------------------- helper work
@@ -68,9 +85,6 @@ def _warm_charts() -> None:
 
     # A tiny conversion starts the JS engine now rather than at the first real chart.
     charts.to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
-    # skops imports every scikit-learn estimator (~1 s): paid here, while this helper has
-    # nothing else to do, rather than by the main process when it saves the model.
-    import skops.io  # noqa: F401
 
 
 def _warm_print() -> None:
@@ -90,43 +104,43 @@ def _bundle() -> str:
     return charts.javascript_bundle(cache_dir())
 
 
-def _export(specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> Charts:
-    """The print charts — name -> ("png", bytes) for dense ones, ("svg", text) for the rest,
-    in the order given — then the email's PNGs (from the print SVGs where there are some).
-    In the charts helper each print chart also goes to the print helper as soon as it is
-    drawn."""
+def _export_chart(name: str, spec: dict[str, Any], dense: bool) -> tuple[str, bytes | str]:
+    """One print chart: ("png", bytes) if dense, else ("svg", text). In the charts helper it
+    also goes to the print helper at once, and is kept for the email."""
     from . import charts, render
 
-    exported: Exported = {}
     try:
-        for name, (spec, dense) in specs.items():
-            exported[name] = ("png", charts.to_png(spec, scale=render.PNG_SCALE)) if dense \
-                else ("svg", charts.to_svg(spec))
-            if _charts_queue is not None:
-                _charts_queue.put((name, exported[name]))
+        item: tuple[str, bytes | str] = \
+            ("png", charts.to_png(spec, scale=render.PNG_SCALE)) if dense \
+            else ("svg", charts.to_svg(spec))
     except BaseException as exc:
         if _charts_queue is not None:  # the print helper stops waiting and reports it
             _charts_queue.put((None, exc))
         raise
-    pngs = {name: render.email_png(spec, render.svg_of(exported.get(name)))
-            for name, spec in email.items()}
-    return Charts(exported, pngs)
+    if _charts_queue is not None:
+        _charts_queue.put((name, item))
+        _exported[name] = item
+    return item
 
 
-def _dump_model(bundle: dict[str, Any]) -> bytes:
-    import skops.io
+def _email_pngs(specs: dict[str, dict[str, Any]], exported: Exported | None = None
+                ) -> dict[str, bytes]:
+    """The email's charts as PNG, from the print SVGs where this process has them."""
+    from . import render
 
-    return bytes(skops.io.dumps(bundle))
+    exported = exported if exported is not None else _exported
+    return {name: render.email_png(spec, render.svg_of(exported.get(name)))
+            for name, spec in specs.items()}
 
 
-def _render_pdf(report: Report, path: str, template_dir: str | None) -> float:
-    """The PDF, written to path, with the charts as the charts helper sends them."""
+def _render_pdf(report: Report, template_dir: str | None) -> tuple[bytes, float]:
+    """The PDF and the seconds it took, with the charts as the charts helper sends them."""
     from . import render
 
     start = time.perf_counter()
-    render.render_pdf(report, Path(path), Path(template_dir) if template_dir else None,
-                      source=_ChartsArriving(_charts_queue, HELPER_TIMEOUT_S))
-    return time.perf_counter() - start
+    pdf = render.render_pdf(report, None, Path(template_dir) if template_dir else None,
+                            source=_ChartsArriving(_charts_queue, HELPER_TIMEOUT_S))
+    return pdf, time.perf_counter() - start
 
 
 class _ChartsArriving:
@@ -157,14 +171,26 @@ class HelperFailed(Exception):
     """The helper process died or did not answer in time."""
 
 
-def _serve(jobs: Any, results: Any, warm: Callable[[], None], charts_queue: Any) -> None:
-    """A helper's life: warm up, then run jobs in order until told to stop."""
+def _serve(jobs: Any, results: Any, warm: Callable[[], None], charts_queue: Any,
+           turn: tuple[Any, Any]) -> None:
+    """A helper's life: warm up (after the helper before it, see Background), then run jobs
+    in order until told to stop."""
     global _charts_queue
     _charts_queue = charts_queue
+    after, done = turn
+    if after is not None:
+        after.wait(WARM_TURN_S)
     try:
         warm()
     except Exception as exc:  # the job that needs it will fail and be redone in the parent
         log.debug("helper warm-up failed: %s", exc)
+    if done is not None:
+        done.set()
+    # Everything loaded so far (modules, the parent's objects) lives as long as the helper:
+    # the garbage collector stops scanning it, and collects young objects less often. The
+    # PDF's layout allocates millions of short-lived objects; this takes 12% off its time.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     while True:
         job = jobs.get()
         if job is None:
@@ -182,14 +208,15 @@ def _serve(jobs: Any, results: Any, warm: Callable[[], None], charts_queue: Any)
 class _Helper:
     """One forked process running jobs in the order they were submitted."""
 
-    def __init__(self, name: str, warm: Callable[[], None], charts_queue: Any) -> None:
+    def __init__(self, name: str, warm: Callable[[], None], charts_queue: Any,
+                 turn: tuple[Any, Any] = (None, None)) -> None:
         ctx = multiprocessing.get_context("fork")
         # Queues, not pipes: putting a job never blocks this process, whatever the helper is
         # doing (a queue's feeder thread writes it).
         self._jobs, self._results = ctx.Queue(), ctx.Queue()
         self.name = name
         self.process = ctx.Process(target=_serve, name=f"reportgen-{name}", daemon=True,
-                                   args=(self._jobs, self._results, warm, charts_queue))
+                                   args=(self._jobs, self._results, warm, charts_queue, turn))
         self.process.start()
         self._ids = itertools.count()
         self._done: dict[int, tuple[bool, Any]] = {}
@@ -264,38 +291,29 @@ def _inline() -> bool:
 
 class Background:
     """Create when the run starts (it forks the helpers then); later ``bundle()``,
-    ``dump_model(...)``, ``charts(...)`` and ``pdf(...)``. Use as a context manager, or call
-    ``close()``."""
+    ``pdf(...)``, ``export_chart(...)`` and ``charts(...)``. Use as a context manager, or
+    call ``close()``."""
 
     def __init__(self, *, charts: bool = True, pdf: bool = True) -> None:
         self._charts: _Helper | None = None
         self._print: _Helper | None = None
         self._bundle: Task | None = None
-        self._want_charts = charts
-        self._charts_queue: Any = None
+        self._exports: dict[str, Task] = {}
         if _inline() or not (charts or pdf):
-            self._want_charts = False
             return
         try:
             ctx = multiprocessing.get_context("fork")
-            self._charts_queue = ctx.Queue() if pdf else None
+            charts_queue = ctx.Queue() if pdf else None
+            # The helpers warm up one after the other, on the core this process leaves free
+            # while it imports and clusters: warming side by side, three processes would
+            # share two cores and slow this one down.
+            printed = ctx.Event() if pdf else None
             if pdf:
-                self._print = _Helper("print", _warm_print, self._charts_queue)
+                self._print = _Helper("print", _warm_print, charts_queue, (None, printed))
+            self._charts = _Helper("charts", _warm_charts, charts_queue, (printed, None))
+            self._bundle = Task(self._charts, _bundle)
         except OSError as exc:  # no processes allowed here: do the work in-process
             log.debug("background: running in-process (%s)", exc)
-            self.close()
-
-    def start_charts(self) -> None:
-        """Fork the charts helper. Called once this process has imported scikit-learn: the
-        helper then shares it and its skops import costs 0.4 s rather than 1 s."""
-        if not self._want_charts or self._charts is not None:
-            return
-        self._want_charts = False
-        try:
-            self._charts = _Helper("charts", _warm_charts, self._charts_queue)
-            self._bundle = Task(self._charts, _bundle)
-        except OSError as exc:
-            log.debug("background: charts in-process (%s)", exc)
             self.close()
 
     @property
@@ -305,40 +323,50 @@ class Background:
 
     def bundle(self) -> str:
         """The Vega JavaScript bundle for the HTML report."""
-        self.start_charts()
         if self._bundle is None:
             self._bundle = Task(None, _bundle)
         return str(self._bundle.result())
 
-    def charts(self, specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> Task:
-        """Start exporting the print charts (``specs``, in page order; each goes to the print
-        helper as soon as it is drawn) and then the email's charts (``email``: name -> spec).
-        The task gives a ``Charts``."""
-        self.start_charts()
-        return Task(self._charts, _export, specs, email)
+    def export_chart(self, chart: ChartSpec) -> None:
+        """Start exporting one print chart now (the report's charts are handed over as they
+        are built, so export starts before the report is complete)."""
+        if chart.name not in self._exports:
+            self._exports[chart.name] = Task(self._charts, _export_chart, chart.name,
+                                             chart.spec, chart.dense)
 
-    def pdf(self, report: Report, path: Path, charts: Task,
-            template_dir: Path | None = None) -> Task:
-        """Start the PDF: the print helper lays the report out while the charts helper
-        exports its charts (``charts``, from ``charts()``). The task's result is the render
-        time; the file is at ``path`` once it is done."""
+    def charts(self, specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> ChartsTask:
+        """Export the print charts (``specs``, in page order, those not already started by
+        ``export_chart``; each goes to the print helper as soon as it is drawn), then the
+        email's charts (``email``: name -> spec)."""
+        for name, (spec, dense) in specs.items():
+            if name not in self._exports:
+                self._exports[name] = Task(self._charts, _export_chart, name, spec, dense)
+        prints = {name: self._exports[name] for name in specs}
+
+        def email_in_process() -> dict[str, bytes]:
+            return _email_pngs(email, {name: task.result() for name, task in prints.items()})
+
+        return ChartsTask(prints, Task(self._charts, _email_pngs, email,
+                                       fallback=email_in_process))
+
+    def pdf(self, report: Report, template_dir: Path | None = None) -> Task:
+        """Start the PDF of ``report``: the print helper lays the pages out while the charts
+        helper exports the charts (handed over by ``export_chart`` or ``charts()``), taking
+        each when layout reaches it. The task gives the PDF's bytes and the seconds its
+        rendering took; by the time it is asked for, every chart must have been handed over
+        (``charts()`` makes sure)."""
         from . import render
 
-        def in_process() -> float:
+        def in_process() -> tuple[bytes, float]:
             start = time.perf_counter()
-            exported = charts.result().print
-            render.render_pdf(report, path, template_dir, source=exported.__getitem__)
-            return time.perf_counter() - start
+            pdf = render.render_pdf(report, None, template_dir,
+                                    source=lambda name: self._exports[name].result())
+            return pdf, time.perf_counter() - start
 
         if self._print is None or self._charts is None:
             return Task(None, in_process, fallback=in_process)
-        return Task(self._print, _render_pdf, report, str(path),
+        return Task(self._print, _render_pdf, report,
                     str(template_dir) if template_dir else None, fallback=in_process)
-
-    def dump_model(self, bundle: dict[str, Any]) -> Task:
-        """Start serialising the model with skops; the task gives the file's bytes."""
-        self.start_charts()
-        return Task(self._charts, _dump_model, bundle)
 
     def close(self) -> None:
         """Stop the helpers now: by the time the run closes this, every result has been
@@ -347,7 +375,6 @@ class Background:
             if helper is not None:
                 helper.kill()
         self._charts = self._print = None
-        self._want_charts = False
 
     def __enter__(self) -> Background:
         return self

@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import ReportgenError
 
 if TYPE_CHECKING:
-    from .exporter import Background, Task
+    from .exporter import Background
 from .report import Report
 
 log = logging.getLogger("reportgen")
@@ -62,11 +62,11 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
                   timings: dict[str, float], model: dict[str, Any] | None = None,
-                  model_file: Task | None = None,
                   background: Background | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
-    id only once everything is written. ``model``: the bundle to save as model.skops, or
-    ``model_file``: a task already serialising it (``Background.dump_model``)."""
+    id only once everything is written. ``model``: the bundle to save as model.skops.
+    ``background``: the run's helper processes (exporter.Background), which may already be
+    exporting the report's charts."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -81,9 +81,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         from .exporter import Background
 
         bg = background if background is not None else Background(charts=False, pdf=False)
-        if model is not None and model_file is None:
-            model_file = bg.dump_model(model)
-        exported = pdf = None
+        exported = None
+        pdf = bg.pdf(report, template_dir) if "pdf" in formats else None
         if {"pdf", "email"} & set(formats):
             from .render import email_specs, print_specs
 
@@ -91,13 +90,11 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             # the print helper lays the pages out; this process meanwhile writes the rest.
             exported = bg.charts(print_specs(report) if "pdf" in formats else {},
                                  email_specs(report) if "email" in formats else {})
-            if "pdf" in formats:
-                pdf = bg.pdf(report, tmp / "report.pdf", exported, template_dir)
-                if bg.helpers:
-                    # Keep out of the helpers' way while they export and lay out the pages
-                    # (two cores, three processes): this process's own writes wait for the
-                    # export, then overlap the PDF's drawing instead.
-                    exported.result()
+            if "pdf" in formats and bg.helpers:
+                # Keep out of the helpers' way while they export and lay out the pages (two
+                # cores, three processes): this process's own writes wait for the export,
+                # then overlap the PDF's drawing instead.
+                exported.result()
         names = {s.id: s.name for s in report.segments}
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
@@ -110,10 +107,6 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             (tmp / "report.html").write_text(render.render_html(
                 report, template_dir, vega_js=bg.bundle()), encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
-        if model_file is not None:
-            from .scoring import MODEL_FILE
-
-            (tmp / MODEL_FILE).write_bytes(model_file.result())
         if exported is not None and "email" in formats:
             start = time.perf_counter()
             email = render.render_email(report, exported.result().email, template_dir)
@@ -121,8 +114,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}
             timings["render_email"] = round(time.perf_counter() - start, 4)
+        if model is not None:
+            from .scoring import MODEL_FILE, dump
+
+            dump(model, tmp / MODEL_FILE)  # while the print helper finishes the PDF
         if pdf is not None:
-            timings["render_pdf"] = round(pdf.result(), 4)
+            data, seconds = pdf.result()
+            (tmp / "report.pdf").write_bytes(data)
+            timings["render_pdf"] = round(seconds, 4)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),

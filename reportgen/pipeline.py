@@ -79,9 +79,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
     from .scoring import build_bundle
     from .segment import segment
 
-    # scikit-learn is imported now: the charts helper forked from here shares it.
-    background.start_charts()
     clock = _Clock()
+    template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     with clock.stage("load"):
         loaded = load(source, cfg.input)
     file = loaded.where
@@ -112,34 +111,33 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
     names = {p.segment_id: p.name for p in personas}
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id)
-    # Serialised in a helper process while this one builds the report.
-    model_file = background.dump_model(model)
     with clock.stage("report"):
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
             actions=actions, colors=charts.palette(seg.k),
         )
-        points = _chart_points(seg, ff, names)
-        report_charts = charts.build_charts(
-            report.segments, report.features, report.method, points,
-            value_label=value_label, currency=cfg.report.currency,
-        )
-        report = dataclasses.replace(report, charts=report_charts)
         report = dataclasses.replace(report, gates=gates.evaluate(report, cfg.gates))
         from . import branding
 
         report = dataclasses.replace(report, primary_color=cfg.report.primary_color,
                                      logo=branding.logo_data_uri(cfg.report.logo))
+        points = _chart_points(seg, ff, names)
+        report_charts = charts.build_charts(
+            report.segments, report.features, report.method, points,
+            value_label=value_label, currency=cfg.report.currency,
+            # Each chart starts exporting for the PDF as soon as it is built.
+            on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
+        )
+        report = dataclasses.replace(report, charts=report_charts)
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
         run_dir, files = write_outputs(
             report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[_csv_features(ff)], manifest=manifest,
-            formats=cfg.report.formats,
-            template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model_file=model_file, background=background,
+            formats=cfg.report.formats, template_dir=template_dir,
+            timings=clock.timings, model=model, background=background,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

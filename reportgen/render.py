@@ -375,9 +375,10 @@ def _lazy_charts_supported() -> bool:
         return False
 
 
-def render_pdf(report: Report, path: Path, template_dir: Path | None = None, *,
-               source: ChartSource | None = None) -> None:
-    """The print report, written to ``path``: A4, charts inlined, no network.
+def render_pdf(report: Report, path: Path | None, template_dir: Path | None = None, *,
+               source: ChartSource | None = None) -> bytes:
+    """The print report: A4, charts inlined, no network; written to ``path`` (if given) and
+    returned as bytes.
 
     ``source(name)`` gives a chart exported for print (see ``export_for_print``); it may wait
     for another process. Layout asks for each chart when it reaches it. Without a source the
@@ -401,14 +402,17 @@ def render_pdf(report: Report, path: Path, template_dir: Path | None = None, *,
     html = _render(PDF_TEMPLATE, report, assets, template_dir)
     document = weasyprint.HTML(string=html, base_url=str(roots[-1]), url_fetcher=fetcher)
     try:
-        document.write_pdf(target=str(path), cache=cache, font_config=fonts)
+        pdf = bytes(document.write_pdf(cache=cache, font_config=fonts))
     except weasyprint.urls.FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc
         raise ReportgenError(
             f"the PDF template asks for a resource that may not be loaded: {cause}",
             hint="use data: URIs or files in the templates folder",
         ) from None
+    if path is not None:
+        path.write_bytes(pdf)
     log.debug("render_pdf: %.2f s", time.perf_counter() - start)
+    return pdf
 
 
 # ----------------------------------------------------------------------------- email

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,8 +32,9 @@ def test_helper_and_in_process_give_the_same_outputs_and_a_hung_helper_is_replac
     forked, _ = run_cli(table, tmp_path / "forked")
     inline, _ = run_cli(table, tmp_path / "inline", REPORTGEN_EXPORT_INLINE="1")
     hung, stderr = run_cli(table, tmp_path / "hung", REPORTGEN_HELPER_TIMEOUT="0.001")
-    assert "helper process failed (charts helper timed out); doing its work in this process" \
-        in stderr
+    # which helper gives up first depends on timing; either way the work is redone here
+    assert re.search(r"helper process failed \((charts helper timed out|chart '\w+' did not "
+                     r"arrive from the charts helper)\); doing its work in this process", stderr)
     for name in ("summary.json", "segments.csv", "report.html", "email.html",
                  "email-size_value.png", "email-zscore_heatmap.png"):
         assert (forked / name).read_bytes() == (inline / name).read_bytes() == \
