@@ -613,7 +613,8 @@ def chart_plan(
     *,
     value_label: str = "spend",
 ) -> list[ChartSpec]:
-    """The charts the data supports, in build order, with their titles but no spec yet
+    """The charts the data supports, in the order the PDF shows them (they are built and
+    exported in this order while the PDF is laid out), with their titles but no spec yet
     (``build_charts`` fills them in): which charts a report has is decided here only."""
     plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
     if _model_features(features):
@@ -622,16 +623,15 @@ def chart_plan(
         plan.append(("projection", "Customers on a map of the model features", True))
         if {"income", "value"} <= set(points.columns):
             plan.append(("income_value", f"Income and {value_label}", True))
-    for group, name, title in (("channel_mix", "channel_mix", "Where they buy"),
-                               ("product_mix", "product_mix", "What they buy"),
-                               ("campaigns", "campaigns", "Response to past campaigns")):
+    for group, title in (("product_mix", "What they buy"), ("channel_mix", "Where they buy"),
+                         ("campaigns", "Response to past campaigns")):
         if _group(features, group):
-            plan.append((name, title, False))
-    if method.k_table:
-        plan.append(("k_metrics", "How the number of segments was chosen", False))
+            plan.append((group, title, False))
     if _model_features(features):
         plan += [(f"persona_{s.id}", f"{s.name} against the average customer", False)
                  for s in segments]
+    if method.k_table:
+        plan.append(("k_metrics", "How the number of segments was chosen", False))
     return [ChartSpec(name=name, title=title, description="", spec={}, dense=dense)
             for name, title, dense in plan]
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Time `reportgen run` as a whole process: wall time and peak memory, median of several runs.
 
-    python scripts/bench.py                       # the bundled sample, 5 runs
+    python scripts/bench.py                       # the bundled sample, every format, 5 runs
     python scripts/bench.py --runs 3 big.csv      # another table
     python scripts/bench.py --synthetic 100000    # a generated table of that many customers
+    python scripts/bench.py --cold                # no Vega bundle cache (a first run ever)
 
 The machine is shared and noisy: read the median, and compare by ratios within one run.
 """
@@ -55,7 +56,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("source", nargs="?", help="table to run on (default: the bundled sample)")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--format", default="html,pdf", help="formats to render")
+    ap.add_argument("--format", default="html,pdf,email", help="formats to render")
+    ap.add_argument("--cold", action="store_true",
+                    help="every run starts without the Vega bundle cache (~/.cache/reportgen)")
     ap.add_argument("--synthetic", type=int, metavar="N", help="generate a table of N customers")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     opts = ap.parse_args()
@@ -68,6 +71,8 @@ def main() -> int:
                "--format", opts.format] + ([source] if source else [])
         walls, peaks = [], []
         for i in range(opts.runs):
+            if opts.cold:
+                os.environ["REPORTGEN_CACHE_DIR"] = tempfile.mkdtemp(dir=tmp)
             wall, peak, code = one_run(cmd)
             if code != 0:
                 print(f"run {i + 1} failed with exit code {code}", file=sys.stderr)
@@ -76,7 +81,7 @@ def main() -> int:
             peaks.append(peak)
             print(f"run {i + 1}: {wall:.2f} s wall, {peak:.0f} MB peak", file=sys.stderr)
     result = {
-        "source": source or "bundled sample (2,240 customers)",
+        "source": (source or "bundled sample (2,240 customers)") + (", cold" if opts.cold else ""),
         "runs": opts.runs,
         "wall_median_s": round(statistics.median(walls), 2),
         "wall_min_s": round(min(walls), 2),
