@@ -605,7 +605,7 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
-def chart_plan(
+def _plan(
     segments: Sequence[Segment],
     features: Sequence[FeatureInfo],
     method: Method,
@@ -646,7 +646,7 @@ def build_charts(
     currency: str = "$",
     on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> dict[str, ChartSpec]:
-    """Every chart the data supports (``chart_plan``), as specs keyed by name (persona
+    """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
 
     ``points`` is the caller's seeded sample of customers (columns x, y, segment and
@@ -667,7 +667,7 @@ def build_charts(
         "k_metrics": lambda: k_metrics(method),
     }
     charts: dict[str, ChartSpec] = {}
-    for planned in chart_plan(segments, features, method, points, value_label=value_label):
+    for planned in _plan(segments, features, method, points, value_label=value_label):
         name = planned.name
         # Altair's debug mode validates every object as it is made (~10% of the build);
         # the specs are checked where it matters, by vl-convert rendering them in the tests.

@@ -4,21 +4,24 @@ Why processes: the machine has two cores and the work after clustering is a chai
 export (vl-convert), then the PDF (WeasyPrint) — that would otherwise run after everything
 else in one process. vl-convert holds the GIL while it works, so threads cannot overlap it.
 
-- The *charts* helper starts vl-convert's JS engine (~0.3 s) and reads the Vega JavaScript
-  bundle (from the cache, or builds it: ~1.1 s) while the main process imports scikit-learn
-  and clusters. After the report is built it exports the print charts in page order, sending
-  each one to the print helper as soon as it is drawn, then the email's PNGs.
-- The *print* helper imports WeasyPrint (~0.35 s) during the same time, then lays out the PDF
-  as soon as the report exists. Layout takes each chart when it reaches it
-  (``render.render_pdf(source=...)``), so export and layout overlap instead of following
-  each other.
+- Both helpers are forked when the run starts and warm up one after the other (a warm-up
+  waits for the previous helper's), on the core the main process leaves free while it imports
+  scikit-learn and clusters: side by side, three processes would share two cores and slow the
+  main one. The *print* helper imports WeasyPrint and renders a one-line PDF (~0.6 s); the
+  *charts* helper starts vl-convert's JS engine (~0.45 s) and reads the Vega JavaScript bundle
+  from the cache (building it takes ~1.1 s, once per vl-convert version).
+- The main process hands each chart to the charts helper as soon as it is built
+  (``export_chart``), in page order. Once the report is complete the print helper lays it out
+  and takes each chart when layout reaches it (``render.render_pdf(source=...)``): the charts
+  helper sends every chart to it through a queue as soon as it is drawn, so export and layout
+  overlap. The charts helper then draws the email's PNGs.
 - The main process meanwhile writes the tables, the HTML, the email and the model.
 
-Both helpers are forked when the run starts, before anything uses vl-convert: a process whose
-vl-convert engine is running cannot fork a helper that uses it again (the child hangs). Where
-fork is unavailable, vl-convert is already loaded (the test suite), or
-REPORTGEN_EXPORT_INLINE=1, everything runs in this process with the same results: the outputs
-do not depend on where the work ran.
+A process whose vl-convert engine is running cannot fork a helper that uses it again (the
+child hangs), so the helpers are forked before anything uses vl-convert. Where fork is
+unavailable, vl-convert is already loaded (the test suite), or REPORTGEN_EXPORT_INLINE=1,
+everything runs in this process with the same results: the outputs do not depend on where the
+work ran.
 
 A helper that dies or does not answer within REPORTGEN_HELPER_TIMEOUT seconds is killed and
 its work is done in this process; errors raised by the work itself (a ReportgenError, say)
@@ -71,6 +74,7 @@ class ChartsTask:
     def result(self) -> Charts:
         exported = {name: task.result() for name, task in self._prints.items()}
         return Charts(exported, self._email.result())
+
 
 # Set in a helper process when it starts: the charts queue between the two helpers.
 _charts_queue: Any = None
