@@ -375,8 +375,10 @@ def _money_axis(currency: str) -> str:
 
 
 def income_value(points: pd.DataFrame, segments: Sequence[Segment], *, currency: str = "$",
-                 value_label: str = "spend") -> alt.Chart:
-    """Income against value for the sampled customers (columns income, value, segment)."""
+                 value_label: str = "spend", value_unit: str = "money") -> alt.Chart:
+    """Income against value for the sampled customers (columns income, value, segment).
+    ``value_unit``: "money" for spend; a score or count is labelled as a plain number."""
+    money = value_unit == "money"
     frame = _bounded(points, ["income", "value", "segment"]).dropna()
     rows = _point_frame(frame, ["income", "value"], 0)
     chart = (
@@ -385,7 +387,7 @@ def income_value(points: pd.DataFrame, segments: Sequence[Segment], *, currency:
         .encode(
             x=alt.X("income:Q", title="Income", axis=alt.Axis(labelExpr=_money_axis(currency))),
             y=alt.Y("value:Q", title=value_label.capitalize(),
-                    axis=alt.Axis(labelExpr=_money_axis(currency))),
+                    axis=alt.Axis(labelExpr=_money_axis(currency)) if money else alt.Axis()),
             color=alt.Color("segment:N", scale=_persona_scale(segments),
                             sort=_names(segments), legend=_legend(_names(segments))),
             tooltip=[alt.Tooltip("segment:N", title="Segment"),
@@ -397,7 +399,7 @@ def income_value(points: pd.DataFrame, segments: Sequence[Segment], *, currency:
     medians = frame.groupby(frame["segment"].astype(str))[["income", "value"]].median()
     parts = [
         f"{s.name} median income {fmt.money(medians.loc[s.name, 'income'], currency)}, "
-        f"{value_label} {fmt.money(medians.loc[s.name, 'value'], currency)}"
+        f"{value_label} {fmt.by_unit(medians.loc[s.name, 'value'], value_unit, currency)}"
         for s in segments if s.name in medians.index
     ]
     return _finish(
@@ -643,6 +645,7 @@ def build_charts(
     points: pd.DataFrame | None,
     *,
     value_label: str = "spend",
+    value_unit: str = "money",
     currency: str = "$",
     on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> dict[str, ChartSpec]:
@@ -660,6 +663,7 @@ def build_charts(
         "zscore_heatmap": lambda: zscore_heatmap(segments, features),
         "projection": lambda: projection(pts, segments, method.projection),
         "income_value": lambda: income_value(pts, segments, currency=currency,
+                                             value_unit=value_unit,
                                              value_label=value_label),
         "channel_mix": lambda: channel_mix(segments, features),
         "product_mix": lambda: product_mix(segments, features),

@@ -125,7 +125,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         points = _chart_points(seg, ff, names)
         report_charts = charts.build_charts(
             report.segments, report.features, report.method, points,
-            value_label=value_label, currency=cfg.report.currency,
+            value_label=value_label, value_unit=report.value_unit,
+            currency=cfg.report.currency,
             # Each chart starts exporting for the PDF as soon as it is built.
             on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )

@@ -131,6 +131,14 @@ def _by_unit(ctx: jinja2.runtime.Context, value: float, unit: str) -> str:
     return fmt.by_unit(value, unit, getattr(report, "currency", "$"))
 
 
+@jinja2.pass_context
+def _value(ctx: jinja2.runtime.Context, value: float) -> str:
+    """An amount of the report's value measure: money for spend, a plain number for a score."""
+    report = ctx.get("report")
+    return fmt.by_unit(value, getattr(report, "value_unit", "money"),
+                       getattr(report, "currency", "$"))
+
+
 def _num(value: float, digits: int = 0) -> str:
     return fmt.num(value, digits)
 
@@ -158,6 +166,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     env.filters.update(
         pct=fmt.pct,
         money=_money,
+        value=_value,
         num=_num,
         signed=charts.signed,
         unit=_by_unit,

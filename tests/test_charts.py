@@ -189,3 +189,21 @@ def test_build_charts_accepts_any_number_of_segments() -> None:
     features: list[FeatureInfo] = make_features()
     built = charts.build_charts(ten, features, make_method(), points)
     assert sum(name.startswith("persona_") for name in built) == 10
+
+
+def test_income_value_labels_a_score_as_a_number_and_spend_as_money() -> None:
+    segments = make_segments()
+    points = make_points(segments)
+    money = charts._spec(charts.income_value(points, segments, value_label="spend"))
+    score = charts._spec(charts.income_value(points, segments, value_label="spending score",
+                                             value_unit="number"))
+    assert '"$" +' in money["encoding"]["y"]["axis"]["labelExpr"]
+    assert "$" not in json.dumps(score["encoding"]["y"])
+    assert re.search(r"spending score \d", score["description"])
+    assert "spending score $" not in score["description"]
+
+
+def test_charts_come_in_the_order_the_pdf_shows_them(built: dict[str, Any]) -> None:
+    assert list(built) == ["size_value", "zscore_heatmap", "projection", "income_value",
+                           "product_mix", "channel_mix", "campaigns", "persona_1", "persona_2",
+                           "persona_3", "persona_4", "k_metrics"]

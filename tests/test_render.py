@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ import jinja2
 import pypdf
 import pytest
 
-from reportgen import render
+from reportgen import fmt, render
 from reportgen.errors import ReportgenError
 from reportgen.report import Report
 
@@ -272,3 +273,20 @@ def test_a_template_asking_for_a_remote_image_fails_the_pdf_clearly(
     with pytest.raises(ReportgenError, match="may not be loaded"):
         render.render_pdf(report, tmp_path / "out.pdf", template_dir=tmp_path)
     assert not (tmp_path / "out.pdf").exists() or (tmp_path / "out.pdf").stat().st_size == 0
+
+
+def test_a_score_valued_undated_report_has_no_currency_and_no_empty_date() -> None:
+    """Mall-style tables: the value is a spending score, not money, and there may be no date."""
+    scored = dataclasses.replace(make_report(with_charts=False), value_unit="number",
+                                 value_label="spending score", as_of="")
+    env = render.environment()
+    assets = render.Assets(column_roles=render.column_roles(scored))
+    html = env.get_template("report.html.j2").render(report=scored, assets=assets)
+    text = env.get_template("email.txt.j2").render(report=scored, assets=assets)
+    headline = scored.headline
+    assert f"Total spending score {fmt.num(headline.total_value)}," in text
+    assert "$" not in text.split("THE SEGMENTS")[0]
+    for s in scored.segments:
+        assert f"{fmt.num(s.value_per_customer)} per customer" in text
+    assert f"<dd>{fmt.num(headline.total_value)}</dd>" in html
+    assert "as of ." not in html and "as of ." not in text.lower()
