@@ -37,6 +37,9 @@ fi
 target="."
 (( want_test )) && target=".[dev]"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e "$target"
+# Byte-compile reportgen as pip does for a regular install (an editable one skips it), so no run
+# compiles it again where PYTHONDONTWRITEBYTECODE is set.
+python3 -m compileall -q reportgen >/dev/null || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 
 # Build the Vega JavaScript bundle the HTML report inlines (~1 s, the same for every run of
