@@ -84,3 +84,25 @@ def test_a_dead_print_helper_is_replaced(table, tmp_path):
     (run_dir,) = (tmp_path / "out").iterdir()
     forked, _ = run_cli(table, tmp_path / "forked")
     assert pdf_pages(run_dir / "report.pdf") == pdf_pages(forked / "report.pdf")
+
+
+def test_an_error_in_the_print_helper_is_one_line_and_leaves_no_report(table, tmp_path):
+    """A ReportgenError raised while the print helper renders comes back to the main process
+    unchanged: exit 2, one line, no half-written run folder."""
+    from reportgen.resources import templates_dir
+
+    custom = tmp_path / "templates"
+    custom.mkdir()
+    page = (templates_dir() / "report_pdf.html.j2").read_text(encoding="utf-8")
+    (custom / "report_pdf.html.j2").write_text(
+        page.replace("<body>", '<body><img src="https://example.com/x.png">'), encoding="utf-8")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "reportgen", "run", str(table), "--out", str(out), "--quiet",
+         "--template-dir", str(custom)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: the PDF template asks for a resource that may not be loaded: refused to fetch "
+        "'https://example.com/x.png': the PDF renderer never uses the network (use data: URIs "
+        "or files in the templates folder)"]
+    assert not out.exists() or not any(out.iterdir())
