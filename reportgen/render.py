@@ -370,6 +370,17 @@ class _FontsOnly:
         return None
 
 
+class _Failures(logging.Handler):
+    """Collects what WeasyPrint logs as errors (an image it could not load or draw)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage()[:200])
+
+
 def _lazy_charts_supported() -> bool:
     """WeasyPrint takes images from the ``cache`` dict by URL (true of version 70, the one
     pyproject.toml asks for at least); if a later version stops, the charts are exported up
@@ -411,6 +422,9 @@ def render_pdf(report: Report, path: Path | None, template_dir: Path | None = No
     assets = Assets(images=images, column_roles=column_roles(report))
     html = _render(PDF_TEMPLATE, report, assets, template_dir)
     document = weasyprint.HTML(string=html, base_url=str(roots[-1]), url_fetcher=fetcher)
+    failures = _Failures()
+    weasy_log = logging.getLogger("weasyprint")
+    weasy_log.addHandler(failures)
     try:
         pdf = bytes(document.write_pdf(cache=cache, font_config=fonts))
     except weasyprint.urls.FatalURLFetchingError as exc:
@@ -419,6 +433,12 @@ def render_pdf(report: Report, path: Path | None, template_dir: Path | None = No
             f"the PDF template asks for a resource that may not be loaded: {cause}",
             hint="use data: URIs or files in the templates folder",
         ) from None
+    finally:
+        weasy_log.removeHandler(failures)
+    if failures.messages:
+        # WeasyPrint logs an image it cannot draw and leaves a hole: a PDF with a chart
+        # missing is a half-written report, so it is an error here.
+        raise ReportgenError(f"the PDF could not be drawn completely: {failures.messages[0]}")
     if path is not None:
         path.write_bytes(pdf)
     log.debug("render_pdf: %.2f s", time.perf_counter() - start)

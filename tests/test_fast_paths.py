@@ -90,3 +90,14 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("REPORTGEN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert resources.cache_dir() == tmp_path / "xdg" / "reportgen"
+
+
+def test_a_chart_weasyprint_cannot_draw_fails_the_pdf_instead_of_leaving_a_hole(
+        report: Report, tmp_path: Path) -> None:
+    """WeasyPrint only logs an SVG it cannot draw; render_pdf turns that into an error."""
+    exported = {name: render.export_for_print(chart) for name, chart in report.charts.items()}
+    with mock.patch.object(render._FontsOnly, "__init__",  # no fonts: SVG text cannot be set
+                           lambda self, font_config: setattr(self, "font_config", None)), \
+            pytest.raises(render.ReportgenError, match="could not be drawn completely"):
+        render.render_pdf(report, tmp_path / "holes.pdf", source=exported.__getitem__)
+    assert not (tmp_path / "holes.pdf").exists()
