@@ -607,6 +607,21 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
+# The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
+# order, then the appendix's k_metrics (and any other chart after that, by name).
+PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
+              "channel_mix", "campaigns")
+
+
+def page_rank(name: str) -> tuple[int, int, str]:
+    """Sort key putting chart names in the order the PDF shows them."""
+    if name in PAGE_ORDER:
+        return 0, PAGE_ORDER.index(name), name
+    if name.startswith("persona_") and name[8:].isdigit():
+        return 1, int(name[8:]), name
+    return 2, 0, name
+
+
 def _plan(
     segments: Sequence[Segment],
     features: Sequence[FeatureInfo],
@@ -634,8 +649,8 @@ def _plan(
                  for s in segments]
     if method.k_table:
         plan.append(("k_metrics", "How the number of segments was chosen", False))
-    return [ChartSpec(name=name, title=title, description="", spec={}, dense=dense)
-            for name, title, dense in plan]
+    return sorted((ChartSpec(name=name, title=title, description="", spec={}, dense=dense)
+                   for name, title, dense in plan), key=lambda c: page_rank(c.name))
 
 
 def build_charts(

@@ -54,7 +54,6 @@ WARM_TURN_S = 5.0  # a helper waits at most this long for the one before it to w
 GC_THRESHOLDS = (50_000, 20, 100)  # Python's default is (700, 10, 10); see cli.entry
 
 Exported = dict[str, tuple[str, "bytes | str"]]
-PrintSpecs = dict[str, tuple[dict[str, Any], bool]]
 
 
 class Charts(NamedTuple):
@@ -108,22 +107,20 @@ def _bundle() -> str:
     return charts.javascript_bundle(cache_dir())
 
 
-def _export_chart(name: str, spec: dict[str, Any], dense: bool) -> tuple[str, bytes | str]:
-    """One print chart: ("png", bytes) if dense, else ("svg", text). In the charts helper it
-    also goes to the print helper at once, and is kept for the email."""
-    from . import charts, render
+def _export_chart(chart: ChartSpec) -> tuple[str, bytes | str]:
+    """``render.export_for_print``; in the charts helper the chart also goes to the print
+    helper at once, and is kept for the email."""
+    from . import render
 
     try:
-        item: tuple[str, bytes | str] = \
-            ("png", charts.to_png(spec, scale=render.PNG_SCALE)) if dense \
-            else ("svg", charts.to_svg(spec))
+        item = render.export_for_print(chart)
     except BaseException as exc:
         if _charts_queue is not None:  # the print helper stops waiting and reports it
             _charts_queue.put((None, exc))
         raise
     if _charts_queue is not None:
-        _charts_queue.put((name, item))
-        _exported[name] = item
+        _charts_queue.put((chart.name, item))
+        _exported[chart.name] = item
     return item
 
 
@@ -132,9 +129,7 @@ def _email_pngs(specs: dict[str, dict[str, Any]], exported: Exported | None = No
     """The email's charts as PNG, from the print SVGs where this process has them."""
     from . import render
 
-    exported = exported if exported is not None else _exported
-    return {name: render.email_png(spec, render.svg_of(exported.get(name)))
-            for name, spec in specs.items()}
+    return render.email_pngs(specs, exported if exported is not None else _exported)
 
 
 def _render_pdf(report: Report, template_dir: str | None) -> tuple[bytes, float]:
@@ -266,7 +261,7 @@ class Task:
 
     def __init__(self, helper: _Helper | None, fn: Callable[..., Any], *args: Any,
                  fallback: Callable[[], Any] | None = None) -> None:
-        self._helper, self._fn, self._args = helper, fn, args
+        self._helper = helper
         self._fallback = fallback or (lambda: fn(*args))
         self._job = helper.submit(fn, *args) if helper is not None else None
         self._done, self._value = False, None
@@ -335,23 +330,22 @@ class Background:
         """Start exporting one print chart now (the report's charts are handed over as they
         are built, so export starts before the report is complete)."""
         if chart.name not in self._exports:
-            self._exports[chart.name] = Task(self._charts, _export_chart, chart.name,
-                                             chart.spec, chart.dense)
+            self._exports[chart.name] = Task(self._charts, _export_chart, chart)
 
-    def charts(self, specs: PrintSpecs, email: dict[str, dict[str, Any]]) -> ChartsTask:
-        """Export the print charts (``specs``, in page order, those not already started by
+    def charts(self, prints: dict[str, ChartSpec], email: dict[str, dict[str, Any]]
+               ) -> ChartsTask:
+        """Export the print charts (``prints``, in page order, those not already started by
         ``export_chart``; each goes to the print helper as soon as it is drawn), then the
         email's charts (``email``: name -> spec)."""
-        for name, (spec, dense) in specs.items():
-            if name not in self._exports:
-                self._exports[name] = Task(self._charts, _export_chart, name, spec, dense)
-        prints = {name: self._exports[name] for name in specs}
+        for chart in prints.values():
+            self.export_chart(chart)
+        tasks = {name: self._exports[name] for name in prints}
 
         def email_in_process() -> dict[str, bytes]:
-            return _email_pngs(email, {name: task.result() for name, task in prints.items()})
+            return _email_pngs(email, {name: task.result() for name, task in tasks.items()})
 
-        return ChartsTask(prints, Task(self._charts, _email_pngs, email,
-                                       fallback=email_in_process))
+        return ChartsTask(tasks, Task(self._charts, _email_pngs, email,
+                                      fallback=email_in_process))
 
     def pdf(self, report: Report, template_dir: Path | None = None) -> Task:
         """Start the PDF of ``report``: the print helper lays the pages out while the charts

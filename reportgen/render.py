@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 HTML_TEMPLATE = "report.html.j2"
 PDF_TEMPLATE = "report_pdf.html.j2"
 PNG_SCALE = 2  # dense charts: sharp at print resolution, still small
-# The charts in the order report_pdf.html.j2 shows them: these, the persona_<id> charts in id
-# order, then the appendix's k_metrics.
-PRINT_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
-               "channel_mix", "campaigns")
 
 # vega-embed options: no actions menu (it links to the online Vega editor), and the mode is
 # given because the specs carry no $schema URL.
@@ -237,20 +233,10 @@ def image_from(kind: str, data: bytes | str) -> ChartImage:
     return ChartImage(uri, w, h)
 
 
-def print_specs(report: Report) -> dict[str, tuple[dict[str, Any], bool]]:
-    """What to export for print: {name: (spec, as PNG)}, in the order the PDF shows them (an
-    export helper sends them in this order while layout waits for each). Dense scatters go as
-    PNG (thousands of SVG circles would triple WeasyPrint's time), the rest as SVG."""
-    names = sorted(report.charts, key=_print_rank)
-    return {name: (report.charts[name].spec, report.charts[name].dense) for name in names}
-
-
-def _print_rank(name: str) -> tuple[int, int, str]:
-    if name in PRINT_ORDER:
-        return 0, PRINT_ORDER.index(name), name
-    if name.startswith("persona_") and name[8:].isdigit():
-        return 1, int(name[8:]), name
-    return 2, 0, name
+def print_specs(report: Report) -> dict[str, ChartSpec]:
+    """The charts to export for print (``export_for_print``), in the order the PDF shows them
+    (an export helper sends them in this order while layout waits for each)."""
+    return {name: report.charts[name] for name in sorted(report.charts, key=charts.page_rank)}
 
 
 def chart_image(chart: ChartSpec) -> ChartImage:
@@ -312,8 +298,8 @@ CHART_URI = "reportgen-chart:"  # the PDF template's src for a chart, drawn by _
 
 
 def export_for_print(chart: ChartSpec) -> tuple[str, bytes | str]:
-    """One chart exported for print, in this process: ("png", bytes) if dense, else
-    ("svg", text)."""
+    """One chart exported for print: ("png", bytes) if dense (thousands of SVG circles would
+    triple WeasyPrint's time), else ("svg", text)."""
     if chart.dense:
         return "png", charts.to_png(chart.spec, scale=PNG_SCALE)
     return "svg", charts.to_svg(chart.spec)
@@ -381,6 +367,7 @@ class _Failures(logging.Handler):
         self.messages.append(record.getMessage()[:200])
 
 
+@functools.cache
 def _lazy_charts_supported() -> bool:
     """WeasyPrint takes images from the ``cache`` dict by URL (true of version 70, the one
     pyproject.toml asks for at least); if a later version stops, the charts are exported up
@@ -526,11 +513,16 @@ def email_png(spec: dict[str, Any], svg: str | None = None) -> bytes:
 
 def email_images(report: Report, exported: dict[str, tuple[str, bytes | str]] | None = None
                  ) -> dict[str, bytes]:
-    """The email's charts as PNG (``email_png`` of each of ``email_specs``), in this process.
-    ``exported``: the print export (``export_for_print`` per chart), whose SVGs are reused."""
+    """The email's charts as PNG (``email_pngs`` of ``email_specs``)."""
+    return email_pngs(email_specs(report), exported)
+
+
+def email_pngs(specs: dict[str, dict[str, Any]],
+               exported: dict[str, tuple[str, bytes | str]] | None = None) -> dict[str, bytes]:
+    """``email_png`` of each spec (name -> Vega-Lite spec). ``exported``: the print export
+    (``export_for_print`` per chart), whose SVGs are reused."""
     exported = exported or {}
-    return {name: email_png(spec, svg_of(exported.get(name)))
-            for name, spec in email_specs(report).items()}
+    return {name: email_png(spec, svg_of(exported.get(name))) for name, spec in specs.items()}
 
 
 def svg_of(item: tuple[str, bytes | str] | None) -> str | None:
