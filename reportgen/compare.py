@@ -472,23 +472,23 @@ def _sample(n: int, seed: int) -> np.ndarray | slice:
 
 def reference_bins(x: np.ndarray, features: Sequence[str], seed: int = 0,
                    n_bins: int = PSI_BINS) -> list[Bins]:
-    """Per column of x (customers × features): decile edges (on a seeded sample of at most
-    BIN_SAMPLE customers), or the midpoints between the values for a feature with at most
-    n_bins of them (children 0-3, a yes/no share)."""
-    x = np.asarray(x, dtype="float64")
-    rows = _sample(len(x), seed)
+    """Per column of x (customers × features): decile edges, or the midpoints between the
+    values for a feature with at most n_bins of them (children 0-3, a yes/no share), and each
+    bin's share, on a seeded sample of at most BIN_SAMPLE customers (a PSI's sampling noise on
+    200,000 customers is about (bins - 1) / 200,000 = 0.00005, far below any threshold)."""
+    x = np.asarray(x, dtype="float64")[_sample(len(x), seed)]
     out = []
     for j, name in enumerate(features):
-        col = x[rows, j]
-        col = col[np.isfinite(col)]
-        values = np.unique(col)
+        col = np.ascontiguousarray(x[:, j])
+        values = np.unique(col[np.isfinite(col)])
         if len(values) <= n_bins:
             edges = (values[:-1] + values[1:]) / 2
         else:
-            edges = np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(edges, x[:, j], side="right"),
+            edges = np.unique(np.quantile(col[np.isfinite(col)],
+                                          np.linspace(0, 1, n_bins + 1)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, col, side="right"),
                              minlength=len(edges) + 1)
-        shares = counts / max(len(x), 1)
+        shares = counts / max(len(col), 1)
         out.append(Bins(name, tuple(float(e) for e in edges), tuple(float(s) for s in shares)))
     return out
 
@@ -532,17 +532,18 @@ class Drift:
 
 def drift(reference: Sequence[Bins], x: np.ndarray, features: Sequence[str],
           labels: dict[str, str] | None = None, distance_previous: float | None = None,
-          distance_current: float | None = None) -> Drift:
+          distance_current: float | None = None, seed: int = 0) -> Drift:
     """How far this run's features (columns of x, named by features) moved from the bins of
-    the previous run, and how far customers now sit from the kept centres. A feature the
-    previous run has no bins for is left out."""
+    the previous run (on a seeded sample of at most BIN_SAMPLE customers), and how far
+    customers now sit from the kept centres. A feature the previous run has no bins for is
+    left out."""
     labels = labels or {}
     ref = {b.feature: b for b in reference}
     found = []
-    x = np.asarray(x, dtype="float64")
+    x = np.asarray(x, dtype="float64")[_sample(len(x), seed)]
     for j, name in enumerate(features):
         if name in ref:
-            value = round(psi(ref[name], x[:, j]), 4)
+            value = round(psi(ref[name], np.ascontiguousarray(x[:, j])), 4)
             found.append(FeatureDrift(name, labels.get(name, name), value, psi_level(value)))
     found.sort(key=lambda f: (-f.psi, f.feature))
     reasons = [f"{f.label} moved (population stability index {f.psi:.2f} ≥ "
@@ -578,9 +579,11 @@ def centroids_of(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     """Mean of the scaled model features per segment id."""
     labels = np.asarray(labels, dtype=np.int64)
     ids, inverse = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(ids), z.shape[1]))
-    np.add.at(sums, inverse, z)
     counts = np.bincount(inverse, minlength=len(ids))
+    # One weighted bincount per feature: np.add.at on 10 M rows is ~20× slower.
+    sums = np.column_stack([np.bincount(inverse, weights=z[:, j], minlength=len(ids))
+                            for j in range(z.shape[1])]) if z.shape[1] else \
+        np.zeros((len(ids), 0))
     return {int(i): sums[k] / counts[k] for k, i in enumerate(ids)}
 
 
@@ -657,9 +660,10 @@ def segment_changes(matching: Matching, current: Sequence[SegmentNow],
 
 def movement(previous_segment: np.ndarray, current_segment: np.ndarray,
              previous_worth: dict[int, float], current_worth: dict[int, float]) -> np.ndarray:
-    """Per current customer: same (the same segment id), up or down (to a segment whose
-    customers are worth more or less each, as measured in each run), new (not in the previous
-    run). previous_segment: -1 for a new customer."""
+    """Per current customer, as codes into MOVEMENTS: same (the same segment id), up or down
+    (to a segment whose customers are worth more or less each, as measured in each run), new
+    (not in the previous run). previous_segment: -1 for a new customer. Codes (int8), not
+    strings: ten million Python strings would cost more than the whole comparison."""
     prev = np.asarray(previous_segment, dtype=np.int64)
     cur = np.asarray(current_segment, dtype=np.int64)
     ids = sorted(set(previous_worth) | set(current_worth) | set(np.unique(cur).tolist())
@@ -670,11 +674,17 @@ def movement(previous_segment: np.ndarray, current_segment: np.ndarray,
     worth_before = np.zeros(len(prev))
     worth_before[back] = before[_positions(ids, prev[back], "previous")]
     worth_now = after[_positions(ids, cur, "current")]
-    out = np.full(len(cur), "new", dtype=object)
-    out[back & (prev == cur)] = "same"
-    out[back & (prev != cur) & (worth_now >= worth_before)] = "up"
-    out[back & (prev != cur) & (worth_now < worth_before)] = "down"
+    out = np.full(len(cur), MOVEMENTS.index("new"), dtype=np.int8)
+    moved = back & (prev != cur)
+    out[back & ~moved] = MOVEMENTS.index("same")
+    out[moved & (worth_now >= worth_before)] = MOVEMENTS.index("up")
+    out[moved & (worth_now < worth_before)] = MOVEMENTS.index("down")
     return out
+
+
+def movement_words(codes: np.ndarray) -> pd.Categorical:
+    """The codes of ``movement`` as a column of words (categorical: no string per row)."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int8), categories=MOVEMENTS)
 
 
 def valuable(segments: Iterable[SegmentNow]) -> set[int]:

@@ -56,3 +56,7 @@ class SegmentationError(ReportgenError):
 
 class MailError(ReportgenError):
     """The email summary cannot be built from the run folder or sent over SMTP."""
+
+
+class HistoryError(ReportgenError):
+    """The series' history (database or a previous run's files) cannot be read or written."""

@@ -307,8 +307,9 @@ def test_movement_up_down_same_and_new():
     worth_now = {1: 520.0, 2: 90.0, 3: 60.0}
     prev = np.array([1, 1, 2, 3, -1])
     cur = np.array([1, 2, 1, 2, 3])
-    assert c.movement(prev, cur, worth_before, worth_now).tolist() == \
-        ["same", "down", "up", "up", "new"]
+    codes = c.movement(prev, cur, worth_before, worth_now)
+    assert codes.dtype == np.int8
+    assert list(c.movement_words(codes)) == ["same", "down", "up", "up", "new"]
 
 
 def test_segment_changes_have_deltas_and_a_row_for_a_segment_that_is_gone():
@@ -376,3 +377,17 @@ def test_trend_keeps_the_last_twelve_periods_under_the_latest_names():
     assert t.periods[0] == "2014-03" and t.periods[-1] == "2015-02" and len(t.periods) == 12
     assert {p.name for p in t.series_of(1)} == {"S1"}
     assert [p.period for p in t.points[:4]] == ["2014-03", "2014-03", "2014-04", "2014-04"]
+
+
+def test_psi_on_more_customers_than_the_bin_sample_is_the_same_up_to_noise():
+    rng = np.random.default_rng(5)
+    n = c.BIN_SAMPLE + 50_000
+    june = rng.normal(0, 1, (n, 1))
+    bins = c.reference_bins(june, ["x"], seed=1)
+    assert sum(bins[0].shares) == pytest.approx(1.0)
+    same = c.drift(bins, rng.normal(0, 1, (n, 1)), ["x"], seed=2)
+    moved = c.drift(bins, rng.normal(0.5, 1, (n, 1)), ["x"], seed=2)
+    assert same.features[0].psi < 0.001
+    # PSI approximates the symmetric Kullback-Leibler divergence, δ² for two unit normals δ
+    # apart (0.25 at half a standard deviation); ten bins see a little less of it.
+    assert 0.2 < moved.features[0].psi < 0.25 and moved.features[0].level == "moderate"

@@ -1,0 +1,779 @@
+"""The history of a series: every run, its period, its segments (ids, names, colours, centres,
+size and value) and its gates, in a database through SQLAlchemy Core; and each run's customer
+assignments as a Parquet file beside the run.
+
+- **Where**: an SQLite file in the output root (``output/history.sqlite``) by default; any
+  SQLAlchemy URL (``[history] url`` or ``--history URL``), PostgreSQL for a team, holds the same
+  tables (``reportgen_schema``, ``reportgen_runs``, ``reportgen_segments``). Passwords come from
+  the environment (``${VAR}`` in the URL, or ``PGPASSWORD``) and are masked in every message.
+- **A period is recorded once**: recording a run replaces the entry of its series and period
+  (a rerun is idempotent), in one transaction: the old entry is never gone without the new one.
+- **One writer per series**: ``History.lock(series)`` is held for a run's whole comparison and
+  recording; a second run of the same series at once is refused with one line. The lock is an
+  OS file lock (SQLite) or a PostgreSQL advisory lock: the OS or the server drops it when its
+  process dies, so a killed run never leaves a stale lock behind.
+- **Trouble is one line** (``HistoryError``, exit 2): a file that is not an SQLite database or
+  fails its integrity check, a database locked beyond ``BUSY_TIMEOUT``, one written by a newer
+  reportgen (its schema version is higher than ``SCHEMA_VERSION``: never touched), a server that
+  does not answer. A corrupt SQLite file can be recovered instead (``recover=True``): it is
+  moved aside and the history rebuilt from the ``series.json`` each run folder keeps, with a
+  warning, so no recorded run is lost.
+- **Assignments** (``assignments.parquet``: customer key, segment, value, distance to the
+  segment's centre) are written and read with pyarrow, column-wise, with no Python loop over
+  customers, so ten million of them take about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import socket
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, HistoryError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .compare import Assignments
+
+log = logging.getLogger("reportgen")
+
+SCHEMA_VERSION = 1  # bump with a migration in _migrate when a table changes
+HISTORY_FILE = "history.sqlite"
+DEFAULT_SERIES = "default"
+ASSIGNMENTS_FILE = "assignments.parquet"
+RECORD_FILE = "series.json"  # the run's history entry, kept in its folder: the database's backup
+BUSY_TIMEOUT = 10.0  # seconds SQLite waits for another writer before "database is locked"
+SERIES_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# PostgreSQL advisory locks are keyed by two int4: this one says "a reportgen series".
+ADVISORY_CLASS = 0x7267  # "rg"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_series(name: str) -> str:
+    """A series name becomes a folder name: letters, digits, dot, dash, underscore."""
+    if not SERIES_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(f"series name {name!r} is not allowed",
+                          hint="use letters, digits, '.', '-' and '_' (at most 64), starting "
+                               "with a letter or digit")
+    return name
+
+
+# records -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One segment of a recorded run. centroid: its centre in the run's model space (the
+    scaled model features, in the order of RunRecord.features)."""
+
+    segment_id: int
+    name: str
+    color: str
+    size: int
+    share: float
+    value: float
+    value_share: float
+    centroid: tuple[float, ...] = ()
+    transition: str = ""  # against the run before: survived, split, merged, emerged ("" first)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a series, as the history keeps it."""
+
+    series: str
+    period: str  # period key, e.g. 2014-06: a series has one run per period
+    run_id: str
+    as_of: str  # ISO date, "" when undated
+    period_label: str  # e.g. June 2014
+    source: str
+    run_dir: str  # the run folder, relative to the output root (posix)
+    customers: int
+    total_value: float
+    k: int
+    policy: str  # first, keep or refit
+    previous_run_id: str | None = None
+    features: tuple[str, ...] = ()  # model features, in model order
+    scaling: dict[str, Any] | None = None  # Scaling.to_dict() with lists: to compare centres
+    bins: tuple[dict[str, Any], ...] = ()  # compare.Bins.to_dict() per feature (drift reference)
+    distance: float | None = None  # mean distance of customers to their segment's centre
+    gates: tuple[dict[str, Any], ...] = ()  # {name, passed, reason} per gate
+    created: str = ""  # UTC time of recording, ISO
+    segments: tuple[SegmentRecord, ...] = ()
+
+    @property
+    def as_of_date(self) -> dt.date | None:
+        return dt.date.fromisoformat(self.as_of) if self.as_of else None
+
+    def folder(self, root: Path) -> Path:
+        return root / Path(self.run_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values["segments"] = tuple(
+            SegmentRecord(**{**s, "centroid": tuple(s.get("centroid", ()))})
+            for s in data.get("segments", ()))
+        for name in ("features", "bins", "gates"):
+            values[name] = tuple(values.get(name) or ())
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: NumPy scalars and arrays to Python, tuples to lists, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+# tables ------------------------------------------------------------------------------------
+
+def _tables() -> tuple[Any, Any, Any, Any]:
+    import sqlalchemy as sa
+
+    md = sa.MetaData()
+    version = sa.Table("reportgen_schema", md, sa.Column("version", sa.Integer, nullable=False))
+    runs = sa.Table(
+        "reportgen_runs", md,
+        sa.Column("series", sa.String(64), primary_key=True),
+        sa.Column("period", sa.String(32), primary_key=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("as_of", sa.String(10), nullable=False),
+        sa.Column("period_label", sa.String(64), nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("run_dir", sa.Text, nullable=False),
+        sa.Column("customers", sa.Integer, nullable=False),
+        sa.Column("total_value", sa.Float, nullable=False),
+        sa.Column("k", sa.Integer, nullable=False),
+        sa.Column("policy", sa.String(16), nullable=False),
+        sa.Column("previous_run_id", sa.String(64)),
+        sa.Column("features", sa.JSON, nullable=False),
+        sa.Column("scaling", sa.JSON),
+        sa.Column("bins", sa.JSON, nullable=False),
+        sa.Column("distance", sa.Float),
+        sa.Column("gates", sa.JSON, nullable=False),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.UniqueConstraint("series", "run_id", name="reportgen_runs_run_id"),
+    )
+    segments = sa.Table(
+        "reportgen_segments", md,
+        sa.Column("series", sa.String(64), primary_key=True),
+        sa.Column("run_id", sa.String(64), primary_key=True),
+        sa.Column("segment_id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("color", sa.String(16), nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("share", sa.Float, nullable=False),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("value_share", sa.Float, nullable=False),
+        sa.Column("centroid", sa.JSON, nullable=False),
+        sa.Column("transition", sa.String(16), nullable=False),
+        sa.ForeignKeyConstraint(["series", "run_id"],
+                                ["reportgen_runs.series", "reportgen_runs.run_id"],
+                                name="reportgen_segments_run"),
+    )
+    return md, version, runs, segments
+
+
+# the database ------------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """An open history database. Use ``open_history``; close it (or use it as a context
+    manager) when done."""
+
+    engine: sa.Engine
+    where: str  # for messages: the file, or the URL with its password masked
+    root: Path  # the output root run folders are relative to
+    secrets: list[str] = field(default_factory=list, repr=False)
+    _tables: tuple[Any, Any, Any, Any] = field(default_factory=_tables, repr=False)
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    # reading -------------------------------------------------------------------------------
+
+    def series_names(self) -> list[str]:
+        import sqlalchemy as sa
+
+        runs = self._tables[2]
+        with self._errors("read"), self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                sa.select(runs.c.series).distinct().order_by(runs.c.series))]
+
+    def runs(self, series: str) -> list[RunRecord]:
+        """Every run of the series, oldest period first, with its segments."""
+        import sqlalchemy as sa
+
+        _, _, runs, segments = self._tables
+        with self._errors("read"), self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.series == series)
+                                .order_by(runs.c.period)).mappings().all()
+            segs = conn.execute(sa.select(segments).where(segments.c.series == series)
+                                .order_by(segments.c.run_id, segments.c.segment_id)
+                                ).mappings().all()
+        by_run: dict[str, list[SegmentRecord]] = {}
+        for s in segs:
+            by_run.setdefault(s["run_id"], []).append(SegmentRecord(
+                segment_id=s["segment_id"], name=s["name"], color=s["color"], size=s["size"],
+                share=s["share"], value=s["value"], value_share=s["value_share"],
+                centroid=tuple(s["centroid"]), transition=s["transition"]))
+        return [RunRecord(
+            series=r["series"], period=r["period"], run_id=r["run_id"], as_of=r["as_of"],
+            period_label=r["period_label"], source=r["source"], run_dir=r["run_dir"],
+            customers=r["customers"], total_value=r["total_value"], k=r["k"],
+            policy=r["policy"], previous_run_id=r["previous_run_id"],
+            features=tuple(r["features"]), scaling=r["scaling"], bins=tuple(r["bins"]),
+            distance=r["distance"], gates=tuple(r["gates"]), created=r["created"],
+            segments=tuple(by_run.get(r["run_id"], ())),
+        ) for r in rows]
+
+    def get(self, series: str, run_id: str) -> RunRecord | None:
+        return next((r for r in self.runs(series) if r.run_id == run_id), None)
+
+    def previous(self, series: str, period: str) -> RunRecord | None:
+        """The latest run of the series with an earlier period."""
+        earlier = [r for r in self.runs(series) if r.period < period]
+        return earlier[-1] if earlier else None
+
+    def next_segment_id(self, series: str) -> int:
+        """One above every segment id the series ever used: an emerged segment's id."""
+        import sqlalchemy as sa
+
+        segments = self._tables[3]
+        with self._errors("read"), self.engine.connect() as conn:
+            top = conn.execute(sa.select(sa.func.max(segments.c.segment_id))
+                               .where(segments.c.series == series)).scalar()
+        return int(top or 0) + 1
+
+    # writing -------------------------------------------------------------------------------
+
+    def record(self, run: RunRecord) -> RunRecord:
+        """Record run, replacing its series' entry for the same period (or the same run id),
+        in one transaction. Returns the record as stored (with its creation time)."""
+        import sqlalchemy as sa
+
+        _, _, runs, segments = self._tables
+        check_series(run.series)
+        if not run.created:
+            run = replace(run, created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        data = run.to_dict()
+        seg_rows = [{**s, "series": run.series, "run_id": run.run_id}
+                    for s in data.pop("segments")]
+        same = sa.and_(runs.c.series == run.series,
+                       sa.or_(runs.c.period == run.period, runs.c.run_id == run.run_id))
+        with self._errors("write"), self.engine.begin() as conn:
+            old = [r[0] for r in conn.execute(sa.select(runs.c.run_id).where(same))]
+            if old:
+                conn.execute(sa.delete(segments).where(segments.c.series == run.series,
+                                                       segments.c.run_id.in_(old)))
+                conn.execute(sa.delete(runs).where(same))
+            conn.execute(sa.insert(runs), data)
+            if seg_rows:
+                conn.execute(sa.insert(segments), seg_rows)
+        return run
+
+    def forget(self, series: str, run_id: str) -> bool:
+        """Remove one run from the history (its folder is left alone)."""
+        import sqlalchemy as sa
+
+        _, _, runs, segments = self._tables
+        with self._errors("write"), self.engine.begin() as conn:
+            conn.execute(sa.delete(segments).where(segments.c.series == series,
+                                                   segments.c.run_id == run_id))
+            gone = conn.execute(sa.delete(runs).where(runs.c.series == series,
+                                                      runs.c.run_id == run_id)).rowcount
+        return bool(gone)
+
+    # one writer per series -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, series: str) -> Iterator[None]:
+        """Hold the series for one run; a second holder is refused with one line."""
+        check_series(series)
+        if self.is_sqlite:
+            with _file_lock(self.root / f".{series}.lock", series, self.where):
+                yield
+        else:
+            with self._advisory_lock(series):
+                yield
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, series: str) -> Iterator[None]:
+        import sqlalchemy as sa
+
+        key = _signed32(zlib.crc32(series.encode()))
+        with self._errors("lock"):
+            conn = self.engine.connect()
+        try:
+            with self._errors("lock"):
+                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, :k)"),
+                                   {"c": ADVISORY_CLASS, "k": key}).scalar()
+                conn.commit()
+            if not got:
+                holder = ""
+                with contextlib.suppress(Exception):
+                    holder = conn.execute(sa.text(
+                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = :c "
+                        "AND l.objid = :k AND l.granted"),
+                        {"c": ADVISORY_CLASS, "k": key & 0xFFFFFFFF}).scalar() or ""
+                raise _busy(series, self.where, holder)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"),
+                                 {"c": ADVISORY_CLASS, "k": key})
+                    conn.commit()
+        finally:
+            conn.close()
+
+    # errors --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        from sqlalchemy import exc as sa_exc
+
+        try:
+            yield
+        except HistoryError:
+            raise
+        except sa_exc.DBAPIError as exc:
+            raise _db_error(exc, self.where, doing, self.secrets) from None
+        except sa_exc.SQLAlchemyError as exc:
+            raise HistoryError(f"cannot {doing} the history ({_first_line(exc, self.secrets)})",
+                               file=self.where) from None
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _first_line(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else exc.__class__.__name__
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _db_error(exc: BaseException, where: str, doing: str, secrets: Sequence[str]
+              ) -> HistoryError:
+    message = _first_line(exc, secrets)
+    low = message.lower()
+    if "locked" in low or "busy" in low:
+        return HistoryError(f"the history database is locked by another process ({message})",
+                            file=where, hint="wait for the other run to finish, then run again")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return HistoryError(f"the history database is damaged ({message})", file=where,
+                            hint="move it aside: the next run rebuilds it from the run folders")
+    if any(word in low for word in ("connect", "resolve host", "translate host", "timeout",
+                                    "password", "authentication")):
+        return HistoryError(f"cannot reach the history database ({message})", file=where,
+                            hint="check [history] url / --history, that the server runs, and "
+                                 "the credentials (passwords come from the environment)")
+    return HistoryError(f"cannot {doing} the history ({message})", file=where)
+
+
+def _busy(series: str, where: str, holder: str) -> HistoryError:
+    who = f" ({holder})" if holder else ""
+    return HistoryError(f"another run of series {series!r} is in progress{who}", file=where,
+                        hint="wait for it to finish; runs of one series are recorded one at a "
+                             "time")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, series: str, where: str) -> Iterator[None]:
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise HistoryError(f"cannot create the series lock ({exc.strerror})",
+                           file=str(path)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            raise _busy(series, where, holder) from None
+        started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}"
+                      .encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def history_location(root: Path, url: str | None) -> str:
+    """Where the history of root lives, for messages: the file or the masked URL."""
+    if url:
+        from .load import ENV_REFERENCE, mask_url
+
+        return mask_url(ENV_REFERENCE.sub("***", url))
+    return str(root / HISTORY_FILE)
+
+
+def open_history(root: Path, url: str | None = None, *, create: bool = True,
+                 recover: bool = False) -> History | None:
+    """Open the history of the output root (SQLite file) or of url.
+
+    create=False: None when the SQLite file does not exist (nothing was recorded yet).
+    recover=True: a damaged SQLite file is moved aside and the history rebuilt from the run
+    folders' series.json, with a warning, instead of an error.
+    """
+    if url:
+        return _open_url(root, url)
+    path = root / HISTORY_FILE
+    if not path.exists() and not create:
+        return None
+    try:
+        return _open_sqlite(root, path)
+    except HistoryError as exc:
+        if not recover or "damaged" not in exc.message and "not a reportgen" not in exc.message:
+            raise
+        aside = path.with_name(f"{path.name}.damaged-"
+                               f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        try:
+            path.rename(aside)
+        except OSError as err:
+            raise HistoryError(f"the history database is damaged and cannot be moved aside "
+                               f"({err.strerror})", file=str(path)) from None
+        history = _open_sqlite(root, path)
+        records = find_records(root)
+        for record in records:
+            history.record(record)
+        log.warning("%s was damaged (%s): moved to %s and rebuilt from %d run folder%s", path,
+                    exc.message, aside.name, len(records), "" if len(records) == 1 else "s")
+        return history
+
+
+def _open_sqlite(root: Path, path: Path) -> History:
+    import sqlalchemy as sa
+
+    where = str(path)
+    if path.is_dir():
+        raise HistoryError("is a folder, not a history database", file=where)
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise HistoryError(f"cannot read the history database ({exc.strerror})",
+                               file=where) from None
+        if head != SQLITE_MAGIC:
+            raise HistoryError("the history database is damaged (not an SQLite file)",
+                               file=where, hint="move it aside: the next run rebuilds it from "
+                                                "the run folders")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HistoryError(f"cannot create the output folder ({exc.strerror})",
+                           file=str(root)) from None
+    engine = sa.create_engine(f"sqlite:///{path.resolve()}",
+                              connect_args={"timeout": BUSY_TIMEOUT})
+
+    # pysqlite starts transactions only before writes, and never for reads: SQLAlchemy's
+    # documented recipe hands BEGIN to SQLAlchemy so reads are consistent and every write of
+    # a record is one transaction.
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    history = History(engine=engine, where=where, root=root)
+    try:
+        with history._errors("read"), engine.connect() as conn:
+            status = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+        if status != "ok":
+            raise HistoryError(f"the history database is damaged (integrity check: {status})",
+                               file=where, hint="move it aside: the next run rebuilds it from "
+                                                "the run folders")
+        _prepare(history)
+    except BaseException:
+        engine.dispose()
+        raise
+    return history
+
+
+def _open_url(root: Path, url: str) -> History:
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
+    from .load import _expand_env
+
+    masked = history_location(root, url)
+    expanded, secrets = _expand_env(url, masked)
+    try:
+        parsed = make_url(expanded)
+    except (sa_exc.ArgumentError, ValueError):
+        raise ConfigError("[history] url is not a valid database URL", file=masked,
+                          hint="e.g. postgresql://reportgen@db/crm or sqlite:///history.db"
+                          ) from None
+    if parsed.password:
+        secrets.append(str(parsed.password))
+    masked = parsed.render_as_string(hide_password=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": 10, "application_name":
+                        f"reportgen pid {os.getpid()} on {socket.gethostname()}"[:63]}
+        if parsed.drivername == "postgresql":
+            # SQLAlchemy < 2.1 picks psycopg2 for postgresql://; the sql extra brings psycopg 3.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = sa.create_engine(parsed, connect_args=connect_args)
+    except sa_exc.NoSuchModuleError:
+        raise ConfigError(f"unknown database type {parsed.drivername!r} in [history] url",
+                          file=masked) from None
+    except ImportError as exc:
+        raise HistoryError(f"the database driver for {parsed.drivername!r} is not installed "
+                           f"({exc.name or exc})", file=masked,
+                           hint="pip install 'reportgen[sql]'") from None
+    history = History(engine=engine, where=masked, root=root, secrets=secrets)
+    try:
+        _prepare(history)
+    except BaseException:
+        engine.dispose()
+        raise
+    return history
+
+
+def _prepare(history: History) -> None:
+    """Create the tables on first use; refuse a database of a newer schema."""
+    import sqlalchemy as sa
+
+    md, version, runs, _ = history._tables
+    with history._errors("open"):
+        with history.engine.connect() as conn:
+            names = set(sa.inspect(conn).get_table_names())
+        if runs.name in names and version.name not in names:
+            raise HistoryError("not a reportgen history: it has a reportgen_runs table but no "
+                               "schema version", file=history.where)
+        if version.name not in names:
+            try:
+                with history.engine.begin() as conn:
+                    md.create_all(conn)
+                    if conn.execute(sa.select(sa.func.count()).select_from(version)).scalar() \
+                            == 0:
+                        conn.execute(sa.insert(version), {"version": SCHEMA_VERSION})
+            except sa.exc.IntegrityError:
+                pass  # another run created them at the same moment
+            except sa.exc.ProgrammingError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        with history.engine.connect() as conn:
+            found = conn.execute(sa.select(sa.func.max(version.c.version))).scalar()
+    if found is None:
+        raise HistoryError("not a reportgen history: its schema version is missing",
+                           file=history.where)
+    if int(found) > SCHEMA_VERSION:
+        raise HistoryError(f"the history was written by a newer reportgen (schema version "
+                           f"{found}; this one reads up to {SCHEMA_VERSION})",
+                           file=history.where,
+                           hint="upgrade reportgen, or point --history at another database")
+    if int(found) < SCHEMA_VERSION:
+        _migrate(history, int(found))
+
+
+def _migrate(history: History, found: int) -> None:
+    """Bring an older schema up to SCHEMA_VERSION (version 1 is the first: nothing yet)."""
+    raise HistoryError(f"the history has schema version {found}, which this reportgen cannot "
+                       "upgrade", file=history.where)
+
+
+# run folders -------------------------------------------------------------------------------
+
+def find_records(root: Path) -> list[RunRecord]:
+    """The series.json of every run folder under root (root/<run>/ and root/<series>/<run>/),
+    for rebuilding a history; unreadable ones are skipped with a warning."""
+    out = []
+    for path in sorted([*root.glob(f"*/{RECORD_FILE}"), *root.glob(f"*/*/{RECORD_FILE}")]):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # a partial or old folder of an unfinished run
+        try:
+            out.append(RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("%s: not a readable run record (%s); left out of the rebuilt history",
+                        path, exc.__class__.__name__)
+    # One entry per series and period: the newest record wins, as recording would have done.
+    latest: dict[tuple[str, str], RunRecord] = {}
+    for record in sorted(out, key=lambda r: r.created):
+        latest[(record.series, record.period)] = record
+    return sorted(latest.values(), key=lambda r: (r.series, r.period))
+
+
+# assignments -------------------------------------------------------------------------------
+
+def write_assignments(path: Path, assignments: Assignments, *, key_name: str = "key",
+                      run_id: str = "") -> None:
+    """assignments.parquet: key, segment, value, distance (zstd), column-wise."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keys = assignments.keys
+    if pd.api.types.is_integer_dtype(keys.dtype):
+        key_array = pa.array(keys.to_numpy(dtype=np.int64), type=pa.int64())
+    else:
+        key_array = pa.array(keys.astype("string").to_numpy(dtype=object), type=pa.string()) \
+            if keys.dtype == object else pa.array(keys.astype("string"), type=pa.string())
+    columns = {
+        "key": key_array,
+        "segment": pa.array(np.asarray(assignments.segments, dtype=np.int32)),
+        "value": pa.array(np.asarray(assignments.values, dtype=np.float64)),
+    }
+    if assignments.distances is not None:
+        columns["distance"] = pa.array(np.asarray(assignments.distances, dtype=np.float32))
+    table = pa.table(columns).replace_schema_metadata(
+        {"reportgen": json.dumps({"key": key_name, "run_id": run_id, "format": 1})})
+    try:
+        pq.write_table(table, path, compression="zstd")
+    except OSError as exc:
+        raise HistoryError(f"cannot write the assignments ({exc})", file=str(path)) from None
+
+
+def read_assignments(path: Path) -> Assignments:
+    """The assignments a run wrote; a missing or damaged file is a HistoryError."""
+    import pyarrow.parquet as pq
+
+    from .compare import Assignments
+
+    if not path.is_file():
+        raise HistoryError("the previous run's customer assignments are missing",
+                           file=str(path), hint="was its folder moved or deleted? --previous "
+                                                "RUN_ID picks another, --no-previous starts afresh")
+    try:
+        table = pq.read_table(path)
+        keys_col = table.column("key")
+        segments = table.column("segment").to_numpy()
+        values = table.column("value").to_numpy()
+        distances = table.column("distance").to_numpy().astype(np.float64) \
+            if "distance" in table.column_names else None
+    except (OSError, KeyError, ValueError) as exc:
+        raise HistoryError(f"cannot read the previous run's customer assignments ({exc})",
+                           file=str(path)) from None
+    import pyarrow as pa
+
+    if pa.types.is_integer(keys_col.type):
+        keys = pd.Index(keys_col.to_numpy(), dtype="int64")
+    else:
+        keys = pd.Index(keys_col.to_pandas(), dtype="string")
+    return Assignments(keys=keys, segments=np.asarray(segments, dtype=np.int64),
+                       values=np.asarray(values, dtype=np.float64), distances=distances)
+
+
+# listing -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Listed:
+    """One line of `reportgen history`."""
+
+    series: str
+    period: str
+    period_label: str
+    run_id: str
+    source: str
+    customers: int
+    k: int
+    personas: list[str]
+    gates: list[dict[str, Any]]
+    policy: str
+    previous_run_id: str | None
+    folder: str  # the run folder, relative to the output root
+    folder_exists: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def listing(root: Path, url: str | None = None, series: str | None = None) -> list[Listed]:
+    """The runs of every series of root (or of one), oldest first per series."""
+    history = open_history(root, url, create=False)
+    if history is None:
+        return []
+    with history:
+        names = [check_series(series)] if series else history.series_names()
+        out = []
+        for name in names:
+            for r in history.runs(name):
+                out.append(Listed(
+                    series=r.series, period=r.period, period_label=r.period_label,
+                    run_id=r.run_id, source=r.source, customers=r.customers, k=r.k,
+                    personas=[s.name for s in sorted(r.segments, key=lambda s: s.segment_id)],
+                    gates=[dict(g) for g in r.gates], policy=r.policy,
+                    previous_run_id=r.previous_run_id, folder=r.run_dir,
+                    folder_exists=r.folder(root).is_dir()))
+    return out
+
+
+def describe(runs: Sequence[Listed], where: str) -> str:
+    """The listing as text: one block per series, one line per run."""
+    if not runs:
+        return f"No runs recorded in {where} yet."
+    lines = []
+    for name in dict.fromkeys(r.series for r in runs):
+        block = [r for r in runs if r.series == name]
+        lines.append(f"Series {name}: {len(block)} run{'s' if len(block) != 1 else ''} "
+                     f"({where})")
+        for r in block:
+            failed = [g["name"] for g in r.gates if not g.get("passed", True)]
+            gates = "no gates" if not r.gates else \
+                f"gates failed: {', '.join(failed)}" if failed else "gates passed"
+            missing = "" if r.folder_exists else "  [run folder missing]"
+            lines.append(f"  {r.period}  {r.run_id}  {r.source}  {r.customers:,} customers  "
+                         f"k={r.k}  {r.policy}  {gates}{missing}")
+            lines.append(f"           {', '.join(r.personas)}")
+    return "\n".join(lines)
