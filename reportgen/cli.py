@@ -249,6 +249,32 @@ def email(run_dir: str, to: tuple[str, ...], subject: str | None, sender: str | 
                    f"{settings.host}:{settings.port}")
 
 
+@main.command()
+@click.option("--out", "out_root", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Output root whose series to list.")
+@click.option("--series", help="Only this series (default: every series of the root).")
+@click.option("--history", "history_url", metavar="URL",
+              help="History database URL (e.g. postgresql://user@host/db) instead of "
+                   "OUT/history.sqlite; passwords come from the environment.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of runs on stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_errors_to_exit_codes
+def history(out_root: str, series: str | None, history_url: str | None, as_json: bool,
+            verbose: bool) -> None:
+    """List the runs of the series in OUT: period, run id, source, customers, k, personas,
+    gates."""
+    from . import history as history_
+
+    runs = history_.listing(Path(out_root), history_url, series)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=2, ensure_ascii=False))
+        return
+    click.echo(history_.describe(runs, history_.history_location(Path(out_root),
+                                                                 history_url)))
+
+
 def _source_config(config_path: str | None, table: str | None, query: str | None) -> Any:
     if table and query:
         raise ConfigError("--table and --query cannot be used together")

@@ -741,6 +741,8 @@ class Listed:
 
 def listing(root: Path, url: str | None = None, series: str | None = None) -> list[Listed]:
     """The runs of every series of root (or of one), oldest first per series."""
+    if series is not None:
+        check_series(series)
     history = open_history(root, url, create=False)
     if history is None:
         return []

@@ -352,3 +352,48 @@ def test_missing_or_damaged_assignments_are_one_line(tmp_path):
     with pytest.raises(HistoryError, match="cannot read the previous run's customer "
                                            "assignments"):
         history.read_assignments(path)
+
+
+# the command -------------------------------------------------------------------------------
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_history_command_lists_runs_as_text_and_json(where):
+    root, url = where
+    with _open(where) as h:
+        h.record(_run("2014-06", "2014-06-a"))
+        h.record(_run("2014-07", "2014-07-b", names=("A", "B", "Newcomers"), sizes=(5, 3, 2),
+                      policy="refit", previous="2014-06-a"))
+        h.record(_run("2014-07", "2014-07-b", series="shops"))
+    extra = ["--history", url] if url else []
+    text = _cli("history", "--out", str(root), "--series", "default", *extra)
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("Series default: 2 runs (")
+    assert lines[3].startswith("  2014-07  2014-07-b  crm.csv  10 customers  k=3  refit")
+    assert lines[4].strip() == "A, B, Newcomers"
+    assert "shops" not in text.stdout
+    listed = _cli("history", "--out", str(root), "--json", *extra)
+    assert listed.exit_code == 0, listed.output
+    runs = json.loads(listed.stdout)
+    assert [(r["series"], r["period"]) for r in runs] == [
+        ("default", "2014-06"), ("default", "2014-07"), ("shops", "2014-07")]
+    assert runs[1]["personas"] == ["A", "B", "Newcomers"]
+    assert runs[1]["previous_run_id"] == "2014-06-a"
+    if url:
+        assert PG_PASSWORD not in text.stdout + listed.stdout
+
+
+def test_history_command_on_a_damaged_database_is_one_line_exit_2(tmp_path):
+    (tmp_path / "history.sqlite").write_bytes(b"garbage" * 10)
+    result = _cli("history", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'history.sqlite'}: the history database is damaged (not an SQLite "
+        "file) (move it aside: the next run rebuilds it from the run folders)"]
