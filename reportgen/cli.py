@@ -261,8 +261,7 @@ def email(run_dir: str, to: tuple[str, ...], subject: str | None, sender: str | 
 @_errors_to_exit_codes
 def history(out_root: str, series: str | None, history_url: str | None, as_json: bool,
             verbose: bool) -> None:
-    """List the runs of the series in OUT: period, run id, source, customers, k, personas,
-    gates."""
+    """List the runs of each series in OUT: period, run id, customers, k, personas, gates."""
     from . import history as history_
 
     runs = history_.listing(Path(out_root), history_url, series)
