@@ -391,3 +391,33 @@ def test_psi_on_more_customers_than_the_bin_sample_is_the_same_up_to_noise():
     # PSI approximates the symmetric Kullback-Leibler divergence, δ² for two unit normals δ
     # apart (0.25 at half a standard deviation); ten bins see a little less of it.
     assert 0.2 < moved.features[0].psi < 0.25 and moved.features[0].level == "moderate"
+
+
+def test_the_monthly_group_tables_move_exactly_the_customers_they_say():
+    from .series_tables import group_months, sample_months
+
+    kinds = {"affluent": 1, "family": 2, "young": 3}
+
+    def assign(month) -> c.Assignments:
+        f = month.frame
+        return c.Assignments(pd.Index(f["ID"]), f["kind"].map(kinds).to_numpy(),
+                             f["MntWines"].to_numpy(dtype=float))
+
+    june, july, august = group_months()
+    first = c.flows(assign(june), assign(july))
+    cells = {(x.source, x.target): x.customers for x in first.migration}
+    assert (first.new_customers, first.lost_customers, first.returning_customers) == \
+        (14, 8, 172)
+    assert cells[(1, 2)] == 12 and cells[(3, 1)] == 6 and cells[("new", 3)] == 10
+    assert cells[("new", 1)] == 4 and cells[(2, "lost")] == 5 and cells[(3, "lost")] == 3
+    assert cells[(1, 1)] == 48 and cells[(2, 2)] == 55 and cells[(3, 3)] == 51
+    second = c.flows(assign(july), assign(august))
+    cells = {(x.source, x.target): x.customers for x in second.migration}
+    assert cells[(2, 3)] == 9 and cells[("new", 2)] == 8 and cells[(1, "lost")] == 7
+    assert second.returning_customers == 186 - 7
+    months = sample_months()
+    assert [len(m.frame) for m in months] == [2240, 2340, 2440]
+    assert [m.period for m in months] == ["2014-06", "2014-07", "2014-08"]
+    july_s = months[1]
+    assert len(july_s.new) == 200 and len(july_s.gone) == 100 and len(july_s.changed) == 300
+    assert not (july_s.new & set(months[0].frame["ID"]))
