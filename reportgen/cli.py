@@ -240,9 +240,14 @@ def email(run_dir: str, to: tuple[str, ...], subject: str | None, sender: str | 
         if not quiet:
             click.echo(f"Wrote {path} (not sent): {message['Subject']}")
         return
-    password = click.prompt("SMTP password", hide_input=True) if ask_password else None
+    def ask() -> str:
+        return str(click.prompt("SMTP password", hide_input=True, err=True))
+
+    password = ask() if ask_password else None
+    # A login without a password: prompt in a terminal; in cron or CI, stop with one line.
     settings = mail.smtp_settings(host=smtp_host, port=smtp_port, user=smtp_user,
-                                  password=password, security=smtp_security)
+                                  password=password, security=smtp_security,
+                                  ask=ask if sys.stdin.isatty() else None)
     accepted = mail.send(message, settings)
     if not quiet:
         click.echo(f"Sent {message['Subject']!r} to {', '.join(accepted)} via "

@@ -25,7 +25,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -61,10 +61,13 @@ class SmtpSettings:
 def smtp_settings(*, host: str | None = None, port: int | None = None,
                   user: str | None = None, password: str | None = None,
                   security: str | None = None,
-                  env: Mapping[str, str] | None = None) -> SmtpSettings:
+                  env: Mapping[str, str] | None = None,
+                  ask: Callable[[], str] | None = None) -> SmtpSettings:
     """SMTP settings from the arguments, falling back to REPORTGEN_SMTP_HOST, _PORT, _USER,
     _PASSWORD and _SECURITY (starttls, ssl or none). The port defaults to the security's
-    usual one (587, 465, 25)."""
+    usual one (587, 465, 25). A user without a password: ``ask`` for it (the CLI prompts when
+    it runs in a terminal), else stop; logging in with an empty password would only get a
+    confusing refusal from the server, or worse, an anonymous session."""
     env = os.environ if env is None else env
 
     def pick(value: Any, name: str) -> Any:
@@ -88,6 +91,11 @@ def smtp_settings(*, host: str | None = None, port: int | None = None,
     if password and not user:
         raise ConfigError(f"an SMTP password without a user: give --smtp-user or set "
                           f"{ENV_PREFIX}USER")
+    if user and not password and ask is not None:
+        password = ask() or None
+    if user and not password:
+        raise ConfigError(f"the SMTP user {user!r} has no password: set {ENV_PREFIX}PASSWORD "
+                          "or use --ask-password")
     return SmtpSettings(host=host, port=port_number, security=security, user=user,
                         password=password)
 

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from reportgen import render
 from reportgen.cli import main
+from reportgen.errors import ConfigError
 from reportgen.report import Report
 
 from .factories import make_report, make_segments
@@ -385,6 +386,39 @@ def test_no_smtp_host_is_a_config_error(run_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("REPORTGEN_SMTP_HOST", raising=False)
     result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@x.com"])
     assert "no SMTP server" in _one_line_error(result)
+
+
+def test_a_user_without_a_password_stops_with_one_line_and_sends_nothing(
+    run_dir: Path, smtp_env: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPORTGEN_SMTP_PASSWORD")
+    result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@example.com"])
+    assert _one_line_error(result) == (
+        "Error: the SMTP user 'reportgen' has no password: set REPORTGEN_SMTP_PASSWORD or use "
+        "--ask-password")
+    assert smtp_env.envelopes == []
+
+
+def test_ask_password_reads_it_from_the_prompt_and_sends(
+    run_dir: Path, smtp_env: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPORTGEN_SMTP_PASSWORD")
+    result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@example.com",
+                                       "--ask-password"], input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output
+    assert len(smtp_env.envelopes) == 1
+
+
+def test_smtp_settings_ask_for_a_missing_password_only_when_they_can() -> None:
+    from reportgen import mail
+
+    env = {"REPORTGEN_SMTP_HOST": "h", "REPORTGEN_SMTP_USER": "u"}
+    assert mail.smtp_settings(env=env, ask=lambda: "typed").password == "typed"
+    with pytest.raises(ConfigError, match="has no password"):
+        mail.smtp_settings(env=env)
+    with pytest.raises(ConfigError, match="has no password"):
+        mail.smtp_settings(env=env, ask=lambda: "")
 
 
 def test_smtp_settings_never_show_the_password() -> None:
