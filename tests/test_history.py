@@ -220,8 +220,20 @@ def test_a_history_from_a_newer_reportgen_is_refused_and_left_alone(where):
             assert conn.execute("SELECT count(*) FROM reportgen_runs").fetchone() == (1,)
 
 
+class _Records(logging.Handler):
+    """Collects the reportgen logger's records (the CLI stops it propagating to the root
+    logger, where caplog listens)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def test_a_damaged_sqlite_file_is_one_line_or_a_logged_rebuild_from_the_run_folders(
-        tmp_path, caplog):
+        tmp_path):
     db = tmp_path / "history.sqlite"
     for period, run_id in (("2014-06", "2014-06-a"), ("2014-07", "2014-07-b")):
         folder = tmp_path / run_id
@@ -235,12 +247,18 @@ def test_a_damaged_sqlite_file_is_one_line_or_a_logged_rebuild_from_the_run_fold
         history.open_history(tmp_path)
     assert str(exc.value) == (f"{db}: the history database is damaged (not an SQLite file) "
                               "(move it aside: the next run rebuilds it from the run folders)")
-    with caplog.at_level(logging.WARNING, logger="reportgen"):
+    records = _Records()
+    logger = logging.getLogger("reportgen")
+    logger.addHandler(records)
+    try:
         h = history.open_history(tmp_path, recover=True)
+    finally:
+        logger.removeHandler(records)
     assert h is not None
     with h:
         assert [r.run_id for r in h.runs("default")] == ["2014-06-a", "2014-07-b"]
-    assert "was damaged" in caplog.text and "rebuilt from 2 run folders" in caplog.text
+    (warning,) = records.lines
+    assert "was damaged" in warning and "rebuilt from 2 run folders" in warning
     (aside,) = tmp_path.glob("history.sqlite.damaged-*")
     assert aside.read_bytes().startswith(b"this is not a database")
 
