@@ -38,7 +38,7 @@ def period_label(cfg: Config, as_of: dt.date | None) -> str:
 def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
-    personas: list[Persona], actions: dict[int, list[Action]], colors: list[str],
+    personas: list[Persona], actions: dict[int, list[Action]], colors: dict[int, str],
 ) -> Report:
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -46,7 +46,7 @@ def build_report(
     segments = [
         Segment(
             id=sp.id, name=by_id[sp.id].name, story=by_id[sp.id].story,
-            color=colors[(sp.id - 1) % len(colors)], size=sp.size, share=sp.share,
+            color=colors[sp.id], size=sp.size, share=sp.share,
             value_share=sp.value_share, value_per_customer=sp.value_per_customer,
             traits=by_id[sp.id].traits, actions=actions[sp.id],
             means=sp.means, medians=sp.medians, zscores=sp.zscores,

@@ -107,15 +107,36 @@ def main() -> None:
               help="CI gate: exit 3 if the smallest segment holds less than Y (0-1) of customers.")
 @click.option("--min-stability", "min_stability", type=float, metavar="Z",
               help="CI gate: exit 3 if any segment's stability (0-1) is below Z.")
+@click.option("--series", "series_name", metavar="NAME",
+              help="The series this run belongs to: runs go in OUT/NAME/ and are compared with "
+                   "its previous run (default: the output root's own series).")
+@click.option("--previous", "previous", metavar="RUN_ID",
+              help="Compare with this run of the series (default: the latest earlier one).")
+@click.option("--no-previous", "fresh", is_flag=True,
+              help="Start the series afresh: fit new segments, compare with nothing.")
+@click.option("--refit", is_flag=True,
+              help="Fit new segments and match them to the previous run's, instead of keeping "
+                   "its model (series.policy).")
+@click.option("--fail-on-drift", "fail_on_drift", is_flag=True, default=None,
+              help="CI gate: exit 3 if the model features drifted past the thresholds.")
+@click.option("--history", "history_url", metavar="URL",
+              help="History database URL (e.g. postgresql://user@host/db) instead of "
+                   "OUT/history.sqlite.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object on stdout (run id, run folder, files, segments, "
+                   "gates, changes) and nothing else.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on stdout; no progress on "
+                                                   "stderr.")
 @_errors_to_exit_codes
 def run(source: str | None, config_path: str | None, out_root: str, formats: str | None,
         template_dir: str | None, k: int | None, seed: int | None, as_of: str | None,
         table: str | None,
         query: str | None, algorithm: str | None,
         fail_under_silhouette: float | None, gate_min_share: float | None,
-        min_stability: float | None, verbose: bool, quiet: bool) -> None:
+        min_stability: float | None, series_name: str | None, previous: str | None,
+        fresh: bool, refit: bool, fail_on_drift: bool | None, history_url: str | None,
+        as_json: bool, verbose: bool, quiet: bool) -> None:
     """Segment SOURCE and write the report.
 
     SOURCE: a CSV/TSV/delimited text, Parquet or .xlsx file, or a database URL
@@ -127,6 +148,10 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         raise ConfigError("--verbose and --quiet cannot be used together")
     if table and query:
         raise ConfigError("--table and --query cannot be used together")
+    if previous and fresh:
+        raise ConfigError("--previous and --no-previous cannot be used together")
+    if as_json and quiet:
+        raise ConfigError("--json and --quiet cannot be used together")
     as_of_date = None
     if as_of is not None:
         try:
@@ -139,10 +164,45 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         input__table=table, input__query=query, report__template_dir=template_dir,
         gates__fail_under_silhouette=fail_under_silhouette,
         gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
+        series__name=series_name, series__policy="refit" if refit else None,
+        series__fail_on_drift=fail_on_drift, history__url=history_url,
     )
     from .pipeline import run as run_pipeline
 
-    result = run_pipeline(source, cfg, Path(out_root))
+    result = run_pipeline(source, cfg, Path(out_root), previous=previous, fresh=fresh)
+    report = result.report
+    from .gates import EXIT_GATE_FAILED, failed
+
+    if as_json:
+        import json
+
+        click.echo(json.dumps(_run_json(result), indent=2, sort_keys=True, ensure_ascii=False))
+    elif not quiet:
+        _echo_run(result)
+    if failed(report):
+        for gate in failed(report):
+            click.echo(f"Gate failed: {gate.name}: {gate.reason}", err=True)
+        sys.exit(EXIT_GATE_FAILED)
+
+
+def _run_json(result: Any) -> dict[str, Any]:
+    """What `reportgen run --json` prints: enough for a pipeline's next step."""
+    import dataclasses
+
+    report = result.report
+    return {
+        "run_id": report.run_id, "run_dir": str(result.run_dir), "series": report.series,
+        "period": report.period, "as_of": report.as_of,
+        "files": [str(p) for p in result.files],
+        "customers": report.headline.customers,
+        "segments": [{"id": s.id, "name": s.name, "customers": s.size, "share": s.share,
+                      "value_share": s.value_share} for s in report.segments],
+        "gates": [dataclasses.asdict(g) for g in report.gates],
+        "changes": dataclasses.asdict(report.changes) if report.changes else None,
+    }
+
+
+def _echo_run(result: Any) -> None:
     report = result.report
     click.echo(f"{report.title}: {report.period}, {report.headline.customers:,} customers, "
                f"{report.headline.k} segments (run {report.run_id})")
@@ -152,15 +212,22 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
             f"  {'tentative' if s.tentative else 'stable'} {s.stability:.2f}"
         click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
                    f"{s.value_share:>4.0%} of {report.value_label}{stable}")
+    changes = report.changes
+    if changes is not None:
+        line = f"Compared with {changes.previous_period} (run {changes.previous_run_id}, " \
+               f"policy {changes.policy})"
+        if changes.new_customers is not None:
+            line += (f": {changes.new_customers:,} new, {changes.lost_customers:,} lost, "
+                     f"{changes.returning_customers:,} returning customers")
+        click.echo(line)
+        for flow in changes.largest_flows:
+            click.echo(f"  {flow}")
+        if changes.drift is not None and changes.drift.exceeded:
+            click.echo(f"  Drift: {'; '.join(changes.drift.reasons)}: refit recommended "
+                       "(--refit)")
     click.echo("Wrote:")
     for path in result.files:
         click.echo(f"  {path}")
-    from .gates import EXIT_GATE_FAILED, failed
-
-    if failed(report):
-        for gate in failed(report):
-            click.echo(f"Gate failed: {gate.name}: {gate.reason}", err=True)
-        sys.exit(EXIT_GATE_FAILED)
 
 
 @main.command()

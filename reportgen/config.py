@@ -44,6 +44,10 @@ class InputConfig:
     query: str | None = _setting(
         None, "SQL query when SOURCE is a SQLAlchemy URL, instead of a table (or --query)."
     )
+    source: str | None = _setting(
+        None, "The customer table (a file or a database URL) `reportgen run` reads when it is "
+        "given no SOURCE; a relative path is read from the config file's folder."
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,42 @@ class GatesConfig:
     )
 
 
+SERIES_POLICIES = ("keep", "refit")
+
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    name: str = _setting(
+        "", "The series the runs belong to (or --series): its runs go in OUT/<name>/ and each is "
+        "compared with the series' previous run; empty = the output root's own series.")
+    policy: str = _setting(
+        "keep", "keep: assign this period's customers with the previous run's model (its "
+        "cleaning, scaling and centres), so segment ids, names and colours stay and drift is "
+        "measured; refit (or --refit): fit new segments and match them to the previous ones. "
+        "The first run of a series always fits.")
+    fail_on_drift: bool = _setting(
+        False, "CI gate (or --fail-on-drift): exit code 3 when the model features drifted past "
+        "the thresholds (a population stability index of 0.25, or customers 20% further from "
+        "their segment's centre than last period).")
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    url: str | None = _setting(
+        None, "Database of the series' history as a SQLAlchemy URL (PostgreSQL for a team; or "
+        "--history); empty = OUT/history.sqlite. Passwords come from the environment: ${VAR} in "
+        "the URL or PGPASSWORD.")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    sender: str | None = _setting(
+        None, "From address of `reportgen email` (or --from); empty = $REPORTGEN_MAIL_FROM, "
+        "else reportgen@localhost.")
+    to: list[str] = _setting(
+        [], "Recipients `reportgen email` sends to when it is given no --to.")
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     model: list[str] = _setting(
@@ -155,6 +195,9 @@ class Config:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     gates: GatesConfig = field(default_factory=GatesConfig)
+    series: SeriesConfig = field(default_factory=SeriesConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
 
     def with_overrides(self, **dotted: Any) -> Config:
         """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
@@ -171,6 +214,24 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))
 
+    def run_key(self) -> dict[str, Any]:
+        """The settings that shape a run's analysis, for its run id: not where the table and
+        the history live or who gets the email (the table's content is hashed on its own),
+        and a file a setting names by its content, not its path, so the id is the same from
+        any working folder. Settings of the series left at their defaults are left out, so a
+        config that does not use them keeps the run id it had before series existed."""
+        data = self.to_dict()
+        for section in ("history", "email"):
+            data.pop(section)
+        data["input"].pop("source")
+        series = {k: v for k, v in data.pop("series").items()
+                  if k == "policy" and v != SeriesConfig().policy}
+        if series:
+            data["series"] = series
+        if self.report.logo is not None:
+            data["report"]["logo"] = _file_digest(self.report.logo)
+        return data
+
 
 # "json": the data files only (summary.json, segments.csv and manifest.json are always
 # written; nothing is rendered) — for pipelines, and for tests about the input.
@@ -179,6 +240,15 @@ LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return path  # unreadable: branding says so when it reads the logo
 
 
 def _jsonable(value: Any) -> Any:
@@ -305,6 +375,16 @@ def validate(cfg: Config, file: str | None = None) -> Config:
                 f"unknown format {fmt!r}{_nearest(fmt, list(VALID_FORMATS))}", file=file
             )
     _validate_branding(cfg, file)
+    if cfg.series.policy not in SERIES_POLICIES:
+        raise ConfigError(f"'series.policy' is {cfg.series.policy!r}"
+                          f"{_nearest(cfg.series.policy, list(SERIES_POLICIES))}", file=file)
+    if cfg.series.name:
+        from .history import check_series
+
+        try:
+            check_series(cfg.series.name)
+        except ConfigError as exc:
+            raise ConfigError(f"'series.name': {exc.message}", file=file, hint=exc.hint) from None
     return cfg
 
 
@@ -346,6 +426,10 @@ def _validate_input(cfg: Config, file: str | None) -> None:
                               f"{factor:g}", file=file)
 
 
+def _is_url(text: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text) is not None
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read a reportgen TOML file; None gives the defaults."""
     if path is None:
@@ -368,6 +452,10 @@ def load_config(path: str | Path | None) -> Config:
              if (value := getattr(cfg.report, key)) is not None and not Path(value).is_absolute()}
     if paths:
         cfg = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, **paths))
+    source = cfg.input.source
+    if source and not _is_url(source) and not Path(source).is_absolute():
+        cfg = dataclasses.replace(cfg, input=dataclasses.replace(cfg.input,
+                                                                 source=str(p.parent / source)))
     return validate(cfg, str(p))
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from .report import Report
 
 log = logging.getLogger("reportgen")
 
+LATEST_FILE = "latest"  # out_root/latest: JSON naming the newest run of the series
+
 # OWASP CSV injection: a cell starting with one of these runs as a formula in Excel.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,10 +39,11 @@ def neutralise(value: object) -> object:
 
 
 def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_index: pd.Index,
-                   labels: np.ndarray, excluded: pd.Series, features: pd.DataFrame
-                   ) -> pd.DataFrame:
+                   labels: np.ndarray, excluded: pd.Series, features: pd.DataFrame,
+                   previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every input row: its key, segment and persona (names: segment id -> persona), or the
-    reason it was left out."""
+    reason it was left out. previous: previous_segment, previous_persona and movement of the
+    kept rows (series.customer_columns), placed after the persona."""
     segment = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     segment.loc[kept_index] = labels
     keys = frame[key] if key in frame else pd.Series(
@@ -48,8 +52,10 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
         key: keys,
         "segment": segment,
         "persona": segment.map(names).astype("string"),
-        "left_out": excluded.reindex(frame.index).astype("string"),
     })
+    if previous is not None:
+        out = out.join(previous, how="left")
+    out["left_out"] = excluded.reindex(frame.index).astype("string")
     out = out.join(features.round(4), how="left")
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
@@ -62,11 +68,17 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
                   timings: dict[str, float], model: dict[str, Any] | None = None,
-                  background: Background | None = None) -> tuple[Path, list[Path]]:
+                  background: Background | None = None,
+                  previous: pd.DataFrame | None = None,
+                  extra: dict[str, Callable[[Path], object]] | None = None,
+                  latest: dict[str, Any] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``background``: the run's helper processes (exporter.Background), which may already be
-    exporting the report's charts."""
+    exporting the report's charts. ``previous``: segments.csv's columns about the previous
+    run; ``extra``: more files of the run (name -> writer of that path: the assignments, the
+    history record, movers.csv); ``latest``: the pointer written to out_root/latest once the
+    run folder is in place."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -96,8 +108,11 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                 # then overlap the PDF's drawing instead.
                 exported.result()
         names = {s.id: s.name for s in report.segments}
-        table = segments_table(names, frame, key, kept_index, labels, excluded, features)
+        table = segments_table(names, frame, key, kept_index, labels, excluded, features,
+                               previous)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
+        for name, writer in (extra or {}).items():
+            writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
         if {"html", "pdf", "email"} & set(formats):
             from . import render
@@ -135,6 +150,11 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
+        if latest is not None and _newer_or_same(latest, out_root / LATEST_FILE):
+            pointer = out_root / f".latest.partial-{os.getpid()}"
+            pointer.write_text(json.dumps(latest, indent=2, sort_keys=True) + "\n",
+                               encoding="utf-8")
+            os.replace(pointer, out_root / LATEST_FILE)
     except BaseException:
         if background is not None:
             background.close()  # a helper still writing into tmp would race the removal
@@ -142,6 +162,16 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise
     files = sorted(final.iterdir())
     return final, files
+
+
+def _newer_or_same(latest: dict[str, Any], path: Path) -> bool:
+    """Whether the run ``latest`` names is at least as recent as the one path names (a rerun
+    of an older period does not move the pointer back)."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+        return str(latest.get("period", "")) >= str(current.get("period", ""))
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def write_scores(*, out_dir: Path, frame: pd.DataFrame, key: str, kept_index: pd.Index,

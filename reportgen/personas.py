@@ -135,15 +135,22 @@ def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | 
 
 
 def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
-                  vocab: dict[str, Words] | None = None) -> list[Persona]:
+                  vocab: dict[str, Words] | None = None,
+                  fixed: dict[int, str] | None = None) -> list[Persona]:
+    """A persona per segment. fixed: names a segment keeps from the previous run of its
+    series (by id); only the others are named, never with a name already taken."""
     vocab = vocab if vocab is not None else load_vocabulary()
-    taken: set[str] = set()
+    fixed = {i: n for i, n in (fixed or {}).items() if any(sp.id == i for sp in
+                                                            profiles.segments)}
+    taken: set[str] = {n.lower() for n in fixed.values()}
     personas = []
     # The most distinctive segments choose first, so they get their best name.
     order = sorted(profiles.segments,
                    key=lambda sp: (-max((abs(z) for z in sp.zscores.values()), default=0), sp.id))
-    named: dict[int, str] = {}
+    named: dict[int, str] = dict(fixed)
     for sp in order:
+        if sp.id in fixed:
+            continue
         options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"]
         name = next((n for n in options if n.lower() not in taken), None)
         if name is None:

@@ -1,5 +1,7 @@
-"""The straight line: load → schema → clean → features → segment → profile → personas →
-playbook → report → output. Each stage is timed; only load reads and only output writes."""
+"""The straight line: load → schema → clean → features → segment → compare → profile →
+personas → playbook → report → output. Each stage is timed; only load reads the customer
+table and only output writes the run (the series' history is read before segment and
+recorded after output, under the series' lock)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import gates
@@ -45,7 +48,7 @@ class _Clock:
 
 def run_id_for(period_key: str, input_sha256: str, cfg: Config) -> str:
     digest = hashlib.sha256(
-        (input_sha256 + json.dumps(cfg.to_dict(), sort_keys=True)).encode()
+        (input_sha256 + json.dumps(cfg.run_key(), sort_keys=True)).encode()
     ).hexdigest()
     return f"{period_key}-{digest[:8]}"
 
@@ -54,8 +57,14 @@ def run(
     source: str | None,
     cfg: Config,
     out_root: Path,
+    *,
+    previous: str | None = None,
+    fresh: bool = False,
 ) -> RunResult:
-    """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
+    """Make the report for SOURCE (None = [input] source, else the bundled sample) into
+    out_root/<run id>/ (out_root/<series>/<run id>/ for a named series), compared with the
+    previous run of its series: ``previous`` names that run (default: the latest earlier
+    one), ``fresh`` starts the series afresh."""
     from .exporter import Background
 
     # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
@@ -63,24 +72,21 @@ def run(
     formats = set(cfg.report.formats)
     with Background(charts=bool({"html", "pdf", "email"} & formats),
                     pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, background)
+        return _run(source, cfg, out_root, background, previous, fresh)
 
 
-def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> RunResult:
-    from .assemble import build_report
+def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
+         previous_id: str | None, fresh: bool) -> RunResult:
+    from . import history as history_
+    from . import series as series_
     from .clean import clean, require_rows
     from .features import build_features
     from .load import load
-    from .output import write_outputs
-    from .personas import name_personas
-    from .playbook import load_playbook, recommend
-    from .profile import profile
     from .schema import infer_schema
-    from .scoring import build_bundle
-    from .segment import segment
 
     clock = _Clock()
-    template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
+    if source is None:
+        source = cfg.input.source
     with clock.stage("load"):
         loaded = load(source, cfg.input)
     file = loaded.where
@@ -91,33 +97,100 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         require_rows(cleaned, cfg, file=file)
     with clock.stage("features"):
         ff = build_features(cleaned, schema, cfg, file=file)
+    period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
+    run_id = run_id_for(period_key, loaded.sha256, cfg)
+    series = series_.series_name(cfg)
+    history = history_.open_history(out_root, cfg.history.url, recover=True)
+    assert history is not None
+    try:
+        with history.lock(series):
+            previous = series_.read_previous(history, series, period_key, out_root,
+                                             run_id=previous_id, fresh=fresh)
+            return _series_run(
+                loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, cfg=cfg,
+                out_root=out_root, background=background, clock=clock, run_id=run_id,
+                period_key=period_key, history=history, previous=previous, fresh=fresh)
+    finally:
+        history.close()
+
+
+def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
+                out_root: Path, background: Any, clock: _Clock, run_id: str, period_key: str,
+                history: Any, previous: Any, fresh: bool) -> RunResult:
+    from . import charts
+    from . import series as series_
+    from .assemble import build_report, period_label
+    from .history import write_assignments
+    from .output import write_outputs
+    from .personas import name_personas
+    from .playbook import load_playbook, recommend
+    from .profile import profile
+    from .scoring import build_bundle
+    from .segment import segment
+
+    template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
+    series = series_.series_name(cfg)
+    notes: list[str] = []
+    policy = "first" if previous is None else cfg.series.policy
+    if policy == "keep" and previous.bundle is None:
+        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
+    if policy == "keep":
+        reason = series_.keep_reason(previous.bundle, ff)
+        if reason:
+            policy = "refit"
+            notes.append(reason[0].upper() + reason[1:] + ".")
+    categories = _categories(cleaned, schema, cfg)
     with clock.stage("segment"):
-        seg = segment(ff, cfg.segment, _categories(cleaned, schema, cfg))
+        if policy == "keep":
+            seg = series_.keep(previous.bundle, ff, cfg, previous.record, categories)
+        else:
+            seg = segment(ff, cfg.segment, categories)
+    keys = _keys(loaded.frame, cleaned.key, ff.frame.index)
+    with clock.stage("compare"):
+        step = series_.compare_stage(
+            seg, ff, keys, previous, cfg, policy=policy,
+            next_id=history.next_segment_id(series),
+            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes)
+        seg = step.seg
     with clock.stage("profile"):
         profiles = profile(ff, seg)
-    from . import charts
-
     value_label = ff.value_label
     with clock.stage("personas"):
-        personas = name_personas(profiles, ff, cfg.report.currency, value_label)
+        personas = name_personas(profiles, ff, cfg.report.currency, value_label,
+                                 fixed=step.names)
     with clock.stage("playbook"):
         rules = load_playbook()
         actions = {
             sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label)
             for sp in profiles.segments
         }
-    period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
-    run_id = run_id_for(period_key, loaded.sha256, cfg)
     names = {p.segment_id: p.name for p in personas}
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
-                         seg=seg, categories=list(seg.categorical), names=names, run_id=run_id)
+                         seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,
+                         segment_ids=step.segment_ids)
+    root = series_.series_root(out_root, cfg)
+    value_unit = ff.meta[ff.value].unit if ff.value else "number"
     with clock.stage("report"):
+        changes = series_.changes(step, profiles, names, as_of=cleaned.as_of,
+                                  currency=cfg.report.currency, value_unit=value_unit,
+                                  value_label=value_label)
+        entry = series_.record(
+            step=step, profiles=profiles, names=names, cfg=cfg, run_id=run_id,
+            period=period_key, period_label=period_label(cfg, cleaned.as_of),
+            as_of=cleaned.as_of.isoformat() if cleaned.as_of else "", source=loaded.name,
+            run_dir=(root / run_id).relative_to(out_root).as_posix(), k=len(profiles.segments),
+            gates=[])
+        trend = series_.trend(history.runs(series), entry, fresh)
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, colors=charts.palette(seg.k),
+            actions=actions, colors=step.colors,
         )
-        report = dataclasses.replace(report, gates=gates.evaluate(report, cfg.gates))
+        report = dataclasses.replace(report, series=series, changes=changes, trend=trend)
+        run_gates = gates.evaluate(report, cfg.gates)
+        if cfg.series.fail_on_drift:
+            run_gates.append(series_.drift_gate(changes))
+        report = dataclasses.replace(report, gates=run_gates)
         from . import branding
 
         report = dataclasses.replace(report, primary_color=cfg.report.primary_color,
@@ -131,16 +204,46 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
             on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )
         report = dataclasses.replace(report, charts=report_charts)
+    entry = dataclasses.replace(entry, gates=tuple(
+        {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
+        value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else \
+            np.ones(len(ff.frame))
+        extra: dict[str, Any] = {
+            "series.json": lambda path: path.write_text(entry.to_json(), encoding="utf-8"),
+        }
+        if keys is not None:
+            assigned = series_.assignments_of(keys, seg.labels, value, step.distances)
+            extra["assignments.parquet"] = lambda path: write_assignments(
+                path, assigned, key_name=cleaned.key, run_id=run_id)
+        if changes is not None and keys is not None and step.flows is not None:
+            movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
+            extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
+                                                              lineterminator="\n")
         run_dir, files = write_outputs(
-            report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
+            report=report, out_root=root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
             timings=clock.timings, model=model, background=background,
+            previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
+            latest={"series": series, "run_id": run_id, "period": period_key,
+                    "run_dir": run_id},
         )
+        history.record(entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+def _keys(frame: pd.DataFrame, key: str, index: pd.Index) -> pd.Index | None:
+    """The customer keys of the segmented rows, or None when the table has none (row numbers
+    say nothing about who a customer is next month)."""
+    if key not in frame.columns:
+        return None
+    keys = pd.Index(frame.loc[index, key])
+    if not keys.is_unique or keys.hasnans:
+        return None
+    return keys
 
 
 def _categories(cleaned: Any, schema: Any, cfg: Config) -> pd.DataFrame | None:

@@ -48,7 +48,8 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     total = float(value.sum())
     n = len(frame)
     out = []
-    for seg_id in range(1, seg.k + 1):
+    # Segment ids: 1..k, or a series' ids (a segment keeps last month's id; see series.py).
+    for seg_id in sorted(int(i) for i in np.unique(seg.labels)):
         size = int(sizes.get(seg_id, 0))
         if size == 0:
             continue

@@ -176,6 +176,85 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class SegmentChange:
+    """A segment this period against the previous run of the series (shares are fractions;
+    a delta of 0.03 is 3 points). A previous segment no current one continues has a row too,
+    with no customers now."""
+
+    id: int
+    name: str
+    color: str
+    transition: str  # survived, split, merged, emerged, disappeared
+    text: str  # the transition in words: "Continued", "Split from Affluent regulars", ...
+    customers: int
+    previous_customers: int
+    share: float
+    previous_share: float
+    share_delta: float
+    value_share: float
+    previous_value_share: float
+    value_share_delta: float
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """How far a model feature moved since the previous run: population stability index."""
+
+    feature: str
+    label: str
+    psi: float
+    level: str  # stable (< 0.1), moderate (0.1-0.25), significant (>= 0.25)
+
+
+@dataclass(frozen=True)
+class Drift:
+    features: list[FeatureDrift]  # largest PSI first
+    distance_previous: float | None  # mean distance of customers to their segment's centre
+    distance_current: float | None
+    distance_ratio: float | None
+    exceeded: bool  # a threshold was passed: refit recommended (--fail-on-drift: exit 3)
+    reasons: list[str]
+    psi_moderate: float
+    psi_significant: float
+    distance_threshold: float
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the previous run of the series (summary.json ``changes``)."""
+
+    previous_run_id: str
+    previous_period: str  # e.g. "June 2014"
+    policy: str  # keep or refit, as run
+    new_customers: int | None  # None: customers cannot be followed (no key, no assignments)
+    lost_customers: int | None
+    returning_customers: int | None
+    # previous segment id or "new" × this segment id or "lost": {from, to, customers, value};
+    # value is this run's, except for the lost, whose value is the previous run's.
+    migration: list[dict[str, Any]]
+    segments: list[SegmentChange]
+    drift: Drift | None
+    largest_flows: list[str] = field(default_factory=list)  # the three largest, in words
+    notes: list[str] = field(default_factory=list)  # a gap, why a kept model was refitted...
+    movers: int = 0  # customers in movers.csv: moved down from a valuable segment
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One segment in one period of the series (summary.json ``trend``)."""
+
+    period: str  # period key, e.g. 2014-06
+    period_label: str
+    run_id: str
+    id: int
+    name: str
+    color: str
+    customers: int
+    share: float
+    value_share: float
+
+
+@dataclass(frozen=True)
 class Report:
     title: str
     company: str
@@ -200,6 +279,10 @@ class Report:
     # Unit of the value measure: "money" for spend, "number" for a score (the Mall table's
     # spending score is no amount of money); format value figures with it, not as money.
     value_unit: str = "money"
+    series: str = "default"  # the series the run belongs to
+    # What changed since the previous run of the series; None on its first run.
+    changes: Changes | None = None
+    trend: list[TrendPoint] = field(default_factory=list)  # the last 12 periods, oldest first
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -57,8 +57,11 @@ def _kind(s: pd.Series) -> str:
 
 
 def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: Any, seg: Any,
-                 categories: list[str], names: dict[int, str], run_id: str) -> dict[str, Any]:
-    """Everything `reportgen score` needs, as plain data plus the fitted estimator."""
+                 categories: list[str], names: dict[int, str], run_id: str,
+                 segment_ids: list[int] | None = None) -> dict[str, Any]:
+    """Everything `reportgen score` needs, as plain data plus the fitted estimator.
+    segment_ids: the series id of the segment of each entry of seg.order (default 1..k: a
+    segment matched to last month's keeps last month's id)."""
     from .clean import infer_date_format
 
     roles = dict(schema.roles)
@@ -104,6 +107,7 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
         "categorical": list(seg.categorical),
         "model": seg.model,
         "order": [int(c) for c in seg.order],
+        "segment_ids": [int(i) for i in (segment_ids or range(1, len(seg.order) + 1))],
         "names": {str(k): v for k, v in names.items()},
     }
 
@@ -253,15 +257,22 @@ def score(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Scored:
 
     with threadpool_limits(limits=1):
         raw = predict_labels(bundle["algorithm"], bundle["model"], z, cats)
-    order = bundle["order"]
-    relabel = np.zeros(max(len(order), int(raw.max(initial=0)) + 1), dtype=int)
-    for seg_id, cluster in enumerate(order, start=1):
-        relabel[cluster] = seg_id
+    relabel = segment_relabel(bundle, raw)
     csv_features = [c for c in bundle["csv_features"] if c in ff.frame.columns]
     return Scored(frame=frame, key=cleaned.key, kept_index=ff.frame.index, labels=relabel[raw],
                   excluded=cleaned.excluded, features=ff.frame[csv_features],
                   names={int(k): v for k, v in bundle["names"].items()},
                   run_id=bundle["run_id"])
+
+
+def segment_relabel(bundle: dict[str, Any], raw: np.ndarray) -> np.ndarray:
+    """Cluster index -> segment id, from the bundle's order (and series ids, when it has them)."""
+    order = bundle["order"]
+    ids = bundle.get("segment_ids") or list(range(1, len(order) + 1))
+    relabel = np.zeros(max(len(order), int(raw.max(initial=0)) + 1), dtype=int)
+    for seg_id, cluster in zip(ids, order, strict=True):
+        relabel[cluster] = seg_id
+    return relabel
 
 
 def _schema_for(frame: pd.DataFrame, stored: dict[str, Any], schema_cls: type) -> Any:

@@ -1,0 +1,529 @@
+"""A run as one period of its series: the previous run, the segments kept or matched to it, and
+what changed.
+
+- ``read_previous`` (called by the pipeline before the stages that need it, like the other
+  inputs) finds the previous run in the history and reads what comparing with it needs: its
+  customer assignments and its model. A previous run whose folder is gone is a logged
+  recovery (its segments are matched by their centres, customers cannot be followed), unless
+  it was asked for by --previous, then it is an error.
+- ``keep`` assigns this period's customers with the previous run's model (scaling, centres and
+  segment ids), the keep policy; ``match`` matches a refit to the previous run
+  (compare.match_segments). Both give a Segmentation whose labels are the series' segment ids.
+- ``changes`` builds the Report's Changes and ``record`` the history entry; pure functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import compare
+from .errors import HistoryError
+from .history import (
+    ASSIGNMENTS_FILE,
+    DEFAULT_SERIES,
+    History,
+    RunRecord,
+    SegmentRecord,
+    read_assignments,
+)
+from .report import Changes, Drift, FeatureDrift, SegmentChange, TrendPoint
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .features import FeatureFrame
+    from .profile import Profiles
+    from .segment import Segmentation
+
+log = logging.getLogger("reportgen")
+
+
+def series_name(cfg: Config) -> str:
+    return cfg.series.name or DEFAULT_SERIES
+
+
+def series_root(out_root: Path, cfg: Config) -> Path:
+    """Where the series' run folders go: OUT/<series>/, or OUT/ for the root's own series."""
+    return out_root / cfg.series.name if cfg.series.name else out_root
+
+
+@dataclass(frozen=True)
+class Previous:
+    record: RunRecord
+    assignments: compare.Assignments | None  # None: its folder or file is gone
+    bundle: dict[str, Any] | None  # its model (model.skops); None when gone
+    missing: str = ""  # what is gone, in words
+
+
+def read_previous(history: History, series: str, period: str, out_root: Path, *,
+                  run_id: str | None = None, fresh: bool = False) -> Previous | None:
+    """The run this one is compared with: --previous RUN_ID, else the latest run of the series
+    with an earlier period; None on a first run or with --no-previous."""
+    if fresh:
+        return None
+    if run_id:
+        record = history.get(series, run_id)
+        if record is None:
+            raise HistoryError(f"series {series!r} has no run {run_id!r}", file=history.where,
+                               hint="`reportgen history` lists its runs")
+        if record.period >= period:
+            raise HistoryError(f"run {run_id!r} is of {record.period_label}, not before this "
+                               "run's period", file=history.where,
+                               hint="--previous names an earlier run of the series")
+    else:
+        record = history.previous(series, period)
+        if record is None:
+            return None
+    folder = record.folder(out_root)
+    from .scoring import ModelError, load_bundle
+
+    try:
+        if not folder.is_dir():
+            raise HistoryError("the previous run's folder is missing", file=str(folder))
+        assignments = read_assignments(folder / ASSIGNMENTS_FILE)
+        bundle = load_bundle(folder)
+    except (HistoryError, ModelError) as exc:
+        if run_id:
+            raise HistoryError(f"run {run_id!r} cannot be compared with: {exc}",
+                               hint="--no-previous starts afresh") from None
+        missing = (f"the files of the previous run {record.run_id} ({record.period_label}) are "
+                   f"gone ({exc.message}): its segments were matched by their centres and "
+                   "customers could not be followed")
+        log.warning("%s", missing)
+        return Previous(record=record, assignments=None, bundle=None, missing=missing)
+    return Previous(record=record, assignments=assignments, bundle=bundle)
+
+
+# keep and match ----------------------------------------------------------------------------
+
+def keep_reason(bundle: dict[str, Any], ff: FeatureFrame) -> str:
+    """Why the previous run's model cannot assign this table ("" when it can)."""
+    features = list(bundle["features"])
+    if features == list(ff.model):
+        return ""
+    added = [f for f in ff.model if f not in features]
+    removed = [f for f in features if f not in ff.model]
+    parts = []
+    if added:
+        parts.append(f"{', '.join(added)} added")
+    if removed:
+        parts.append(f"{', '.join(removed)} gone")
+    if not parts:
+        parts.append("their order changed")
+    return (f"the model features changed since the previous run ({'; '.join(parts)}), so its "
+            "segments could not be kept: new segments were fitted and matched to them")
+
+
+def keep(bundle: dict[str, Any], ff: FeatureFrame, cfg: Config, record: RunRecord,
+         categories: pd.DataFrame | None = None) -> Segmentation:
+    """This period's customers in the previous run's segments: its scaling, its model, its
+    segment ids. Segments nobody is assigned to any more have no customers."""
+    from threadpoolctl import threadpool_limits
+
+    from .algorithms import predict_labels
+    from .scaling import Scaling
+    from .scoring import segment_relabel
+    from .segment import MAX_POINTS, NAMES, THREADS, Segmentation, Silhouette
+
+    features = list(bundle["features"])
+    x = ff.frame[features].to_numpy(dtype="float64", copy=True)
+    if not np.isfinite(x).all():
+        from .errors import SegmentationError
+
+        raise SegmentationError("the model features contain infinite or missing values")
+    scaler = Scaling.from_dict(bundle["scaling"])
+    z = scaler.transform(x)
+    algorithm = bundle["algorithm"]
+    cats = None
+    if algorithm == "kprototypes" and categories is not None:
+        cats = categories[bundle["categorical"]].astype("string").fillna("Unknown") \
+            .to_numpy(dtype=object)
+    with threadpool_limits(limits=THREADS):
+        raw = predict_labels(algorithm, bundle["model"], z, cats)
+    labels = segment_relabel(bundle, raw)[raw]
+    ids = [int(i) for i in (bundle.get("segment_ids") or range(1, len(bundle["order"]) + 1))]
+    n = len(z)
+    s = cfg.segment
+    silhouette = Silhouette(z, min(s.silhouette_sample, n), s.random_state)(labels) \
+        if len(np.unique(labels)) > 1 else 0.0
+    rng = np.random.default_rng(s.random_state)
+    m = min(MAX_POINTS, n)
+    pts_idx = np.sort(rng.choice(n, m, replace=False)) if n > m else np.arange(n)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=s.random_state).fit(z[pts_idx])
+    xy = pca.transform(z[pts_idx])
+    ev = pca.explained_variance_ratio_
+    when = f"run {record.run_id} ({record.period_label})"
+    return Segmentation(
+        labels=labels, k=len(ids), k_table=[], k_forced=False,
+        k_rule=f"The segments of {when} were kept (series policy keep): this period's "
+               "customers are scaled as then and each goes to the segment the model of then "
+               "assigns it, so a segment keeps its id, name and colour from month to month.",
+        k_reason=f"k = {len(ids)} as in {when}, whose model was kept",
+        k_disagreement="", silhouette=float(silhouette),
+        scaling=scaler.describe({f: ff.meta[f].label for f in features if f in ff.meta}),
+        log_features=scaler.logged, scaler=scaler, model=bundle["model"],
+        order=[int(c) for c in bundle["order"]],
+        points=pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}, index=ff.frame.index[pts_idx]),
+        projection=f"PCA of the scaled model features: axes explain {ev[0]:.0%} and "
+                   f"{ev[1]:.0%} of the variance",
+        algorithm=algorithm,
+        algorithm_text=f"{NAMES.get(algorithm, algorithm)} fitted in {when} and kept: this "
+                       "period's customers assigned with it",
+        categorical=tuple(bundle.get("categorical", ())),
+        stability=None,
+        stability_text=f"not measured this period: the segments were kept from {when}",
+    )
+
+
+def relabel(seg: Segmentation, ids: dict[int, int]) -> Segmentation:
+    """seg with its segment numbers replaced by series ids (label -> id)."""
+    table = np.zeros(max(ids) + 1, dtype=np.int64)
+    for label, new in ids.items():
+        table[label] = new
+    stability = seg.stability
+    if stability is not None:
+        stability = dataclasses.replace(stability, per_segment={
+            ids[k]: v for k, v in stability.per_segment.items() if k in ids})
+    return dataclasses.replace(seg, labels=table[seg.labels], stability=stability)
+
+
+# the comparison ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """What the compare stage hands on: the segmentation with series ids, the names and
+    colours kept, and what the comparison found."""
+
+    seg: Segmentation
+    policy: str  # first, keep or refit, as run
+    names: dict[int, str]  # kept persona names by segment id (personas names the others)
+    colors: dict[int, str]
+    segment_ids: list[int]  # series id of each entry of seg.order (the model file keeps it)
+    z: np.ndarray  # scaled model features, aligned with ff.frame
+    distances: np.ndarray  # each customer's distance to its segment's centre
+    bins: list[compare.Bins]  # this run's feature bins: the next run's drift reference
+    previous: Previous | None = None
+    flows: compare.Flows | None = None
+    matching: compare.Matching | None = None
+    drift: compare.Drift | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _centres_of(record: RunRecord) -> tuple[list[int], np.ndarray | None]:
+    ids = [s.segment_id for s in record.segments]
+    if not record.segments or any(not s.centroid for s in record.segments):
+        return ids, None
+    return ids, np.array([s.centroid for s in record.segments], dtype="float64")
+
+
+def assignments_of(keys: pd.Series | pd.Index, labels: np.ndarray, values: np.ndarray,
+                   distances: np.ndarray | None) -> compare.Assignments:
+    return compare.Assignments(keys=pd.Index(keys), segments=np.asarray(labels, dtype=np.int64),
+                               values=np.asarray(values, dtype="float64"),
+                               distances=distances)
+
+
+def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
+                  previous: Previous | None, cfg: Config, *, policy: str, next_id: int,
+                  palette: list[str], notes: list[str] | None = None) -> Step:
+    """Give seg the series' segment ids and compare it with the previous run.
+
+    policy: keep (seg came from ``keep``), refit (seg is a new fit) or first. keys: the
+    customer keys aligned with ff.frame (None when the table has no key column: customers
+    cannot be followed)."""
+    notes = list(notes or ())
+    features = list(seg.scaler.features)
+    x = ff.frame[features].to_numpy(dtype="float64", copy=True)
+    z = seg.scaler.transform(x)
+    seed = cfg.segment.random_state
+    bins = compare.reference_bins(x, features, seed=seed)
+    value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else np.ones(len(x))
+    matching = None
+    if previous is None or policy == "first":
+        ids = {label: label for label in range(1, seg.k + 1)}
+        colors = {i: palette[(i - 1) % len(palette)] for i in ids.values()}
+        segment_ids = list(range(1, seg.k + 1))
+        names: dict[int, str] = {}
+    else:
+        record = previous.record
+        prev_refs = [compare.SegmentRef(id=s.segment_id, name=s.name, color=s.color,
+                                        size=s.size, centroid=s.centroid)
+                     for s in record.segments]
+        sizes = pd.Series(seg.labels).value_counts()
+        if policy == "keep":
+            matching = compare.keep_matching(prev_refs, {int(k): int(v) for k, v in
+                                                         sizes.items()})
+            ids = {i.label: i.id for i in matching.current}
+            segment_ids = [int(i) for i in (previous.bundle or {}).get("segment_ids")
+                           or [s.segment_id for s in record.segments]]
+        else:
+            cur_refs = [compare.SegmentRef(id=label) for label in range(1, seg.k + 1)]
+            overlap = None
+            if previous.assignments is not None and keys is not None:
+                now = assignments_of(keys, seg.labels, value, None)
+                overlap = compare.flows(previous.assignments, now,
+                                        previous_ids=[r.id for r in prev_refs],
+                                        current_ids=range(1, seg.k + 1)).overlap
+            prev_ids, prev_centres = _centres_of(record)
+            pc = cc = None
+            if prev_centres is not None and record.scaling:
+                from .scaling import Scaling
+
+                own = compare.centroids_of(z, seg.labels)
+                cur_centres = np.array([own.get(label, np.zeros(z.shape[1]))
+                                        for label in range(1, seg.k + 1)])
+                pc, cc, _ = compare.common_space(prev_centres, Scaling.from_dict(record.scaling),
+                                                 cur_centres, seg.scaler)
+            matching = compare.match_segments(prev_refs, cur_refs, overlap, next_id=next_id,
+                                              previous_centroids=pc, current_centroids=cc)
+            ids = matching.ids
+            segment_ids = [ids[label] for label in range(1, seg.k + 1)]
+            seg = relabel(seg, ids)
+        by_label_color = compare.colors_for(matching, palette, prev_refs)
+        colors = {ids[label]: color for label, color in by_label_color.items()}
+        names = {c.id: c.kept.name for c in matching.current if c.kept is not None}
+    if policy == "keep" and previous is not None:
+        centres = {s.segment_id: np.asarray(s.centroid) for s in previous.record.segments
+                   if s.centroid}
+        missing = set(np.unique(seg.labels).tolist()) - set(centres)
+        if missing:  # a previous run recorded without centres: this run's own
+            centres.update({k: v for k, v in compare.centroids_of(z, seg.labels).items()
+                            if k in missing})
+    else:
+        centres = compare.centroids_of(z, seg.labels)
+    distances = compare.centroid_distances(z, seg.labels, centres)
+    flows = drift = None
+    if previous is not None and policy != "first":
+        if previous.assignments is not None and keys is not None:
+            now = assignments_of(keys, seg.labels, value, distances)
+            flows = compare.flows(previous.assignments, now,
+                                  previous_ids=[s.segment_id for s in previous.record.segments],
+                                  current_ids=sorted(set(ids.values())))
+        labels_ = {f: ff.meta[f].label for f in features if f in ff.meta}
+        reference = [compare.Bins.from_dict(b) for b in previous.record.bins]
+        drift = compare.drift(reference, x, features, labels_,
+                              distance_previous=previous.record.distance
+                              if policy == "keep" else None,
+                              distance_current=float(distances.mean()) if len(distances)
+                              else None, seed=seed)
+        if previous.missing:
+            notes.append(previous.missing[0].upper() + previous.missing[1:] + ".")
+    return Step(seg=seg, policy=policy, names=names, colors=colors, segment_ids=segment_ids,
+                z=z, distances=distances, bins=bins, previous=previous, flows=flows,
+                matching=matching, drift=drift, notes=notes)
+
+
+# the report's changes and the history record -----------------------------------------------
+
+def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any,
+            currency: str, value_unit: str, value_label: str) -> Changes | None:
+    """The Report's Changes (None on a first run)."""
+    previous = step.previous
+    if previous is None or step.policy == "first" or step.matching is None:
+        return None
+    record = previous.record
+    now = [compare.SegmentNow(sp.id, names[sp.id], sp.size, sp.share, sp.value_share)
+           for sp in profiles.segments]
+    before = [compare.SegmentNow(s.segment_id, s.name, s.size, s.share, s.value_share)
+              for s in record.segments]
+    prev_names = {s.segment_id: s.name for s in record.segments}
+    prev_colors = {s.segment_id: s.color for s in record.segments}
+    rows = compare.segment_changes(_present(step.matching, {sp.id for sp in profiles.segments}),
+                                   now, before)
+    segments = [SegmentChange(
+        id=r.id, name=r.name, color=step.colors.get(r.id, prev_colors.get(r.id, "#999999")),
+        transition=r.transition, text=compare.transition_text(r, names, prev_names),
+        customers=r.customers, previous_customers=r.previous_customers, share=r.share,
+        previous_share=r.previous_share, share_delta=r.share_delta, value_share=r.value_share,
+        previous_value_share=r.previous_value_share, value_share_delta=r.value_share_delta)
+        for r in rows]
+    flows = step.flows
+    notes = list(step.notes)
+    gap = compare.gap(record.as_of_date, as_of)
+    if gap is not None:
+        notes.insert(0, gap.text)
+    drift = None
+    if step.drift is not None:
+        d = step.drift
+        drift = Drift(
+            features=[FeatureDrift(f.feature, f.label, f.psi, f.level) for f in d.features],
+            distance_previous=_round(d.distance_previous),
+            distance_current=_round(d.distance_current), distance_ratio=d.distance_ratio,
+            exceeded=d.exceeded, reasons=list(d.reasons), psi_moderate=d.psi_moderate,
+            psi_significant=d.psi_significant, distance_threshold=d.distance_threshold)
+    movers_count = 0
+    words: list[str] = []
+    migration: list[dict[str, Any]] = []
+    if flows is not None:
+        migration = [f.to_dict() for f in flows.migration]
+        words = compare.largest_flows(flows, prev_names, names, currency=currency,
+                                      value_unit=value_unit, value_label=value_label)
+        movers_count = int(movers_mask(step, profiles).sum())
+    return Changes(
+        previous_run_id=record.run_id, previous_period=record.period_label, policy=step.policy,
+        new_customers=flows.new_customers if flows else None,
+        lost_customers=flows.lost_customers if flows else None,
+        returning_customers=flows.returning_customers if flows else None,
+        migration=migration, segments=segments, drift=drift, largest_flows=words, notes=notes,
+        movers=movers_count)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _present(matching: compare.Matching, present: set[int]) -> compare.Matching:
+    """The matching without current segments that ended up with no customers (keep)."""
+    return compare.Matching(current=tuple(c for c in matching.current if c.id in present),
+                            previous=matching.previous)
+
+
+def worth(profiles: Profiles) -> dict[int, float]:
+    return {sp.id: sp.value_per_customer for sp in profiles.segments}
+
+
+def previous_worth(record: RunRecord) -> dict[int, float]:
+    return {s.segment_id: (s.value / s.size if s.size else 0.0) for s in record.segments}
+
+
+def movement_codes(step: Step, profiles: Profiles) -> np.ndarray | None:
+    """Per customer of this run: compare.MOVEMENTS codes (None without a comparison)."""
+    if step.flows is None or step.previous is None:
+        return None
+    return compare.movement(step.flows.previous_segment, step.seg.labels,
+                            previous_worth(step.previous.record), worth(profiles))
+
+
+def movers_mask(step: Step, profiles: Profiles) -> np.ndarray:
+    """Customers who moved down from a segment that was valuable last period."""
+    codes = movement_codes(step, profiles)
+    if codes is None or step.flows is None or step.previous is None:
+        return np.zeros(len(step.seg.labels), dtype=bool)
+    before = [compare.SegmentNow(s.segment_id, s.name, s.size, s.share, s.value_share)
+              for s in step.previous.record.segments]
+    valuable = sorted(compare.valuable(before))
+    down = codes == compare.MOVEMENTS.index("down")
+    return down & np.isin(step.flows.previous_segment, valuable)
+
+
+def customer_columns(step: Step, profiles: Profiles, index: pd.Index) -> pd.DataFrame:
+    """segments.csv's previous_segment, previous_persona and movement for the kept rows."""
+    codes = movement_codes(step, profiles)
+    if codes is None or step.flows is None or step.previous is None:
+        return pd.DataFrame({"previous_segment": pd.array([pd.NA] * len(index), dtype="Int64"),
+                             "previous_persona": pd.array([pd.NA] * len(index),
+                                                          dtype="string"),
+                             "movement": pd.array([pd.NA] * len(index), dtype="string")},
+                            index=index)
+    prev = step.flows.previous_segment
+    names = {s.segment_id: s.name for s in step.previous.record.segments}
+    previous_segment = pd.array(np.where(prev >= 0, prev, 0), dtype="Int64")
+    previous_segment[prev < 0] = pd.NA
+    persona = pd.Series(previous_segment, index=index).map(names).astype("string")
+    return pd.DataFrame({"previous_segment": pd.Series(previous_segment, index=index),
+                         "previous_persona": persona,
+                         "movement": pd.Series(compare.movement_words(codes), index=index
+                                               ).astype("string")}, index=index)
+
+
+def record(*, step: Step, profiles: Profiles, names: dict[int, str], cfg: Config, run_id: str,
+           period: str, period_label: str, as_of: str, source: str, run_dir: str, k: int,
+           gates: list[Any]) -> RunRecord:
+    """The run's history entry (also written to its folder as series.json)."""
+    centres = compare.centroids_of(step.z, step.seg.labels)
+    if step.policy == "keep" and step.previous is not None:
+        kept = {s.segment_id: s.centroid for s in step.previous.record.segments if s.centroid}
+        centres = {i: np.asarray(kept[i]) if i in kept else c for i, c in centres.items()}
+    transitions = {}
+    if step.matching is not None:
+        transitions = {c.id: c.transition for c in step.matching.current}
+    segs = tuple(SegmentRecord(
+        segment_id=sp.id, name=names[sp.id], color=step.colors[sp.id], size=sp.size,
+        share=round(sp.share, 6), value=round(sp.value_share * profiles.total_value, 2),
+        value_share=round(sp.value_share, 6),
+        centroid=tuple(float(v) for v in centres[sp.id]),
+        transition=transitions.get(sp.id, "")) for sp in profiles.segments)
+    return RunRecord(
+        series=series_name(cfg), period=period, run_id=run_id, as_of=as_of,
+        period_label=period_label, source=source, run_dir=run_dir,
+        customers=int(sum(sp.size for sp in profiles.segments)),
+        total_value=round(float(profiles.total_value), 2), k=k, policy=step.policy,
+        previous_run_id=step.previous.record.run_id if step.previous else None,
+        features=tuple(step.seg.scaler.features),
+        scaling={key: (v.tolist() if isinstance(v, np.ndarray) else v)
+                 for key, v in step.seg.scaler.to_dict().items()},
+        bins=tuple(b.to_dict() for b in step.bins),
+        distance=round(float(step.distances.mean()), 6) if len(step.distances) else None,
+        gates=tuple({"name": g.name, "passed": g.passed, "reason": g.reason} for g in gates),
+        segments=segs)
+
+
+def trend(history_runs: list[RunRecord], current: RunRecord, fresh: bool) -> list[TrendPoint]:
+    """The last 12 periods of the series, this run included; a run started afresh
+    (--no-previous) begins a new trend."""
+    runs = [r for r in history_runs if r.period < current.period]
+    if fresh:
+        runs = []
+    else:
+        starts = [i for i, r in enumerate(runs) if r.policy == "first"]
+        if starts:
+            runs = runs[starts[-1]:]
+    points = [compare.TrendPoint(r.period, r.period_label, r.run_id, s.segment_id, s.name,
+                                 s.color, s.size, s.share, s.value, s.value_share)
+              for r in [*runs, current] for s in r.segments]
+    t = compare.trend(points)
+    return [TrendPoint(period=p.period, period_label=p.period_label, run_id=p.run_id,
+                       id=p.segment_id, name=p.name, color=p.color, customers=p.customers,
+                       share=p.share, value_share=p.value_share) for p in t.points]
+
+
+def drift_gate(changes_: Changes | None) -> Any:
+    """The --fail-on-drift gate (a Gate), or None when there is nothing to check."""
+    from .report import Gate
+
+    if changes_ is None or changes_.drift is None:
+        return Gate(name="fail_on_drift", threshold=compare.PSI_SIGNIFICANT, value=0.0,
+                    passed=True, reason="no previous run to measure drift against")
+    d = changes_.drift
+    top = max((f.psi for f in d.features), default=0.0)
+    reason = "; ".join(d.reasons) if d.exceeded else (
+        f"no feature moved past a population stability index of {d.psi_significant:g} "
+        f"(largest {top:.2f})")
+    return Gate(name="fail_on_drift", threshold=d.psi_significant, value=round(top, 4),
+                passed=not d.exceeded, reason=reason)
+
+
+def movers_table(step: Step, profiles: Profiles, names: dict[int, str], keys: pd.Index,
+                 key_name: str, value: np.ndarray) -> pd.DataFrame:
+    """movers.csv: the customers who moved down from a segment that was valuable last period,
+    most valuable last period first: ready for a CRM win-back list."""
+    assert step.flows is not None and step.previous is not None
+    mask = movers_mask(step, profiles)
+    prev_names = {s.segment_id: s.name for s in step.previous.record.segments}
+    before = step.flows.previous_value[mask]
+    table = pd.DataFrame({
+        key_name: keys[mask],
+        "previous_segment": step.flows.previous_segment[mask],
+        "previous_persona": pd.Series(step.flows.previous_segment[mask]).map(prev_names).values,
+        "segment": step.seg.labels[mask],
+        "persona": pd.Series(step.seg.labels[mask]).map(names).values,
+        "previous_value": np.round(before, 2),
+        "value": np.round(value[mask], 2),
+        "value_change": np.round(value[mask] - before, 2),
+    })
+    table = table.sort_values(["previous_value", key_name], ascending=[False, True],
+                              kind="stable")
+    from .output import neutralise
+
+    for column in (key_name, "previous_persona", "persona"):
+        if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):
+            table[column] = table[column].map(neutralise, na_action="ignore")
+    return table.reset_index(drop=True)
