@@ -27,7 +27,7 @@ import pandas as pd
 from altair.utils.schemapi import debug_mode
 
 from . import fmt
-from .report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .report import ChartSpec, FeatureInfo, KRow, Method, Segment, TrendPoint
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,39 @@ def size_value(segments: Sequence[Segment], value_label: str = "spend") -> alt.C
     parts = [f"{s.name} {fmt.pct(s.share)} of customers, {fmt.pct(s.value_share)} of {value_label}"
              for s in segments]
     return _finish(chart, "Segment sizes: " + "; ".join(parts) + ".")
+
+
+def trend(points: Sequence[TrendPoint]) -> alt.Chart:
+    """Share of customers per segment, period by period (the last 12 of the series)."""
+    rows = [{"period": p.period_label, "key": p.period, "segment": p.name, "share": _r(p.share),
+             "value": _r(p.value_share), "label": f"{fmt.pct(p.share)} of customers, "
+                                                  f"{fmt.pct(p.value_share)} of value"}
+            for p in points]
+    periods = [label for _, label in sorted({(p.period, p.period_label) for p in points})]
+    latest: dict[int, TrendPoint] = {}
+    for p in sorted(points, key=lambda p: p.period):
+        latest[p.id] = p
+    order = sorted(latest.values(), key=lambda p: p.id)
+    scale = alt.Scale(domain=[p.name for p in order], range=[p.color for p in order])
+    chart = alt.Chart(_frame(rows)).mark_line(point=True, strokeWidth=2).encode(
+        x=alt.X("period:O", sort=periods, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("share:Q", title="Share of customers", axis=alt.Axis(format="%", tickCount=5)),
+        color=alt.Color("segment:N", scale=scale, title=None,
+                        legend=_legend([p.name for p in order])),
+        tooltip=[alt.Tooltip("segment:N", title="Segment"),
+                 alt.Tooltip("period:O", title="Period"),
+                 alt.Tooltip("label:N", title="Share")],
+    ).properties(width=WIDTH - 80, height=150)
+    first, last = periods[0], periods[-1]
+    parts = []
+    for p in order:
+        series_ = [q for q in points if q.id == p.id]
+        start = min(series_, key=lambda q: q.period)
+        end = max(series_, key=lambda q: q.period)
+        parts.append(f"{p.name} {fmt.pct(start.share)} in {start.period_label}, "
+                     f"{fmt.pct(end.share)} in {end.period_label}")
+    return _finish(chart, f"Share of customers per segment from {first} to {last}: "
+                          + "; ".join(parts) + ".")
 
 
 def _model_features(features: Sequence[FeatureInfo]) -> list[FeatureInfo]:
@@ -609,7 +642,7 @@ def _spec(chart: Any) -> dict[str, Any]:
 
 # The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
 # order, then the appendix's k_metrics (and any other chart after that, by name).
-PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
+PAGE_ORDER = ("trend", "size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
               "channel_mix", "campaigns")
 
 
@@ -629,11 +662,14 @@ def _plan(
     points: pd.DataFrame | None,
     *,
     value_label: str = "spend",
+    trend_points: Sequence[TrendPoint] = (),
 ) -> list[ChartSpec]:
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
     (``build_charts`` fills them in): which charts a report has is decided here only."""
     plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
+    if len({p.period for p in trend_points}) >= 2:
+        plan.append(("trend", "Share of customers per segment, period by period", False))
     if _model_features(features):
         plan.append(("zscore_heatmap", "What sets each segment apart", False))
     if points is not None and len(points):
@@ -663,6 +699,7 @@ def build_charts(
     value_unit: str = "money",
     currency: str = "$",
     on_chart: Callable[[ChartSpec], None] | None = None,
+    trend_points: Sequence[TrendPoint] = (),
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
@@ -684,9 +721,11 @@ def build_charts(
         "product_mix": lambda: product_mix(segments, features),
         "campaigns": lambda: campaigns(segments, features),
         "k_metrics": lambda: k_metrics(method),
+        "trend": lambda: trend(trend_points),
     }
     charts: dict[str, ChartSpec] = {}
-    for planned in _plan(segments, features, method, points, value_label=value_label):
+    for planned in _plan(segments, features, method, points, value_label=value_label,
+                         trend_points=trend_points):
         name = planned.name
         # Altair's debug mode validates every object as it is made (~10% of the build);
         # the specs are checked where it matters, by vl-convert rendering them in the tests.

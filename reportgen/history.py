@@ -329,7 +329,7 @@ class History:
         """Hold the series for one run; a second holder is refused with one line."""
         check_series(series)
         if self.is_sqlite:
-            with _file_lock(self.root / f".{series}.lock", series, self.where):
+            with series_lock(self.root, series, self.where):
                 yield
         else:
             with self._advisory_lock(series):
@@ -422,34 +422,35 @@ def _busy(series: str, where: str, holder: str) -> HistoryError:
                              "time")
 
 
+_HOLDERS: dict[tuple[str, str], str] = {}  # (root, series) -> who holds it, for the message
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path, series: str, where: str) -> Iterator[None]:
+def series_lock(root: Path, series: str, where: str) -> Iterator[None]:
+    """An OS lock (flock) on the series' folder (root/<series>/, or root itself for the
+    default series): held for a run, dropped by the OS when the process ends however it ends,
+    and no lock file is left in the output folder."""
     import fcntl
 
+    folder = root if series == DEFAULT_SERIES else root / series
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError as exc:
-        raise HistoryError(f"cannot create the series lock ({exc.strerror})",
-                           file=str(path)) from None
+        raise HistoryError(f"cannot lock the series folder ({exc.strerror})",
+                           file=str(folder)) from None
+    key = (str(folder.resolve()), series)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            raise _busy(series, where, holder) from None
+            raise _busy(series, where, _HOLDERS.get(key, "")) from None
         started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}"
-                      .encode(), 0)
+        _HOLDERS[key] = f"pid {os.getpid()} on {socket.gethostname()} since {started}"
         try:
             yield
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            _HOLDERS.pop(key, None)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -80,6 +80,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
     from . import history as history_
     from . import series as series_
     from .clean import clean, require_rows
+    from .errors import HistoryError
     from .features import build_features
     from .load import load
     from .schema import infer_schema
@@ -100,18 +101,26 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     series = series_.series_name(cfg)
-    history = history_.open_history(out_root, cfg.history.url, recover=True)
-    assert history is not None
+    # No SQLite file yet: nothing to compare with, and the file is made only when the run is
+    # recorded, so a run that fails leaves nothing behind.
+    history = history_.open_history(out_root, cfg.history.url, create=False, recover=True)
+    lock = history.lock(series) if history is not None else history_.series_lock(
+        out_root, series, history_.history_location(out_root, cfg.history.url))
     try:
-        with history.lock(series):
-            previous = series_.read_previous(history, series, period_key, out_root,
-                                             run_id=previous_id, fresh=fresh)
+        with lock:
+            previous = None if history is None else series_.read_previous(
+                history, series, period_key, out_root, run_id=previous_id, fresh=fresh)
+            if previous_id and history is None:
+                raise HistoryError(
+                    f"series {series!r} has no run {previous_id!r} (nothing is recorded yet)",
+                    file=history_.history_location(out_root, cfg.history.url))
             return _series_run(
                 loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, cfg=cfg,
                 out_root=out_root, background=background, clock=clock, run_id=run_id,
                 period_key=period_key, history=history, previous=previous, fresh=fresh)
     finally:
-        history.close()
+        if history is not None:
+            history.close()
 
 
 def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
@@ -149,7 +158,7 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
     with clock.stage("compare"):
         step = series_.compare_stage(
             seg, ff, keys, previous, cfg, policy=policy,
-            next_id=history.next_segment_id(series),
+            next_id=history.next_segment_id(series) if history is not None else 1,
             palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes)
         seg = step.seg
     with clock.stage("profile"):
@@ -180,7 +189,8 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             as_of=cleaned.as_of.isoformat() if cleaned.as_of else "", source=loaded.name,
             run_dir=(root / run_id).relative_to(out_root).as_posix(), k=len(profiles.segments),
             gates=[])
-        trend = series_.trend(history.runs(series), entry, fresh)
+        trend = series_.trend(history.runs(series) if history is not None else [], entry,
+                              fresh)
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
@@ -202,6 +212,7 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             currency=cfg.report.currency,
             # Each chart starts exporting for the PDF as soon as it is built.
             on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
+            trend_points=report.trend,
         )
         report = dataclasses.replace(report, charts=report_charts)
     entry = dataclasses.replace(entry, gates=tuple(
@@ -231,7 +242,15 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
         )
-        history.record(entry)
+        if history is None:
+            from .history import open_history
+
+            made = open_history(out_root, cfg.history.url)
+            assert made is not None  # create=True always opens
+            with made:
+                made.record(entry)
+        else:
+            history.record(entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 
 

@@ -165,11 +165,20 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         value=_value,
         num=_num,
         signed=charts.signed,
+        points=_points,
         unit=_by_unit,
         ink_on=branding.ink_on,
         text_on_white=branding.text_on_white,
     )
     return env
+
+
+def _points(delta: float) -> str:
+    """A change of share in percentage points: 0.031 -> '+3.1 pts', 0 -> '±0 pts'."""
+    points = delta * 100
+    if abs(points) < 0.05:
+        return "±0 pts"
+    return f"{points:+.1f} pts"
 
 
 def _render(template: str, report: Report, assets: Assets, template_dir: Path | None) -> str:
@@ -438,7 +447,7 @@ EMAIL_TEMPLATE = "email.html.j2"
 EMAIL_TEXT_TEMPLATE = "email.txt.j2"
 # What a phone screen can take: who the segments are and how they differ. The rest is one tap
 # away in the attached PDF.
-EMAIL_CHARTS = ("size_value", "zscore_heatmap")
+EMAIL_CHARTS = ("trend", "size_value", "zscore_heatmap")
 EMAIL_CONTENT_WIDTH = 552  # the 600 px layout less 24 px padding either side
 EMAIL_PNG_SCALE = 2  # sharp on high-density screens
 MAX_EMAIL_HTML = 100_000  # Gmail clips a message body over 102 KB behind "[Message clipped]"

@@ -220,6 +220,26 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class MigrationRow:
+    """A row of the migration table: a previous segment (or the new customers)."""
+
+    label: str
+    color: str
+    customers: list[int]  # one per column of MigrationTable
+    total: int
+
+
+@dataclass(frozen=True)
+class MigrationTable:
+    """The migration matrix laid out for reading: previous segments (then "New customers")
+    down, this period's segments (then "Lost") across."""
+
+    columns: list[str]
+    colors: list[str]
+    rows: list[MigrationRow]
+
+
+@dataclass(frozen=True)
 class Changes:
     """What changed since the previous run of the series (summary.json ``changes``)."""
 
@@ -237,6 +257,7 @@ class Changes:
     largest_flows: list[str] = field(default_factory=list)  # the three largest, in words
     notes: list[str] = field(default_factory=list)  # a gap, why a kept model was refitted...
     movers: int = 0  # customers in movers.csv: moved down from a valuable segment
+    table: MigrationTable | None = None  # the migration as a table (None without customers)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,15 @@ from .history import (
     SegmentRecord,
     read_assignments,
 )
-from .report import Changes, Drift, FeatureDrift, SegmentChange, TrendPoint
+from .report import (
+    Changes,
+    Drift,
+    FeatureDrift,
+    MigrationRow,
+    MigrationTable,
+    SegmentChange,
+    TrendPoint,
+)
 
 if TYPE_CHECKING:
     from .config import Config
@@ -362,7 +370,20 @@ def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any
     movers_count = 0
     words: list[str] = []
     migration: list[dict[str, Any]] = []
+    table = None
     if flows is not None:
+        grey = "#999999"
+        table = MigrationTable(
+            columns=[names.get(i, f"Segment {i}") for i in flows.current_ids] + ["Lost"],
+            colors=[step.colors.get(i, grey) for i in flows.current_ids] + [grey],
+            rows=[MigrationRow(label=prev_names.get(i, f"Segment {i}"),
+                               color=prev_colors.get(i, grey),
+                               customers=[int(v) for v in flows.customers[1 + r]],
+                               total=int(flows.customers[1 + r].sum()))
+                  for r, i in enumerate(flows.previous_ids)]
+            + [MigrationRow(label="New customers", color=grey,
+                            customers=[int(v) for v in flows.customers[0]],
+                            total=int(flows.customers[0].sum()))])
         migration = [f.to_dict() for f in flows.migration]
         words = compare.largest_flows(flows, prev_names, names, currency=currency,
                                       value_unit=value_unit, value_label=value_label)
@@ -373,7 +394,7 @@ def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any
         lost_customers=flows.lost_customers if flows else None,
         returning_customers=flows.returning_customers if flows else None,
         migration=migration, segments=segments, drift=drift, largest_flows=words, notes=notes,
-        movers=movers_count)
+        movers=movers_count, table=table)
 
 
 def _round(value: float | None) -> float | None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from reportgen import pipeline
 from reportgen.cli import main
 
+from .runs import only_run, run_folders
 from .tables import marketing_table, write_tsv
 
 
@@ -32,7 +33,7 @@ def test_run_writes_the_files_and_one_line_per_segment(table, tmp_path):
     segment_lines = [ln for ln in lines if ln.startswith("  ") and "of customers" in ln]
     assert len(segment_lines) == 3
     assert all("% of spend" in ln for ln in segment_lines)
-    (run_dir,) = [p for p in tmp_path.iterdir()]
+    run_dir = only_run(tmp_path)
     assert run_dir.name.startswith("2013-12-")  # period of the latest enrolment + hash
     names = {p.name for p in run_dir.iterdir()}
     assert names == {"segments.csv", "summary.json", "manifest.json", "report.html",
@@ -49,7 +50,7 @@ def test_run_is_reproducible_byte_for_byte(table, tmp_path):
         result = invoke("run", str(table), "--out", str(tmp_path / name), "--format", "html",
                         "--quiet")
         assert result.exit_code == 0, result.output
-        (run_dir,) = (tmp_path / name).iterdir()
+        run_dir = only_run(tmp_path / name)
         outs.append(run_dir)
     assert outs[0].name == outs[1].name
     for f in ("summary.json", "segments.csv", "report.html"):
@@ -59,12 +60,12 @@ def test_run_is_reproducible_byte_for_byte(table, tmp_path):
 def test_another_seed_or_k_is_another_run_id(table, tmp_path):
     ids = set()
     for extra in ([], ["--seed", "7"], ["--k", "4"]):
-        result = invoke("run", str(table), "--out", str(tmp_path), "--format", "html", "-q",
-                        *extra)
+        result = invoke("run", str(table), "--out", str(tmp_path), "--format", "html",
+                        "--no-previous", "--json", *extra)
         assert result.exit_code == 0, result.output
-        ids.add(result.stdout.split("(run ")[1].split(")")[0])
+        ids.add(json.loads(result.stdout)["run_id"])
     assert len(ids) == 3
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(run_folders(tmp_path)) == 3
 
 
 def test_segments_csv_has_every_customer_and_matches_summary(table, tmp_path):
@@ -73,7 +74,7 @@ def test_segments_csv_has_every_customer_and_matches_summary(table, tmp_path):
     path = write_tsv(frame, tmp_path / "dup.tsv")
     result = invoke("run", str(path), "--out", str(tmp_path / "out"), "--format", "html", "-q")
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     csv = pd.read_csv(run_dir / "segments.csv")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(csv) == len(frame)
@@ -139,7 +140,7 @@ def test_a_failed_render_leaves_no_partial_output_and_a_rerun_works(table, tmp_p
         assert list(tmp_path.iterdir()) == []
     result = invoke("run", str(table), "--out", str(tmp_path), "--format", "html", "-q")
     assert result.exit_code == 0
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = only_run(tmp_path)
     assert (run_dir / "report.html").exists()
 
 
@@ -149,7 +150,7 @@ def test_csv_formula_cells_are_neutralised(tmp_path):
     path = write_tsv(frame, tmp_path / "evil.tsv")
     result = invoke("run", str(path), "--out", str(tmp_path / "o"), "--format", "html", "-q")
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "o").iterdir()
+    run_dir = only_run(tmp_path / "o")
     first_cells = [ln.split(",")[0] for ln in
                    (run_dir / "segments.csv").read_text().splitlines()[1:]]
     assert not any(c.lstrip('"').startswith("=") for c in first_cells)

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 from reportgen.cli import main
 from reportgen.output import neutralise
 
+from .runs import only_run, run_folders
+
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 
 
@@ -52,7 +54,7 @@ def repaired(name: str, out: Path, fast: str, *extra: str) -> dict:
     result = invoke("run", str(CORPUS / name), "--out", str(out), "--format", "json", "-q",
                     "--config", fast, *extra)
     assert result.exit_code == 0, result.output
-    (run_dir,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    run_dir = only_run(out)
     return {"summary": json.loads((run_dir / "summary.json").read_text()), "dir": run_dir}
 
 
@@ -201,7 +203,7 @@ def test_html_in_category_values_is_kept_as_data_and_escaped_in_html(tmp_path, f
     result = invoke("run", str(CORPUS / "html_in_categories.csv"), "--out", str(tmp_path),
                     "--format", "html", "-q", "--config", fast)
     assert result.exit_code == 0, result.output
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = only_run(tmp_path)
     summary = (run_dir / "summary.json").read_text()
     assert "<script>alert('x')</script>" in json.loads(summary)["features"][-1]["label"] or \
         "<script>" in summary  # the data keeps the value as it was
@@ -357,7 +359,8 @@ def test_a_failed_run_leaves_no_output_and_a_second_run_works(tmp_path, fast):
     result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--out", str(out), "--format",
                     "json", "-q", "--config", fast)
     assert result.exit_code == 0, result.output
-    assert [p.name.startswith(".") for p in out.iterdir()] == [False]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    assert len(run_folders(out)) == 1
 
 
 def test_every_corpus_file_has_a_tested_outcome():

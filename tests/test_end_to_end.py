@@ -13,13 +13,15 @@ from pypdf import PdfReader
 
 from reportgen.cli import main
 
+from .runs import only_run
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     result = CliRunner().invoke(main, ["run", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    (run,) = out.iterdir()
+    run = only_run(out)
     return run
 
 

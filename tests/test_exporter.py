@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from .runs import only_run
 from .tables import marketing_table, write_tsv
 
 
@@ -23,7 +24,7 @@ def run_cli(table, out, **env):
          "--format", "html,pdf,email", "--quiet"],
         capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
     assert result.returncode == 0, result.stderr
-    (run_dir,) = out.iterdir()
+    run_dir = only_run(out)
     return run_dir, result.stderr
 
 
@@ -62,6 +63,7 @@ import sys
 from pathlib import Path
 from reportgen import exporter, pipeline
 from reportgen.config import Config
+from .runs import only_run
 
 real_pdf = exporter.Background.pdf
 
@@ -81,7 +83,7 @@ def test_a_dead_print_helper_is_replaced(table, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "helper process failed (print helper died); doing its work in this process" in \
         result.stderr
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     forked, _ = run_cli(table, tmp_path / "forked")
     assert pdf_pages(run_dir / "report.pdf") == pdf_pages(forked / "report.pdf")
 

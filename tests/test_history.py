@@ -186,7 +186,8 @@ def test_a_killed_run_leaves_no_stale_lock(where):
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         with _open(where) as h:
-            with pytest.raises(HistoryError, match=r"in progress \(.*pid \d+"), \
+            with pytest.raises(HistoryError, match=r"another run of series 'default' is in "
+                                                   r"progress"), \
                     h.lock("default"):
                 pass
             proc.kill()

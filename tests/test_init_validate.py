@@ -16,6 +16,7 @@ from reportgen.cli import main
 from reportgen.config import Config, load_config
 
 from .customer_tables import mall_table
+from .runs import only_run
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 
@@ -106,7 +107,7 @@ def test_init_writes_a_config_that_round_trips(tmp_path, monkeypatch):
         result = invoke("run", str(path), "--config", cfg_file, "--out", name, "--format",
                         "json", "-q")
         assert result.exit_code == 0, result.output
-        (run_dir,) = (tmp_path / name).iterdir()
+        run_dir = only_run(tmp_path / name)
         summaries.append(json.loads((run_dir / "summary.json").read_text()))
     assert [s["name"] for s in summaries[0]["segments"]] == \
         [s["name"] for s in summaries[1]["segments"]]

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from reportgen.cli import main
 from reportgen.scoring import MODEL_FILE, ModelError, load_bundle
 
+from .runs import only_run
 from .tables import marketing_table, write_tsv
 
 
@@ -35,7 +36,7 @@ def trained(frame, tmp_path_factory):
         result = invoke("run", str(table), "--out", str(out), "--format", "html", "-q",
                         "--algorithm", algorithm)
         assert result.exit_code == 0, result.output
-        (run_dir,) = list(out.iterdir())
+        run_dir = only_run(out)
         runs[algorithm] = run_dir
     return table, runs
 

@@ -21,6 +21,7 @@ from reportgen.profile import profile
 from reportgen.segment import segment
 from reportgen.stability import best_match_jaccard
 
+from .runs import only_run
 from .tables import marketing_table, write_tsv
 from .test_stages import stages
 
@@ -177,7 +178,7 @@ def continuum(tmp_path_factory):
 def run(table, out, *extra):
     result = CliRunner().invoke(main, ["run", str(table), "--out", str(out), "--format", "html",
                                        "-q", *extra])
-    (run_dir,) = list(out.iterdir())
+    run_dir = only_run(out)
     return result, run_dir, json.loads((run_dir / "summary.json").read_text())
 
 

@@ -25,6 +25,7 @@ from reportgen.errors import ConfigError, InputError
 from reportgen.load import load, mask_url
 
 from .customer_tables import mall_table
+from .runs import only_run
 
 MALL_COLUMNS = ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
 
@@ -134,7 +135,7 @@ def test_xlsx_through_the_cli_gives_the_same_personas_as_csv(tmp_path, fast_conf
         result = invoke("run", str(tmp_path / f), "--out", str(tmp_path / f"o_{f}"), "--format",
                         "json", "-q", "--config", fast_config)
         assert result.exit_code == 0, result.output
-        (run_dir,) = (tmp_path / f"o_{f}").iterdir()
+        run_dir = only_run(tmp_path / f"o_{f}")
         summary = json.loads((run_dir / "summary.json").read_text())
         names.append([s["name"] for s in summary["segments"]])
     assert names[0] == names[1]
@@ -169,7 +170,7 @@ def test_sqlite_run_through_the_cli(sqlite_db, tmp_path, fast_config):
                     str(tmp_path / "out"), "--format", "json", "-q", "--config", fast_config)
     assert result.exit_code == 0, result.output
     assert "200 customers" in result.stdout
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["input"]["path"] == f"sqlite:///{sqlite_db} table customers"
 
@@ -260,7 +261,7 @@ def test_postgresql_run_through_the_cli_never_prints_the_password(pg_table, tmp_
                     "json", "--config", fast_config)
     assert result.exit_code == 0, result.output
     assert "200 customers" in result.stdout
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = only_run(tmp_path)
     written = " ".join(p.read_text(errors="replace") for p in run_dir.iterdir()
                        if p.suffix in (".json", ".csv"))
     for text in (result.stdout, result.stderr, written):
