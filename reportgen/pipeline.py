@@ -169,8 +169,10 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
                                  fixed=step.names)
     with clock.stage("playbook"):
         rules = load_playbook()
+        changed = series_.deltas(step, profiles)
         actions = {
-            sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label)
+            sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label,
+                             changed.get(sp.id))
             for sp in profiles.segments
         }
     names = {p.segment_id: p.name for p in personas}

@@ -548,3 +548,30 @@ def movers_table(step: Step, profiles: Profiles, names: dict[int, str], keys: pd
         if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):
             table[column] = table[column].map(neutralise, na_action="ignore")
     return table.reset_index(drop=True)
+
+
+def deltas(step: Step, profiles: Profiles) -> dict[int, Any]:
+    """Per segment that continues one of last period's (same id): what changed, for the
+    playbook's rules on change."""
+    from .playbook import SegmentDelta
+
+    if step.previous is None or step.flows is None:
+        return {}
+    record = step.previous.record
+    before = {s.segment_id: s for s in record.segments}
+    codes = movement_codes(step, profiles)
+    down = codes == compare.MOVEMENTS.index("down") if codes is not None else None
+    flows = step.flows
+    out = {}
+    for sp in profiles.segments:
+        prev = before.get(sp.id)
+        if prev is None or sp.id not in flows.previous_ids:
+            continue
+        row = 1 + flows.previous_ids.index(sp.id)
+        moved_down = int((down & (flows.previous_segment == sp.id)).sum()) \
+            if down is not None else 0
+        out[sp.id] = SegmentDelta(
+            share_delta=round(sp.share - prev.share, 6), share=sp.share,
+            previous_share=prev.share, previous_customers=prev.size, moved_down=moved_down,
+            lost=int(flows.customers[row, -1]))
+    return out

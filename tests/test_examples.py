@@ -1,13 +1,16 @@
 """The scheduled-job examples in examples/: the GitHub Actions workflow is a valid workflow,
-every shell step and the cron script parse, (and, once the monthly options exist, every
-reportgen command in them is one the command line accepts)."""
+every shell step and the cron script parse, and every reportgen command in them is one the
+command line accepts."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "github" / "monthly-report.yml"
@@ -78,3 +81,32 @@ def test_the_schedules_are_monthly_cron_expressions():
         assert _fields_ok(expr), expr
         assert expr.split()[2:4] == ["2", "*"], f"{expr}: not once a month on the 2nd"
     assert lines and header
+def _reportgen_commands() -> list[list[str]]:
+    """Every `reportgen ...` command line in the workflow's steps and the cron script, with
+    expressions and variables replaced by placeholder words."""
+    texts = [step["run"] for step in _steps() if "run" in step] + [CRON_SCRIPT.read_text()]
+    commands = []
+    for text in texts:
+        text = EXPRESSION.sub("X", text.replace("\\\n", " "))
+        for line in text.splitlines():
+            line = line.split(" #")[0]
+            for m in re.finditer(r"(?:^|[;&|(]\s*|\$\()\s*(reportgen\s[^;&|)>]*)", line):
+                words = shlex.split(re.sub(r"\$\{?\w+\}?", "X", m.group(1)))
+                commands.append([w for w in words[1:] if w != "X"] if "$REFIT" in m.group(1)
+                                else words[1:])
+    return commands
+
+
+def test_every_reportgen_command_in_the_examples_is_accepted_by_the_cli():
+    import click
+
+    from reportgen.cli import main
+
+    commands = _reportgen_commands()
+    assert {c[0] for c in commands} >= {"run", "email"}
+    for args in commands:
+        command = main.commands[args[0]]  # type: ignore[attr-defined]
+        try:
+            command.make_context(args[0], list(args[1:]), resilient_parsing=False)
+        except click.UsageError as exc:
+            pytest.fail(f"reportgen {' '.join(args)}: {exc.format_message()}")
