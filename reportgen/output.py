@@ -53,8 +53,11 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
         "segment": segment,
         "persona": segment.map(names).astype("string"),
     })
-    if previous is not None:
-        out = out.join(previous, how="left")
+    if previous is None:  # scores, or a run compared with nothing: the columns, empty
+        previous = pd.DataFrame({"previous_segment": pd.array([], dtype="Int64"),
+                                 "previous_persona": pd.array([], dtype="string"),
+                                 "movement": pd.array([], dtype="string")})
+    out = out.join(previous, how="left")
     out["left_out"] = excluded.reindex(frame.index).astype("string")
     out = out.join(features.round(4), how="left")
     for column in out.columns:

@@ -65,7 +65,9 @@ def months(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
 def run(tree: Path, args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
+    # cwd: the tree, so `python -m reportgen` imports that tree's package and no other
     proc = subprocess.run([sys.executable, "-m", "reportgen", "run", *args, "-q"], env=env,
+                          cwd=str(tree),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 3):

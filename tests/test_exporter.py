@@ -63,7 +63,6 @@ import sys
 from pathlib import Path
 from reportgen import exporter, pipeline
 from reportgen.config import Config
-from .runs import only_run
 
 real_pdf = exporter.Background.pdf
 

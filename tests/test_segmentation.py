@@ -177,7 +177,7 @@ def continuum(tmp_path_factory):
 
 def run(table, out, *extra):
     result = CliRunner().invoke(main, ["run", str(table), "--out", str(out), "--format", "html",
-                                       "-q", *extra])
+                                       *extra])
     run_dir = only_run(out)
     return result, run_dir, json.loads((run_dir / "summary.json").read_text())
 

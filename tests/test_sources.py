@@ -167,7 +167,7 @@ def test_sqlite_table_and_query(sqlite_db):
 
 def test_sqlite_run_through_the_cli(sqlite_db, tmp_path, fast_config):
     result = invoke("run", f"sqlite:///{sqlite_db}", "--table", "customers", "--out",
-                    str(tmp_path / "out"), "--format", "json", "-q", "--config", fast_config)
+                    str(tmp_path / "out"), "--format", "json", "--config", fast_config)
     assert result.exit_code == 0, result.output
     assert "200 customers" in result.stdout
     run_dir = only_run(tmp_path / "out")
