@@ -260,10 +260,12 @@ def score(new_customers: str, model_dir: str, out_dir: str, verbose: bool, quiet
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--to", "to", multiple=True, metavar="ADDRESS",
-              help="Recipient; repeat for several (a@x.com,b@y.com also works).")
+              help="Recipient; repeat for several (a@x.com,b@y.com also works); default: "
+                   "[email] to of the run's config.")
 @click.option("--subject", help="Subject (default: company, title and period of the report).")
 @click.option("--from", "sender", metavar="ADDRESS",
-              help="Sender (default: $REPORTGEN_MAIL_FROM, else reportgen@localhost).")
+              help="Sender (default: $REPORTGEN_MAIL_FROM, else [email] sender of the run's "
+                   "config, else reportgen@localhost).")
 @click.option("--attach-pdf/--no-attach-pdf", default=True, show_default=True,
               help="Attach the run's report.pdf.")
 @click.option("--dry-run", is_flag=True,

@@ -112,6 +112,17 @@ def _addresses(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
+def _email_settings(run_dir: Path) -> dict[str, Any]:
+    """The [email] settings the run was made with (its manifest keeps its config)."""
+    try:
+        data = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    config = data.get("config") if isinstance(data, dict) else None
+    email = config.get("email") if isinstance(config, dict) else None
+    return email if isinstance(email, dict) else {}
+
+
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise MailError("not a run folder (no such directory)", file=str(run_dir),
@@ -147,10 +158,15 @@ def build_message(run_dir: Path, to: Sequence[str], *, subject: str | None = Non
     """
     run_dir = Path(run_dir)
     email = _read_manifest(run_dir)
-    recipients = _addresses(to, "recipient")
+    # --to / --from, else the environment, else the [email] settings of the run's config.
+    settings = _email_settings(run_dir)
+    configured = settings.get("to")
+    configured_to = [str(t) for t in configured] if isinstance(configured, list) else []
+    recipients = _addresses(list(to) or configured_to, "recipient")
     if not recipients:
-        raise ConfigError("no recipient: give --to at least once")
-    sender = sender or os.environ.get("REPORTGEN_MAIL_FROM") or "reportgen@localhost"
+        raise ConfigError("no recipient: give --to at least once, or [email] to in the config")
+    sender = sender or os.environ.get("REPORTGEN_MAIL_FROM") or \
+        str(settings.get("sender") or "") or "reportgen@localhost"
     _addresses([sender], "sender")
     html = _read(run_dir / email["html"]).decode("utf-8")
     text = _read(run_dir / email.get("text", "email.txt")).decode("utf-8")

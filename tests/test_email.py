@@ -410,6 +410,26 @@ def test_ask_password_reads_it_from_the_prompt_and_sends(
     assert len(smtp_env.envelopes) == 1
 
 
+def test_sender_and_recipients_from_the_runs_email_settings(
+    run_dir: Path, smtp_env: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["config"] = {"email": {"sender": "crm-reports@example.com",
+                                    "to": ["director@example.com", "cmo@example.com"]}}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.delenv("REPORTGEN_MAIL_FROM", raising=False)
+    result = CliRunner().invoke(main, ["email", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    (envelope,) = smtp_env.envelopes
+    assert envelope.mail_from == "crm-reports@example.com"
+    assert envelope.rcpt_tos == ["director@example.com", "cmo@example.com"]
+    monkeypatch.setenv("REPORTGEN_MAIL_FROM", "ops@example.com")  # the environment wins
+    result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@example.com"])
+    assert result.exit_code == 0, result.output
+    assert smtp_env.envelopes[1].mail_from == "ops@example.com"
+    assert smtp_env.envelopes[1].rcpt_tos == ["a@example.com"]
+
+
 def test_smtp_settings_ask_for_a_missing_password_only_when_they_can() -> None:
     from reportgen import mail
 
