@@ -162,7 +162,7 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
                                     "the same customer twice would be counted twice"))
     kept = ~df.index.isin(list(excluded))
 
-    as_of = _clean_dates(df, schema, cfg, file, log, kept)
+    as_of = _clean_dates(df, schema, cfg, file, log, kept, excluded)
     _clean_numbers(df, schema, as_of, log)
     kept = ~df.index.isin(list(excluded))
     _impute_numbers(df, schema, kept, log)
@@ -197,7 +197,8 @@ def _short(value: object, limit: int = 40) -> object:
 
 
 def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None,
-                 log: list[CleaningStep], kept: np.ndarray) -> dt.date | None:
+                 log: list[CleaningStep], kept: np.ndarray,
+                 excluded: dict[object, str] | None = None) -> dt.date | None:
     dates: list[pd.Series] = []
     for column in schema.date_columns:
         if pd.api.types.is_datetime64_any_dtype(df[column]):
@@ -245,7 +246,21 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
         latest = max((d.max() for d in dates if d.notna().any()), default=pd.NaT)
         as_of = latest.date() if pd.notna(latest) else None
 
+    signup = schema.col("signup_date")
     for column in schema.date_columns:
+        if as_of is not None and column == signup and cfg.report.as_of is not None \
+                and excluded is not None:
+            # A snapshot at an earlier date (--as-of): who signed up later was no customer
+            # yet. Their rows are left out, with the reason, not kept with a blank date.
+            later = (df[column] > pd.Timestamp(as_of)) & kept
+            if later.any():
+                for i in df.index[later]:
+                    excluded[i] = f"joined after as_of {as_of.isoformat()}"
+                log.append(CleaningStep(column, "excluded rows", int(later.sum()),
+                                        f"signed up after as_of {as_of.isoformat()}, first at "
+                                        f"row {_first(later)}",
+                                        "a snapshot at as_of: not a customer yet then"))
+                kept = kept & ~later.to_numpy()
         if as_of is not None:
             future = df[column] > pd.Timestamp(as_of)
             if future.any():

@@ -295,3 +295,16 @@ def test_a_playbook_rule_on_an_unknown_change_is_refused(tmp_path):
                     'when = [{ change = "grew", above = 0.1 }]\n')
     with pytest.raises(ConfigError, match="unknown change 'grew'"):
         load_playbook(path)
+
+
+def test_as_of_makes_a_snapshot_leaving_later_customers_out_with_the_reason(tmp_path, fast):
+    (june,) = sample_months(1)
+    joined = pd.to_datetime(june.frame["Dt_Customer"], format="%d-%m-%Y")
+    later = int((joined > "2014-03-31").sum())
+    assert later > 0
+    run = _run(_write(june, tmp_path), tmp_path / "out", "--config", fast,
+               "--as-of", "2014-03-31")
+    assert run["run_id"].startswith("2014-03-") and run["customers"] == len(june.frame) - later
+    seg = _segments(run)
+    reasons = seg.loc[seg["segment"].isna(), "left_out"]
+    assert (reasons == "joined after as_of 2014-03-31").sum() == later
