@@ -165,8 +165,9 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
         profiles = profile(ff, seg)
     value_label = ff.value_label
     with clock.stage("personas"):
-        personas = name_personas(profiles, ff, cfg.report.currency, value_label,
-                                 fixed=step.names)
+        personas = name_personas(
+            profiles, ff, cfg.report.currency, value_label, fixed=step.names,
+            reserved=[s.name for s in previous.record.segments] if previous else ())
     with clock.stage("playbook"):
         rules = load_playbook()
         changed = series_.deltas(step, profiles)

@@ -44,7 +44,7 @@ def months(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
 
     first = synthetic(n, folder / "month1.tsv", seed)
     frame = pd.read_csv(first, sep="\t")
-    frame["Dt_Customer"] = "01-01-2014"
+    frame["Dt_Customer"] = "15-01-2014"  # day 15: the date format is not ambiguous
     frame.loc[0, "Dt_Customer"] = "30-06-2014"
     frame.to_parquet(folder / "month1.parquet", index=False)
     rng = np.random.default_rng(seed + 1)

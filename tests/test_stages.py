@@ -289,6 +289,20 @@ def test_personas_have_distinct_names_and_traits_with_numbers(sample_profiles):
     assert {t.feature for t in top.traits} >= {"total_spend", "income"}
 
 
+def test_kept_names_stay_and_new_ones_avoid_every_name_the_series_used(sample_profiles):
+    ff, _, profiles = sample_profiles
+    free = {p.segment_id: p.name for p in name_personas(profiles, ff, "$", "spend")}
+    first, *others = sorted(free)
+    fixed = {first: "Our oldest friends"}
+    gone = free[others[0]]  # a name the previous run used for a segment now gone
+    personas = name_personas(profiles, ff, "$", "spend", fixed=fixed, reserved=[gone])
+    names = {p.segment_id: p.name for p in personas}
+    assert names[first] == "Our oldest friends"
+    assert gone not in names.values()
+    assert len(set(names.values())) == len(names)
+    assert all(names[i] == free[i] for i in others[1:] if free[i] != gone)
+
+
 def test_persona_names_follow_the_profile_not_the_cluster_number():
     frame = marketing_table(40)
     _, _, _, ff = stages(frame)
