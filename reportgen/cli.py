@@ -140,9 +140,9 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         gates__fail_under_silhouette=fail_under_silhouette,
         gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
     )
-    from .pipeline import run as run_pipeline
+    from . import run as run_report
 
-    result = run_pipeline(source, cfg, Path(out_root))
+    result = run_report(source, cfg, Path(out_root))
     report = result.report
     click.echo(f"{report.title}: {report.period}, {report.headline.customers:,} customers, "
                f"{report.headline.k} segments (run {report.run_id})")
@@ -155,10 +155,10 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     click.echo("Wrote:")
     for path in result.files:
         click.echo(f"  {path}")
-    from .gates import EXIT_GATE_FAILED, failed
+    from .gates import EXIT_GATE_FAILED
 
-    if failed(report):
-        for gate in failed(report):
+    if result.failed_gates:
+        for gate in result.failed_gates:
             click.echo(f"Gate failed: {gate.name}: {gate.reason}", err=True)
         sys.exit(EXIT_GATE_FAILED)
 

@@ -135,8 +135,7 @@ def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | 
 
 
 def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
-                  vocab: dict[str, Words] | None = None) -> list[Persona]:
-    vocab = vocab if vocab is not None else load_vocabulary()
+                  vocab: dict[str, Words]) -> list[Persona]:
     taken: set[str] = set()
     personas = []
     # The most distinctive segments choose first, so they get their best name.

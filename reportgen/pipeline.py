@@ -3,7 +3,6 @@ playbook → report → output. Each stage is timed; only load reads and only ou
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -12,23 +11,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import gates
 from .config import Config
-from .report import Report
+from .report import Gate, Report
+
+if TYPE_CHECKING:
+    from .personas import Words
+    from .playbook import Rule
 
 log = logging.getLogger("reportgen")
 
 
 @dataclass
 class RunResult:
+    """What a run made: its folder, the Report, the files written, the seconds per stage."""
+
     run_dir: Path
     report: Report
     files: list[Path]
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed_gates(self) -> list[Gate]:
+        """The CI gates that failed (``reportgen run`` exits with code 3 when any did)."""
+        return [g for g in self.report.gates if not g.passed]
 
 
 @dataclass
@@ -50,6 +59,26 @@ def run_id_for(period_key: str, input_sha256: str, cfg: Config) -> str:
     return f"{period_key}-{digest[:8]}"
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a run reads besides the customer table, read once before the first stage so that
+    no stage opens a file: the persona vocabulary, the playbook and the logo."""
+
+    vocabulary: dict[str, Words]
+    playbook: list[Rule]
+    logo: str  # data: URI, "" for none
+
+
+def read_inputs(cfg: Config) -> Inputs:
+    """The built-in persona vocabulary and playbook, and the configured logo."""
+    from .branding import logo_data_uri
+    from .personas import load_vocabulary
+    from .playbook import load_playbook
+
+    return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
+                  logo=logo_data_uri(cfg.report.logo))
+
+
 def run(
     source: str | None,
     cfg: Config,
@@ -58,22 +87,24 @@ def run(
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
     from .exporter import Background
 
+    inputs = read_inputs(cfg)
     # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
     # imports scikit-learn and clusters.
     formats = set(cfg.report.formats)
     with Background(charts=bool({"html", "pdf", "email"} & formats),
                     pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, background)
+        return _run(source, cfg, out_root, inputs, background)
 
 
-def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> RunResult:
+def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
+         background: Any) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features
     from .load import load
     from .output import write_outputs
     from .personas import name_personas
-    from .playbook import load_playbook, recommend
+    from .playbook import recommend
     from .profile import profile
     from .schema import infer_schema
     from .scoring import build_bundle
@@ -95,15 +126,14 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         seg = segment(ff, cfg.segment, _categories(cleaned, schema, cfg))
     with clock.stage("profile"):
         profiles = profile(ff, seg)
-    from . import charts
-
     value_label = ff.value_label
     with clock.stage("personas"):
-        personas = name_personas(profiles, ff, cfg.report.currency, value_label)
+        personas = name_personas(profiles, ff, cfg.report.currency, value_label,
+                                 inputs.vocabulary)
     with clock.stage("playbook"):
-        rules = load_playbook()
         actions = {
-            sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label)
+            sp.id: recommend(sp, inputs.playbook, ff, profiles, cfg.report.currency,
+                             value_label)
             for sp in profiles.segments
         }
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
@@ -115,22 +145,10 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any) -> Ru
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, colors=charts.palette(seg.k),
-        )
-        report = dataclasses.replace(report, gates=gates.evaluate(report, cfg.gates))
-        from . import branding
-
-        report = dataclasses.replace(report, primary_color=cfg.report.primary_color,
-                                     logo=branding.logo_data_uri(cfg.report.logo))
-        points = _chart_points(seg, ff, names)
-        report_charts = charts.build_charts(
-            report.segments, report.features, report.method, points,
-            value_label=value_label, value_unit=report.value_unit,
-            currency=cfg.report.currency,
+            actions=actions, logo=inputs.logo,
             # Each chart starts exporting for the PDF as soon as it is built.
             on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )
-        report = dataclasses.replace(report, charts=report_charts)
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
         run_dir, files = write_outputs(
@@ -192,16 +210,6 @@ def score(source: str, model_dir: Path, out_dir: Path) -> ScoreResult:
 def _csv_features(ff: Any) -> list[str]:
     wanted = list(dict.fromkeys(ff.model + ([ff.value] if ff.value else [])))
     return [c for c in ff.frame.columns if c in wanted]
-
-
-def _chart_points(seg: Any, ff: Any, names: dict[int, str]) -> pd.DataFrame:
-    pts = seg.points.copy()
-    pos = ff.frame.index.get_indexer(pts.index)
-    pts["segment"] = [names[int(label)] for label in seg.labels[pos]]
-    if "income" in ff.frame and ff.value:
-        pts["income"] = ff.frame["income"].to_numpy()[pos]
-        pts["value"] = ff.frame[ff.value].to_numpy()[pos]
-    return pts.reset_index(drop=True)
 
 
 def _manifest(loaded: Any, cfg: Config, timings: dict[str, float]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from reportgen.config import Config, SegmentConfig
 from reportgen.errors import ConfigError, InputError, SegmentationError
 from reportgen.features import build_features
 from reportgen.load import load, sniff_delimiter
-from reportgen.personas import name_personas
+from reportgen.personas import load_vocabulary, name_personas
 from reportgen.playbook import load_playbook, recommend
 from reportgen.profile import profile
 from reportgen.schema import infer_schema, normalise
@@ -274,7 +274,7 @@ def test_profile_sizes_and_shares_add_up(sample_profiles):
 
 def test_personas_have_distinct_names_and_traits_with_numbers(sample_profiles):
     ff, _, profiles = sample_profiles
-    personas = name_personas(profiles, ff, "$", "spend")
+    personas = name_personas(profiles, ff, "$", "spend", load_vocabulary())
     names = [p.name for p in personas]
     assert len(set(names)) == len(names)
     assert not any("segment" in n.lower() for n in names)
@@ -295,7 +295,7 @@ def test_persona_names_follow_the_profile_not_the_cluster_number():
     names_by_kind = []
     for seed in (1, 2):
         seg = segment(ff, SegmentConfig(random_state=seed))
-        personas = name_personas(profile(ff, seg), ff, "$", "spend")
+        personas = name_personas(profile(ff, seg), ff, "$", "spend", load_vocabulary())
         by_id = {p.segment_id: p.name for p in personas}
         kind_of = pd.Series(frame["kind"].to_numpy()).groupby(seg.labels).first()
         names_by_kind.append({kind_of[i]: by_id[i] for i in by_id})
