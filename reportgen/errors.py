@@ -56,3 +56,7 @@ class SegmentationError(ReportgenError):
 
 class MailError(ReportgenError):
     """The email summary cannot be built from the run folder or sent over SMTP."""
+
+
+class ModelError(ReportgenError):
+    """The model file is missing, unreadable, or does not fit the table to score."""

@@ -165,7 +165,7 @@ def _categories(cleaned: Any, schema: Any, cfg: Config) -> pd.DataFrame | None:
     """The category columns k-prototypes clusters on (None for the other algorithms)."""
     if cfg.segment.algorithm != "kprototypes":
         return None
-    from .scoring import CATEGORY_ROLES
+    from .schema import CATEGORY_ROLES
 
     columns = [c for role in CATEGORY_ROLES for c in schema.cols(role) if c in cleaned.frame]
     return cleaned.frame[columns]

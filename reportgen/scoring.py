@@ -27,13 +27,14 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .errors import InputError, ReportgenError
+from .config import jsonable
+from .errors import InputError, ModelError
+from .schema import CATEGORY_ROLES
 
 log = logging.getLogger("reportgen")
 
 MODEL_FILE = "model.skops"
 FORMAT = 1
-CATEGORY_ROLES = ("gender", "education", "marital_status", "categorical")
 # Types a model file may contain beyond what skops trusts by default (scikit-learn estimators,
 # NumPy arrays, builtins). k-prototypes comes from the kmodes package.
 TRUSTED = [
@@ -42,10 +43,6 @@ TRUSTED = [
     "kmodes.util.dissim.matching_dissim",
 ]
 NUMBER_SHARE = 0.9  # share of non-blank values that must read as numbers in a numeric column
-
-
-class ModelError(ReportgenError):
-    """The model file is missing, unreadable, or does not fit the table to score."""
 
 
 def _kind(s: pd.Series) -> str:
@@ -89,7 +86,7 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
         "reportgen": __version__,
         "run_id": run_id,
         "config": cfg.to_dict(),
-        "schema": _jsonable(dataclasses.asdict(schema)),
+        "schema": jsonable(dataclasses.asdict(schema)),
         "key": cleaned.key,
         "as_of": cleaned.as_of.isoformat() if cleaned.as_of else "",
         "date_formats": formats,
@@ -106,18 +103,6 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
         "order": [int(c) for c in seg.order],
         "names": {str(k): v for k, v in names.items()},
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def dump(bundle: dict[str, Any], path: Path) -> None:
@@ -205,7 +190,7 @@ class Scored:
 
 def score(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Scored:
     """Segment ids for the customers of frame, with the run's cleaning, features and model."""
-    from .algorithms import predict_labels
+    from .algorithms import predict_labels, segment_ids
     from .clean import clean
     from .config import Config, _build, validate
     from .features import build_features
@@ -253,12 +238,9 @@ def score(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Scored:
 
     with threadpool_limits(limits=1):
         raw = predict_labels(bundle["algorithm"], bundle["model"], z, cats)
-    order = bundle["order"]
-    relabel = np.zeros(max(len(order), int(raw.max(initial=0)) + 1), dtype=int)
-    for seg_id, cluster in enumerate(order, start=1):
-        relabel[cluster] = seg_id
     csv_features = [c for c in bundle["csv_features"] if c in ff.frame.columns]
-    return Scored(frame=frame, key=cleaned.key, kept_index=ff.frame.index, labels=relabel[raw],
+    return Scored(frame=frame, key=cleaned.key, kept_index=ff.frame.index,
+                  labels=segment_ids(raw, bundle["order"]),
                   excluded=cleaned.excluded, features=ff.frame[csv_features],
                   names={int(k): v for k, v in bundle["names"].items()},
                   run_id=bundle["run_id"])

@@ -10,7 +10,8 @@ import skops.io
 from click.testing import CliRunner
 
 from reportgen.cli import main
-from reportgen.scoring import MODEL_FILE, ModelError, load_bundle
+from reportgen.errors import ModelError
+from reportgen.scoring import MODEL_FILE, load_bundle
 
 from .tables import marketing_table, write_tsv
 
