@@ -59,4 +59,4 @@ class MailError(ReportgenError):
 
 
 class ModelError(ReportgenError):
-    """The model file is missing, unreadable, or does not fit the table to score."""
+    """A saved model or its decisions are missing, unreadable, or do not fit the table."""

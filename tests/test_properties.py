@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from reportgen.clean import CleaningDecisions, clean, require_rows
 from reportgen.config import Config, InputConfig
 from reportgen.errors import ReportgenError
-from reportgen.features import build_features
+from reportgen.features import FeatureDecisions, build_features
 from reportgen.load import load
 from reportgen.schema import infer_schema
 
@@ -110,7 +110,8 @@ def learn_then_apply(frame: pd.DataFrame, part: list[int]) -> None:
     cfg = Config()
     schema = infer_schema(frame, cfg.columns, file="t.csv")
     learned = clean(frame, schema, cfg, file="t.csv")
-    decisions = CleaningDecisions.from_dict(json.loads(json.dumps(learned.decisions.to_dict())))
+    text = json.dumps(learned.decisions.to_dict(), allow_nan=False)  # strict JSON
+    decisions = CleaningDecisions.from_dict(json.loads(text))
     applied = clean(frame, schema, cfg, file="t.csv", decisions=decisions)
     pd.testing.assert_frame_equal(applied.frame, learned.frame)
     assert applied.log == learned.log and applied.decisions == learned.decisions
@@ -119,7 +120,9 @@ def learn_then_apply(frame: pd.DataFrame, part: list[int]) -> None:
     batch_schema = schema.for_columns(batch.columns)
     cleaned = clean(batch, batch_schema, cfg, file="t.csv", decisions=decisions)
     assert cleaned.decisions == decisions
-    again = build_features(cleaned, batch_schema, cfg, file="t.csv", decisions=ff.decisions())
+    featured = FeatureDecisions.from_dict(
+        json.loads(json.dumps(ff.decisions().to_dict(), allow_nan=False)))
+    again = build_features(cleaned, batch_schema, cfg, file="t.csv", decisions=featured)
     assert again.model == ff.model
     assert np.isfinite(again.frame.to_numpy(dtype="float64")).all()
 

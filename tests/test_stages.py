@@ -169,14 +169,16 @@ def test_applying_the_learned_decisions_to_their_own_table_cleans_it_exactly_the
     frame = _training_tables()[name].drop(columns=["kind"], errors="ignore")
     cfg, schema, learned, ff = stages(frame)
     # Through JSON, as the model file and a series' history keep them.
-    decisions = CleaningDecisions.from_dict(json.loads(json.dumps(learned.decisions.to_dict())))
+    text = json.dumps(learned.decisions.to_dict(), allow_nan=False)  # strict JSON
+    decisions = CleaningDecisions.from_dict(json.loads(text))
     assert decisions == learned.decisions
     applied = clean(frame, schema, cfg, decisions=decisions)
     pd.testing.assert_frame_equal(applied.frame, learned.frame)
     pd.testing.assert_series_equal(applied.excluded, learned.excluded)
     assert applied.log == learned.log
     assert applied.decisions == learned.decisions and applied.as_of == learned.as_of
-    featured = FeatureDecisions.from_dict(json.loads(json.dumps(ff.decisions().to_dict())))
+    featured = FeatureDecisions.from_dict(
+        json.loads(json.dumps(ff.decisions().to_dict(), allow_nan=False)))
     again = build_features(applied, schema, cfg, decisions=featured)
     pd.testing.assert_frame_equal(again.frame, ff.frame)
     assert again.decisions() == ff.decisions()
