@@ -283,9 +283,12 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
 
     # The key: given, or the row number.
     key = schema.col("id")
-    if d is not None and (d.key_from == "row number") != (key is None):
-        raise ModelError(f"the cleaning decisions key the customers by {d.key_from} "
-                         f"{d.key!r}, the schema by {key or 'row number'!r}", file=file)
+    if d is not None and d.key_from == "column" and key is None:
+        raise ModelError(f"no customer key: the decisions were learned with {d.key!r} as the "
+                         "key column", file=file, hint=f"give the table its {d.key!r} column")
+    if d is not None and d.key_from == "row number" and key is not None:
+        raise ModelError(f"the decisions were learned on a table without a customer key, this "
+                         f"schema has {key!r}", file=file)
     key_from = "column"
     if key is None:
         key_from = "row number"

@@ -222,6 +222,13 @@ def test_decisions_for_other_columns_are_refused_naming_the_column():
         clean(frame, infer_schema(frame, {}), Config(), decisions=cleaned.decisions)
 
 
+def test_applying_decisions_to_a_table_without_their_key_column_says_which():
+    frame = marketing_table(5)
+    _, schema, cleaned, _ = stages(frame)
+    rest = frame.drop(columns=["ID"])
+    with pytest.raises(ModelError, match="no customer key: the decisions were learned with 'ID'"):
+        clean(rest, schema.for_columns(rest.columns), Config(), decisions=cleaned.decisions)
+
 def test_feature_decisions_keep_the_level_features_on_a_batch_with_one_level():
     from .customer_tables import mall_table
 
@@ -439,3 +446,4 @@ def test_combinations_of_segments_are_not_quadratic_in_points():
     seg = segment(ff, SegmentConfig(k=3))
     assert len(seg.points) == len(frame)
     assert list(itertools.islice(seg.points.columns, 2)) == ["x", "y"]
+
