@@ -169,7 +169,7 @@ class Config:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
 
 # "json": the data files only (summary.json, segments.csv and manifest.json are always
@@ -181,12 +181,13 @@ ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from nested dicts, lists, tuples and dates (dataclasses.asdict output)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.date):  # a datetime is a date too
         return value.isoformat()
     return value
 

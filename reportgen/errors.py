@@ -56,3 +56,7 @@ class SegmentationError(ReportgenError):
 
 class MailError(ReportgenError):
     """The email summary cannot be built from the run folder or sent over SMTP."""
+
+
+class ModelError(ReportgenError):
+    """A saved model or its decisions are missing, unreadable, or do not fit the table."""

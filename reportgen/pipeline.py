@@ -165,7 +165,7 @@ def _categories(cleaned: Any, schema: Any, cfg: Config) -> pd.DataFrame | None:
     """The category columns k-prototypes clusters on (None for the other algorithms)."""
     if cfg.segment.algorithm != "kprototypes":
         return None
-    from .scoring import CATEGORY_ROLES
+    from .schema import CATEGORY_ROLES
 
     columns = [c for role in CATEGORY_ROLES for c in schema.cols(role) if c in cleaned.frame]
     return cleaned.frame[columns]
@@ -183,13 +183,13 @@ def score(source: str, model_dir: Path, out_dir: Path) -> ScoreResult:
     from .config import InputConfig
     from .load import load
     from .output import write_scores
-    from .scoring import load_bundle
+    from .scoring import load_model
     from .scoring import score as score_frame
 
-    bundle = load_bundle(model_dir)
+    model = load_model(model_dir)
     loaded = load(source, InputConfig())
     where = str(getattr(loaded, "where", loaded.path))
-    scored = score_frame(loaded.frame, bundle, where)
+    scored = score_frame(loaded.frame, model, where)
     counts = pd.Series(scored.labels).value_counts()
     n = len(scored.labels)
     summary = {
