@@ -3,7 +3,7 @@
 Every builder is a pure function: report data in, ``alt.Chart`` out, with the theme applied
 as the chart's own ``config`` (never Altair's global theme registry). ``build_charts`` turns
 them into ``ChartSpec`` objects once per run; ``to_svg`` / ``to_png`` export a spec with
-vl-convert, and ``javascript_bundle`` gives the Vega JavaScript the HTML report inlines.
+vl-convert, and ``vega_bundle`` gives the Vega JavaScript the HTML report inlines.
 
 Personas are always coloured with ``Segment.color`` through an explicit scale
 (domain = persona names, range = their colours), so a persona has one colour in every chart.
@@ -26,8 +26,8 @@ import altair as alt
 import pandas as pd
 from altair.utils.schemapi import debug_mode
 
-from . import fmt
-from .report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .. import fmt
+from ..report import ChartSpec, FeatureInfo, KRow, Method, Segment
 
 log = logging.getLogger(__name__)
 
@@ -662,14 +662,12 @@ def build_charts(
     value_label: str = "spend",
     value_unit: str = "money",
     currency: str = "$",
-    on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
 
     ``points`` is the caller's seeded sample of customers (columns x, y, segment and
-    optionally income, value); None skips the scatters. ``on_chart`` is called with each
-    chart as soon as it is built (the pipeline starts exporting it then).
+    optionally income, value); None skips the scatters.
     """
     by_id = {f"persona_{s.id}": s for s in segments}
     pts = points if points is not None else pd.DataFrame()  # the plan has no scatter then
@@ -697,8 +695,6 @@ def build_charts(
         charts[name] = ChartSpec(name=name, title=planned.title,
                                  description=spec["description"], spec=spec,
                                  dense=planned.dense)
-        if on_chart is not None:
-            on_chart(charts[name])
     return charts
 
 
@@ -730,39 +726,53 @@ def svg_to_png(svg: str, scale: float = 2) -> bytes:
     return bytes(_vlc().svg_to_png(svg, scale=scale))
 
 
+def vega_bundle() -> str:
+    """Vega + Vega-Lite + vega-embed as one script, inlined once per HTML page.
+
+    vl-convert takes about a second to bundle the modules, the same result for every run of
+    one vl-convert version, so it is kept on disk (``_cache_folder``), keyed by that
+    version (and in memory once built). A missing or unwritable cache only costs that
+    second."""
+    from importlib import metadata
+
+    folder = _cache_folder()
+    path = folder / f"vega-bundle-vlc{metadata.version('vl-convert-python')}.js" \
+        if folder is not None else None
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            if "vegaEmbed" in text:
+                return text
+        except OSError:
+            pass
+    text = _built_bundle()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)  # atomic: a concurrent run never reads half a file
+        except OSError as exc:
+            log.warning("could not cache the Vega bundle in %s: %s", folder, exc)
+    return text
+
+
 @functools.lru_cache(maxsize=1)
-def _build_bundle() -> str:
+def _built_bundle() -> str:
     return str(_vlc().javascript_bundle())
 
 
-def javascript_bundle(cache_dir: Path | None = None) -> str:
-    """Vega + Vega-Lite + vega-embed as one script, inlined once per HTML page.
+def _cache_folder() -> Path | None:
+    """Where ``vega_bundle`` keeps the bundle: the user cache folder of the platform
+    (platformdirs: ~/.cache/reportgen on Linux, honouring $XDG_CACHE_HOME), or
+    $REPORTGEN_CACHE_DIR when set ("off" or empty: no disk cache). Read when asked, not at
+    import."""
+    chosen = os.environ.get("REPORTGEN_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip() in ("", "off") else Path(chosen)
+    import platformdirs
 
-    Building it takes about a second the first time in a process (vl-convert bundles the
-    modules then), hence the in-process cache. ``cache_dir`` optionally keeps it on disk
-    across runs, keyed by the vl-convert version; without it nothing is written.
-    """
-    if cache_dir is None:
-        return _build_bundle()
-    from importlib import metadata
-
-    version = metadata.version("vl-convert-python")
-    path = Path(cache_dir) / f"vega-bundle-vlc{version}.js"
-    try:
-        text = path.read_text(encoding="utf-8")
-        if "vegaEmbed" in text:
-            return text
-    except OSError:
-        pass
-    text = _build_bundle()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a concurrent run never reads half a file
-    except OSError as exc:
-        log.warning("could not cache the Vega bundle in %s: %s", cache_dir, exc)
-    return text
+    return Path(platformdirs.user_cache_dir("reportgen", appauthor=False))
 
 
 def _vlc() -> Any:
