@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from reportgen.render import charts
+from reportgen.render import vega
 from reportgen.render.email import email_png
 from reportgen.render.pdf import print_exports
 from reportgen.report import ChartSpec, Report
@@ -40,17 +40,17 @@ def test_silhouette_of_one_sampled_label_is_zero() -> None:
 
 def test_print_svg_drops_only_what_draws_nothing(report: Report) -> None:
     spec = report.charts["size_value"].spec
-    svg = charts.to_svg(spec)
+    svg = vega.to_svg(spec)
     assert 'd="M0,0h0v0h0Z"' not in svg and 'display="none"' not in svg
     assert "aria-" not in svg and "<text" in svg
     # the same pixels as Vega's own PNG of the spec
-    assert charts.svg_to_png(svg, scale=1) == charts.to_png(spec, scale=1)
+    assert vega.svg_to_png(svg, scale=1) == vega.to_png(spec, scale=1)
 
 
 def test_email_png_from_the_print_svg_equals_the_one_drawn_from_the_spec(
         report: Report) -> None:
     spec = report.charts["zscore_heatmap"].spec
-    assert email_png(spec, charts.to_svg(spec)) == email_png(spec)
+    assert email_png(spec, vega.to_svg(spec)) == email_png(spec)
 
 
 def test_charts_are_exported_for_print_in_the_order_the_pdf_shows_them() -> None:

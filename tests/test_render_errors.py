@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.errors import ConfigError
-from reportgen.render import charts
+from reportgen.render import vega
 from reportgen.render.email import render_email
 from reportgen.render.environment import ChartImage
 from reportgen.render.html import render_html
@@ -123,7 +123,7 @@ def test_cli_a_chart_vl_convert_cannot_export_is_a_bug_exit_1(
     def broken(spec: object) -> str:
         raise ValueError("vl-convert: bad spec")
 
-    monkeypatch.setattr(charts, "to_svg", broken)
+    monkeypatch.setattr(vega, "to_svg", broken)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(table), "--out", str(out), "-q",
                                        "--format", "pdf"])

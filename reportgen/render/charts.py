@@ -1,9 +1,8 @@
-"""Altair chart builders and their exports.
+"""Altair chart builders.
 
 Every builder is a pure function: report data in, ``alt.Chart`` out, with the theme applied
 as the chart's own ``config`` (never Altair's global theme registry). ``build_charts`` turns
-them into ``ChartSpec`` objects once per run; ``to_svg`` / ``to_png`` export a spec with
-vl-convert, and ``vega_bundle`` gives the Vega JavaScript the HTML report inlines.
+them into ``ChartSpec`` objects once per run; ``vega`` exports them (SVG, PNG).
 
 Personas are always coloured with ``Segment.color`` through an explicit scale
 (domain = persona names, range = their colours), so a persona has one colour in every chart.
@@ -13,13 +12,10 @@ spec stays small whatever the size of the customer table.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import altair as alt
@@ -27,7 +23,9 @@ import pandas as pd
 from altair.utils.schemapi import debug_mode
 
 from .. import fmt
+from ..fmt import signed
 from ..report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .pdf import page_rank
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +61,6 @@ METRICS = [  # (KRow field, facet label): arrows say which direction is better
 
 
 # ----------------------------------------------------------------------------- theme, palette
-
-MINUS = "\u2212"  # a real minus sign: a hyphen reads as a dash next to "+1.2"
-
-
-def signed(value: float, digits: int = 1) -> str:
-    """A z-score with its sign always shown: 1.23 -> "+1.2", -0.8 -> "−0.8", 0.01 -> "0.0"."""
-    text = f"{value:+.{digits}f}"
-    if float(text) == 0:
-        text = f"{0:.{digits}f}"  # no "+0.0" / "-0.0": zero has no direction
-    return text.replace("-", MINUS)
-
 
 def theme() -> dict[str, Any]:
     """The Vega-Lite config every chart carries: one font, quiet axes, no chart border."""
@@ -607,21 +594,6 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
-# The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
-# order, then the appendix's k_metrics (and any other chart after that, by name).
-PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
-              "channel_mix", "campaigns")
-
-
-def page_rank(name: str) -> tuple[int, int, str]:
-    """Sort key putting chart names in the order the PDF shows them."""
-    if name in PAGE_ORDER:
-        return 0, PAGE_ORDER.index(name), name
-    if name.startswith("persona_") and name[8:].isdigit():
-        return 1, int(name[8:]), name
-    return 2, 0, name
-
-
 def _plan(
     segments: Sequence[Segment],
     features: Sequence[FeatureInfo],
@@ -696,87 +668,3 @@ def build_charts(
                                  description=spec["description"], spec=spec,
                                  dense=planned.dense)
     return charts
-
-
-# ----------------------------------------------------------------------------- export
-
-# What Vega writes into every SVG that draws nothing: the zero-size or hidden background and
-# foreground paths of each group, and accessibility attributes that only a live SVG in a
-# browser uses (the PDF and the email carry each chart's description as its alt text).
-_INVISIBLE = re.compile(
-    r'<path class="(?:background|foreground)" aria-hidden="true" d="(?:|M0,0h0v0h0Z)"[^>]*/>')
-_ARIA = re.compile(r' (?:aria-[a-z]+|role|pointer-events)="[^"]*"')
-
-
-def to_svg(spec: dict[str, Any]) -> str:
-    """Render a Vega-Lite spec to a static SVG (for print and email); the spec may not load
-    any external data. Vega's invisible placeholders are left out: the same pixels, with a
-    third fewer elements for WeasyPrint to parse and draw."""
-    svg = str(_vlc().vegalite_to_svg(spec, allowed_base_urls=[]))
-    return _ARIA.sub("", _INVISIBLE.sub("", svg))
-
-
-def to_png(spec: dict[str, Any], scale: float = 2) -> bytes:
-    """Render a Vega-Lite spec to PNG (for dense charts in the PDF and for email)."""
-    return bytes(_vlc().vegalite_to_png(spec, scale=scale, allowed_base_urls=[]))
-
-
-def svg_to_png(svg: str, scale: float = 2) -> bytes:
-    """Rasterise an SVG this module exported (the same pixels as ``to_png`` of its spec)."""
-    return bytes(_vlc().svg_to_png(svg, scale=scale))
-
-
-def vega_bundle() -> str:
-    """Vega + Vega-Lite + vega-embed as one script, inlined once per HTML page.
-
-    vl-convert takes about a second to bundle the modules, the same result for every run of
-    one vl-convert version, so it is kept on disk (``_cache_folder``), keyed by that
-    version (and in memory once built). A missing or unwritable cache only costs that
-    second."""
-    from importlib import metadata
-
-    folder = _cache_folder()
-    path = folder / f"vega-bundle-vlc{metadata.version('vl-convert-python')}.js" \
-        if folder is not None else None
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-            if "vegaEmbed" in text:
-                return text
-        except OSError:
-            pass
-    text = _built_bundle()
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)  # atomic: a concurrent run never reads half a file
-        except OSError as exc:
-            log.warning("could not cache the Vega bundle in %s: %s", folder, exc)
-    return text
-
-
-@functools.lru_cache(maxsize=1)
-def _built_bundle() -> str:
-    return str(_vlc().javascript_bundle())
-
-
-def _cache_folder() -> Path | None:
-    """Where ``vega_bundle`` keeps the bundle: the user cache folder of the platform
-    (platformdirs: ~/.cache/reportgen on Linux, honouring $XDG_CACHE_HOME), or
-    $REPORTGEN_CACHE_DIR when set ("off" or empty: no disk cache). Read when asked, not at
-    import."""
-    chosen = os.environ.get("REPORTGEN_CACHE_DIR")
-    if chosen is not None:
-        return None if chosen.strip() in ("", "off") else Path(chosen)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("reportgen", appauthor=False))
-
-
-def _vlc() -> Any:
-    # imported on first use: commands that never export charts should not pay for it
-    import vl_convert as vlc
-
-    return vlc

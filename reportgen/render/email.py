@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..report import Report
-from . import branding, charts
+from . import branding, vega
 from .environment import Assets, ChartImage, render_template
 from .pdf import Exported, png_size
 
@@ -85,8 +85,8 @@ def email_png(spec: dict[str, Any], svg: str | None = None) -> bytes:
 
     from PIL import Image  # WeasyPrint's own dependency
 
-    png = charts.svg_to_png(svg, scale=EMAIL_PNG_SCALE) if svg is not None else \
-        charts.to_png(spec, scale=EMAIL_PNG_SCALE)
+    png = vega.svg_to_png(svg, scale=EMAIL_PNG_SCALE) if svg is not None else \
+        vega.to_png(spec, scale=EMAIL_PNG_SCALE)
     with Image.open(io.BytesIO(png)) as image:
         small = image.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE,
                                                dither=Image.Dither.NONE)
@@ -133,7 +133,7 @@ def _logo_png(report: Report) -> bytes | None:
         return data
     if mime == "image/svg+xml":
         try:
-            return charts.svg_to_png(data.decode("utf-8"), scale=2)
+            return vega.svg_to_png(data.decode("utf-8"), scale=2)
         except Exception as exc:  # the user's SVG, not ours: theirs to fix
             raise ConfigError(f"'report.logo' cannot be drawn as PNG for the email ({exc})",
                               hint="export it as PNG") from None

@@ -24,7 +24,7 @@ from .. import __version__, fmt
 from ..errors import ConfigError
 from ..report import Report
 from ..resources import templates_dir
-from . import branding, charts
+from . import branding
 
 # vega-embed options: no actions menu (it links to the online Vega editor), and the mode is
 # given because the specs carry no $schema URL.
@@ -121,7 +121,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         money=_money,
         value=_value,
         num=_num,
-        signed=charts.signed,
+        signed=fmt.signed,
         unit=_by_unit,
         ink_on=branding.ink_on,
         text_on_white=branding.text_on_white,

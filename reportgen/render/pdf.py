@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import ConfigError, RefusedResourceError
 from ..report import ChartSpec, ColumnInfo, Report
 from ..resources import templates_dir
-from . import charts
+from . import vega
 from .environment import Assets, ChartImage, RoleGroup, render_template
 
 if TYPE_CHECKING:
@@ -50,6 +50,21 @@ def column_roles(report: Report) -> list[RoleGroup]:
 
 # ----------------------------------------------------------------------------- chart images
 
+# The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
+# order, then the appendix's k_metrics (and any other chart after that, by name).
+PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
+              "channel_mix", "campaigns")
+
+
+def page_rank(name: str) -> tuple[int, int, str]:
+    """Sort key putting chart names in the order the PDF shows them."""
+    if name in PAGE_ORDER:
+        return 0, PAGE_ORDER.index(name), name
+    if name.startswith("persona_") and name[8:].isdigit():
+        return 1, int(name[8:]), name
+    return 2, 0, name
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     """Width and height in pixels of a PNG."""
     width, height = struct.unpack(">II", data[16:24])  # IHDR: the first chunk of every PNG
@@ -70,14 +85,14 @@ def export_for_print(chart: ChartSpec) -> Exported:
     """One chart exported for print: ("png", bytes) if dense (thousands of SVG circles would
     triple WeasyPrint's time), else ("svg", text)."""
     if chart.dense:
-        return "png", charts.to_png(chart.spec, scale=PNG_SCALE)
-    return "svg", charts.to_svg(chart.spec)
+        return "png", vega.to_png(chart.spec, scale=PNG_SCALE)
+    return "svg", vega.to_svg(chart.spec)
 
 
 def print_exports(report: Report) -> dict[str, Exported]:
     """Every chart of the report exported for print, in the order the PDF shows them."""
     return {name: export_for_print(report.charts[name])
-            for name in sorted(report.charts, key=charts.page_rank)}
+            for name in sorted(report.charts, key=page_rank)}
 
 
 def image_from(kind: str, data: bytes | str) -> ChartImage:
