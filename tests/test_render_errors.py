@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.errors import ConfigError
-from reportgen.render import vega
+from reportgen.render import charts
 from reportgen.render.email import render_email
 from reportgen.render.environment import ChartImage
 from reportgen.render.html import render_html
@@ -120,13 +120,19 @@ def test_cli_a_broken_user_template_exits_2_with_one_line_and_no_report(table: P
 
 def test_cli_a_chart_vl_convert_cannot_export_is_a_bug_exit_1(
         table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(spec: object) -> str:
-        raise ValueError("vl-convert: bad spec")
+    """One of our chart specs that vl-convert rejects (exported in the print worker): exit 1,
+    the worker's error in the message, nothing written."""
+    real = charts._spec
 
-    monkeypatch.setattr(vega, "to_svg", broken)
+    def broken(chart: object) -> dict[str, object]:
+        spec = real(chart)
+        return {**spec, "mark": "nope"} if "mark" in spec else spec
+
+    monkeypatch.setattr(charts, "_spec", broken)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(table), "--out", str(out), "-q",
                                        "--format", "pdf"])
-    assert result.exit_code == 1
-    assert "internal error (ValueError: vl-convert: bad spec); this is a bug" in result.stderr
+    assert result.exit_code == 1, result.output
+    assert "Error: internal error (ValueError: Vega-Lite to PNG conversion failed" in \
+        result.stderr and "this is a bug in reportgen" in result.stderr
     assert not any(out.iterdir())
