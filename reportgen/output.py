@@ -16,20 +16,14 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import ReportgenError
 from .report import Report
-
-if TYPE_CHECKING:
-    from .render.worker import PrintWorker
 
 log = logging.getLogger("reportgen")
 
@@ -109,14 +103,10 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
-                  timings: dict[str, float], model: dict[str, Any] | None = None,
-                  worker: PrintWorker | None = None) -> tuple[Path, list[Path]]:
+                  timings: dict[str, float], model: dict[str, Any] | None = None
+                  ) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
-    id only once everything is written. ``model``: the bundle to save as model.skops.
-
-    ``worker``: the run's print worker (render.worker), if the caller started one; it exports
-    the charts and lays out the PDF while this process writes the rest. Without one, or if it
-    breaks, that work is done here, with the same result."""
+    id only once everything is written. ``model``: the bundle to save as model.skops."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -129,9 +119,47 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        _write(report, tmp, formats, template_dir, worker, timings, manifest, model,
-               segments_table({s.id: s.name for s in report.segments}, frame, key, kept_index,
-                              labels, excluded, features))
+        names = {s.id: s.name for s in report.segments}
+        table = segments_table(names, frame, key, kept_index, labels, excluded, features)
+        table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
+        (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
+        timings = dict(timings)
+        if "html" in formats:
+            from .render.html import render_html
+
+            start = time.perf_counter()
+            (tmp / "report.html").write_text(render_html(report, template_dir),
+                                             encoding="utf-8")
+            timings["render_html"] = round(time.perf_counter() - start, 4)
+        exported = None
+        if "pdf" in formats:
+            from .render.pdf import chart_images, print_exports, render_pdf
+
+            start = time.perf_counter()
+            exported = print_exports(report)
+            pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
+            (tmp / "report.pdf").write_bytes(pdf)
+            timings["render_pdf"] = round(time.perf_counter() - start, 4)
+        if "email" in formats:
+            from .render.email import email_images, render_email
+
+            start = time.perf_counter()
+            # the print SVGs, when there are some, are rasterised rather than drawn again
+            email = render_email(report, email_images(report, exported), template_dir)
+            for name, data in email.files().items():
+                (tmp / name).write_bytes(data)
+            manifest = {**manifest, "email": email.manifest()}
+            timings["render_email"] = round(time.perf_counter() - start, 4)
+        if model is not None:
+            from .scoring import MODEL_FILE, dump
+
+            dump(model, tmp / MODEL_FILE)
+        # Timings are the one thing that changes between identical runs: they live here,
+        # not in summary.json, so summary.json stays byte-for-byte reproducible.
+        manifest = {**manifest, "timings_s": dict(timings),
+                    "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
         if final.exists():
             old = out_root / f".{report.run_id}.old-{os.getpid()}"
             final.rename(old)
@@ -141,83 +169,10 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             tmp.rename(final)
     except BaseException:
         # SIGTERM (cli.entry turns it into an exception) and Ctrl-C included
-        if worker is not None:
-            worker.close()  # now, not once its PDF is done
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sorted(final.iterdir())
     return final, files
-
-
-def _write(report: Report, tmp: Path, formats: list[str], template_dir: Path | None,
-           worker: PrintWorker | None, timings: dict[str, float], manifest: dict[str, Any],
-           model: dict[str, Any] | None, table: pd.DataFrame) -> None:
-    from .render.email import EMAIL_CHARTS
-    from .render.pdf import chart_images, print_exports, render_pdf
-
-    timings = dict(timings)
-    # The charts the PDF and the email show, exported once (the email's PNGs are drawn from
-    # the print SVGs); by the worker while this process writes the tables.
-    names = list(report.charts) if "pdf" in formats else \
-        list(EMAIL_CHARTS) if "email" in formats else []
-    exports = worker.exports(report, names) if worker is not None and names else None
-    table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
-    (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
-    if "html" in formats:
-        from .render import vega
-        from .render.html import render_html
-
-        start = time.perf_counter()
-        js = _result(worker.bundle, vega.vega_bundle) if worker is not None else None
-        (tmp / "report.html").write_text(render_html(report, template_dir, vega_js=js),
-                                         encoding="utf-8")
-        timings["render_html"] = round(time.perf_counter() - start, 4)
-    start = time.perf_counter()
-    exported = _result(exports, lambda: print_exports(report, names)) if names else {}
-    pdf = None
-    if "pdf" in formats:
-        images = chart_images(report, exported)
-        pdf = worker.pdf(report, template_dir, images) if worker is not None else None
-        if pdf is None:
-            (tmp / "report.pdf").write_bytes(render_pdf(report, template_dir, images=images))
-            timings["render_pdf"] = round(time.perf_counter() - start, 4)
-    if "email" in formats:
-        from .render.email import email_images, render_email
-
-        start_email = time.perf_counter()
-        email = render_email(report, email_images(report, exported), template_dir)
-        for name, data in email.files().items():
-            (tmp / name).write_bytes(data)
-        manifest = {**manifest, "email": email.manifest()}
-        timings["render_email"] = round(time.perf_counter() - start_email, 4)
-    if model is not None:
-        from .scoring import MODEL_FILE, dump
-
-        dump(model, tmp / MODEL_FILE)
-    if pdf is not None:
-        (tmp / "report.pdf").write_bytes(_result(pdf, lambda: render_pdf(
-            report, template_dir, images=chart_images(report, exported))))
-        timings["render_pdf"] = round(time.perf_counter() - start, 4)
-    # Timings are the one thing that changes between identical runs: they live here,
-    # not in summary.json, so summary.json stays byte-for-byte reproducible.
-    manifest = {**manifest, "timings_s": dict(timings),
-                "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                       encoding="utf-8")
-
-
-T = TypeVar("T")
-
-
-def _result(future: Future[T] | None, here: Callable[[], T]) -> T:
-    """The worker's result, or ``here()`` when there is no worker or its pool broke (a killed
-    worker is no reason to fail the run; errors of the work itself come through as they are)."""
-    if future is not None:
-        try:
-            return future.result()
-        except BrokenProcessPool as exc:
-            log.warning("the print worker stopped (%s); doing its work in this process", exc)
-    return here()
 
 
 def write_scores(*, out_dir: Path, frame: pd.DataFrame, key: str, kept_index: pd.Index,

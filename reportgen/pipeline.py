@@ -21,7 +21,6 @@ from .report import Gate, Report
 if TYPE_CHECKING:
     from .personas import Words
     from .playbook import Rule
-    from .render.worker import PrintWorker
 
 log = logging.getLogger("reportgen")
 
@@ -87,18 +86,10 @@ def run(
 ) -> RunResult:
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
     inputs = read_inputs(cfg)
-    if not {"pdf", "email"} & set(cfg.report.formats):
-        return _run(source, cfg, out_root, inputs, None)
-    from .render.worker import PrintWorker
-
-    # First thing, so the print worker warms up (WeasyPrint, vl-convert) on the free core
-    # while this process imports scikit-learn and clusters; closed however the run ends.
-    with PrintWorker() as worker:
-        return _run(source, cfg, out_root, inputs, worker)
+    return _run(source, cfg, out_root, inputs)
 
 
-def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
-         worker: PrintWorker | None) -> RunResult:
+def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features
@@ -155,7 +146,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
-            timings=clock.timings, model=model, worker=worker,
+            timings=clock.timings, model=model,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

@@ -89,11 +89,10 @@ def export_for_print(chart: ChartSpec) -> Exported:
     return "svg", vega.to_svg(chart.spec)
 
 
-def print_exports(report: Report, names: list[str] | None = None) -> dict[str, Exported]:
-    """The report's charts (``names``, default all) exported for print, in the order the PDF
-    shows them."""
-    wanted = report.charts if names is None else [n for n in names if n in report.charts]
-    return {name: export_for_print(report.charts[name]) for name in sorted(wanted, key=page_rank)}
+def print_exports(report: Report) -> dict[str, Exported]:
+    """Every chart of the report exported for print, in the order the PDF shows them."""
+    return {name: export_for_print(report.charts[name])
+            for name in sorted(report.charts, key=page_rank)}
 
 
 def image_from(kind: str, data: bytes | str) -> ChartImage:
