@@ -143,3 +143,12 @@ def predict_labels(algorithm: str, model: Any, z: np.ndarray, cats: np.ndarray |
         else:
             parts.append(np.asarray(model.predict(zc), dtype=int))
     return np.concatenate(parts) if parts else np.empty(0, dtype=int)
+
+
+def segment_ids(raw: np.ndarray, order: list[int]) -> np.ndarray:
+    """Segment id (1..k) of each row from the model's cluster index: ``order[i]`` is the
+    cluster of segment i + 1 (segments are numbered by value, whatever the model called them)."""
+    relabel = np.zeros(max(len(order), int(raw.max(initial=0)) + 1), dtype=int)
+    for seg_id, cluster in enumerate(order, start=1):
+        relabel[cluster] = seg_id
+    return relabel[raw]

@@ -1,26 +1,36 @@
-"""Assemble the Report: the one object every output is rendered from."""
+"""Assemble the Report: the one object every output is rendered from.
+
+``build_report`` returns it complete — segments, method, gates, branding and chart specs — so
+``output`` only writes it and no stage reads it back to patch it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
-from . import fmt
+from . import fmt, gates
 from .clean import Cleaned
 from .config import Config
 from .features import FeatureFrame
 from .personas import Persona
 from .profile import Profiles
+from .render import charts
 from .report import (
     TENTATIVE_BELOW,
     Action,
+    Changes,
     ColumnInfo,
+    Gate,
     Headline,
     Method,
     Report,
     Segment,
     TopAction,
+    TrendPoint,
 )
 from .schema import ROLES, Schema
 from .segment import Segmentation
@@ -38,10 +48,25 @@ def period_label(cfg: Config, as_of: dt.date | None) -> str:
 def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
-    personas: list[Persona], actions: dict[int, list[Action]], colors: dict[int, str],
+    personas: list[Persona], actions: dict[int, list[Action]], logo: str = "",
+    colors: dict[int, str] | None = None, series: str = "default",
+    changes: Changes | None = None, trend: Sequence[TrendPoint] = (),
+    extra_gates: Sequence[Gate] = (),
 ) -> Report:
+    """The complete Report of one run.
+
+    ``logo``: the brand logo as a data: URI ("" for none), read before the run started
+    (``render.branding.logo_data_uri``). ``colors``: segment id -> colour (a series keeps a
+    segment's colour; default: the palette by id). ``series``, ``changes``, ``trend``: the
+    run as a period of its series (``series.changes``, ``series.trend``). ``extra_gates``:
+    gates measured outside the segmentation (the series' drift gate), after the others.
+    """
     currency = cfg.report.currency
     value_label = ff.value_label
+    value_unit = ff.meta[ff.value].unit if ff.value else "number"
+    if colors is None:
+        palette = charts.palette(seg.k)
+        colors = {sp.id: palette[(sp.id - 1) % len(palette)] for sp in profiles.segments}
     by_id = {p.segment_id: p for p in personas}
     segments = [
         Segment(
@@ -78,17 +103,39 @@ def build_report(
                    note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
         for c in raw.columns
     ]
+    features = ff.info()
+    report_charts = charts.build_charts(
+        segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
+        value_label=value_label, value_unit=value_unit, currency=currency,
+        trend_points=trend,
+    )
     as_of = cleaned.as_of
     return Report(
         title=cfg.report.title, company=cfg.report.company,
         period=period_label(cfg, as_of), as_of=as_of.isoformat() if as_of else "",
         run_id=run_id, source=source, currency=currency, value_label=value_label,
-        value_unit=ff.meta[ff.value].unit if ff.value else "number",
+        value_unit=value_unit,
         headline=headline, segments=segments,
         top_actions=top_actions(segments), attention=attention(segments, seg, cleaned, ff,
                                                                profiles, currency),
-        method=method, cleaning=cleaned.log, columns=columns, features=ff.info(),
+        method=method, cleaning=cleaned.log, columns=columns, features=features,
+        charts=report_charts,
+        gates=[*gates.evaluate(seg.silhouette, segments, cfg.gates), *extra_gates],
+        primary_color=cfg.report.primary_color, logo=logo,
+        series=series, changes=changes, trend=list(trend),
     )
+
+
+def chart_points(seg: Segmentation, ff: FeatureFrame, names: dict[int, str]) -> pd.DataFrame:
+    """The scatter charts' customers: the segmentation's seeded sample of the 2-D projection,
+    with each customer's persona and, when the table has both, income and value."""
+    pts = seg.points.copy()
+    pos = ff.frame.index.get_indexer(pts.index)
+    pts["segment"] = [names[int(label)] for label in np.asarray(seg.labels)[pos]]
+    if "income" in ff.frame and ff.value:
+        pts["income"] = ff.frame["income"].to_numpy()[pos]
+        pts["value"] = ff.frame[ff.value].to_numpy()[pos]
+    return pts.reset_index(drop=True)
 
 
 def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:

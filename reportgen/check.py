@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .clean import Cleaned, clean, infer_date_format, require_rows
+from .clean import (
+    NATIVE_DATES,
+    OTHER,
+    UNKNOWN,
+    Cleaned,
+    CleaningDecisions,
+    clean,
+    number_text,
+    require_rows,
+)
 from .config import Config, toml_value
 from .errors import ReportgenError, SegmentationError
 from .features import FeatureFrame, build_features
@@ -28,8 +37,12 @@ class Check:
     schema: Schema
     cleaned: Cleaned | None  # None when cleaning found a problem
     features: FeatureFrame | None
-    date_formats: dict[str, str]  # date column -> format the data decided (or the config's)
     problem: ReportgenError | None  # what would stop `reportgen run`, if anything
+
+    @property
+    def date_formats(self) -> dict[str, str]:
+        """Date column -> the format clean decided (or the config's), for text dates."""
+        return self.cleaned.decisions.date_formats if self.cleaned is not None else {}
 
 
 def check(source: str | Path | None, cfg: Config) -> Check:
@@ -42,15 +55,9 @@ def check(source: str | Path | None, cfg: Config) -> Check:
     loaded = load(source, cfg.input)
     file = loaded.where
     schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
-    formats: dict[str, str] = {}
     cleaned = ff = None
     problem: ReportgenError | None = None
     try:
-        for column in schema.date_columns:
-            if cfg.input.date_format:
-                formats[column] = cfg.input.date_format
-            elif loaded.frame[column].dtype.kind != "M":
-                formats[column] = infer_date_format(loaded.frame[column], column, file)
         cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
         require_rows(cleaned, cfg, file=file)
         ff = build_features(cleaned, schema, cfg, file=file)
@@ -61,7 +68,7 @@ def check(source: str | Path | None, cfg: Config) -> Check:
     except ReportgenError as exc:
         problem = exc
     return Check(cfg=cfg, loaded=loaded, schema=schema, cleaned=cleaned, features=ff,
-                 date_formats=formats, problem=problem)
+                 problem=problem)
 
 
 def _source_line(c: Check) -> str:
@@ -81,14 +88,15 @@ def describe(c: Check) -> str:
         shown = str(column) if len(str(column)) <= width else str(column)[:width - 1] + "…"
         note = c.schema.notes.get(column, "")
         lines.append(f"  {shown:<{width}}  {role:<14} {note}")
-    if c.date_formats:
-        lines.append("")
-        lines += [f"Dates in {col!r}: {fmt}" for col, fmt in c.date_formats.items()]
     if c.cleaned is not None:
         as_of = c.cleaned.as_of
+        lines.append("")
         lines.append(f"As of: {as_of.isoformat() if as_of else 'none (the table has no dates)'}"
                      + (" (latest date in the data)" if as_of and not c.cfg.report.as_of
                         else ""))
+        lines += ["", "Decisions a run stores with its model (`reportgen score` applies them to "
+                  "new customers):"]
+        lines += decision_lines(c.cleaned.decisions)
     if c.features is not None:
         ff = c.features
         shown_features = [("*" if f in ff.model else "") + f for f in ff.meta]
@@ -110,6 +118,52 @@ def describe(c: Check) -> str:
               f"Segments: k searched in {s.k_min}..{s.k_max}, seed {s.random_state}"]
     lines.append(f"Problem: {c.problem}" if c.problem else "OK: ready for `reportgen run`.")
     return "\n".join(lines)
+
+
+def decision_lines(d: CleaningDecisions) -> list[str]:
+    """What clean decided from the values, one line per column that has more than a fill."""
+    lines = [f"  key: {d.key}" + (" (row number: the table has no id column)"
+                                  if d.key_from == "row number" else "")]
+    for column, date in d.dates.items():
+        parts = ["dates " + ("as stored" if date.format == NATIVE_DATES else date.format)]
+        if date.latest:
+            parts.append(f"after {date.latest[:10]} is a typing error")
+        parts.append(f"blank → {date.fill[:10]}" if date.fill else "no usable date")
+        lines.append(f"  {column}: {'; '.join(parts)}")
+    plain = []
+    for column, n in d.numbers.items():
+        parts = []
+        if n.scale != 1.0:
+            parts.append(f"× {n.scale:,.0f}")
+        if n.plausible is not None:
+            lo, hi = (number_text(v, n.role) for v in n.plausible)
+            parts.append(f"outside {lo}-{hi} is a typing error")
+        if n.at_most is not None:
+            parts.append(f"above {n.at_most:g} is an error")
+        if n.outlier_above is not None:
+            parts.append(f"above {n.outlier_above:,.0f} is a typing error")
+        fill = f"blank → {number_text(n.fill, n.role)}" if n.fill_median else "blank → 0"
+        if parts:
+            lines.append(f"  {column}: {'; '.join(parts)}; {fill}")
+        else:
+            plain.append(f"{column} {number_text(n.fill, n.role)}")
+    for column, yn in d.yes_no.items():
+        plain.append(f"{column} {yn.fill:.0f}")
+    for column, cat in d.categories.items():
+        shown = ", ".join(cat.levels[:6]) + (f" and {len(cat.levels) - 6} more"
+                                            if len(cat.levels) > 6 else "")
+        parts = [f"levels {shown}" if cat.levels else "no levels"]
+        if cat.pooled:
+            parts.append(f"{', '.join(cat.pooled[:6])}{' …' if len(cat.pooled) > 6 else ''} "
+                         f"and unseen levels → {OTHER}")
+        else:
+            parts.append(f"unseen levels → {OTHER}")
+        parts.append(f"blank → {UNKNOWN}")
+        lines.append(f"  {column}: {'; '.join(parts)}")
+    if plain:
+        lines += _wrap("other blanks → the median (yes/no: the most common answer): "
+                       + ", ".join(plain), "  ")
+    return lines
 
 
 def _rows(n: int) -> str:

@@ -14,19 +14,51 @@ What the cleaning does, in order (each step that changes anything adds a line to
    amounts, rates outside 0..1, ages outside 16-100 and wild incomes are set missing; every
    missing number is then filled with the column's median;
 5. categories: known synonyms recoded, rare levels pooled as "Other", blanks → "Unknown".
+
+Learn or apply. Everything in that list that depends on the values — the key and how it was
+found, each date column's format, its future-date cut-off and fill date, as_of, each number
+column's scale, fences and fill, each yes/no column's fill, each category's levels and pooled
+levels — is a decision, returned as data with the clean table (``Cleaned.decisions``, a
+``CleaningDecisions``: frozen, typed, ``to_dict``/``from_dict`` for JSON and the model file).
+
+- ``clean(frame, schema, cfg)`` *learns* the decisions from this table (``[input]
+  date_format`` and ``report.as_of`` from the config win over the values) and applies them.
+- ``clean(frame, schema, cfg, decisions=d)`` *applies* d and learns nothing: a batch scored
+  later, or next month's table under a kept model, is cleaned exactly as the table d was
+  learned from (its medians, its income fence, its date formats, its levels). The config's
+  date_format and as_of are not consulted: d holds them. Applying the decisions learned from
+  a table to that same table gives the same frame, exclusions and log as learning did.
+  Row by row, so a table can be cleaned in chunks; only the duplicate-id rule looks across
+  rows. What d cannot handle has a rule, and the log says each time it is used:
+
+  - a date that does not read in the stored format → missing → the stored fill date (a
+    column whose dates are in another format altogether is refused earlier, by
+    ``scoring.check_columns``); a column stored as "date" (the source held dates) that now
+    holds text is read as ISO 8601;
+  - a number beyond a stored fence (the income fence, plausible birth years, 0..1 for a
+    rate) → missing → the stored fill;
+  - an answer that is not yes/no → missing → the stored most common answer;
+  - a category level the decisions never saw → the pooled level "Other" (a level pooled
+    when learning is pooled again); blanks → "Unknown";
+  - a column the schema gives a role but d has no decision for → ModelError (d was learned
+    on another table: refit instead).
+
+  as_of is d's unless ``as_of`` is given: a date, or "data" for the latest date of this table
+  after the stored cut-offs (a new period of a series measured with a kept model).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from .config import Config
-from .errors import InputError, SegmentationError
+from .errors import InputError, ModelError, SegmentationError
 from .report import CleaningStep
 from .schema import (
     BINARY_ROLES,
@@ -41,6 +73,8 @@ from .schema import (
 DATE_FORMATS = ["%Y-%m-%d", "%d-%m-%Y", "%m-%d-%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d",
                 "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M",
                 "%Y-%m-%dT%H:%M:%S"]
+# The "format" of a date column whose source held dates already (Parquet, a database).
+NATIVE_DATES = "date"
 # Numeric roles whose missing values are filled with the median (and said so).
 IMPUTED_ROLES = ("birth_year", "age", "income", "tenure", "recency", "spend", "monthly_spend",
                  "purchases", "deals", "visits", "balance", "credit_limit", "cash_advance",
@@ -59,11 +93,109 @@ MIN_YEAR, MAX_YEAR = 1900, 2200
 MARITAL_SYNONYMS = {"alone": "Single", "single": "Single", "married": "Married",
                     "together": "Together", "divorced": "Divorced", "widow": "Widow",
                     "widowed": "Widow", "separated": "Divorced"}
+# The category roles (schema.CATEGORY_ROLES) in the order their cleaning is logged.
+CATEGORY_ORDER = ("marital_status", "education", "gender", "categorical")
 RARE_SHARE = 0.005
+OTHER, UNKNOWN = "Other", "Unknown"  # the pooled level and the fill of a blank category
 # A date format must read this share of a column's values to be chosen.
 MIN_DATE_SHARE = 0.9
 # Segmenting into k needs at least this many usable customers per segment.
 MIN_ROWS_PER_SEGMENT = 2
+DECISIONS_VERSION = 1
+
+
+# decisions --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DateDecision:
+    """How one date column is read and repaired."""
+
+    format: str  # strftime format of the text, or NATIVE_DATES when the source held dates
+    latest: str | None = None  # ISO timestamp: a later date is a typing error (None: no cut-off)
+    fill: str | None = None  # ISO timestamp that fills a blank, the median date (None: no date)
+
+
+@dataclass(frozen=True)
+class YesNoDecision:
+    """A yes/no column: the answers seen (as read, with the fixed yes/no vocabulary) and the
+    answer that fills a blank or unreadable one."""
+
+    answers: dict[str, int]  # "Yes" -> 1, "No" -> 0; empty when the column held 0/1 already
+    fill: float  # 1.0 or 0.0: the most common answer
+
+
+@dataclass(frozen=True)
+class NumberDecision:
+    """One numeric column: its scale, the fences beyond which a value is an error, its fill."""
+
+    role: str
+    text: bool = False  # the column held text read as numbers ('1,234', '$12')
+    scale: float = 1.0  # multiplier applied (1000 for amounts in thousands)
+    nonnegative: bool = True  # a negative value is an error
+    at_most: float | None = None  # above this is an error (1 for a rate)
+    plausible: tuple[float, float] | None = None  # outside is an error (birth years, ages)
+    outlier_above: float | None = None  # above this is a typing error (income: Q3 + 6 IQR)
+    fill: float = 0.0  # what fills a blank or an error
+    fill_median: bool = True  # fill is the median (False: no usable value, 0)
+
+
+@dataclass(frozen=True)
+class CategoryDecision:
+    """One category column: its levels, the rare levels pooled, the synonyms recoded."""
+
+    levels: tuple[str, ...]  # levels kept as they are (after synonyms), sorted
+    pooled: tuple[str, ...] = ()  # rare levels recoded as OTHER
+    recoded: dict[str, str] = field(default_factory=dict)  # synonym -> standard level
+
+
+@dataclass(frozen=True)
+class CleaningDecisions:
+    """Everything clean decided from the values of a table: apply it to clean another."""
+
+    key: str  # the customer key column
+    key_from: str  # "column" (the schema's id) or "row number" (added: the table has no id)
+    as_of: dt.date | None  # date at which ages and tenures are measured
+    as_of_from: str  # "config", "data" (latest date), "given" (a caller's) or "none"
+    dates: dict[str, DateDecision] = field(default_factory=dict)
+    yes_no: dict[str, YesNoDecision] = field(default_factory=dict)
+    numbers: dict[str, NumberDecision] = field(default_factory=dict)
+    categories: dict[str, CategoryDecision] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()  # columns left out (the schema's "ignore" role)
+    version: int = DECISIONS_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (dates as ISO text, tuples as lists)."""
+        from dataclasses import asdict
+
+        from .config import jsonable
+
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CleaningDecisions:
+        if data.get("version") != DECISIONS_VERSION:
+            raise ModelError(f"cleaning decisions of version {data.get('version')!r}; this "
+                             f"reportgen reads version {DECISIONS_VERSION}")
+        return cls(
+            key=data["key"], key_from=data["key_from"],
+            as_of=dt.date.fromisoformat(data["as_of"]) if data["as_of"] else None,
+            as_of_from=data["as_of_from"],
+            dates={c: DateDecision(**d) for c, d in data["dates"].items()},
+            yes_no={c: YesNoDecision(answers=dict(d["answers"]), fill=float(d["fill"]))
+                    for c, d in data["yes_no"].items()},
+            numbers={c: NumberDecision(**{**d, "plausible": tuple(d["plausible"])
+                                          if d["plausible"] is not None else None})
+                     for c, d in data["numbers"].items()},
+            categories={c: CategoryDecision(levels=tuple(d["levels"]), pooled=tuple(d["pooled"]),
+                                            recoded=dict(d["recoded"]))
+                        for c, d in data["categories"].items()},
+            ignored=tuple(data["ignored"]), version=int(data["version"]),
+        )
+
+    @property
+    def date_formats(self) -> dict[str, str]:
+        """Date column -> strftime format, for the columns read from text."""
+        return {c: d.format for c, d in self.dates.items() if d.format != NATIVE_DATES}
 
 
 @dataclass(frozen=True)
@@ -73,6 +205,7 @@ class Cleaned:
     log: list[CleaningStep]
     as_of: dt.date | None
     key: str  # the customer key column
+    decisions: CleaningDecisions  # what was learned (or applied): hand it to the next batch
 
 
 def infer_date_format(values: pd.Series, column: str, file: str | None) -> str:
@@ -125,11 +258,27 @@ def _key_name(frame: pd.DataFrame) -> str:
     return f"_row_{len(frame.columns)}"
 
 
+def _missing_decision(column: str, what: str, file: str | None) -> ModelError:
+    return ModelError(f"the cleaning decisions have no {what} for column {column!r}: they were "
+                      "learned on a table with other columns", file=file,
+                      hint="clean this table without them (a new run), or with the same columns")
+
+
 def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = None,
-          notes: Sequence[CleaningStep] = ()) -> Cleaned:
+          notes: Sequence[CleaningStep] = (), decisions: CleaningDecisions | None = None,
+          as_of: dt.date | Literal["data"] | None = None,
+          snapshot: bool | None = None) -> Cleaned:
+    """Clean frame: learn the decisions from it (decisions=None) or apply the ones given.
+
+    as_of: None = the config's or the latest date (learning), the decisions' (applying); a
+    date; or "data" = the latest date in this table.
+    snapshot: the table as it was at as_of: customers who signed up after it are left out,
+    with the reason (None = when learning at the config's as_of, ``--as-of``).
+    """
     df = frame.copy()
     log: list[CleaningStep] = list(notes)
     excluded: dict[object, str] = {}
+    d = decisions
 
     for column in schema.cols("ignore"):
         log.append(CleaningStep(column, "ignored column", 0, schema.notes.get(column, ""),
@@ -137,12 +286,25 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
 
     # The key: given, or the row number.
     key = schema.col("id")
+    if d is not None and d.key_from == "column" and key is None:
+        raise ModelError(f"no customer key: the decisions were learned with {d.key!r} as the "
+                         "key column", file=file, hint=f"give the table its {d.key!r} column")
+    if d is not None and d.key_from == "row number" and key is not None:
+        raise ModelError(f"the decisions were learned on a table without a customer key, this "
+                         f"schema has {key!r}", file=file)
+    key_from = "column"
     if key is None:
-        key = _key_name(df)
+        key_from = "row number"
+        key = _key_name(df) if d is None else d.key
+        if key in df.columns:
+            raise InputError(f"a column is named {key!r}, the name the decisions give the row "
+                             "number", file=file, hint="rename the column")
         df.insert(0, key, [_row(i) for i in df.index])
         log.append(CleaningStep(key, "added key", len(df), "row number in the file",
                                 "no customer id column was found"))
     else:
+        if d is not None and key != d.key:
+            raise _missing_decision(key, "key", file)
         if df[key].dtype == object or pd.api.types.is_string_dtype(df[key]):
             stripped = df[key].astype("string").str.strip()
             df[key] = stripped.mask(stripped == "")
@@ -162,18 +324,39 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
                                     "the same customer twice would be counted twice"))
     kept = ~df.index.isin(list(excluded))
 
-    as_of = _clean_dates(df, schema, cfg, file, log, kept, excluded)
-    _clean_numbers(df, schema, as_of, log)
+    if as_of is None and d is not None:
+        chosen: dt.date | Literal["data"] | None = d.as_of
+        as_of_from = d.as_of_from
+    elif as_of is None:
+        chosen = cfg.report.as_of or "data"
+        as_of_from = "config" if cfg.report.as_of else "data"
+    else:
+        chosen, as_of_from = as_of, "data" if as_of == "data" else "given"
+    if snapshot is None:  # learning at the config's as_of (--as-of) makes a snapshot
+        snapshot = d is None and as_of_from == "config"
+    date_decisions, when = _clean_dates(df, schema, cfg, file, log, kept, chosen,
+                                        d.dates if d else None,
+                                        excluded if snapshot else None)
     kept = ~df.index.isin(list(excluded))
-    _impute_numbers(df, schema, kept, log)
-    _clean_categories(df, schema, kept, log)
+    if when is None:
+        as_of_from = "none"
+    yes_no, numbers = _clean_numbers(df, schema, when, log, d, file)
+    numbers = _impute_numbers(df, schema, kept, log, numbers, d is not None)
+    categories = _clean_categories(df, schema, kept, log, d.categories if d else None, file)
 
     frame_kept = df.loc[kept]
     if frame_kept.empty:
         raise InputError("no usable rows left after cleaning", file=file,
                          hint="see the cleaning log with `reportgen validate`")
+    if d is not None:  # applied: the same decisions, measured at this table's as_of
+        learned = replace(d, as_of=when, as_of_from=as_of_from)
+    else:
+        learned = CleaningDecisions(
+            key=key, key_from=key_from, as_of=when, as_of_from=as_of_from,
+            dates=date_decisions, yes_no=yes_no, numbers=numbers, categories=categories,
+            ignored=tuple(schema.cols("ignore")))
     return Cleaned(frame=frame_kept, excluded=pd.Series(excluded, dtype="string"), log=log,
-                   as_of=as_of, key=key)
+                   as_of=when, key=key, decisions=learned)
 
 
 def require_rows(cleaned: Cleaned, cfg: Config, file: str | None = None) -> None:
@@ -198,23 +381,37 @@ def _short(value: object, limit: int = 40) -> object:
 
 def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None,
                  log: list[CleaningStep], kept: np.ndarray,
-                 excluded: dict[object, str] | None = None) -> dt.date | None:
+                 as_of: dt.date | Literal["data"] | None,
+                 stored: dict[str, DateDecision] | None,
+                 excluded: dict[object, str] | None = None,
+                 ) -> tuple[dict[str, DateDecision], dt.date | None]:
     dates: list[pd.Series] = []
+    formats: dict[str, str] = {}
+    cutoffs: dict[str, str | None] = {}
     for column in schema.date_columns:
+        d = stored.get(column) if stored is not None else None
+        if stored is not None and d is None:
+            raise _missing_decision(column, "date format", file)
         if pd.api.types.is_datetime64_any_dtype(df[column]):
             parsed = df[column]
             if isinstance(parsed.dtype, pd.DatetimeTZDtype):
                 parsed = parsed.dt.tz_localize(None)
-            fmt = "date"
+            fmt = d.format if d else NATIVE_DATES
         else:
-            fmt = cfg.input.date_format or infer_date_format(df[column], column, file)
-            parsed = pd.to_datetime(df[column].astype("string").str.strip(), format=fmt,
+            fmt = d.format if d else cfg.input.date_format or \
+                infer_date_format(df[column], column, file)
+            # Dates stored natively when learned, as text now: the ISO text a database or
+            # pandas writes them as.
+            read = "ISO8601" if fmt == NATIVE_DATES else fmt
+            parsed = pd.to_datetime(df[column].astype("string").str.strip(), format=read,
                                     errors="coerce")
             bad = parsed.isna() & df[column].notna()
             if bad.any():
+                shown = "ISO 8601" if fmt == NATIVE_DATES else fmt
                 log.append(CleaningStep(column, "set missing", int(bad.sum()),
-                                        f"not a {fmt} date, first at row {_first(bad)}",
+                                        f"not a {shown} date, first at row {_first(bad)}",
                                         "unreadable date"))
+        formats[column] = fmt
         # Years outside 1900-2200 are typing errors (0213, 2913); they also overflow the
         # nanosecond timestamps the later stages use.
         odd = parsed.notna() & ~parsed.dt.year.between(MIN_YEAR, MAX_YEAR)
@@ -227,12 +424,19 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
         parsed = parsed.astype("datetime64[ns]")
         # A date far beyond nearly all others (2099 among 2012-2014) is a typing error; left
         # in, it would become as_of and age everyone by decades.
-        valid = parsed.dropna()
-        if len(valid) >= 2:
-            bulk = valid.quantile(0.99, interpolation="lower")
-            wild = parsed > bulk + pd.Timedelta(days=FUTURE_GAP_DAYS)
+        cutoff: pd.Timestamp | None = None
+        if d is not None:
+            cutoff = pd.Timestamp(d.latest) if d.latest else None
+        else:
+            valid = parsed.dropna()
+            if len(valid) >= 2:
+                bulk = valid.quantile(0.99, interpolation="lower")
+                cutoff = bulk + pd.Timedelta(days=FUTURE_GAP_DAYS)
+        cutoffs[column] = cutoff.isoformat() if cutoff is not None else None
+        if cutoff is not None:
+            wild = parsed > cutoff
             if wild.any():
-                shown = ", ".join(sorted({d.date().isoformat() for d in parsed[wild]})[:4])
+                shown = ", ".join(sorted({t.date().isoformat() for t in parsed[wild]})[:4])
                 log.append(CleaningStep(column, "set missing", int(wild.sum()),
                                         f"{shown} (first at row {_first(wild)})",
                                         "more than a year after nearly every other date: a "
@@ -241,37 +445,47 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
         df[column] = parsed
         dates.append(parsed)
 
-    as_of = cfg.report.as_of
-    if as_of is None and dates:
+    when: dt.date | None
+    if as_of == "data":
         latest = max((d.max() for d in dates if d.notna().any()), default=pd.NaT)
-        as_of = latest.date() if pd.notna(latest) else None
+        when = latest.date() if pd.notna(latest) else None
+    else:
+        when = as_of
 
+    decided: dict[str, DateDecision] = {}
     signup = schema.col("signup_date")
     for column in schema.date_columns:
-        if as_of is not None and column == signup and cfg.report.as_of is not None \
-                and excluded is not None:
+        if when is not None and column == signup and excluded is not None:
             # A snapshot at an earlier date (--as-of): who signed up later was no customer
             # yet. Their rows are left out, with the reason, not kept with a blank date.
-            later = (df[column] > pd.Timestamp(as_of)) & kept
+            later = (df[column] > pd.Timestamp(when)) & kept
             if later.any():
                 for i in df.index[later]:
-                    excluded[i] = f"joined after as_of {as_of.isoformat()}"
+                    excluded[i] = f"joined after as_of {when.isoformat()}"
                 log.append(CleaningStep(column, "excluded rows", int(later.sum()),
-                                        f"signed up after as_of {as_of.isoformat()}, first at "
+                                        f"signed up after as_of {when.isoformat()}, first at "
                                         f"row {_first(later)}",
                                         "a snapshot at as_of: not a customer yet then"))
                 kept = kept & ~later.to_numpy()
-        if as_of is not None:
-            future = df[column] > pd.Timestamp(as_of)
+        if when is not None:
+            future = df[column] > pd.Timestamp(when)
             if future.any():
                 df.loc[future, column] = pd.NaT
                 log.append(CleaningStep(column, "set missing", int(future.sum()),
-                                        f"after as_of {as_of.isoformat()}, first at row "
+                                        f"after as_of {when.isoformat()}, first at row "
                                         f"{_first(future)}", "date in the future"))
         s = df[column]
         gaps = s.isna() & kept
-        if gaps.any() and s[kept].notna().any():
-            fill = s[kept].dropna().sort_values().iloc[int(s[kept].notna().sum()) // 2]
+        fill: pd.Timestamp | None
+        if stored is not None:
+            stored_fill = stored[column].fill
+            fill = pd.Timestamp(stored_fill) if stored_fill else None
+        else:
+            usable = s[kept].dropna().sort_values()
+            fill = usable.iloc[len(usable) // 2] if len(usable) else None
+        decided[column] = DateDecision(format=formats[column], latest=cutoffs[column],
+                                       fill=fill.isoformat() if fill is not None else None)
+        if gaps.any() and fill is not None:
             df[column] = s.fillna(fill)
             log.append(CleaningStep(column, "imputed", int(gaps.sum()),
                                     f"blank → median date {fill.date().isoformat()}",
@@ -279,47 +493,67 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
         elif gaps.any():
             log.append(CleaningStep(column, "ignored column", int(gaps.sum()),
                                     "no usable date left", "tenure is left out"))
-    return as_of
+    return decided, when
 
 
 def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
-                   log: list[CleaningStep]) -> None:
+                   log: list[CleaningStep], stored: CleaningDecisions | None,
+                   file: str | None) -> tuple[dict[str, YesNoDecision], dict[str, NumberDecision]]:
     # Yes/no columns → 1/0.
+    yes_no: dict[str, YesNoDecision] = {}
     for column, role in schema.roles.items():
-        if role in BINARY_ROLES or (role == "children" and not
-                                    pd.api.types.is_numeric_dtype(df[column])):
-            s = df[column]
-            if role == "children" and value_kind(s) != "yesno":
+        if stored is not None:
+            if role in BINARY_ROLES and column not in stored.yes_no:
+                raise _missing_decision(column, "yes/no answer", file)
+            if column not in stored.yes_no:
+                continue
+        elif role in BINARY_ROLES or (role == "children" and not
+                                      pd.api.types.is_numeric_dtype(df[column])):
+            if role == "children" and value_kind(df[column]) != "yesno":
                 continue  # counts written as text: the numeric pass below reads them
-            b = as_binary(s)
-            if not pd.api.types.is_numeric_dtype(s):
-                text = s.astype("string").str.strip()
-                seen = pd.DataFrame({"t": text[b.notna()], "v": b[b.notna()]}) \
-                    .drop_duplicates()
-                pairs = sorted(((str(t), int(v)) for t, v in zip(seen["t"], seen["v"],
-                                                                 strict=True)),
-                               key=lambda p: (-p[1], p[0]))
-                shown = ", ".join(f"{t} → {v}" for t, v in pairs[:4])
-                log.append(CleaningStep(column, "recoded", int(b.notna().sum()), shown,
-                                        "yes/no answers counted as 1/0"))
-            other = b.isna() & s.notna()
-            if other.any():
-                log.append(CleaningStep(column, "set missing", int(other.sum()),
-                                        f"{_short(str(s[other].iloc[0]))!r} is not yes/no, "
-                                        f"first at row {_first(other)}", "unreadable answer"))
+        else:
+            continue
+        s = df[column]
+        b = as_binary(s)
+        answers: dict[str, int] = {}
+        if not pd.api.types.is_numeric_dtype(s):
+            text = s.astype("string").str.strip()
+            seen = pd.DataFrame({"t": text[b.notna()], "v": b[b.notna()]}) \
+                .drop_duplicates()
+            pairs = sorted(((str(t), int(v)) for t, v in zip(seen["t"], seen["v"],
+                                                             strict=True)),
+                           key=lambda p: (-p[1], p[0]))
+            answers = dict(pairs)
+            shown = ", ".join(f"{t} → {v}" for t, v in pairs[:4])
+            log.append(CleaningStep(column, "recoded", int(b.notna().sum()), shown,
+                                    "yes/no answers counted as 1/0"))
+        other = b.isna() & s.notna()
+        if other.any():
+            log.append(CleaningStep(column, "set missing", int(other.sum()),
+                                    f"{_short(str(s[other].iloc[0]))!r} is not yes/no, "
+                                    f"first at row {_first(other)}", "unreadable answer"))
+        if stored is not None:
+            fill = stored.yes_no[column].fill
+        else:
             fill = float(b.median()) if b.notna().any() else 0.0
             fill = 1.0 if fill >= 0.5 else 0.0
-            if b.isna().any():
-                log.append(CleaningStep(column, "imputed", int(b.isna().sum()),
-                                        f"blank → {fill:.0f} (the most common answer)",
-                                        "missing answer"))
-            df[column] = b.fillna(fill)
+        if b.isna().any():
+            log.append(CleaningStep(column, "imputed", int(b.isna().sum()),
+                                    f"blank → {fill:.0f} (the most common answer)",
+                                    "missing answer"))
+        df[column] = b.fillna(fill)
+        yes_no[column] = YesNoDecision(answers=answers, fill=fill)
 
+    numbers: dict[str, NumberDecision] = {}
     for role in IMPUTED_ROLES:
         for column in schema.cols(role):
+            d = stored.numbers.get(column) if stored is not None else None
+            if stored is not None and d is None:
+                raise _missing_decision(column, "number rule", file)
             raw = df[column]
             s = as_numbers(raw)
-            if not pd.api.types.is_numeric_dtype(raw):
+            text_read = not pd.api.types.is_numeric_dtype(raw)
+            if text_read:
                 text = raw.astype("string").str.strip()
                 unread = s.isna() & text.notna() & (text != "")
                 plain = pd.to_numeric(text, errors="coerce").notna()
@@ -342,7 +576,7 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                         f"{_first(absurd)}",
                                         "infinite or beyond 1e12: overflow or a filler value"))
                 s = s.mask(absurd)
-            factor = schema.scales.get(column, 1.0)
+            factor = d.scale if d else schema.scales.get(column, 1.0)
             if factor != 1.0:
                 s = s * factor
                 log.append(CleaningStep(column, "rescaled", int(s.notna().sum()),
@@ -350,22 +584,28 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                         + ("thousands" if factor == 1000 else
                                            "millions" if factor == 1e6 else f"units of {factor:g}")
                                         + ": reported in currency units"))
+            nonnegative = d.nonnegative if d else role not in SIGNED_ROLES
             neg = s < 0
-            if neg.any() and role not in SIGNED_ROLES:
+            if neg.any() and nonnegative:
                 log.append(CleaningStep(column, "set missing", int(neg.sum()),
                                         f"negative values, first at row {_first(neg)}",
                                         f"a {role.replace('_', ' ')} cannot be negative"))
                 s = s.mask(neg)
-            if role == "rate":
-                over = s > 1
+            at_most = d.at_most if d else (1.0 if role == "rate" else None)
+            if at_most is not None:
+                over = s > at_most
                 if over.any():
                     log.append(CleaningStep(column, "set missing", int(over.sum()),
-                                            f"values above 1, first at row {_first(over)}",
+                                            f"values above {at_most:g}, first at row "
+                                            f"{_first(over)}",
                                             "a share or frequency lies between 0 and 1"))
                     s = s.mask(over)
+            plausible = d.plausible if d else None
             if role == "birth_year":
-                year = as_of.year if as_of else (int(s.max()) if s.notna().any() else 2000)
-                bad = (s < year - MAX_AGE) | (s > year - MIN_AGE)
+                if plausible is None:
+                    year = as_of.year if as_of else (int(s.max()) if s.notna().any() else 2000)
+                    plausible = (float(year - MAX_AGE), float(year - MIN_AGE))
+                bad = (s < plausible[0]) | (s > plausible[1])
                 if bad.any():
                     values = ", ".join(str(int(v)) for v in sorted(s[bad].unique())[:6])
                     log.append(CleaningStep(column, "set missing", int(bad.sum()),
@@ -373,16 +613,17 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             f"implies an age outside {MIN_AGE}-{MAX_AGE}"))
                     s = s.mask(bad)
             if role == "age":
-                bad = (s < MIN_AGE) | (s > MAX_AGE)
+                plausible = plausible or (float(MIN_AGE), float(MAX_AGE))
+                bad = (s < plausible[0]) | (s > plausible[1])
                 if bad.any():
                     log.append(CleaningStep(column, "set missing", int(bad.sum()),
-                                            f"ages outside {MIN_AGE}-{MAX_AGE}", "implausible age"))
+                                            f"ages outside {plausible[0]:g}-{plausible[1]:g}",
+                                            "implausible age"))
                     s = s.mask(bad)
-            if role in OUTLIER_ROLES and s.notna().sum() >= 4:
-                q1, q3 = s.quantile([0.25, 0.75])
-                fence = q3 + OUTLIER_IQR * (q3 - q1)
+            fence = d.outlier_above if d else _outlier_fence(s, role)
+            if fence is not None:
                 wild = s > fence
-                if wild.any() and q3 > q1:
+                if wild.any():
                     values = ", ".join(f"{v:,.0f}" for v in sorted(s[wild].unique())[:5])
                     log.append(CleaningStep(column, "set missing", int(wild.sum()),
                                             f"{values} (above {fence:,.0f})",
@@ -390,6 +631,23 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             " above the upper quartile: a typing error"))
                     s = s.mask(wild)
             df[column] = s
+            numbers[column] = NumberDecision(
+                role=role, text=d.text if d else text_read, scale=float(factor),
+                nonnegative=nonnegative, at_most=at_most, plausible=plausible,
+                outlier_above=fence, fill=d.fill if d else 0.0,
+                fill_median=d.fill_median if d else True)
+    return yes_no, numbers
+
+
+def _outlier_fence(s: pd.Series, role: str) -> float | None:
+    """Upper quartile + 6 IQR for the roles where a wild value is a typing error; None when
+    there is too little to tell (fewer than 4 values, or no spread between the quartiles)."""
+    if role not in OUTLIER_ROLES or s.notna().sum() < 4:
+        return None
+    q1, q3 = s.quantile([0.25, 0.75])
+    if not q3 > q1:
+        return None
+    return float(q3 + OUTLIER_IQR * (q3 - q1))
 
 
 def _fmt(value: float) -> str:
@@ -399,27 +657,35 @@ def _fmt(value: float) -> str:
 
 
 def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
-                    log: list[CleaningStep]) -> None:
+                    log: list[CleaningStep], numbers: dict[str, NumberDecision],
+                    applying: bool) -> dict[str, NumberDecision]:
+    decided: dict[str, NumberDecision] = {}
     for role in IMPUTED_ROLES:
         for column in schema.cols(role):
+            d = numbers[column]
             s = df[column]
+            if not applying:
+                usable = bool(s[kept].notna().any())
+                d = replace(d, fill=float(s[kept].median()) if usable else 0.0,
+                            fill_median=usable)
+            decided[column] = d
             gaps = s.isna() & kept
             if gaps.any():
-                usable = s[kept].notna().any()
-                fill = float(s[kept].median()) if usable else 0.0
-                df[column] = s.fillna(fill)
-                if usable:
+                df[column] = s.fillna(d.fill)
+                if d.fill_median:
                     log.append(CleaningStep(column, "imputed", int(gaps.sum()),
-                                            f"blank → median {_median_text(fill, role)}",
+                                            f"blank → median {number_text(d.fill, role)}",
                                             "keeps the customer; the median does not move the "
                                             "segments"))
                 else:
                     log.append(CleaningStep(column, "imputed", int(gaps.sum()),
                                             "blank → 0 (no usable value at all)",
                                             "the column carries no information"))
+    return decided
 
 
-def _median_text(value: float, role: str) -> str:
+def number_text(value: float, role: str) -> str:
+    """A fill value or fence as the cleaning log writes it: 1970, 51,373, 0.25."""
     if role == "birth_year":
         return f"{value:.0f}"
     if role in ("rate",) or abs(value) < 10 and not float(value).is_integer():
@@ -428,10 +694,15 @@ def _median_text(value: float, role: str) -> str:
 
 
 def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
-                      log: list[CleaningStep]) -> None:
+                      log: list[CleaningStep], stored: dict[str, CategoryDecision] | None,
+                      file: str | None) -> dict[str, CategoryDecision]:
     # Categories: known synonyms, then rare levels pooled.
-    for role in ("marital_status", "education", "gender", "categorical"):
+    decided: dict[str, CategoryDecision] = {}
+    for role in CATEGORY_ORDER:
         for column in schema.cols(role):
+            d = stored.get(column) if stored is not None else None
+            if stored is not None and d is None:
+                raise _missing_decision(column, "levels", file)
             raw = df[column]
             codes = raw.dropna()
             if pd.api.types.is_float_dtype(raw) and (codes == codes.round()).all() and \
@@ -439,11 +710,13 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                 raw = raw.astype("Int64")  # region codes 1.0, 2.0 read as "1", "2"
             s = raw.astype("string").str.strip()
             s = s.mask(s == "")
+            recoded: dict[str, str] = {}
             if role == "marital_status":
                 mapped = s.str.lower().map(MARITAL_SYNONYMS)
-                recoded = mapped.notna() & (mapped != s)
-                changes = sorted(set(s[recoded & (s.str.lower() != mapped.str.lower())]
+                recoded_mask = mapped.notna() & (mapped != s)
+                changes = sorted(set(s[recoded_mask & (s.str.lower() != mapped.str.lower())]
                                      .dropna()))
+                recoded = {c: MARITAL_SYNONYMS[c.lower()] for c in changes}
                 if changes:
                     n = int(s.isin(changes).sum())
                     log.append(CleaningStep(column, "recoded", n,
@@ -451,23 +724,46 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                                                       for c in changes),
                                             "synonyms of a standard status"))
                 s = mapped.fillna(s)
-            counts = s.value_counts()
-            rare = counts[(counts < RARE_SHARE * len(s)) & (counts < 10)].index.tolist()
-            if rare and len(counts) > len(rare):
-                n = int(s.isin(rare).sum())
-                shown = sorted(str(_short(r, 30)) for r in rare)
+            if d is None:
+                counts = s.value_counts()
+                rare = counts[(counts < RARE_SHARE * len(s)) & (counts < 10)].index.tolist()
+                if not (rare and len(counts) > len(rare)):
+                    rare = []
+                pooled = [str(r) for r in rare]
+                levels = sorted(str(v) for v in counts.index if v not in set(rare))
+            else:
+                pooled = [p for p in d.pooled if p in set(s.dropna())]
+                levels = list(d.levels)
+            if pooled:
+                n = int(s.isin(pooled).sum())
+                shown = sorted(str(_short(r, 30)) for r in pooled)
                 more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
                 log.append(CleaningStep(column, "recoded", n,
-                                        f"{', '.join(shown[:8])}{more} → Other",
+                                        f"{', '.join(shown[:8])}{more} → {OTHER}",
                                         f"levels used by fewer than {RARE_SHARE:.1%} of "
                                         "customers"))
-                s = s.where(~s.isin(rare), "Other")
+                s = s.where(~s.isin(pooled), OTHER)
+            if d is not None:
+                unseen = s.notna() & ~s.isin([*levels, OTHER, UNKNOWN])
+                if unseen.any():
+                    shown = sorted(str(_short(v, 30)) for v in set(s[unseen]))
+                    more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+                    log.append(CleaningStep(column, "recoded", int(unseen.sum()),
+                                            f"{', '.join(shown[:8])}{more} → {OTHER}, first at "
+                                            f"row {_first(unseen)}",
+                                            "levels not seen when the decisions were learned"))
+                    s = s.where(~unseen, OTHER)
             blanks = s.isna() & kept
             if blanks.any():
-                log.append(CleaningStep(column, "imputed", int(blanks.sum()), "blank → Unknown",
-                                        "missing category"))
-                s = s.fillna("Unknown")
+                log.append(CleaningStep(column, "imputed", int(blanks.sum()),
+                                        f"blank → {UNKNOWN}", "missing category"))
+                s = s.fillna(UNKNOWN)
             df[column] = s
+            decided[column] = d if d is not None else CategoryDecision(
+                levels=tuple(levels), pooled=tuple(sorted(pooled)), recoded=recoded)
+    return decided
 
 
-__all__ = ["Cleaned", "clean", "infer_date_format", "MONEY_ROLES", "NUMERIC_ROLES"]
+__all__ = ["Cleaned", "CleaningDecisions", "CategoryDecision", "DateDecision",
+           "NumberDecision", "YesNoDecision", "clean", "infer_date_format", "MONEY_ROLES",
+           "NUMERIC_ROLES"]

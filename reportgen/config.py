@@ -212,7 +212,7 @@ class Config:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
     def run_key(self) -> dict[str, Any]:
         """The settings that shape a run's analysis, for its run id: not where the table and
@@ -251,12 +251,13 @@ def _file_digest(path: str) -> str:
         return path  # unreadable: branding says so when it reads the logo
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from nested dicts, lists, tuples and dates (dataclasses.asdict output)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.date):  # a datetime is a date too
         return value.isoformat()
     return value
 

@@ -60,3 +60,11 @@ class MailError(ReportgenError):
 
 class HistoryError(ReportgenError):
     """The series' history (database or a previous run's files) cannot be read or written."""
+
+
+class ModelError(ReportgenError):
+    """A saved model or its decisions are missing, unreadable, or do not fit the table."""
+
+
+class RefusedResourceError(ReportgenError):
+    """The PDF renderer was asked for something outside data: URIs and the template folders."""

@@ -1,19 +1,27 @@
 """Derived features: age, tenure, spend, RFM, product and channel mix, credit use, contract...
 from the roles present. A feature whose inputs the table lacks is simply not there: no channel
-mix without purchase channels, no tenure without a signup date or a tenure column."""
+mix without purchase channels, no tenure without a signup date or a tenure column.
+
+Like clean, it learns or applies. What it decides from the values — which features the model
+uses, which one measures value, which category levels get a share feature, the medians that
+fill a gap (tenure, credit utilisation) — is ``FeatureFrame.decisions()``; given back as
+``build_features(..., decisions=d)`` it is applied, not decided again: the same model features
+and levels on a batch of five customers as on the table they were learned from. Everything
+else comes from the schema (which shares exist) and from clean's decisions (as_of)."""
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .clean import Cleaned
 from .config import Config
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, ModelError
 from .report import FeatureInfo
 from .schema import Schema, normalise
 
@@ -47,11 +55,38 @@ class FeatureMeta:
 
 
 @dataclass(frozen=True)
+class FeatureDecisions:
+    """What build_features decided from the values: apply it to build another table's."""
+
+    model: tuple[str, ...]  # the features the clustering uses, in order
+    value: str | None  # the feature that measures customer value
+    levels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column -> levels shared
+    fills: dict[str, float] = field(default_factory=dict)  # feature -> what fills its gaps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": list(self.model), "value": self.value,
+                "levels": {c: list(v) for c, v in self.levels.items()},
+                "fills": dict(self.fills)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureDecisions:
+        return cls(model=tuple(data["model"]), value=data["value"],
+                   levels={c: tuple(v) for c, v in data["levels"].items()},
+                   fills={f: float(v) for f, v in data["fills"].items()})
+
+
+@dataclass(frozen=True)
 class FeatureFrame:
     frame: pd.DataFrame  # one row per kept customer, derived features as columns
     meta: dict[str, FeatureMeta]
     model: list[str]  # features the clustering uses
     value: str | None  # the feature that measures customer value (total spend)
+    levels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> levels
+    fills: dict[str, float] = field(default_factory=dict)  # feature -> median filling gaps
+
+    def decisions(self) -> FeatureDecisions:
+        return FeatureDecisions(model=tuple(self.model), value=self.value,
+                                levels=dict(self.levels), fills=dict(self.fills))
 
     @property
     def value_label(self) -> str:
@@ -96,12 +131,27 @@ def _slug(text: str) -> str:
     return normalise(text) or "x"
 
 
-def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
-                   file: str | None = None) -> FeatureFrame:
+def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | None = None,
+                   decisions: FeatureDecisions | None = None) -> FeatureFrame:
+    """The features of the clean table: decided from it (decisions=None) or as decided before."""
     df = cleaned.frame
     out = pd.DataFrame(index=df.index)
     meta: dict[str, FeatureMeta] = {}
     columns: dict[str, pd.Series] = {}
+    fills: dict[str, float] = {}
+    levels: dict[str, tuple[str, ...]] = {}
+
+    def fill(name: str, values: pd.Series) -> pd.Series:
+        """values with gaps filled by their median, or by the median decided before."""
+        if decisions is not None:
+            if name in decisions.fills:
+                return values.fillna(decisions.fills[name])
+            return values
+        median = float(values.median())
+        if np.isfinite(median):
+            fills[name] = median
+            return values.fillna(median)
+        return values
 
     def add(name: str, values: pd.Series | np.ndarray, label: str, unit: str, group: str,
             description: str, level: str = "") -> None:
@@ -132,7 +182,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
     signup = schema.col("signup_date")
     if signup and as_of is not None and df[signup].notna().any():
         days = (pd.Timestamp(as_of) - df[signup]).dt.days
-        months = (days / 30.4375).fillna((days / 30.4375).median())
+        months = fill("tenure_months", days / 30.4375)
         add("tenure_months", months, "Tenure", "months", "engagement",
             f"months between {signup} and {as_of.isoformat()}")
     elif tenure := schema.col("tenure"):
@@ -186,7 +236,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
         add("credit_limit", df[limit], "Credit limit", "money", "value", f"from {limit}")
         if balance:
             util = (df[balance] / df[limit].replace(0, np.nan)).clip(0, 2)
-            add("utilisation", util.fillna(util.median()), "Credit utilisation", "share",
+            add("utilisation", fill("utilisation", util), "Credit utilisation", "share",
                 "engagement", f"{balance} / {limit}")
     if cash := schema.col("cash_advance"):
         add("cash_advance", df[cash], "Cash advance", "money", "value", f"from {cash}")
@@ -233,8 +283,12 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
         add(f"flag_{_slug(column)}", df[column], _title(column), "rate", "profile",
             f"share answering yes ({column})")
     for column in schema.cols("gender") + schema.cols("categorical"):
-        _add_levels(add, df[column], column, "gender" if column in schema.cols("gender")
-                    else "cat")
+        if decisions is not None and column not in decisions.levels:
+            raise ModelError(f"the feature decisions have no levels for column {column!r}: "
+                             "they were made for a table with other columns", file=file)
+        levels[column] = _add_levels(add, df[column], column, "gender" if column in
+                                     schema.cols("gender") else "cat",
+                                     decisions.levels[column] if decisions else None)
 
     out = pd.DataFrame(columns, index=df.index) if columns else out
     if not meta:
@@ -243,25 +297,41 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config,
                          f"{len(schema.roles)} columns are constant, empty or free text)",
                          file=file, hint="see the roles with `reportgen validate` and give "
                                          "numeric columns a role in [columns]")
-    model = _model_features(cfg, out, meta, schema)
-    value = next((v for v in ("total_spend", "monthly_spend", "score") if v in out), None)
-    return FeatureFrame(frame=out, meta=meta, model=model, value=value)
+    if decisions is None:
+        model = _model_features(cfg, out, meta, schema)
+        value = next((v for v in ("total_spend", "monthly_spend", "score") if v in out), None)
+    else:
+        model, value = list(decisions.model), decisions.value
+        lacking = [f for f in [*model, *([value] if value else [])] if f not in out]
+        if lacking:
+            raise ModelError(f"the table does not give the model's features "
+                             f"{', '.join(dict.fromkeys(lacking))}", file=file,
+                             hint="use a table with the same columns as the one the model "
+                                  "was fitted on")
+    return FeatureFrame(frame=out, meta=meta, model=model, value=value, levels=levels,
+                        fills=fills if decisions is None else dict(decisions.fills))
 
 
-def _add_levels(add: object, s: pd.Series, column: str, prefix: str) -> None:
-    """One share feature per level of a category: 'Contract: Month-to-month'."""
-    counts = s.value_counts()
-    levels = [lv for lv in counts.index if str(lv) not in ("Unknown", "Other")]
-    if len(levels) < 2:
-        return
-    # Two levels: one share says it all (the other is its complement).
-    for level in levels[:1] if len(levels) == 2 and len(counts) == 2 else levels[:MAX_LEVELS]:
+def _add_levels(add: object, s: pd.Series, column: str, prefix: str,
+                given: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """One share feature per level of a category: 'Contract: Month-to-month'. The levels
+    shared: the largest (one of two), or the ones given (decided before)."""
+    if given is None:
+        counts = s.value_counts()
+        found = [lv for lv in counts.index if str(lv) not in ("Unknown", "Other")]
+        if len(found) < 2:
+            return ()
+        # Two levels: one share says it all (the other is its complement).
+        chosen = found[:1] if len(found) == 2 and len(counts) == 2 else found[:MAX_LEVELS]
+        given = tuple(str(lv) for lv in chosen)
+    for level in given:
         text = str(level)
         name = f"gender_{_slug(text)}" if prefix == "gender" else \
             f"cat_{_slug(column)}_{_slug(text)}"
         label = text if prefix == "gender" else f"{_title(column)}: {text}"
         add(name, (s == level).astype(float), label, "share",  # type: ignore[operator]
             "profile", f"share with {column} = {text}", text)
+    return given
 
 
 def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta],

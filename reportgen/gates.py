@@ -1,22 +1,25 @@
-"""CI gates: thresholds a run must meet, checked on the finished Report.
+"""CI gates: thresholds a run must meet, checked while the Report is assembled.
 
 A failed gate does not stop the report from being written: the CLI exits with code 3 and
-summary.json says which gate failed and why (``Report.gates``).
+summary.json says which gate failed and why (``Report.gates``; ``RunResult.failed_gates``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .config import GatesConfig
-from .report import Gate, Report
+from .report import Gate, Segment
 
 EXIT_GATE_FAILED = 3
 
 
-def evaluate(report: Report, gates: GatesConfig) -> list[Gate]:
-    """One Gate per threshold that is set, in a fixed order."""
+def evaluate(silhouette: float, segments: Sequence[Segment], gates: GatesConfig) -> list[Gate]:
+    """One Gate per threshold that is set, in a fixed order, from the segmentation's
+    silhouette and the report's segments (their shares and stabilities)."""
     out = []
     if gates.fail_under_silhouette is not None:
-        value = round(report.method.silhouette, 4)
+        value = round(silhouette, 4)
         limit = gates.fail_under_silhouette
         out.append(Gate(
             name="fail_under_silhouette", threshold=limit, value=value, passed=value >= limit,
@@ -24,7 +27,7 @@ def evaluate(report: Report, gates: GatesConfig) -> list[Gate]:
                    f"{limit:g}",
         ))
     if gates.min_segment_share is not None:
-        smallest = min(report.segments, key=lambda s: (s.share, s.id))
+        smallest = min(segments, key=lambda s: (s.share, s.id))
         value = round(smallest.share, 4)
         limit = gates.min_segment_share
         out.append(Gate(
@@ -33,7 +36,7 @@ def evaluate(report: Report, gates: GatesConfig) -> list[Gate]:
                    f"{'at least' if value >= limit else 'below'} {limit:.1%}",
         ))
     if gates.min_stability is not None:
-        measured = [s for s in report.segments if s.stability is not None]
+        measured = [s for s in segments if s.stability is not None]
         limit = gates.min_stability
         if not measured:
             out.append(Gate(name="min_stability", threshold=limit, value=0.0, passed=False,
@@ -48,6 +51,3 @@ def evaluate(report: Report, gates: GatesConfig) -> list[Gate]:
             ))
     return out
 
-
-def failed(report: Report) -> list[Gate]:
-    return [g for g in report.gates if not g.passed]

@@ -135,13 +135,12 @@ def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | 
 
 
 def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
-                  vocab: dict[str, Words] | None = None,
+                  vocab: dict[str, Words],
                   fixed: dict[int, str] | None = None,
                   reserved: Iterable[str] = ()) -> list[Persona]:
     """A persona per segment. fixed: names a segment keeps from the previous run of its
     series (by id); only the others are named, never with a name already taken nor with a
     reserved one (the previous run's: a new segment never takes a gone one's name)."""
-    vocab = vocab if vocab is not None else load_vocabulary()
     fixed = {i: n for i, n in (fixed or {}).items() if any(sp.id == i for sp in
                                                             profiles.segments)}
     taken: set[str] = {n.lower() for n in fixed.values()} | {n.lower() for n in reserved}

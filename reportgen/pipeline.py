@@ -14,24 +14,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import gates
 from .config import Config
-from .report import Report
+from .report import Gate, Report
+
+if TYPE_CHECKING:
+    from .personas import Words
+    from .playbook import Rule
 
 log = logging.getLogger("reportgen")
 
 
 @dataclass
 class RunResult:
+    """What a run made: its folder, the Report, the files written, the seconds per stage."""
+
     run_dir: Path
     report: Report
     files: list[Path]
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed_gates(self) -> list[Gate]:
+        """The CI gates that failed (``reportgen run`` exits with code 3 when any did)."""
+        return [g for g in self.report.gates if not g.passed]
 
 
 @dataclass
@@ -53,6 +63,26 @@ def run_id_for(period_key: str, input_sha256: str, cfg: Config) -> str:
     return f"{period_key}-{digest[:8]}"
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a run reads besides the customer table, read once before the first stage so that
+    no stage opens a file: the persona vocabulary, the playbook and the logo."""
+
+    vocabulary: dict[str, Words]
+    playbook: list[Rule]
+    logo: str  # data: URI, "" for none
+
+
+def read_inputs(cfg: Config) -> Inputs:
+    """The built-in persona vocabulary and playbook, and the configured logo."""
+    from .personas import load_vocabulary
+    from .playbook import load_playbook
+    from .render.branding import logo_data_uri
+
+    return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
+                  logo=logo_data_uri(cfg.report.logo))
+
+
 def run(
     source: str | None,
     cfg: Config,
@@ -65,17 +95,11 @@ def run(
     out_root/<run id>/ (out_root/<series>/<run id>/ for a named series), compared with the
     previous run of its series: ``previous`` names that run (default: the latest earlier
     one), ``fresh`` starts the series afresh."""
-    from .exporter import Background
-
-    # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
-    # imports scikit-learn and clusters.
-    formats = set(cfg.report.formats)
-    with Background(charts=bool({"html", "pdf", "email"} & formats),
-                    pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, background, previous, fresh)
+    inputs = read_inputs(cfg)
+    return _run(source, cfg, out_root, inputs, previous, fresh)
 
 
-def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
+def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          previous_id: str | None, fresh: bool) -> RunResult:
     from . import history as history_
     from . import series as series_
@@ -116,7 +140,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
                     file=history_.history_location(out_root, cfg.history.url))
             return _series_run(
                 loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, cfg=cfg,
-                out_root=out_root, background=background, clock=clock, run_id=run_id,
+                out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
                 period_key=period_key, history=history, previous=previous, fresh=fresh)
     finally:
         if history is not None:
@@ -124,16 +148,17 @@ def _run(source: str | None, cfg: Config, out_root: Path, background: Any,
 
 
 def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
-                out_root: Path, background: Any, clock: _Clock, run_id: str, period_key: str,
+                out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
                 history: Any, previous: Any, fresh: bool) -> RunResult:
-    from . import charts
     from . import series as series_
     from .assemble import build_report, period_label
+    from .errors import ModelError
     from .history import write_assignments
     from .output import write_outputs
     from .personas import name_personas
-    from .playbook import load_playbook, recommend
+    from .playbook import recommend
     from .profile import profile
+    from .render import charts
     from .scoring import build_bundle
     from .segment import segment
 
@@ -141,17 +166,34 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
     series = series_.series_name(cfg)
     notes: list[str] = []
     policy = "first" if previous is None else cfg.series.policy
-    if policy == "keep" and previous.bundle is None:
+    if policy == "keep" and previous.model is None:
         policy = "refit"  # its folder is gone: read_previous logged it, the report says it
+    kept_labels = None
     if policy == "keep":
-        reason = series_.keep_reason(previous.bundle, ff)
+        reason = series_.keep_reason(previous.model, ff)
+        if not reason:
+            # This period's table cleaned, featured and assigned exactly as the previous
+            # run's model would: its medians, fences, levels, scaling and centres, so a
+            # customer whose row did not change stays in its segment.
+            try:
+                with clock.stage("keep"):
+                    applied = previous.model.apply(
+                        loaded.frame, loaded.where, as_of=cleaned.as_of, notes=loaded.notes,
+                        snapshot=cfg.report.as_of is not None)
+            except ModelError as exc:
+                reason = (f"the previous run's model does not fit this table ({exc.message}), "
+                          "so its segments could not be kept: new segments were fitted and "
+                          "matched to them")
+            else:
+                schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
+                kept_labels = applied.labels
         if reason:
             policy = "refit"
             notes.append(reason[0].upper() + reason[1:] + ".")
     categories = _categories(cleaned, schema, cfg)
     with clock.stage("segment"):
-        if policy == "keep":
-            seg = series_.keep(previous.bundle, ff, cfg, previous.record, categories)
+        if kept_labels is not None:
+            seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
         else:
             seg = segment(ff, cfg.segment, categories)
     keys = _keys(loaded.frame, cleaned.key, ff.frame.index)
@@ -166,14 +208,14 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
     value_label = ff.value_label
     with clock.stage("personas"):
         personas = name_personas(
-            profiles, ff, cfg.report.currency, value_label, fixed=step.names,
+            profiles, ff, cfg.report.currency, value_label, inputs.vocabulary,
+            fixed=step.names,
             reserved=[s.name for s in previous.record.segments] if previous else ())
     with clock.stage("playbook"):
-        rules = load_playbook()
         changed = series_.deltas(step, profiles)
         actions = {
-            sp.id: recommend(sp, rules, ff, profiles, cfg.report.currency, value_label,
-                             changed.get(sp.id))
+            sp.id: recommend(sp, inputs.playbook, ff, profiles, cfg.report.currency,
+                             value_label, changed.get(sp.id))
             for sp in profiles.segments
         }
     names = {p.segment_id: p.name for p in personas}
@@ -197,27 +239,10 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, colors=step.colors,
+            actions=actions, logo=inputs.logo, colors=step.colors, series=series,
+            changes=changes, trend=trend,
+            extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
         )
-        report = dataclasses.replace(report, series=series, changes=changes, trend=trend)
-        run_gates = gates.evaluate(report, cfg.gates)
-        if cfg.series.fail_on_drift:
-            run_gates.append(series_.drift_gate(changes))
-        report = dataclasses.replace(report, gates=run_gates)
-        from . import branding
-
-        report = dataclasses.replace(report, primary_color=cfg.report.primary_color,
-                                     logo=branding.logo_data_uri(cfg.report.logo))
-        points = _chart_points(seg, ff, names)
-        report_charts = charts.build_charts(
-            report.segments, report.features, report.method, points,
-            value_label=value_label, value_unit=report.value_unit,
-            currency=cfg.report.currency,
-            # Each chart starts exporting for the PDF as soon as it is built.
-            on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
-            trend_points=report.trend,
-        )
-        report = dataclasses.replace(report, charts=report_charts)
     entry = dataclasses.replace(entry, gates=tuple(
         {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     with clock.stage("output"):
@@ -240,7 +265,7 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
-            timings=clock.timings, model=model, background=background,
+            timings=clock.timings, model=model,
             previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
@@ -272,7 +297,7 @@ def _categories(cleaned: Any, schema: Any, cfg: Config) -> pd.DataFrame | None:
     """The category columns k-prototypes clusters on (None for the other algorithms)."""
     if cfg.segment.algorithm != "kprototypes":
         return None
-    from .scoring import CATEGORY_ROLES
+    from .schema import CATEGORY_ROLES
 
     columns = [c for role in CATEGORY_ROLES for c in schema.cols(role) if c in cleaned.frame]
     return cleaned.frame[columns]
@@ -290,13 +315,13 @@ def score(source: str, model_dir: Path, out_dir: Path) -> ScoreResult:
     from .config import InputConfig
     from .load import load
     from .output import write_scores
-    from .scoring import load_bundle
+    from .scoring import load_model
     from .scoring import score as score_frame
 
-    bundle = load_bundle(model_dir)
+    model = load_model(model_dir)
     loaded = load(source, InputConfig())
     where = str(getattr(loaded, "where", loaded.path))
-    scored = score_frame(loaded.frame, bundle, where)
+    scored = score_frame(loaded.frame, model, where)
     counts = pd.Series(scored.labels).value_counts()
     n = len(scored.labels)
     summary = {
@@ -317,16 +342,6 @@ def score(source: str, model_dir: Path, out_dir: Path) -> ScoreResult:
 def _csv_features(ff: Any) -> list[str]:
     wanted = list(dict.fromkeys(ff.model + ([ff.value] if ff.value else [])))
     return [c for c in ff.frame.columns if c in wanted]
-
-
-def _chart_points(seg: Any, ff: Any, names: dict[int, str]) -> pd.DataFrame:
-    pts = seg.points.copy()
-    pos = ff.frame.index.get_indexer(pts.index)
-    pts["segment"] = [names[int(label)] for label in seg.labels[pos]]
-    if "income" in ff.frame and ff.value:
-        pts["income"] = ff.frame["income"].to_numpy()[pos]
-        pts["value"] = ff.frame[ff.value].to_numpy()[pos]
-    return pts.reset_index(drop=True)
 
 
 def _manifest(loaded: Any, cfg: Config, timings: dict[str, float]) -> dict[str, Any]:

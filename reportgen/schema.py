@@ -9,9 +9,12 @@ a few categories, or free text (ignored, and said so).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -172,6 +175,36 @@ class Schema:
     def col(self, role: str) -> str | None:
         found = self.cols(role)
         return found[0] if found else None
+
+    def to_dict(self) -> dict[str, Any]:
+        from .config import jsonable
+
+        return jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        return cls(roles=dict(data["roles"]), tags=dict(data["tags"]), notes=dict(data["notes"]),
+                   date_columns=tuple(data["date_columns"]), totals=dict(data["totals"]),
+                   scales={c: float(f) for c, f in data["scales"].items()})
+
+    def for_columns(self, columns: Iterable[str]) -> Schema:
+        """This schema on another table with these columns, without inferring anything: a
+        column the schema does not know is ignored, one the table lacks is left out; the
+        schema's own column order is kept (it orders sums and features)."""
+        present = list(dict.fromkeys(columns))
+        have = set(present)
+        roles = {c: r for c, r in self.roles.items() if c in have}
+        notes = {c: n for c, n in self.notes.items() if c in have}
+        for column in present:
+            if column not in roles:
+                roles[column] = "ignore"
+                notes[column] = "not in the table the schema was made for"
+        return Schema(roles=roles,
+                      tags={c: t for c, t in self.tags.items() if c in have},
+                      notes=notes,
+                      date_columns=tuple(c for c in self.date_columns if c in have),
+                      totals={r: c for r, c in self.totals.items() if c in have},
+                      scales={c: f for c, f in self.scales.items() if c in have})
 
 
 # values -----------------------------------------------------------------------------------

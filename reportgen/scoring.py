@@ -4,36 +4,52 @@ The file holds plain data (dicts, lists, NumPy arrays) and scikit-learn estimato
 skops and read back with an explicit list of trusted types: nothing in it can run code on load,
 unlike a pickle. What it holds:
 
-- how to rebuild the features: the column roles (schema), the config of the run, as_of, the date
-  format, the training medians that fill blanks, which columns must be there and their kind;
+- how to rebuild the features: the column roles (schema), the config of the run, clean's
+  decisions (key, as_of, date formats and fill dates, scale factors, fences and medians,
+  category levels: ``clean.CleaningDecisions``), the features' decisions (model features,
+  value feature, category levels, fills: ``features.FeatureDecisions``), which columns must be
+  there and their kind;
 - the model: the scaling (centre, scale, log1p per feature), the fitted estimator, the order that
   maps its clusters to segment ids, and the persona names.
 
-Scoring runs the same cleaning and feature code as ``reportgen run``, with the run's roles,
-config and as_of, so a customer scored later lands where the report would have put them.
+``load_model`` reads it into a ``Model``; ``Model.apply`` cleans a table with the run's
+decisions (learning nothing from the batch: a five-row batch gets the run's medians and income
+fence), builds its features with the run's feature decisions and assigns each customer with
+the run's scaling and estimator, so a customer scored later lands where the report would have
+put them. ``reportgen score`` is ``score``; a monthly run that keeps last month's model calls
+``Model.apply`` with ``as_of="data"`` (ages and tenures at this month's date).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from . import __version__
-from .errors import InputError, ReportgenError
+from .clean import Cleaned, CleaningDecisions, CleaningStep, clean
+from .config import Config
+from .errors import InputError, ModelError
+from .features import FeatureDecisions, FeatureFrame, build_features
+from .scaling import Scaling
+from .schema import CATEGORY_ROLES, Schema
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from .segment import Segmentation
 
 log = logging.getLogger("reportgen")
 
 MODEL_FILE = "model.skops"
-FORMAT = 1
-CATEGORY_ROLES = ("gender", "education", "marital_status", "categorical")
+# 2: clean's and the features' decisions are stored (format 1 kept only as_of, the date
+# formats and medians, and scoring re-inferred the rest from the batch).
+FORMAT = 2
 # Types a model file may contain beyond what skops trusts by default (scikit-learn estimators,
 # NumPy arrays, builtins). k-prototypes comes from the kmodes package.
 TRUSTED = [
@@ -44,10 +60,6 @@ TRUSTED = [
 NUMBER_SHARE = 0.9  # share of non-blank values that must read as numbers in a numeric column
 
 
-class ModelError(ReportgenError):
-    """The model file is missing, unreadable, or does not fit the table to score."""
-
-
 def _kind(s: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(s):
         return "date"
@@ -56,14 +68,13 @@ def _kind(s: pd.Series) -> str:
     return "text"
 
 
-def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: Any, seg: Any,
-                 categories: list[str], names: dict[int, str], run_id: str,
+def build_bundle(*, cfg: Config, schema: Schema, raw: pd.DataFrame, cleaned: Cleaned,
+                 ff: FeatureFrame, seg: Segmentation, categories: list[str],
+                 names: dict[int, str], run_id: str,
                  segment_ids: list[int] | None = None) -> dict[str, Any]:
     """Everything `reportgen score` needs, as plain data plus the fitted estimator.
     segment_ids: the series id of the segment of each entry of seg.order (default 1..k: a
     segment matched to last month's keeps last month's id)."""
-    from .clean import infer_date_format
-
     roles = dict(schema.roles)
     # Columns that only describe (education, gender…) are not needed unless the model uses them.
     needed = {c for c, r in roles.items() if r != "ignore" and c in raw.columns
@@ -73,35 +84,16 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
     # The key may be any text or number in the next export; only its presence matters.
     kinds = {c: ("any" if roles[c] == "id" else "date" if c in schema.date_columns
                  else _kind(raw[c])) for c in sorted(needed)}
-    formats = {}
-    for c in schema.date_columns:
-        if c in raw.columns and not pd.api.types.is_datetime64_any_dtype(raw[c]):
-            with contextlib.suppress(InputError):  # unreadable dates: clean said so already
-                formats[c] = cfg.input.date_format or infer_date_format(raw[c], c, None)
-    frame = cleaned.frame
-    medians: dict[str, float] = {}
-    for c in sorted(needed):
-        if roles[c] != "id" and c in frame.columns and pd.api.types.is_numeric_dtype(frame[c]) and \
-                not pd.api.types.is_bool_dtype(frame[c]) and frame[c].notna().any():
-            medians[c] = float(frame[c].median())
-    median_dates = {c: frame[c].dropna().sort_values().iloc[len(frame[c].dropna()) // 2]
-                    .isoformat() for c in schema.date_columns
-                    if c in frame.columns and frame[c].notna().any()}
     return {
         "format": FORMAT,
         "reportgen": __version__,
         "run_id": run_id,
         "config": cfg.to_dict(),
-        "schema": _jsonable(dataclasses.asdict(schema)),
-        "key": cleaned.key,
-        "as_of": cleaned.as_of.isoformat() if cleaned.as_of else "",
-        "date_formats": formats,
+        "schema": schema.to_dict(),
+        "cleaning": cleaned.decisions.to_dict(),
+        "features": ff.decisions().to_dict(),
         "columns": kinds,
-        "medians": medians,
-        "median_dates": median_dates,
-        "features": list(ff.model),
         "csv_features": [c for c in ff.frame.columns if c in set(ff.model) | {ff.value}],
-        "value": ff.value or "",
         "scaling": seg.scaler.to_dict(),
         "algorithm": "kmeans" if seg.algorithm == "kmeans-sample" else seg.algorithm,
         "categorical": list(seg.categorical),
@@ -110,18 +102,6 @@ def build_bundle(*, cfg: Any, schema: Any, raw: pd.DataFrame, cleaned: Any, ff: 
         "segment_ids": [int(i) for i in (segment_ids or range(1, len(seg.order) + 1))],
         "names": {str(k): v for k, v in names.items()},
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def dump(bundle: dict[str, Any], path: Path) -> None:
@@ -153,17 +133,131 @@ def load_bundle(run_dir: str | Path) -> dict[str, Any]:
     except Exception as exc:  # a corrupt or foreign file: say so, do not crash
         raise ModelError(f"cannot read the model file ({exc.__class__.__name__}: {exc})",
                          file=str(path)) from None
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-        raise ModelError("not a reportgen model file (or one from an incompatible version)",
-                         file=str(path))
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("format"), int):
+        raise ModelError("not a reportgen model file", file=str(path))
+    if bundle["format"] != FORMAT:
+        older = bundle["format"] < FORMAT
+        raise ModelError(
+            f"the model file was written by reportgen {bundle.get('reportgen', '?')} (model "
+            f"format {bundle['format']}); this reportgen reads format {FORMAT}", file=str(path),
+            hint="run `reportgen run` again on the table of that run to write a current model"
+            if older else "score with the reportgen version that wrote it")
     return bundle
 
 
-def check_columns(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> None:
+@dataclass(frozen=True)
+class Model:
+    """A run's fitted pipeline, read back from model.skops: what it takes to put new customers
+    where that run put them, with nothing inferred again from the new table."""
+
+    run_id: str
+    config: Config  # the run's config
+    schema: Schema  # the run's column roles
+    cleaning: CleaningDecisions
+    features: FeatureDecisions
+    columns: dict[str, str]  # column -> kind a table must give: number, date, text, any
+    csv_features: tuple[str, ...]  # feature columns of segments.csv
+    scaling: Scaling
+    algorithm: str
+    categorical: tuple[str, ...]  # category columns k-prototypes clusters on
+    estimator: Any  # the fitted scikit-learn (or kmodes) estimator
+    order: tuple[int, ...]  # order[i]: the estimator's cluster of the i-th segment
+    names: dict[int, str]  # segment id -> persona name
+    # segment_ids[i]: the id of the i-th segment (1..k, or the ids a series kept for them)
+    segment_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any]) -> Model:
+        from .config import _build, validate
+
+        return cls(
+            run_id=bundle["run_id"],
+            config=validate(_build(Config, bundle["config"], "", None)),
+            schema=Schema.from_dict(bundle["schema"]),
+            cleaning=CleaningDecisions.from_dict(bundle["cleaning"]),
+            features=FeatureDecisions.from_dict(bundle["features"]),
+            columns=dict(bundle["columns"]),
+            csv_features=tuple(bundle["csv_features"]),
+            scaling=Scaling.from_dict(bundle["scaling"]),
+            algorithm=bundle["algorithm"],
+            categorical=tuple(bundle["categorical"]),
+            estimator=bundle["model"],
+            order=tuple(int(c) for c in bundle["order"]),
+            names={int(k): v for k, v in bundle["names"].items()},
+            # written before series existed: segments 1..k
+            segment_ids=tuple(int(i) for i in bundle.get("segment_ids") or
+                              range(1, len(bundle["order"]) + 1)),
+        )
+
+    def apply(self, frame: pd.DataFrame, file: str | None = None,
+              as_of: dt.date | Literal["data"] | None = None, *,
+              notes: Sequence[CleaningStep] = (), snapshot: bool = False) -> Applied:
+        """Clean, build features and assign segments with the run's decisions and model.
+
+        as_of: None = the run's (scoring: ages as the report measured them); "data" = the
+        latest date of this table (a new period of a series); or a date. notes: the loader's
+        lines for the cleaning log; snapshot: leave out who signed up after as_of (a series
+        period made with --as-of).
+        """
+        schema = self.schema.for_columns(frame.columns)
+        cleaned = clean(frame, schema, self.config, file=file, notes=notes,
+                        decisions=self.cleaning, as_of=as_of, snapshot=snapshot)
+        ff = build_features(cleaned, schema, self.config, file=file, decisions=self.features)
+        return Applied(schema=schema, cleaned=cleaned, features=ff,
+                       labels=self.assign(ff, cleaned, file))
+
+    def assign(self, ff: FeatureFrame, cleaned: Cleaned, file: str | None = None
+               ) -> np.ndarray:
+        """Segment id of each row of ff with the run's scaling and estimator (1..k, or the
+        ids its series gave the segments)."""
+        from threadpoolctl import threadpool_limits
+
+        from .algorithms import predict_labels, segment_ids
+
+        x = ff.frame[list(self.scaling.features)].to_numpy(dtype="float64")
+        if not np.isfinite(x).all():
+            raise InputError("the model features of some customers are not finite", file=file)
+        z = self.scaling.transform(x)
+        cats = None
+        if self.algorithm == "kprototypes":
+            cats = cleaned.frame.loc[ff.frame.index, list(self.categorical)] \
+                .astype("string").fillna("Unknown").to_numpy(dtype=object)
+        with threadpool_limits(limits=1):
+            raw = predict_labels(self.algorithm, self.estimator, z, cats)
+        labels = segment_ids(raw, list(self.order))  # 1..k
+        if self.segment_ids and list(self.segment_ids) != list(range(1, len(self.order) + 1)):
+            ids = np.asarray((0, *self.segment_ids), dtype=labels.dtype)
+            labels = ids[labels]
+        return labels
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A table cleaned, featured and assigned with a saved model."""
+
+    schema: Schema  # the model's schema on this table's columns
+    cleaned: Cleaned  # cleaned with the model's decisions (cleaned.log says what was done)
+    features: FeatureFrame  # built with the model's feature decisions
+    labels: np.ndarray  # segment id per row of features.frame
+
+
+def load_model(run_dir: str | Path) -> Model:
+    """The fitted pipeline of a run: RUN_DIR/model.skops (or the file itself)."""
+    bundle = load_bundle(run_dir)
+    try:
+        return Model.from_bundle(bundle)
+    except (KeyError, TypeError, ValueError) as exc:  # a damaged bundle: say so
+        path = Path(run_dir)
+        raise ModelError(f"the model file is incomplete ({exc.__class__.__name__}: {exc})",
+                         file=str(path / MODEL_FILE if path.is_dir() else path)) from None
+
+
+def check_columns(frame: pd.DataFrame, model: Model, file: str) -> None:
     """Refuse a table that lacks a column the model needs or whose kind changed."""
-    missing = [c for c in bundle["columns"] if c not in frame.columns]
+    missing = [c for c in model.columns if c not in frame.columns]
     changed = []
-    for column, kind in bundle["columns"].items():
+    formats = model.cleaning.date_formats
+    for column, kind in model.columns.items():
         if column not in frame.columns:
             continue
         s = frame[column]
@@ -177,7 +271,7 @@ def check_columns(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Non
                 example = values.astype(str)[pd.to_numeric(text, errors="coerce").isna()].iloc[0]
                 changed.append(f"{column} (was numbers, now text such as {example[:20]!r})")
         elif kind == "date" and not pd.api.types.is_datetime64_any_dtype(s):
-            fmt = bundle["date_formats"].get(column)
+            fmt = formats.get(column)
             if fmt:
                 parsed = pd.to_datetime(values.astype(str).str.strip(), format=fmt,
                                         errors="coerce")
@@ -190,7 +284,7 @@ def check_columns(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Non
             parts.append(f"missing {', '.join(missing)}")
         if changed:
             parts.append(f"changed {', '.join(changed)}")
-        raise ModelError(f"the table does not match the model of run {bundle['run_id']}: "
+        raise ModelError(f"the table does not match the model of run {model.run_id}: "
                          f"{'; '.join(parts)}", file=file,
                          hint="score a table with the same columns as the one the run segmented")
 
@@ -207,91 +301,15 @@ class Scored:
     run_id: str
 
 
-def score(frame: pd.DataFrame, bundle: dict[str, Any], file: str) -> Scored:
+def score(frame: pd.DataFrame, model: Model, file: str) -> Scored:
     """Segment ids for the customers of frame, with the run's cleaning, features and model."""
-    from .algorithms import predict_labels
-    from .clean import clean
-    from .config import Config, _build, validate
-    from .features import build_features
-    from .scaling import Scaling
-    from .schema import Schema
-
-    check_columns(frame, bundle, file)
-    cfg = validate(_build(Config, bundle["config"], "", None))
-    as_of = dt.date.fromisoformat(bundle["as_of"]) if bundle["as_of"] else None
-    formats = set(bundle["date_formats"].values())
-    cfg = dataclasses.replace(
-        cfg,
-        report=dataclasses.replace(cfg.report, as_of=as_of),
-        input=dataclasses.replace(
-            cfg.input, date_format=formats.pop() if len(formats) == 1 else cfg.input.date_format),
-    )
-    schema = _schema_for(frame, bundle["schema"], Schema)
-    cleaned = clean(frame, schema, cfg, file=file)
-    # Blanks get the medians the run learned, not the medians of this (maybe small) batch.
-    kept = cleaned.frame.index
-    for column, median in bundle["medians"].items():
-        if column in frame.columns:
-            blank = frame.loc[kept, column].isna().to_numpy()
-            if blank.any():
-                cleaned.frame.loc[kept[blank], column] = median
-    for column, iso in bundle["median_dates"].items():
-        if column in frame.columns:
-            blank = frame.loc[kept, column].isna().to_numpy()
-            if blank.any():
-                cleaned.frame.loc[kept[blank], column] = pd.Timestamp(iso)
-    ff = build_features(cleaned, schema, cfg)
-    lacking = [f for f in bundle["features"] if f not in ff.frame.columns]
-    if lacking:
-        raise ModelError(f"the table does not give the model's features {', '.join(lacking)}",
-                         file=file, hint="score a table with the same columns as the run's")
-    x = ff.frame[bundle["features"]].to_numpy(dtype="float64")
-    if not np.isfinite(x).all():
-        raise InputError("the model features of some customers are not finite", file=file)
-    z = Scaling.from_dict(bundle["scaling"]).transform(x)
-    cats = None
-    if bundle["algorithm"] == "kprototypes":
-        cats = cleaned.frame.loc[ff.frame.index, bundle["categorical"]] \
-            .astype("string").fillna("Unknown").to_numpy(dtype=object)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        raw = predict_labels(bundle["algorithm"], bundle["model"], z, cats)
-    relabel = segment_relabel(bundle, raw)
-    csv_features = [c for c in bundle["csv_features"] if c in ff.frame.columns]
-    return Scored(frame=frame, key=cleaned.key, kept_index=ff.frame.index, labels=relabel[raw],
-                  excluded=cleaned.excluded, features=ff.frame[csv_features],
-                  names={int(k): v for k, v in bundle["names"].items()},
-                  run_id=bundle["run_id"])
-
-
-def segment_relabel(bundle: dict[str, Any], raw: np.ndarray) -> np.ndarray:
-    """Cluster index -> segment id, from the bundle's order (and series ids, when it has them)."""
-    order = bundle["order"]
-    ids = bundle.get("segment_ids") or list(range(1, len(order) + 1))
-    relabel = np.zeros(max(len(order), int(raw.max(initial=0)) + 1), dtype=int)
-    for seg_id, cluster in zip(ids, order, strict=True):
-        relabel[cluster] = seg_id
-    return relabel
-
-
-def _schema_for(frame: pd.DataFrame, stored: dict[str, Any], schema_cls: type) -> Any:
-    """The run's schema restricted to this table's columns; extra columns are ignored."""
-    fields = {f.name: f for f in dataclasses.fields(schema_cls)}
-    kwargs: dict[str, Any] = {}
-    present = set(frame.columns)
-    for name, value in stored.items():
-        if name not in fields:
-            continue
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k in present}
-        elif isinstance(value, (list, tuple)) and name.endswith("columns"):
-            value = tuple(v for v in value if v in present)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    roles = kwargs.get("roles", {})
-    for column in frame.columns:
-        roles.setdefault(column, "ignore")
-    kwargs["roles"] = {c: roles[c] for c in frame.columns}
-    return schema_cls(**kwargs)
+    check_columns(frame, model, file)
+    applied = model.apply(frame, file)
+    for step in applied.cleaned.log:
+        log.debug("cleaning %s: %s (%d rows): %s", step.column, step.action, step.rows,
+                  step.detail)
+    ff = applied.features
+    csv_features = [c for c in model.csv_features if c in ff.frame.columns]
+    return Scored(frame=frame, key=applied.cleaned.key, kept_index=ff.frame.index,
+                  labels=applied.labels, excluded=applied.cleaned.excluded,
+                  features=ff.frame[csv_features], names=dict(model.names), run_id=model.run_id)

@@ -222,10 +222,7 @@ def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | No
         worth = pd.Series(raw).value_counts()
     order = [int(c) for c in worth.reindex(range(chosen), fill_value=0)
              .sort_values(ascending=False, kind="stable").index]
-    relabel = np.zeros(max(chosen, int(raw.max()) + 1), dtype=int)
-    for seg_id, cluster in enumerate(order, start=1):
-        relabel[cluster] = seg_id
-    labels = relabel[raw]
+    labels = algorithms.segment_ids(raw, order)
 
     # Searched on everyone: the same sample of customers, so the same distances.
     final = silhouette if len(search_idx) == n else \

@@ -6,9 +6,11 @@ what changed.
   customer assignments and its model. A previous run whose folder is gone is a logged
   recovery (its segments are matched by their centres, customers cannot be followed), unless
   it was asked for by --previous, then it is an error.
-- ``keep`` assigns this period's customers with the previous run's model (scaling, centres and
-  segment ids), the keep policy; ``match`` matches a refit to the previous run
-  (compare.match_segments). Both give a Segmentation whose labels are the series' segment ids.
+- under the keep policy the pipeline cleans this period's table with the previous run's
+  model (``scoring.Model.apply``: its cleaning decisions, feature decisions, scaling,
+  estimator and segment ids) and ``keep`` makes the Segmentation of those labels;
+  ``compare_stage`` matches a refit to the previous run (compare.match_segments).
+  Both give a Segmentation whose labels are the series' segment ids.
 - ``changes`` builds the Report's Changes and ``record`` the history entry; pure functions.
 """
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .features import FeatureFrame
     from .profile import Profiles
+    from .scoring import Model
     from .segment import Segmentation
 
 log = logging.getLogger("reportgen")
@@ -65,7 +68,7 @@ def series_root(out_root: Path, cfg: Config) -> Path:
 class Previous:
     record: RunRecord
     assignments: compare.Assignments | None  # None: its folder or file is gone
-    bundle: dict[str, Any] | None  # its model (model.skops); None when gone
+    model: Model | None  # its fitted pipeline (model.skops); None when gone
     missing: str = ""  # what is gone, in words
 
 
@@ -89,13 +92,13 @@ def read_previous(history: History, series: str, period: str, out_root: Path, *,
         if record is None:
             return None
     folder = record.folder(out_root)
-    from .scoring import ModelError, load_bundle
+    from .scoring import ModelError, load_model
 
     try:
         if not folder.is_dir():
             raise HistoryError("the previous run's folder is missing", file=str(folder))
         assignments = read_assignments(folder / ASSIGNMENTS_FILE)
-        bundle = load_bundle(folder)
+        model = load_model(folder)
     except (HistoryError, ModelError) as exc:
         if run_id:
             raise HistoryError(f"run {run_id!r} cannot be compared with: {exc}",
@@ -104,15 +107,16 @@ def read_previous(history: History, series: str, period: str, out_root: Path, *,
                    f"gone ({exc.message}): its segments were matched by their centres and "
                    "customers could not be followed")
         log.warning("%s", missing)
-        return Previous(record=record, assignments=None, bundle=None, missing=missing)
-    return Previous(record=record, assignments=assignments, bundle=bundle)
+        return Previous(record=record, assignments=None, model=None, missing=missing)
+    return Previous(record=record, assignments=assignments, model=model)
 
 
 # keep and match ----------------------------------------------------------------------------
 
-def keep_reason(bundle: dict[str, Any], ff: FeatureFrame) -> str:
-    """Why the previous run's model cannot assign this table ("" when it can)."""
-    features = list(bundle["features"])
+def keep_reason(model: Model, ff: FeatureFrame) -> str:
+    """Why the previous run's model cannot assign this table ("" when it can): the model
+    features this table and config give are not the ones it was fitted on."""
+    features = list(model.scaling.features)
     if features == list(ff.model):
         return ""
     added = [f for f in ff.model if f not in features]
@@ -128,34 +132,18 @@ def keep_reason(bundle: dict[str, Any], ff: FeatureFrame) -> str:
             "segments could not be kept: new segments were fitted and matched to them")
 
 
-def keep(bundle: dict[str, Any], ff: FeatureFrame, cfg: Config, record: RunRecord,
-         categories: pd.DataFrame | None = None) -> Segmentation:
-    """This period's customers in the previous run's segments: its scaling, its model, its
-    segment ids. Segments nobody is assigned to any more have no customers."""
-    from threadpoolctl import threadpool_limits
+def keep(model: Model, ff: FeatureFrame, labels: np.ndarray, cfg: Config,
+         record: RunRecord) -> Segmentation:
+    """The Segmentation of this period's customers in the previous run's segments: ff and
+    labels come from ``model.apply`` (the previous run's cleaning and feature decisions, its
+    scaling, estimator and segment ids). Segments nobody is assigned to any more have no
+    customers."""
+    from .segment import MAX_POINTS, NAMES, Segmentation, Silhouette
 
-    from .algorithms import predict_labels
-    from .scaling import Scaling
-    from .scoring import segment_relabel
-    from .segment import MAX_POINTS, NAMES, THREADS, Segmentation, Silhouette
-
-    features = list(bundle["features"])
-    x = ff.frame[features].to_numpy(dtype="float64", copy=True)
-    if not np.isfinite(x).all():
-        from .errors import SegmentationError
-
-        raise SegmentationError("the model features contain infinite or missing values")
-    scaler = Scaling.from_dict(bundle["scaling"])
-    z = scaler.transform(x)
-    algorithm = bundle["algorithm"]
-    cats = None
-    if algorithm == "kprototypes" and categories is not None:
-        cats = categories[bundle["categorical"]].astype("string").fillna("Unknown") \
-            .to_numpy(dtype=object)
-    with threadpool_limits(limits=THREADS):
-        raw = predict_labels(algorithm, bundle["model"], z, cats)
-    labels = segment_relabel(bundle, raw)[raw]
-    ids = [int(i) for i in (bundle.get("segment_ids") or range(1, len(bundle["order"]) + 1))]
+    scaler = model.scaling
+    features = list(scaler.features)
+    z = scaler.transform(ff.frame[features].to_numpy(dtype="float64", copy=True))
+    ids = list(model.segment_ids)
     n = len(z)
     s = cfg.segment
     silhouette = Silhouette(z, min(s.silhouette_sample, n), s.random_state)(labels) \
@@ -169,23 +157,25 @@ def keep(bundle: dict[str, Any], ff: FeatureFrame, cfg: Config, record: RunRecor
     xy = pca.transform(z[pts_idx])
     ev = pca.explained_variance_ratio_
     when = f"run {record.run_id} ({record.period_label})"
+    algorithm = model.algorithm
     return Segmentation(
-        labels=labels, k=len(ids), k_table=[], k_forced=False,
+        labels=np.asarray(labels), k=len(ids), k_table=[], k_forced=False,
         k_rule=f"The segments of {when} were kept (series policy keep): this period's "
-               "customers are scaled as then and each goes to the segment the model of then "
-               "assigns it, so a segment keeps its id, name and colour from month to month.",
+               "customers are cleaned, scaled and assigned with the model of then (its "
+               "medians, fences and levels too), so a segment keeps its id, name and colour "
+               "from month to month and a customer whose row did not change stays in it.",
         k_reason=f"k = {len(ids)} as in {when}, whose model was kept",
         k_disagreement="", silhouette=float(silhouette),
         scaling=scaler.describe({f: ff.meta[f].label for f in features if f in ff.meta}),
-        log_features=scaler.logged, scaler=scaler, model=bundle["model"],
-        order=[int(c) for c in bundle["order"]],
+        log_features=scaler.logged, scaler=scaler, model=model.estimator,
+        order=[int(c) for c in model.order],
         points=pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}, index=ff.frame.index[pts_idx]),
         projection=f"PCA of the scaled model features: axes explain {ev[0]:.0%} and "
                    f"{ev[1]:.0%} of the variance",
         algorithm=algorithm,
         algorithm_text=f"{NAMES.get(algorithm, algorithm)} fitted in {when} and kept: this "
                        "period's customers assigned with it",
-        categorical=tuple(bundle.get("categorical", ())),
+        categorical=tuple(model.categorical),
         stability=None,
         stability_text=f"not measured this period: the segments were kept from {when}",
     )
@@ -270,8 +260,8 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
             matching = compare.keep_matching(prev_refs, {int(k): int(v) for k, v in
                                                          sizes.items()})
             ids = {i.label: i.id for i in matching.current}
-            segment_ids = [int(i) for i in (previous.bundle or {}).get("segment_ids")
-                           or [s.segment_id for s in record.segments]]
+            segment_ids = list(previous.model.segment_ids) if previous.model is not None \
+                else [s.segment_id for s in record.segments]
         else:
             cur_refs = [compare.SegmentRef(id=label) for label in range(1, seg.k + 1)]
             overlap = None

@@ -44,9 +44,12 @@ def tables(folder: Path) -> dict[str, list[str]]:
         path = folder / f"{name}.csv"
         frame.drop(columns=["kind"], errors="ignore").to_csv(path, index=False)
         runs[name] = [str(path)]
-    shared = ROOT.parent / "shared" / "data"
-    if (shared / "Mall_Customers.csv").exists():
-        runs["Mall_Customers"] = [str(shared / "Mall_Customers.csv")]
+    # ../shared/data beside the checkout (a worktree may sit a level deeper)
+    for parent in ROOT.parents:
+        shared = parent / "shared" / "data"
+        if (shared / "Mall_Customers.csv").exists():
+            runs["Mall_Customers"] = [str(shared / "Mall_Customers.csv")]
+            break
     return runs
 
 

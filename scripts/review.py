@@ -12,7 +12,8 @@ writes into RUN_DIR/review/:
     email-600-dark.png      email.html with the client in dark mode
     email-images-off.png    email.html with images blocked (what alt text and text carry)
 
-Chromium is the Debian package, driven by reportgen.browser; nothing is downloaded.
+Chromium is the Debian package, driven through Selenium and Debian's chromium-driver by
+tests/support/browser.py (the test extra brings selenium); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reportgen.browser import Chromium, find_chromium
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.support, from any working directory
 
 WAIT_FOR_CHARTS = """new Promise(function (resolve) {
   var start = Date.now();
@@ -85,9 +87,14 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     made = pdf_pages(run, out, args.dpi)
 
-    if find_chromium() is None:
-        print("review: Chromium not found (apt-get install chromium); HTML and email skipped",
-              file=sys.stderr)
+    try:
+        from tests.support.browser import Chromium, missing
+    except ImportError:  # selenium comes with the test extra
+        absent: str | None = "selenium is not installed (pip install -e '.[test]')"
+    else:
+        absent = missing()
+    if absent is not None:
+        print(f"review: {absent}; HTML and email skipped", file=sys.stderr)
     else:
         with Chromium() as browser:
             if (run / "report.html").is_file():

@@ -1,30 +1,39 @@
-"""report.html in a real browser: headless Chromium (the Debian package, driven over the DevTools
-protocol by reportgen.browser) opens the file and every chart must draw, with no console error.
+"""report.html in a real browser: headless Chromium (the Debian package, driven through Selenium
+and Debian's chromium-driver by tests/support/browser.py) opens the file and every chart must draw,
+with no console error.
 
-In CI (CI=true) Chromium must be there: .ci/run installs it, and a missing browser fails the
-run instead of skipping the check. Elsewhere the test skips when Chromium is absent.
+In CI (CI=true) the browser must be there: .ci/run installs chromium and chromium-driver, the test
+extra brings selenium, and a missing piece fails the run instead of skipping the check. Elsewhere
+the test skips when one is absent.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from reportgen import render
-from reportgen.browser import Chromium, find_chromium
+from reportgen.render.html import render_html
 from reportgen.report import Report
 
 from .factories import make_report
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-if find_chromium() is None:
+if importlib.util.find_spec("selenium") is None:
     if IN_CI:
-        raise RuntimeError("CI=true but Chromium is missing: .ci/run must install chromium")
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+        raise RuntimeError("CI=true but selenium is missing: it comes with the test extra")
+    pytest.skip("selenium is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+from .support.browser import Chromium, missing  # noqa: E402  (needs selenium)
+
+if (absent := missing()) is not None:
+    if IN_CI:
+        raise RuntimeError(f"CI=true but {absent}: .ci/run must install it")
+    pytest.skip(absent, allow_module_level=True)
 
 # Resolves when every chart div holds an svg or a canvas, or holds the error text the
 # report's script writes when vegaEmbed fails, or after 20 s.
@@ -54,7 +63,7 @@ def report() -> Report:
 @pytest.fixture(scope="module")
 def browser(report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
     path = tmp_path_factory.mktemp("html") / "report.html"
-    path.write_text(render.render_html(report), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
     with Chromium() as chromium:
         chromium.open(path, width=1280, height=900)
         yield chromium
@@ -68,6 +77,16 @@ def test_every_chart_draws_in_chromium_without_console_errors(
     problems = [(level, text) for level, text in browser.console
                 if level == "error" or "WARN" in text]
     assert problems == []
+    # and the check above can fail: an error, an uncaught exception and a Vega-style warning
+    # raised in the page now all reach the console list
+    browser.evaluate("""new Promise(function (resolve) {
+      console.error("probe error"); console.warn("WARN", "probe warning");
+      setTimeout(function () { throw new Error("probe exception"); }, 0);
+      setTimeout(resolve, 100);
+    })""")
+    caught = [(level, text) for level, text in browser.console if "probe" in text]
+    assert [level for level, _ in caught] == ["error", "warning", "error"]
+    assert "probe exception" in caught[2][1] and "WARN" in caught[1][1]
     # each chart carries its numbers for screen readers
     labels = browser.evaluate(
         "Array.prototype.map.call(document.querySelectorAll('div.chart'), "
@@ -77,16 +96,7 @@ def test_every_chart_draws_in_chromium_without_console_errors(
 
 def test_hovering_a_bar_shows_its_tooltip(browser: Chromium, report: Report) -> None:
     browser.evaluate(WAIT_FOR_CHARTS % json.dumps(["size_value"]))
-    # the centre of the first bar of the size/value chart, in page coordinates
-    box = browser.evaluate("""(function () {
-      var el = document.querySelector('#chart-size_value svg .mark-rect path');
-      el.scrollIntoView({block: 'center'});
-      var r = el.getBoundingClientRect();
-      return {x: r.left + r.width / 2, y: r.top + r.height / 2};
-    })()""")
-    for kind in ("mouseMoved", "mouseMoved"):  # Vega shows the tooltip on the second move
-        browser.call("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"]})
-        box = {"x": box["x"] + 1, "y": box["y"]}
+    browser.hover("#chart-size_value svg .mark-rect path")  # the first bar
     text = browser.evaluate("""new Promise(function (resolve) {
       var start = Date.now();
       (function poll() {

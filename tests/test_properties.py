@@ -3,6 +3,7 @@ raise a ReportgenError (a message for the user) — never any other exception (a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -13,10 +14,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reportgen.clean import clean, require_rows
+from reportgen.clean import CleaningDecisions, clean, require_rows
 from reportgen.config import Config, InputConfig
 from reportgen.errors import ReportgenError
-from reportgen.features import build_features
+from reportgen.features import FeatureDecisions, build_features
 from reportgen.load import load
 from reportgen.schema import infer_schema
 
@@ -101,6 +102,36 @@ def _user_error_or_nothing(call: object) -> None:
 @given(tables())
 def test_any_frame_through_schema_clean_and_features(frame):
     _user_error_or_nothing(lambda: stages(frame, Config(), "t.csv"))
+
+
+def learn_then_apply(frame: pd.DataFrame, part: list[int]) -> None:
+    """Decisions learned on frame, applied to frame (the same clean, exactly) and to some of its
+    rows with the columns in another order (a batch: a clean result or a user error)."""
+    cfg = Config()
+    schema = infer_schema(frame, cfg.columns, file="t.csv")
+    learned = clean(frame, schema, cfg, file="t.csv")
+    text = json.dumps(learned.decisions.to_dict(), allow_nan=False)  # strict JSON
+    decisions = CleaningDecisions.from_dict(json.loads(text))
+    applied = clean(frame, schema, cfg, file="t.csv", decisions=decisions)
+    pd.testing.assert_frame_equal(applied.frame, learned.frame)
+    assert applied.log == learned.log and applied.decisions == learned.decisions
+    ff = build_features(learned, schema, cfg, file="t.csv")
+    batch = frame.iloc[sorted(set(part))][list(reversed(frame.columns))]
+    batch_schema = schema.for_columns(batch.columns)
+    cleaned = clean(batch, batch_schema, cfg, file="t.csv", decisions=decisions)
+    assert cleaned.decisions == decisions
+    featured = FeatureDecisions.from_dict(
+        json.loads(json.dumps(ff.decisions().to_dict(), allow_nan=False)))
+    again = build_features(cleaned, batch_schema, cfg, file="t.csv", decisions=featured)
+    assert again.model == ff.model
+    assert np.isfinite(again.frame.to_numpy(dtype="float64")).all()
+
+
+@settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.lists(st.integers(0, 29), min_size=1, max_size=8))
+def test_decisions_learned_from_any_frame_apply_to_it_and_to_a_batch_of_it(frame, part):
+    part = [i % len(frame) for i in part]
+    _user_error_or_nothing(lambda: learn_then_apply(frame, part))
 
 
 ENCODINGS = ["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16"]

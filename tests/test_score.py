@@ -9,8 +9,15 @@ import pytest
 import skops.io
 from click.testing import CliRunner
 
+from reportgen.check import check, describe
+from reportgen.clean import clean
 from reportgen.cli import main
-from reportgen.scoring import MODEL_FILE, ModelError, load_bundle
+from reportgen.config import Config
+from reportgen.errors import ModelError
+from reportgen.features import build_features
+from reportgen.load import load
+from reportgen.schema import infer_schema
+from reportgen.scoring import FORMAT, MODEL_FILE, load_bundle, load_model
 
 from .runs import only_run
 from .tables import marketing_table, write_tsv
@@ -71,16 +78,86 @@ def test_a_few_new_customers_in_any_order_land_in_the_runs_segments(frame, train
     assert "Scored 9 of 9 customers" in result.stdout
 
 
-def test_blanks_in_new_customers_get_the_runs_median_not_the_batchs(frame, trained, tmp_path):
-    _, runs = trained
-    bundle = load_bundle(runs["kmeans"])
+def test_a_small_batch_is_cleaned_with_the_runs_medians_and_fence_not_its_own(frame, trained,
+                                                                             tmp_path):
+    table, runs = trained
     few = frame[frame["kind"] == "affluent"].head(5).copy()  # their median is far from the run's
+    ids = few["ID"].tolist()
     few.loc[few.index[0], "Income"] = None
+    # 500,000 is above the run's fence (Q3 + 6 IQR of its incomes, ~400k) but not above this
+    # batch's own fence (its four incomes would put the fence far higher): a typing error.
+    few.loc[few.index[1], "Income"] = 500_000.0
+    few.loc[few.index[2], "Year_Birth"] = None
     path = write_tsv(few, tmp_path / "new.tsv")
+    model = load_model(runs["kmeans"])
+    run_median = float(frame["Income"].median())  # the training table has no blank nor error
+    assert model.cleaning.numbers["Income"].fill == run_median
+    assert model.cleaning.numbers["Income"].outlier_above < 500_000
+    assert model.cleaning.numbers["Year_Birth"].fill == float(frame["Year_Birth"].median())
+
+    applied = model.apply(few, str(path))
+    income = applied.cleaned.frame["Income"]
+    assert income.loc[few.index[0]] == run_median
+    assert income.loc[few.index[1]] == run_median
+    assert income.loc[few.index[2:]].tolist() == few["Income"].iloc[2:].tolist()
+    born = frame["Year_Birth"].median()
+    assert applied.features.frame.loc[few.index[2], "age"] == model.cleaning.as_of.year - born
+    (wild,) = [s for s in applied.cleaned.log if s.column == "Income" and
+               s.action == "set missing"]
+    assert wild.rows == 1 and "500,000" in wild.detail
+
     result = invoke("score", str(path), "--model", str(runs["kmeans"]), "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     scored = read_segments(tmp_path / "segments.csv")
-    assert scored.loc[few["ID"].iloc[0], "income"] == pytest.approx(bundle["medians"]["Income"])
+    assert scored.loc[ids[:2], "income"].tolist() == [round(run_median, 4)] * 2
+
+
+def test_a_batch_with_its_dates_in_another_format_is_refused_in_one_line(frame, trained,
+                                                                         tmp_path):
+    _, runs = trained
+    other = frame.head(6).copy()
+    other["Dt_Customer"] = pd.to_datetime(other["Dt_Customer"], format="%d-%m-%Y") \
+        .dt.strftime("%m/%d/%Y")
+    path = write_tsv(other, tmp_path / "new.tsv")
+    result = invoke("score", str(path), "--model", str(runs["kmeans"]), "--out",
+                    str(tmp_path / "out"))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {path}: the table does not match the model of run ")
+    assert "changed Dt_Customer (dates are no longer %d-%m-%Y, e.g. " in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_applied_decisions_handle_an_odd_date_and_an_unseen_level_by_the_documented_rule(
+        frame, trained):
+    _, runs = trained
+    model = load_model(runs["kmeans"])
+    batch = frame.head(12).copy()
+    batch.loc[batch.index[0], "Dt_Customer"] = "2013/31/12"  # not the stored %d-%m-%Y
+    batch.loc[batch.index[1], "Education"] = "Doctorate"  # a level the run never saw
+    applied = model.apply(batch, "new.tsv")
+    cleaned = applied.cleaned
+    fill = pd.Timestamp(model.cleaning.dates["Dt_Customer"].fill)
+    assert cleaned.frame.loc[batch.index[0], "Dt_Customer"] == fill
+    assert cleaned.frame.loc[batch.index[1], "Education"] == "Other"
+    details = {(s.column, s.action): s.detail for s in cleaned.log}
+    assert details[("Dt_Customer", "set missing")] == "not a %d-%m-%Y date, first at row 2"
+    assert details[("Dt_Customer", "imputed")] == f"blank → median date {fill.date()}"
+    assert details[("Education", "recoded")] == "Doctorate → Other, first at row 3"
+    # Nothing was learned from the batch: the decisions are the run's.
+    assert cleaned.decisions == model.cleaning
+
+
+def test_a_model_file_of_the_previous_format_asks_for_a_new_run(trained, tmp_path):
+    table, _ = trained
+    skops.io.dump({"format": 1, "reportgen": "0.9.0", "run_id": "2014-06-29324931"},
+                  tmp_path / MODEL_FILE)
+    result = invoke("score", str(table), "--model", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {tmp_path / MODEL_FILE}: the model file was written by reportgen 0.9.0 (model "
+        f"format 1); this reportgen reads format {FORMAT} (run `reportgen run` again on the "
+        "table of that run to write a current model)")
 
 
 def test_a_table_whose_columns_do_not_match_is_refused_naming_them(frame, trained, tmp_path):
@@ -121,11 +198,31 @@ def test_the_model_file_holds_the_fitted_pipeline_as_data(frame, trained):
     bundle = load_bundle(runs["kmeans"])
     assert bundle["algorithm"] == "kmeans"
     assert bundle["schema"]["roles"]["Income"] == "income"
-    assert bundle["date_formats"] == {"Dt_Customer": "%d-%m-%Y"}
+    assert bundle["cleaning"]["dates"]["Dt_Customer"]["format"] == "%d-%m-%Y"
     latest = pd.to_datetime(frame["Dt_Customer"], format="%d-%m-%Y").max()
-    assert bundle["as_of"] == latest.date().isoformat()
+    assert bundle["cleaning"]["as_of"] == latest.date().isoformat()
     assert set(bundle["scaling"]) == {"features", "methods", "center", "scale"}
-    assert bundle["features"] == bundle["scaling"]["features"]
+    assert bundle["features"]["model"] == bundle["scaling"]["features"]
     assert sorted(bundle["order"]) == list(range(len(bundle["names"])))
     summary = json.loads((runs["kmeans"] / "summary.json").read_text())
     assert bundle["names"] == {str(s["id"]): s["name"] for s in summary["segments"]}
+
+
+def test_the_decisions_in_the_model_are_the_ones_the_run_and_validate_made(trained):
+    table, runs = trained
+    cfg = Config()
+    loaded = load(table, cfg.input)
+    schema = infer_schema(loaded.frame, cfg.columns)
+    cleaned = clean(loaded.frame, schema, cfg, file=loaded.where)
+    ff = build_features(cleaned, schema, cfg)
+    model = load_model(runs["kmeans"])
+    assert model.schema == schema
+    assert model.cleaning == cleaned.decisions
+    assert model.features == ff.decisions()
+    checked = check(table, cfg)
+    assert checked.cleaned.decisions == model.cleaning
+    text = describe(checked)
+    fence = model.cleaning.numbers["Income"].outlier_above
+    assert f"  Income: above {fence:,.0f} is a typing error; blank → " \
+           f"{model.cleaning.numbers['Income'].fill:,.0f}" in text
+    assert "  Dt_Customer: dates %d-%m-%Y" in text

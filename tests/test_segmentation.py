@@ -16,7 +16,7 @@ from reportgen.cli import main
 from reportgen.config import Config, SegmentConfig
 from reportgen.errors import ConfigError, SegmentationError
 from reportgen.features import FeatureFrame, FeatureMeta
-from reportgen.personas import name_personas
+from reportgen.personas import load_vocabulary, name_personas
 from reportgen.profile import profile
 from reportgen.segment import segment
 from reportgen.stability import best_match_jaccard
@@ -62,7 +62,8 @@ def test_same_seed_gives_identical_labels_stability_and_persona_names(algorithm)
     runs = []
     for _ in range(2):
         seg = segment(ff, SegmentConfig(algorithm=algorithm, random_state=11), cats)
-        names = [p.name for p in name_personas(profile(ff, seg), ff, "$", "spend")]
+        personas = name_personas(profile(ff, seg), ff, "$", "spend", load_vocabulary())
+        names = [p.name for p in personas]
         runs.append((seg, names))
     (a, names_a), (b, names_b) = runs
     assert np.array_equal(a.labels, b.labels)

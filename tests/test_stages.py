@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from reportgen.clean import clean, infer_date_format
+from reportgen.clean import CATEGORY_ORDER, CleaningDecisions, clean, infer_date_format
 from reportgen.config import Config, SegmentConfig
-from reportgen.errors import ConfigError, InputError, SegmentationError
-from reportgen.features import build_features
+from reportgen.errors import ConfigError, InputError, ModelError, SegmentationError
+from reportgen.features import FeatureDecisions, build_features
 from reportgen.load import load, sniff_delimiter
-from reportgen.personas import name_personas
+from reportgen.personas import load_vocabulary, name_personas
 from reportgen.playbook import load_playbook, recommend
 from reportgen.profile import profile
-from reportgen.schema import infer_schema, normalise
+from reportgen.schema import CATEGORY_ROLES, infer_schema, normalise
 from reportgen.segment import _knee, segment
 
 from .tables import marketing_table, write_tsv
@@ -154,6 +155,100 @@ def test_as_of_from_the_config_drives_ages():
     assert ff.frame["age"].iloc[0] == 2020 - born
 
 
+def _training_tables():
+    from .customer_tables import credit_card_table, mall_table, telecom_table, wholesale_table
+
+    return {"sample": load(None, Config().input).frame, "marketing": marketing_table(),
+            "credit_card": credit_card_table(), "wholesale": wholesale_table(),
+            "telecom": telecom_table(), "mall": mall_table()}
+
+
+@pytest.mark.parametrize("name", ["sample", "marketing", "credit_card", "wholesale", "telecom",
+                                  "mall"])
+def test_applying_the_learned_decisions_to_their_own_table_cleans_it_exactly_the_same(name):
+    frame = _training_tables()[name].drop(columns=["kind"], errors="ignore")
+    cfg, schema, learned, ff = stages(frame)
+    # Through JSON, as the model file and a series' history keep them.
+    text = json.dumps(learned.decisions.to_dict(), allow_nan=False)  # strict JSON
+    decisions = CleaningDecisions.from_dict(json.loads(text))
+    assert decisions == learned.decisions
+    applied = clean(frame, schema, cfg, decisions=decisions)
+    pd.testing.assert_frame_equal(applied.frame, learned.frame)
+    pd.testing.assert_series_equal(applied.excluded, learned.excluded)
+    assert applied.log == learned.log
+    assert applied.decisions == learned.decisions and applied.as_of == learned.as_of
+    featured = FeatureDecisions.from_dict(
+        json.loads(json.dumps(ff.decisions().to_dict(), allow_nan=False)))
+    again = build_features(applied, schema, cfg, decisions=featured)
+    pd.testing.assert_frame_equal(again.frame, ff.frame)
+    assert again.decisions() == ff.decisions()
+
+
+def test_clean_with_decisions_learns_nothing_from_a_small_batch(sample):
+    loaded, cfg, schema, learned, _ = sample
+    d = learned.decisions
+    batch = loaded.frame.head(5).copy()
+    batch.loc[0, "Income"] = None
+    batch.loc[1, "Income"] = 200_000  # under the sample's fence (267,836): a real income
+    batch.loc[2, "Income"] = 300_000  # above it: a typing error, whatever this batch says
+    batch.loc[3, "Year_Birth"] = 1890
+    batch.loc[4, "Dt_Customer"] = None
+    on_its_own = clean(batch, schema, cfg)
+    applied = clean(batch, schema, cfg, decisions=d)
+    assert on_its_own.decisions.numbers["Income"].fill != d.numbers["Income"].fill
+    income = applied.frame["Income"]
+    assert income.tolist()[:3] == [51373.0, 200_000.0, 51373.0] == \
+        [d.numbers["Income"].fill, 200_000.0, d.numbers["Income"].fill]
+    assert applied.frame.loc[3, "Year_Birth"] == d.numbers["Year_Birth"].fill == 1970.0
+    assert applied.frame.loc[4, "Dt_Customer"] == pd.Timestamp("2013-07-09")
+    assert applied.as_of == dt.date(2014, 6, 29)  # the run's, not the batch's latest date
+    assert clean(batch, schema, cfg, decisions=d, as_of="data").as_of == \
+        batch["Dt_Customer"].dropna().map(lambda v: dt.datetime.strptime(v, "%d-%m-%Y").date()
+                                          ).max()
+
+
+def test_the_decisions_say_how_the_key_was_found():
+    frame = marketing_table(5).drop(columns=["ID"])
+    _, schema, cleaned, _ = stages(frame)
+    assert (cleaned.decisions.key, cleaned.decisions.key_from) == ("row", "row number")
+    applied = clean(frame.head(3), schema, Config(), decisions=cleaned.decisions)
+    assert applied.key == "row" and applied.frame["row"].tolist() == [2, 3, 4]
+
+
+def test_decisions_for_other_columns_are_refused_naming_the_column():
+    frame = marketing_table(5)
+    _, schema, cleaned, _ = stages(frame.drop(columns=["Recency"]))
+    with pytest.raises(ModelError, match="no number rule for column 'Recency'"):
+        clean(frame, infer_schema(frame, {}), Config(), decisions=cleaned.decisions)
+
+
+def test_applying_decisions_to_a_table_without_their_key_column_says_which():
+    frame = marketing_table(5)
+    _, schema, cleaned, _ = stages(frame)
+    rest = frame.drop(columns=["ID"])
+    with pytest.raises(ModelError, match="no customer key: the decisions were learned with 'ID'"):
+        clean(rest, schema.for_columns(rest.columns), Config(), decisions=cleaned.decisions)
+
+def test_feature_decisions_keep_the_level_features_on_a_batch_with_one_level():
+    from .customer_tables import mall_table
+
+    frame = mall_table()
+    cfg, schema, cleaned, ff = stages(frame)
+    assert ff.levels == {"Genre": ("Female",)}
+    women = frame[frame["Genre"] == "Female"].head(3)
+    batch = clean(women, schema, cfg, decisions=cleaned.decisions)
+    own = build_features(batch, schema, cfg)
+    assert "gender_female" not in own.frame  # one level: nothing to share on its own
+    kept = build_features(batch, schema, cfg, decisions=ff.decisions())
+    assert list(kept.frame.columns) == list(ff.frame.columns)
+    assert kept.frame["gender_female"].tolist() == [1.0, 1.0, 1.0]
+    assert kept.model == ff.model and kept.value == ff.value
+
+
+def test_clean_logs_category_levels_in_the_order_of_the_schemas_category_roles():
+    assert set(CATEGORY_ORDER) == set(CATEGORY_ROLES)
+
+
 # features --------------------------------------------------------------------------------
 
 def test_features_derive_spend_shares_channels_and_household(sample):
@@ -274,7 +369,7 @@ def test_profile_sizes_and_shares_add_up(sample_profiles):
 
 def test_personas_have_distinct_names_and_traits_with_numbers(sample_profiles):
     ff, _, profiles = sample_profiles
-    personas = name_personas(profiles, ff, "$", "spend")
+    personas = name_personas(profiles, ff, "$", "spend", load_vocabulary())
     names = [p.name for p in personas]
     assert len(set(names)) == len(names)
     assert not any("segment" in n.lower() for n in names)
@@ -309,7 +404,7 @@ def test_persona_names_follow_the_profile_not_the_cluster_number():
     names_by_kind = []
     for seed in (1, 2):
         seg = segment(ff, SegmentConfig(random_state=seed))
-        personas = name_personas(profile(ff, seg), ff, "$", "spend")
+        personas = name_personas(profile(ff, seg), ff, "$", "spend", load_vocabulary())
         by_id = {p.segment_id: p.name for p in personas}
         kind_of = pd.Series(frame["kind"].to_numpy()).groupby(seg.labels).first()
         names_by_kind.append({kind_of[i]: by_id[i] for i in by_id})
@@ -365,3 +460,4 @@ def test_combinations_of_segments_are_not_quadratic_in_points():
     seg = segment(ff, SegmentConfig(k=3))
     assert len(seg.points) == len(frame)
     assert list(itertools.islice(seg.points.columns, 2)) == ["x", "y"]
+
