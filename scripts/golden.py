@@ -67,7 +67,8 @@ def run_all(out: Path) -> dict[str, dict[str, str]]:
                 capture_output=True, text=True, cwd=ROOT)
             if proc.returncode not in (0, 3):
                 raise SystemExit(f"{name}: exit {proc.returncode}: {proc.stderr.strip()}")
-            (run_dir,) = [p for p in root.iterdir() if not p.name.startswith(".")]
+            # the run folder (beside it: the series' history.sqlite and latest pointer)
+            (run_dir,) = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
             target = out / name
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(run_dir, target)

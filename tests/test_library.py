@@ -13,6 +13,7 @@ from reportgen.config import Config
 from reportgen.errors import InputError
 
 from . import customer_tables, tables
+from .runs import only_run
 
 COMPARED = ("summary.json", "segments.csv", "report.html", "email.html", "email.txt")
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,7 @@ def _cli_run(source: Path, out: Path) -> Path:
         [sys.executable, "-m", "reportgen", "run", str(source), "--out", str(out), "-q"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = [p for p in out.iterdir() if not p.name.startswith(".")]
-    return run_dir
+    return only_run(out)
 
 
 def test_two_library_runs_in_one_process_match_two_cli_runs(tmp_path):
@@ -47,6 +47,10 @@ def test_two_library_runs_in_one_process_match_two_cli_runs(tmp_path):
         pdf = (result.run_dir / "report.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
         assert sorted(p.name for p in result.files) == sorted(p.name for p in cli_dir.iterdir())
+        # the series' files beside the run folder, the same from both
+        assert sorted(p.name for p in result.run_dir.parent.iterdir()) == sorted(
+            p.name for p in cli_dir.parent.iterdir()) == ["history.sqlite", "latest",
+                                                          result.run_dir.name]
 
 
 def test_library_run_takes_a_config_object_or_a_toml_path(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 
 from reportgen.output import remove_stale
 
+from .runs import only_run
 from .tables import marketing_table, write_tsv
 
 TIMEOUT_S = 300  # the machine is shared: a run that takes 3 s quiet can take 60 s under load
@@ -115,7 +116,7 @@ def test_sigkill_leaves_no_process_and_the_next_run_removes_the_stale_folder(
     again = Run(table, out, tmp_path, "--quiet")
     assert again.proc.wait(timeout=TIMEOUT_S) == 0, again.stderr.read_text()
     assert not stale.exists()  # ... but the next run into the same root does
-    (run_dir,) = out.iterdir()
+    run_dir = only_run(out)
     assert not run_dir.name.startswith(".") and (run_dir / "report.pdf").stat().st_size > 0
 
 
@@ -133,7 +134,7 @@ def test_a_run_piped_into_head_ends_when_reportgen_ends(table: Path, tmp_path: P
     assert result.stderr.strip().splitlines()[-1] in ("reportgen exit 0", "reportgen exit 141")
     assert "Exception ignored" not in result.stderr
     assert tagged(tag) == []  # head saw end of file because nothing else held the pipe
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     assert (run_dir / "manifest.json").exists()
     # the pipeline took no longer than the run itself (the run's own stage times, plus start)
     assert took < TIMEOUT_S
@@ -147,7 +148,7 @@ def test_a_closed_stdout_is_not_an_error_or_a_traceback(table: Path, tmp_path: P
                        "-q | true; echo \"exit ${PIPESTATUS[0]}\" >&2"],
         capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.stderr.strip().splitlines() == ["exit 141"]
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     assert (run_dir / "manifest.json").exists()
 
 

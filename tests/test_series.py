@@ -308,3 +308,40 @@ def test_as_of_makes_a_snapshot_leaving_later_customers_out_with_the_reason(tmp_
     seg = _segments(run)
     reasons = seg.loc[seg["segment"].isna(), "left_out"]
     assert (reasons == "joined after as_of 2014-03-31").sum() == later
+
+
+def test_keep_cleans_the_new_month_with_the_previous_runs_decisions(tmp_path, fast):
+    """Under keep July is cleaned with June's decisions (its income median and fence), its
+    features built and its customers assigned with June's model: not one customer whose row
+    did not change moves, and every segment keeps its id, name and colour."""
+    june, july = sample_months(2)
+    new = july.frame["ID"].isin(july.new)
+    # The new customers are rich: July's own median income is not June's any more.
+    july.frame.loc[new, "Income"] = 150_000.0
+    blank = june.frame.loc[june.frame["Income"].isna(), "ID"]
+    unchanged_blank = sorted(set(blank) - july.changed - july.gone)
+    assert len(unchanged_blank) >= 10
+    runs = _months([june, july], tmp_path, fast)
+    before, after = _segments(runs[0]).set_index("ID"), _segments(runs[1]).set_index("ID")
+    june_median = before.loc[unchanged_blank, "income"].unique()
+    assert len(june_median) == 1  # every blank income got June's median
+    kept = july.frame.loc[july.frame["Income"].notna(), "Income"]
+    assert abs(kept.median() - june_median[0]) > 1_000  # a relearned clean would differ
+    assert (after.loc[unchanged_blank, "income"] == june_median[0]).all()
+    unchanged = sorted(set(before.index) - july.changed - july.gone)
+    assert len(unchanged) == len(june.frame) - len(july.changed) - len(july.gone)
+    moved = after.loc[unchanged, "segment"] != before.loc[unchanged, "segment"]
+    assert int(moved.sum()) == 0
+    assert (after.loc[unchanged, "movement"] == "same").all()
+    assert (after.loc[unchanged, "previous_segment"] == before.loc[unchanged, "segment"]).all()
+    # The same model features, to four decimals, for every unchanged customer but its age
+    # (measured at July's date).
+    columns = [c for c in before.columns if c not in ("segment", "persona", "left_out", "age",
+                                                      "previous_segment", "previous_persona",
+                                                      "movement")]
+    pd.testing.assert_frame_equal(after.loc[unchanged, columns], before.loc[unchanged, columns])
+    ids = [[(s["id"], s["name"], s["color"]) for s in _summary(r)["segments"]] for r in runs]
+    assert ids[0] == ids[1]
+    changes = _summary(runs[1])["changes"]
+    assert changes["policy"] == "keep"
+    assert [s["transition"] for s in changes["segments"]] == ["survived"] * len(ids[0])
