@@ -49,8 +49,8 @@ def test_two_library_runs_in_one_process_match_two_cli_runs(tmp_path):
         assert sorted(p.name for p in result.files) == sorted(p.name for p in cli_dir.iterdir())
         # the series' files beside the run folder, the same from both
         assert sorted(p.name for p in result.run_dir.parent.iterdir()) == sorted(
-            p.name for p in cli_dir.parent.iterdir()) == ["history.sqlite", "latest",
-                                                          result.run_dir.name]
+            p.name for p in cli_dir.parent.iterdir()) == sorted(["history.sqlite", "latest",
+                                                                 result.run_dir.name])
 
 
 def test_library_run_takes_a_config_object_or_a_toml_path(tmp_path):
