@@ -386,11 +386,12 @@ def test_personas_have_distinct_names_and_traits_with_numbers(sample_profiles):
 
 def test_kept_names_stay_and_new_ones_avoid_every_name_the_series_used(sample_profiles):
     ff, _, profiles = sample_profiles
-    free = {p.segment_id: p.name for p in name_personas(profiles, ff, "$", "spend")}
+    vocab = load_vocabulary()
+    free = {p.segment_id: p.name for p in name_personas(profiles, ff, "$", "spend", vocab)}
     first, *others = sorted(free)
     fixed = {first: "Our oldest friends"}
     gone = free[others[0]]  # a name the previous run used for a segment now gone
-    personas = name_personas(profiles, ff, "$", "spend", fixed=fixed, reserved=[gone])
+    personas = name_personas(profiles, ff, "$", "spend", vocab, fixed=fixed, reserved=[gone])
     names = {p.segment_id: p.name for p in personas}
     assert names[first] == "Our oldest friends"
     assert gone not in names.values()
