@@ -37,11 +37,15 @@ import datetime as dt
 import difflib
 import re
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .config import Config, TransactionsConfig
+
+if TYPE_CHECKING:
+    import duckdb
 from .errors import ConfigError, InputError
 from .report import CleaningStep
 from .schema import as_numbers, normalise
@@ -320,7 +324,7 @@ def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = Non
         return None  # every customer once (or nearly): a customer table with a date
     notes["customer"] = notes.get("customer", "") + \
         f"; {repeat:.0%} of lines belong to a customer seen before"
-    return OrderColumns(**chosen, notes=notes)  # type: ignore[arg-type]
+    return OrderColumns(**chosen, notes=notes)
 
 
 # the line table ------------------------------------------------------------------------------
@@ -347,25 +351,36 @@ def _first_row(mask: pd.Series | np.ndarray) -> int:
     return int(idx[0]) + 2 if len(idx) else 0
 
 
+def _duplicates(frame: pd.DataFrame) -> np.ndarray:
+    """Rows equal in every column to an earlier row. Rows are hashed first (fast); only
+    rows whose hash repeats are compared in full, so the answer is exact."""
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    candidates = hashed.duplicated(keep=False).to_numpy()
+    out = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        exact = frame.loc[candidates].duplicated(keep="first").to_numpy()
+        out[np.flatnonzero(candidates)[exact]] = True
+    return out
+
+
 def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None
                ) -> tuple[pd.DataFrame, str | None, list[CleaningStep], LineStats]:
-    """The typed lines (customer, order_key, day, month, amount, qty, is_return, discounted
-    and the mix codes), before the as_of cut; with what reading them had to leave out."""
+    """The typed lines, one per row of the table (customer, order_key, day, amount, qty,
+    is_return, discounted, <role>_level and keep: False for a line left out, with the reason
+    in the log); the as_of cut is the aggregation's."""
     log: list[CleaningStep] = []
     n_lines = len(frame)
     # 1. exact duplicates
-    dup = frame.duplicated(keep="first").to_numpy()
+    dup = _duplicates(frame)
     n_dup = int(dup.sum())
     if n_dup:
         log.append(CleaningStep("*", "excluded rows", n_dup,
                                 f"exact duplicate lines, first at row {_first_row(dup)}",
                                 "the same line twice is one purchase exported twice: counted "
                                 "once"))
-    src = frame.loc[~dup] if n_dup else frame
-
-    customer = _keys(src[cols.customer])
-    fmt = date_format_of(src[cols.date], cols.date, file, cfg.input.date_format)
-    raw_date = src[cols.date]
+    customer = _keys(frame[cols.customer])
+    fmt = date_format_of(frame[cols.date], cols.date, file, cfg.input.date_format)
+    raw_date = frame[cols.date]
     if fmt is None:
         when = pd.to_datetime(raw_date, errors="coerce")
     elif fmt == "%Y%m%d" and pd.api.types.is_numeric_dtype(raw_date):
@@ -377,85 +392,87 @@ def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str |
     if isinstance(when.dtype, pd.DatetimeTZDtype):
         when = when.dt.tz_convert("UTC").dt.tz_localize(None)
     when = when.astype("datetime64[ns]")
-    qty = as_numbers(src[cols.quantity]) if cols.quantity else None
+    qty = as_numbers(frame[cols.quantity]) if cols.quantity else None
     if cols.amount:
-        amount = as_numbers(src[cols.amount])
+        amount = as_numbers(frame[cols.amount])
         how_amount = cols.amount
     else:
-        amount = qty * as_numbers(src[cols.price])  # type: ignore[operator]
+        amount = qty * as_numbers(frame[cols.price])
         how_amount = f"{cols.quantity} × {cols.price}"
     amount = amount.where(np.isfinite(amount))
 
-    is_return = amount < 0
+    is_return = (amount < 0).to_numpy(dtype=bool, copy=True)
     if qty is not None:
-        is_return |= qty < 0
-    order = _keys(src[cols.order]) if cols.order else None
+        is_return |= (qty < 0).to_numpy()
+    order = _keys(frame[cols.order]) if cols.order else None
     if order is not None:
-        cancelled = order.str.match(_CANCELLED).fillna(False).astype(bool)
+        cancelled = order.str.match(_CANCELLED).fillna(False).to_numpy(dtype=bool)
         if cancelled.mean() < 0.5:  # a country prefix on every order ("CA-2016-…") is no C
             is_return |= cancelled
     if cols.status:
-        status = src[cols.status].astype("string")
-        is_return |= status.str.contains(_RETURN_STATUS, regex=True).fillna(False).astype(bool)
+        status = frame[cols.status].astype("string")
+        is_return |= status.str.contains(_RETURN_STATUS, regex=True).fillna(False) \
+            .to_numpy(dtype=bool)
 
     # 2. lines without a customer: counted with their revenue, never imputed
-    gross_all = float(amount[~is_return & amount.notna()].sum())
-    no_customer = customer.isna().to_numpy()
+    valid_amount = amount.notna().to_numpy()
+    buys = ~dup & ~is_return & valid_amount
+    values = amount.to_numpy(dtype="float64", na_value=np.nan)
+    gross_all = float(values[buys].sum())
+    no_customer = customer.isna().to_numpy() & ~dup
     n_none = int(no_customer.sum())
-    none_share = _share(float(amount[no_customer & ~is_return.to_numpy()].sum()), gross_all)
+    none_share = _share(float(values[no_customer & buys].sum()), gross_all)
     if n_none:
         log.append(CleaningStep(cols.customer, "excluded rows", n_none,
                                 f"no customer on {n_none:,} lines ({none_share:.1%} of revenue),"
                                 f" first at row {_first_row(no_customer)}",
                                 "a line without a customer cannot be given to one; it is not "
                                 "imputed"))
-    bad_date = (when.isna() & ~no_customer).to_numpy()
+    left = ~dup & ~no_customer
+    bad_date = when.isna().to_numpy() & left
     if bad_date.any():
         example = str(raw_date[bad_date].iloc[0])[:30]
         log.append(CleaningStep(cols.date, "excluded rows", int(bad_date.sum()),
                                 f"{example!r} is not a date"
                                 + (f" ({fmt})" if fmt else "")
                                 + f", first at row {_first_row(bad_date)}", "unreadable date"))
-    bad_amount = (amount.isna() & ~no_customer & ~bad_date).to_numpy()
+    left &= ~bad_date
+    bad_amount = ~valid_amount & left
     if bad_amount.any():
         log.append(CleaningStep(how_amount, "excluded rows", int(bad_amount.sum()),
                                 f"no readable amount, first at row {_first_row(bad_amount)}",
                                 "unreadable amount"))
+    left &= ~bad_amount
     # Typing errors: far beyond nearly every other date (2099 among 2010-2011).
-    wild = np.zeros(len(src), dtype=bool)
-    valid = when.dropna()
+    wild = np.zeros(n_lines, dtype=bool)
+    valid = when[left]
     if len(valid) >= 2:
         bulk = valid.quantile(0.99, interpolation="lower")
-        wild = (when > bulk + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_numpy()
+        wild = (when > bulk + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_numpy() & left
         if wild.any():
             shown = ", ".join(sorted({d.date().isoformat() for d in when[wild]})[:4])
             log.append(CleaningStep(cols.date, "excluded rows", int(wild.sum()),
                                     f"{shown} (first at row {_first_row(wild)})",
                                     "more than a year after nearly every other date: a typing "
                                     "error"))
-    keep = ~(no_customer | bad_date | bad_amount | wild)
+    left &= ~wild
 
-    day = when.dt.normalize()
     lines = pd.DataFrame({
         "customer": customer,
-        "day": day,
-        "amount": amount.abs().where(is_return, amount),
-        "is_return": is_return.astype(bool),
-    }, index=src.index)
-    lines["net"] = lines["amount"].where(~lines["is_return"], -lines["amount"])
-    lines["month"] = (day.dt.year * 12 + day.dt.month - 1).astype("Int64")
-    lines["order_key"] = order if order is not None else day
-    lines["qty"] = qty.abs() if qty is not None else 1.0
+        "order_key": order if order is not None else when.dt.normalize(),
+        "day": when.dt.normalize(),
+        "amount": amount.abs(),
+        "qty": qty.abs() if qty is not None else 1.0,
+        "is_return": is_return,
+        "keep": left,
+    })
     if cols.discount:
-        disc = as_numbers(src[cols.discount])
-        lines["discounted"] = (disc.abs() > 0).fillna(False).astype(bool)
-    lines = lines.loc[keep]
+        disc = as_numbers(frame[cols.discount])
+        lines["discounted"] = (disc.abs() > 0).fillna(False).to_numpy(dtype=bool)
     for role in MIX_ROLES:
         column = getattr(cols, role)
-        if column is None:
-            continue
-        level = _keys(src.loc[keep, column]).fillna("Unknown")
-        lines[f"{role}_level"] = level
+        if column is not None:
+            lines[f"{role}_level"] = _keys(frame[column]).fillna("Unknown")
     stats = LineStats(lines=n_lines, used=0, customers=0, revenue=0.0, duplicates=n_dup,
                       no_customer=n_none, no_customer_revenue_share=none_share,
                       bad_dates=int(bad_date.sum()), bad_amounts=int(bad_amount.sum()),
@@ -465,21 +482,15 @@ def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str |
 
 # aggregation -----------------------------------------------------------------------------
 
-def _levels(lines: pd.DataFrame, role: str, top: int) -> list[str]:
-    """The top levels of a mix role by purchase revenue (ties by name)."""
-    buys = lines.loc[~lines["is_return"], [f"{role}_level", "amount"]]
-    revenue = buys.groupby(f"{role}_level", observed=True)["amount"].sum()
-    revenue = revenue[revenue > 0]
-    ranked = sorted(revenue.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return [str(k) for k, _ in ranked[:top] if str(k) != "Unknown"]
+# The lines a snapshot aggregates: kept, and dated on or before as_of (a day: $as_of is its
+# midnight, and `day` the midnight of each line's day), with the net amount of each line.
+LINES_SQL = """SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net
+FROM lines WHERE keep AND day <= $as_of"""
 
-
-# Aggregates per customer: name -> (SQL aggregate over the line table). `buy` is a purchase
-# line, `ret` a return; `recent` and `before` the two spend windows (parameters $recent and
-# $before are the first days of each).
+# Aggregates per customer: name -> SQL aggregate over LINES_SQL. $recent and $before are the
+# first days of the recent spend window and of the one before it.
 AGGREGATES: dict[str, str] = {
     "orders": "count(DISTINCT order_key) FILTER (WHERE NOT is_return)",
-    "order_days": "count(DISTINCT day) FILTER (WHERE NOT is_return)",
     "net": "sum(net)",
     "gross": "coalesce(sum(amount) FILTER (WHERE NOT is_return), 0)",
     "returned": "coalesce(sum(amount) FILTER (WHERE is_return), 0)",
@@ -489,36 +500,33 @@ AGGREGATES: dict[str, str] = {
     "buy_lines": "count(*) FILTER (WHERE NOT is_return)",
     "first_day": "min(day) FILTER (WHERE NOT is_return)",
     "last_day": "max(day) FILTER (WHERE NOT is_return)",
-    "active_months": "count(DISTINCT month) FILTER (WHERE NOT is_return)",
+    "active_months": "count(DISTINCT date_trunc('month', day)) FILTER (WHERE NOT is_return)",
     "spend_recent": "coalesce(sum(net) FILTER (WHERE day >= $recent), 0)",
     "spend_before": "coalesce(sum(net) FILTER (WHERE day >= $before AND day < $recent), 0)",
 }
 DISCOUNT_AGGREGATE = "coalesce(sum(amount) FILTER (WHERE NOT is_return AND discounted), 0)"
+# The top levels of a mix role by purchase revenue ({role} is one of MIX_ROLES).
+LEVELS_SQL = """SELECT {role}_level AS level, sum(amount) AS revenue
+FROM ({lines}) WHERE NOT is_return AND {role}_level <> 'Unknown'
+GROUP BY 1 HAVING sum(amount) > 0 ORDER BY 2 DESC, 1 LIMIT {top}"""
 
 
-def _mix_aggregate(role: str, i: int | None) -> str:
-    """Purchase revenue of level i of a mix role (None: the pooled rest)."""
-    test = f"{role}_code = {i}" if i is not None else f"{role}_code < 0"
+def _mix_aggregate(role: str, i: int | None, n: int) -> str:
+    """Purchase revenue of level i of a mix role ($<role>_<i>); None: the pooled rest."""
+    if i is not None:
+        test = f"{role}_level = ${role}_{i}"
+    else:
+        test = " AND ".join(f"{role}_level <> ${role}_{j}" for j in range(n)) or "TRUE"
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
 
 
-def _aggregate_sql(lines: pd.DataFrame, extra: dict[str, str], recent: dt.date,
-                   before: dt.date) -> pd.DataFrame:
-    """Run the aggregates per customer with DuckDB over the line table (no copy of it)."""
+def _connect(lines: pd.DataFrame) -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    columns = ",\n  ".join(f"{sql} AS {name}" for name, sql in {**AGGREGATES, **extra}.items())
-    query = f"SELECT customer,\n  {columns}\nFROM lines GROUP BY customer"
     con = duckdb.connect(config={"preserve_insertion_order": False})
-    try:
-        con.register("lines", lines)
-        return con.execute(query, {"recent": recent, "before": before}).df()
-    finally:
-        con.close()
-
-
-def _slug(text: str) -> str:
-    return normalise(text) or "x"
+    con.execute("SET enable_progress_bar = false")  # it draws on stderr, over our progress
+    con.register("lines", lines)
+    return con
 
 
 def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None
@@ -526,72 +534,79 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
     """One row per customer as of cfg.report.as_of (default: the last day in the data)."""
     tcfg = cfg.transactions
     lines, fmt, log, stats = line_table(frame, cols, cfg, file)
-    if lines.empty:
+    kept = lines["keep"].to_numpy()
+    if not kept.any():
         raise InputError("no order line has a customer, a readable date and an amount",
                          file=file, hint="see the cleaning log with `reportgen validate`")
-    last_day = lines["day"].max().date()
+    last_day = lines["day"][kept].max().date()
     as_of = cfg.report.as_of or last_day
-    after = (lines["day"] > pd.Timestamp(as_of)).to_numpy()
+    after = kept & (lines["day"] > pd.Timestamp(as_of)).to_numpy()
     if after.any():
         log.append(CleaningStep(cols.date, "excluded rows", int(after.sum()),
-                                f"dated after as_of {as_of.isoformat()}",
+                                f"dated after as_of {as_of.isoformat()}, first at row "
+                                f"{_first_row(after)}",
                                 "a snapshot as of that day cannot know later orders"))
-        lines = lines.loc[~after]
-    if lines.empty:
+    if after.sum() == kept.sum():
         raise InputError(f"no order line on or before as_of {as_of.isoformat()}", file=file,
                          hint="choose a later --as-of")
-
-    extra: dict[str, str] = {}
-    mix: dict[str, list[str]] = {}
-    for role in MIX_ROLES:
-        if f"{role}_level" not in lines:
-            continue
-        levels = _levels(lines, role, tcfg.top_levels)
-        if len(levels) < 2 and lines[f"{role}_level"].nunique() < 2:
-            continue  # one country for everyone says nothing about anyone
-        mix[role] = levels
-        codes = pd.Categorical(lines[f"{role}_level"], categories=levels).codes
-        lines[f"{role}_code"] = codes.astype("int16")  # -1: pooled as other
-        for i in range(len(levels)):
-            extra[f"{role}_{i}"] = _mix_aggregate(role, i)
-        extra[f"{role}_other"] = _mix_aggregate(role, None)
-    if "discounted" in lines:
-        extra["discounted"] = DISCOUNT_AGGREGATE
     window = pd.Timedelta(days=tcfg.window_days)
-    recent = (pd.Timestamp(as_of) - window + pd.Timedelta(days=1)).date()
-    before = (pd.Timestamp(recent) - window).date()
-    agg = _aggregate_sql(lines.drop(columns=[c for c in lines if c.endswith("_level")]),
-                         extra, recent, before)
+    params: dict[str, object] = {"as_of": pd.Timestamp(as_of).to_pydatetime()}
+    recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
+    params["recent"] = recent.to_pydatetime()
+    params["before"] = (recent - window).to_pydatetime()
+    con = _connect(lines)
+    try:
+        extra: dict[str, str] = {}
+        mix: dict[str, list[str]] = {}
+        for role in MIX_ROLES:
+            if f"{role}_level" not in lines:
+                continue
+            query = LEVELS_SQL.format(role=role, lines=LINES_SQL, top=tcfg.top_levels)
+            levels = [str(r[0]) for r in con.execute(query, {"as_of": params["as_of"]})
+                      .fetchall()]
+            if len(levels) < 2:
+                continue  # one country for everyone says nothing about anyone
+            mix[role] = levels
+            for i, level in enumerate(levels):
+                extra[f"{role}_{i}"] = _mix_aggregate(role, i, len(levels))
+                params[f"{role}_{i}"] = level
+            extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
+        if "discounted" in lines:
+            extra["discounted"] = DISCOUNT_AGGREGATE
+        columns = ",\n  ".join(f"{sql} AS {name}"
+                               for name, sql in {**AGGREGATES, **extra}.items())
+        query = f"SELECT customer,\n  {columns}\nFROM ({LINES_SQL})\nGROUP BY customer"
+        agg = con.execute(query, params).df()
+    finally:
+        con.close()
     agg["customer"] = agg["customer"].astype("string")
     agg = agg.set_index("customer").sort_index()
 
-    only_returns = agg["orders"] == 0
+    only_returns = (agg["orders"] == 0).to_numpy()
     excluded = pd.Series("only returns or cancellations: " +
                          agg.loc[only_returns, "return_lines"].astype(int).astype(str) +
                          " lines, no purchase", dtype="string")
     if only_returns.any():
         log.append(CleaningStep(cols.customer, "excluded customers", int(only_returns.sum()),
                                 f"only returns or cancellations, e.g. "
-                                f"{_example(agg.index[only_returns.to_numpy()])}",
+                                f"{_example(agg.index[only_returns])}",
                                 "nothing bought, as far as the data goes: no customer to "
                                 "segment"))
+    returns_used = int(agg.loc[~only_returns, "return_lines"].sum())
     agg = agg.loc[~only_returns]
     negative = agg["net"] < 0
     if negative.any():
         log.append(CleaningStep(cols.customer, "set to zero", int(negative.sum()),
                                 "net spend below zero → 0",
                                 "returns of purchases made before the data starts"))
-    n_returns = int(lines["is_return"].sum())
-    customers, derived = _features(agg, cols, mix, as_of, tcfg.window_days,
-                                   "orders" if cols.order else "order days", fmt)
+    customers, derived = _features(agg, cols, mix, as_of, tcfg.window_days)
     dates = pd.DataFrame({"first_order": agg["first_day"].astype("datetime64[ns]"),
                           "last_order": agg["last_day"].astype("datetime64[ns]")},
                          index=agg.index)
-    kept = lines["customer"].isin(agg.index)
     stats = LineStats(**{**{f.name: getattr(stats, f.name) for f in fields(stats)},
-                         "used": int(kept.sum()), "customers": len(agg),
+                         "used": int(agg["lines"].sum()), "customers": len(agg),
                          "revenue": float(agg["gross"].sum()),
-                         "after_as_of": int(after.sum()), "returns": n_returns,
+                         "after_as_of": int(after.sum()), "returns": returns_used,
                          "only_returns": int(only_returns.sum()),
                          "negative_net": int(negative.sum())})
     return Orders(customers=customers, features=derived, dates=dates, columns=cols,
@@ -607,9 +622,12 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den.where(den != 0)).astype("float64")
 
 
+def _slug(text: str) -> str:
+    return normalise(text) or "x"
+
+
 def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
-              as_of: dt.date, window: int, order_word: str, fmt: str | None
-              ) -> tuple[pd.DataFrame, dict[str, Derived]]:
+              as_of: dt.date, window: int) -> tuple[pd.DataFrame, dict[str, Derived]]:
     """Ratios of the aggregates: the customer table, and how each column was derived."""
     at = pd.Timestamp(as_of)
     amount = cols.amount_text
