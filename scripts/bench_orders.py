@@ -20,12 +20,14 @@ The table is written once to --cache (default /tmp/reportgen-bench-orders-<lines
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,55 +36,65 @@ sys.path.insert(0, str(ROOT))
 
 def make_table(path: Path, lines: int, customers: int, seed: int = 0) -> None:
     """Invoice lines: customer (zero-padded text), invoice, timestamp, quantity, unit price,
-    category and country; about 2% returns, 1% lines without a customer."""
+    stock code, category and country; four lines an order, every customer with at least one
+    order, a few customers with many (lognormal); about 2% returns ("C" invoices with a
+    negative quantity), 1% lines without a customer."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    # Customers buy at different rates (a few buy a lot): lines per customer ~ lognormal.
-    weights = rng.lognormal(0.0, 1.0, customers)
-    cust = rng.choice(customers, size=lines, p=weights / weights.sum())
     lines_per_order = 4
-    order = (np.arange(lines) // lines_per_order).astype(np.int64)
-    # One customer and one moment per order: take them from the order's first line.
-    first = order * lines_per_order
-    cust = cust[np.minimum(first, lines - 1)]
+    n_orders = -(-lines // lines_per_order)
+    weights = rng.lognormal(0.0, 1.0, customers)
+    buyer = rng.choice(customers, size=n_orders, p=weights / weights.sum())
+    buyer[:customers] = rng.permutation(customers)  # everyone orders at least once
+    order = np.arange(lines) // lines_per_order
+    cust = buyer[order]
     start = np.datetime64("2010-12-01T08:00:00")
-    seconds = rng.integers(0, 374 * 86400, size=lines // lines_per_order + 1)
+    seconds = rng.integers(0, 374 * 86400, size=n_orders)
     ts = start + seconds[order].astype("timedelta64[s]")
     qty = rng.integers(1, 13, size=lines).astype(np.int32)
     returns = rng.random(lines) < 0.02
     qty[returns] = -qty[returns]
     price = np.round(rng.lognormal(1.0, 0.6, size=lines), 2)
-    cats = np.array([f"Category {i:02d}" for i in range(20)])
-    countries = np.array(["United Kingdom"] * 7 + ["Germany", "France", "EIRE", "Spain",
+
+    def text(values: np.ndarray, width: int = 0) -> pa.Array:
+        arr = pc.cast(pa.array(values), pa.string())
+        return pc.utf8_lpad(arr, width, "0") if width else arr
+
+    cats = pa.array([f"Category {i:02d}" for i in range(20)])
+    countries = pa.array(["United Kingdom"] * 7 + ["Germany", "France", "EIRE", "Spain",
                                                    "Netherlands"])
-    cust_text = np.char.zfill(cust.astype(str), 7).astype(object)
-    blank = rng.random(lines) < 0.01
-    cust_text[blank] = None
-    invoice = np.char.add(np.where(returns, "C", ""), (536365 + order).astype(str))
+    customer = pc.if_else(pa.array(rng.random(lines) < 0.01), pa.scalar(None, pa.string()),
+                          text(cust, 7))
+    invoice = pc.binary_join_element_wise(
+        pc.if_else(pa.array(returns), "C", ""), text(536365 + order), "")
     table = pa.table({
-        "InvoiceNo": pa.array(invoice.astype(object), pa.string()),
-        "StockCode": pa.array(rng.integers(10000, 10500, size=lines).astype(str).astype(object),
-                              pa.string()),
+        "InvoiceNo": invoice,
+        "StockCode": text(rng.integers(10000, 10500, size=lines)),
         "Quantity": pa.array(qty),
         "InvoiceDate": pa.array(ts.astype("datetime64[us]")),
         "UnitPrice": pa.array(price),
-        "CustomerID": pa.array(cust_text, pa.string()),
-        "Category": pa.array(cats[rng.integers(0, 20, size=lines)].astype(object), pa.string()),
-        "Country": pa.array(countries[rng.integers(0, len(countries), size=lines)]
-                            .astype(object), pa.string()),
+        "CustomerID": customer,
+        "Category": cats.take(pa.array(rng.integers(0, 20, size=lines))),
+        "Country": countries.take(pa.array(rng.integers(0, len(countries), size=lines))),
     })
     pq.write_table(table, path)
 
 
-def aggregate_arrow(lines, extra_mix: dict[str, int], recent, before):  # type: ignore[no-untyped-def]
+def pd_timestamp(day):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.datetime(day.year, day.month, day.day)
+
+
+def aggregate_arrow(t, extra_mix: dict[str, int], recent, before):  # type: ignore[no-untyped-def]
     """orders.AGGREGATES with pyarrow's group-by: masked columns, then one aggregate call."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = pa.Table.from_pandas(lines, preserve_index=False)
     buy = pc.invert(t["is_return"])
     ret = t["is_return"]
     day = t["day"]
@@ -120,6 +132,7 @@ def aggregate_arrow(lines, extra_mix: dict[str, int], recent, before):  # type: 
 
 def child(mode: str, path: str) -> None:
     """One measurement, in this (fresh) process; prints a JSON line."""
+    warnings.simplefilter("ignore")  # DuckDB warns that to_arrow_table() copies: measured
     start = time.perf_counter()
     stages: dict[str, float] = {}
     if mode == "floor":
@@ -151,31 +164,34 @@ def child(mode: str, path: str) -> None:
             stages["aggregate"] = time.perf_counter() - t0
             n = len(result.customers)
         else:
-            import datetime as dt
-
-            import pandas as pd
-
             t0 = time.perf_counter()
-            lines, _, _, _ = orders.line_table(loaded.frame, cols, cfg, loaded.where)
-            lines = lines[lines["keep"]].drop(columns="keep")
-            stages["line_table"] = time.perf_counter() - t0
-            as_of = lines["day"].max().date()
-            lines["net"] = lines["amount"].where(~lines["is_return"], -lines["amount"])
-            lines["month"] = lines["day"].dt.year * 12 + lines["day"].dt.month
+            lines = orders.line_table(loaded.frame, cols, cfg, loaded.where)
+            as_of = pd_timestamp(lines.last_day)
             mix = {}
+            codes = []
             for role in orders.MIX_ROLES:
-                if f"{role}_level" in lines:
-                    buys = lines.loc[~lines["is_return"]]
-                    revenue = buys.groupby(f"{role}_level")["amount"].sum()
-                    levels = list(revenue.sort_values(ascending=False).index[
-                        :cfg.transactions.top_levels])
-                    lines[f"{role}_code"] = pd.Categorical(
-                        lines[f"{role}_level"], categories=levels).codes.astype("int16")
-                    mix[role] = len(levels)
-            lines = lines.drop(columns=[c for c in lines if c.endswith("_level")])
+                if getattr(cols, role) is None:
+                    continue
+                query = orders.LEVELS_SQL.format(role=role, lines=orders.LINES_SQL,
+                                                 top=cfg.transactions.top_levels)
+                levels = [r[0] for r in lines.con.execute(query, {"as_of": as_of}).fetchall()]
+                mix[role] = len(levels)
+                cases = " ".join(f"WHEN {role}_level = ${role}_{i} THEN {i}"
+                                 for i in range(len(levels)))
+                codes.append((f"CASE {cases} ELSE -1 END AS {role}_code",
+                              {f"{role}_{i}": v for i, v in enumerate(levels)}))
+            params = {"as_of": as_of}
+            for _, p in codes:
+                params.update(p)
+            table = lines.con.execute(
+                "SELECT customer, order_key, day, amount, qty, is_return, net, "
+                "date_trunc('month', day) AS month"
+                + "".join(", " + c for c, _ in codes)
+                + f" FROM ({orders.LINES_SQL})", params).to_arrow_table()
+            stages["line_table"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            agg = aggregate_arrow(lines, mix, pd.Timestamp(as_of - dt.timedelta(days=89)),
-                                  pd.Timestamp(as_of - dt.timedelta(days=179)))
+            agg = aggregate_arrow(table, mix, as_of - dt.timedelta(days=89),
+                                  as_of - dt.timedelta(days=179))
             stages["group_by"] = time.perf_counter() - t0
             n = len(agg)
     wall = time.perf_counter() - start
@@ -197,7 +213,7 @@ def main() -> int:
     if args.child:
         child(*args.child)
         return 0
-    path = args.cache or Path(f"/tmp/reportgen-bench-orders-{args.lines}.parquet")
+    path = args.cache or Path(f"/tmp/reportgen-bench-orders-{args.lines}-{args.customers}.parquet")
     if not path.exists():
         t0 = time.perf_counter()
         make_table(path, args.lines, args.customers)
