@@ -68,7 +68,8 @@ _ID = r"(_?(id|no|nr|num|number|key|code|ref))?"
 # Ordered candidates per role: normalised column names (schema.normalise) that may play it.
 _NAMES: dict[str, list[str]] = {
     "customer": [rf"^(customer|cust|client|member|buyer|shopper|user|account|kunden|cliente)"
-                 rf"{_ID}$", r"^customer_?(id|no|number|key|code)\w*$", r"^(cid|custid)$"],
+                 rf"{_ID}$", r"^customer_?(id|no|number|key|code)\w*$",
+                 r"^(customer|cust|client)_\w+_(id|no|nr|number|key|code)$", r"^(cid|custid)$"],
     "order": [rf"^(order|invoice|transaction|txn|trx|receipt|basket|ticket|bill|sales_order)"
               rf"{_ID}$", r"^(order|invoice)_?\w*_(id|no|number)$"],
     "date": [r"^(order|invoice|purchase|transaction|txn|sale|sales|receipt)_?(date|time|"
@@ -468,6 +469,12 @@ FROM source""")
     # 2. lines without a customer: counted with their revenue, never imputed; then what
     # cannot be read; then dates far after nearly every other (typing errors).
     base = "NOT _dup"
+    readable = f"{base} AND customer IS NOT NULL AND signed_amount IS NOT NULL AND ts IS NOT NULL"
+    found = con.execute(f"SELECT count(*) FROM typed WHERE {readable}").fetchone()
+    n_readable = int(found[0]) if found else 0
+    # The 99th percentile as pandas' quantile(0.99, interpolation="lower") (and clean.py):
+    # the value at position floor(0.99 (n - 1)) of the sorted dates.
+    q99 = 0.99 * (n_readable - 1) / n_readable if n_readable else 0.99
     counts = con.execute(f"""SELECT
   count(*) FILTER (WHERE _dup),
   count(*) FILTER (WHERE {base} AND customer IS NULL),
@@ -477,8 +484,7 @@ FROM source""")
   count(*) FILTER (WHERE {base} AND customer IS NOT NULL AND ts IS NULL),
   count(*) FILTER (WHERE {base} AND customer IS NOT NULL AND ts IS NOT NULL
                    AND signed_amount IS NULL),
-  quantile_disc(ts, 0.99) FILTER (WHERE {base} AND customer IS NOT NULL
-                                   AND signed_amount IS NOT NULL)
+  quantile_disc(ts, {q99!r}) FILTER (WHERE {readable})
 FROM typed""").fetchone()
     assert counts is not None
     n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, p99 = counts

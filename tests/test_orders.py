@@ -313,3 +313,37 @@ def test_groups_must_cover_every_code(tmp_path: Path) -> None:
         load_groups(path)
     path.write_text('[[group]]\nname = "All"\n')
     assert group_table(load_groups(path))["345"] == "All"
+
+
+def test_unreadable_and_wild_lines_are_left_out_with_reasons() -> None:
+    rows = [("1", "A", "1/13/20 9:00", "2", "5.0", "shipped"),
+            ("2", "A", "2/14/20 9:00", "1", "n/a", "shipped"),  # no amount
+            ("3", "B", "someday", "1", "10", "shipped"),  # no date
+            ("4", "B", "2/15/20 9:00", "1", "$1,000.00", "shipped"),
+            ("5", "B", "2/16/29 9:00", "1", "10", "shipped"),  # 2029 among 2020: a typo
+            ("6", "B", "2/17/20 9:00", "1", "10", "Refunded")]
+    rows += [(str(10 + i), "C", f"1/{i + 1}/20 9:00", "1", "3", "shipped") for i in range(20)]
+    frame = pd.DataFrame(rows, columns=["Order", "Customer", "Order Date", "Qty", "Price",
+                                        "Status"])
+    o = _aggregate(frame)
+    assert (o.stats.bad_amounts, o.stats.bad_dates, o.stats.wild_dates) == (1, 1, 1)
+    details = {s.detail.split(",")[0]: s.rows for s in o.log}
+    assert details["'someday' is not a date (%m/%d/%y %H:%M)"] == 1
+    assert details["no readable amount"] == 1
+    assert details["2029-02-16 (first at row 6)"] == 1
+    assert o.as_of == dt.date(2020, 2, 17)  # the typo does not become the snapshot date
+    b = o.customers.loc["B"]
+    assert b["total_spend"] == pytest.approx(990.0)  # $1,000.00 read; the refund of 10 is off
+    assert b["frequency"] == 1 and b["return_share"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("names", [
+    {"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"},  # Online Retail II
+    {"InvoiceNo": "order_id", "InvoiceDate": "order_purchase_timestamp",
+     "CustomerID": "customer_unique_id", "UnitPrice": "price", "Quantity": "quantity"},
+])
+def test_other_spellings_of_the_columns_are_found(names: dict[str, str]) -> None:
+    frame, facts = invoice_lines(40)
+    frame = frame.rename(columns=names)
+    o = _aggregate(frame)
+    assert set(o.customers.index) == facts.customers
