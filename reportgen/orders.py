@@ -413,9 +413,9 @@ def _source(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | No
 
 
 def _first_row(con: duckdb.DuckDBPyConnection, where: str,
-               params: dict[str, object] | None = None) -> int:
+               params: dict[str, object] | None = None, table: str = "typed") -> int:
     """Row number (as a spreadsheet shows it: header = 1) of the first line that matches."""
-    found = con.execute(f"SELECT min(_row) FROM lines WHERE {where}", params).fetchone()
+    found = con.execute(f"SELECT min(_row) FROM {table} WHERE {where}", params).fetchone()
     return int(found[0]) + 2 if found and found[0] is not None else 0
 
 
@@ -432,9 +432,10 @@ class _Lines:
 
 def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None,
                con: duckdb.DuckDBPyConnection | None = None) -> _Lines:
-    """The typed lines as the view `lines` (customer, order_key, day, amount ≥ 0, qty ≥ 0,
-    is_return, discounted, <role>_level, _row, keep), one per row of the table, with what
-    reading them left out (keep = False) and why; the as_of cut is the aggregation's."""
+    """The typed lines as the table `lines` in DuckDB (customer, order_key, day, amount ≥ 0,
+    qty ≥ 0, is_return, discounted, <role>_level, _row): the lines that can be aggregated,
+    with what reading left out and why (the view `typed` holds every row); the as_of cut is
+    the aggregation's."""
     con = con or _connect()
     log: list[CleaningStep] = []
     n_lines = len(frame)
@@ -489,17 +490,16 @@ FROM typed""").fetchone()
     assert counts is not None
     n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, p99 = counts
     wild_after = (pd.Timestamp(p99) + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_pydatetime() \
-        if p99 is not None else dt.datetime.max
-    con.execute("""CREATE OR REPLACE TEMP TABLE lines AS SELECT *,
-  CASE WHEN order_no IS NULL THEN CAST(date_trunc('day', ts) AS VARCHAR) ELSE order_no END
-    AS order_key,
-  date_trunc('day', ts) AS day,
-  abs(signed_amount) AS amount,
-  abs(signed_qty) AS qty,
-  (NOT _dup AND customer IS NOT NULL AND ts IS NOT NULL AND signed_amount IS NOT NULL
-   AND ts <= $wild) AS keep,
-  (NOT _dup AND customer IS NOT NULL AND ts > $wild) AS wild
-FROM typed""".replace("$wild", f"TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'"))
+        if p99 is not None else dt.datetime(9999, 12, 31)
+    # The lines the snapshots aggregate, materialised once (every later query scans them):
+    # only what the aggregates read; order numbers as 64-bit hashes (a collision would have
+    # to fall within one customer's orders to change a count).
+    levels = "".join(f", {r}_level" for r in MIX_ROLES if r in sql)
+    order_key = "hash(order_no)" if cols.order else "CAST(epoch(CAST(ts AS DATE)) AS UBIGINT)"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS SELECT _row, customer,
+  {order_key} AS order_key, CAST(ts AS DATE) AS day, abs(signed_amount) AS amount,
+  abs(signed_qty) AS qty, is_return{', discounted' if cols.discount else ''}{levels}
+FROM typed WHERE {readable} AND ts <= $wild""", {"wild": wild_after})
     if n_dup:
         log.append(CleaningStep("*", "excluded rows", n_dup,
                                 f"exact duplicate lines, first at row {_first_row(con, '_dup')}",
@@ -525,15 +525,17 @@ FROM typed""".replace("$wild", f"TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'"))
         log.append(CleaningStep(cols.amount_text, "excluded rows", n_bad_amount,
                                 f"no readable amount, first at row {first}",
                                 "unreadable amount"))
-    found = con.execute("SELECT count(*) FILTER (WHERE wild), max(day) FILTER (WHERE keep), "
-                        "list(DISTINCT CAST(day AS DATE) ORDER BY 1) FILTER (WHERE wild) "
-                        "FROM lines").fetchone()
+    found = con.execute("SELECT count(*), max(day) FROM lines").fetchone()
     assert found is not None
-    n_wild, last, shown = int(found[0]), found[1], found[2] or []
+    n_wild, last = n_readable - int(found[0]), found[1]
     if n_wild:
+        wild = f"{readable} AND ts > $wild"
+        shown = con.execute(f"SELECT list(DISTINCT CAST(ts AS DATE) ORDER BY 1) FROM typed "
+                            f"WHERE {wild}", {"wild": wild_after}).fetchone()
+        days = ", ".join(d.isoformat() for d in (shown[0] if shown else [])[:4])
         log.append(CleaningStep(cols.date, "excluded rows", n_wild,
-                                f"{', '.join(d.isoformat() for d in shown[:4])} (first at row "
-                                f"{_first_row(con, 'wild')})",
+                                f"{days} (first at row "
+                                f"{_first_row(con, wild, {'wild': wild_after})})",
                                 "more than a year after nearly every other date: a typing "
                                 "error"))
     if last is None:
@@ -550,7 +552,7 @@ FROM typed""".replace("$wild", f"TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'"))
 # The lines a snapshot aggregates: kept, and dated on or before as_of (a day: $as_of is its
 # midnight, and `day` the midnight of each line's day), with the net amount of each line.
 LINES_SQL = """SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net
-FROM lines WHERE keep AND day <= $as_of"""
+FROM lines WHERE day <= $as_of"""
 
 # Aggregates per customer: name -> SQL aggregate over LINES_SQL. $recent and $before are the
 # first days of the recent spend window and of the one before it.
@@ -602,31 +604,30 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         lines = line_table(frame, cols, cfg, file, con)
         log, stats = lines.log, lines.stats
         as_of = cfg.report.as_of or lines.last_day
-        at = pd.Timestamp(as_of).to_pydatetime()
-        after = con.execute("SELECT count(*), count(*) = (SELECT count(*) FROM lines WHERE "
-                            "keep) FROM lines WHERE keep AND day > $as_of", {"as_of": at}
-                            ).fetchone()
+        after = con.execute("SELECT count(*) FILTER (WHERE day > $as_of), count(*) FROM lines",
+                            {"as_of": as_of}).fetchone()
         assert after is not None
         n_after = int(after[0])
         if n_after:
+            first = _first_row(con, "day > $as_of", {"as_of": as_of}, table="lines")
             log.append(CleaningStep(cols.date, "excluded rows", n_after,
                                     f"dated after as_of {as_of.isoformat()}, first at row "
-                                    f"{_first_row(con, 'keep AND day > $as_of', {'as_of': at})}",
+                                    f"{first}",
                                     "a snapshot as of that day cannot know later orders"))
-        if after[1]:
+        if n_after == after[1]:
             raise InputError(f"no order line on or before as_of {as_of.isoformat()}",
                              file=file, hint="choose a later --as-of")
         window = pd.Timedelta(days=tcfg.window_days)
         recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
-        params: dict[str, object] = {"as_of": at, "recent": recent.to_pydatetime(),
-                                     "before": (recent - window).to_pydatetime()}
+        params: dict[str, object] = {"as_of": as_of, "recent": recent.date(),
+                                     "before": (recent - window).date()}
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
         for role in MIX_ROLES:
             if getattr(cols, role) is None:
                 continue
             query = LEVELS_SQL.format(role=role, lines=LINES_SQL, top=tcfg.top_levels)
-            levels = [str(r[0]) for r in con.execute(query, {"as_of": at}).fetchall()]
+            levels = [str(r[0]) for r in con.execute(query, {"as_of": as_of}).fetchall()]
             if len(levels) < 2:
                 continue  # one country for everyone says nothing about anyone
             mix[role] = levels

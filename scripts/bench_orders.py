@@ -84,12 +84,6 @@ def make_table(path: Path, lines: int, customers: int, seed: int = 0) -> None:
     pq.write_table(table, path)
 
 
-def pd_timestamp(day):  # type: ignore[no-untyped-def]
-    import datetime as dt
-
-    return dt.datetime(day.year, day.month, day.day)
-
-
 def aggregate_arrow(t, extra_mix: dict[str, int], recent, before):  # type: ignore[no-untyped-def]
     """orders.AGGREGATES with pyarrow's group-by: masked columns, then one aggregate call."""
     import pyarrow as pa
@@ -166,7 +160,7 @@ def child(mode: str, path: str) -> None:
         else:
             t0 = time.perf_counter()
             lines = orders.line_table(loaded.frame, cols, cfg, loaded.where)
-            as_of = pd_timestamp(lines.last_day)
+            as_of = lines.last_day
             mix = {}
             codes = []
             for role in orders.MIX_ROLES:
