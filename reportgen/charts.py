@@ -27,7 +27,7 @@ import pandas as pd
 from altair.utils.schemapi import debug_mode
 
 from . import fmt
-from .report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .report import ChartSpec, FeatureInfo, KRow, Method, Rfm, Segment
 
 log = logging.getLogger(__name__)
 
@@ -513,6 +513,39 @@ def campaigns(segments: Sequence[Segment], features: Sequence[FeatureInfo]) -> a
     )
 
 
+def rfm_grid(rfm: Rfm) -> alt.Chart:
+    """Recency score (rows, 5 on top) × frequency score (columns): customers per cell, each
+    cell labelled with its count and the RFM group most of its customers are in."""
+    top = max((c.customers for c in rfm.grid), default=0)
+    rows = [{"r": c.r, "f": c.f, "customers": c.customers, "group": c.group,
+             "label": [f"{c.customers:,}", *_lines(c.group, 12)] if c.customers else [""]}
+            for c in rfm.grid]
+    base = alt.Chart(_frame(rows)).encode(
+        x=alt.X("f:O", title="Frequency score (F): 5 = the most orders",
+                axis=alt.Axis(labelAngle=0, ticks=False, domain=False)),
+        y=alt.Y("r:O", sort="descending", title="Recency score (R): 5 = the most recent",
+                axis=alt.Axis(ticks=False, domain=False)),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues", domainMin=0),
+                        legend=None),
+        tooltip=[alt.Tooltip("r:O", title="R"), alt.Tooltip("f:O", title="F"),
+                 alt.Tooltip("customers:Q", format=",", title="Customers"),
+                 alt.Tooltip("group:N", title="Mostly")],
+    )
+    text = base.mark_text(fontSize=9, lineHeight=11).encode(
+        text="label:N",
+        color=alt.condition(f"datum.customers > {0.55 * top}", alt.value("white"),
+                            alt.value(INK)),
+    )
+    chart = alt.layer(cells, text).properties(width=WIDTH - 120, height=5 * 46)
+    biggest = sorted(rfm.grid, key=lambda c: (-c.customers, -c.r, -c.f))[:3]
+    words = "; ".join(f"R {c.r} F {c.f}: {c.customers:,} ({c.group})" for c in biggest
+                      if c.customers)
+    return _finish(chart, "Customers by recency score (rows) and frequency score (columns), "
+                          f"each cell named by its main RFM group. Largest cells: {words}.")
+
+
 def k_metrics(method: Method) -> alt.Chart:
     """The k search as small multiples, one per metric, with the chosen k marked."""
     table: list[KRow] = method.k_table
@@ -610,7 +643,7 @@ def _spec(chart: Any) -> dict[str, Any]:
 # The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
 # order, then the appendix's k_metrics (and any other chart after that, by name).
 PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
-              "channel_mix", "campaigns")
+              "channel_mix", "campaigns", "rfm_grid")
 
 
 def page_rank(name: str) -> tuple[int, int, str]:
@@ -629,6 +662,7 @@ def _plan(
     points: pd.DataFrame | None,
     *,
     value_label: str = "spend",
+    rfm: Rfm | None = None,
 ) -> list[ChartSpec]:
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
@@ -644,6 +678,8 @@ def _plan(
                          ("campaigns", "Response to past campaigns")):
         if _group(features, group):
             plan.append((group, title, False))
+    if rfm is not None:
+        plan.append(("rfm_grid", "Customers by recency and frequency (RFM scores)", False))
     if _model_features(features):
         plan += [(f"persona_{s.id}", f"{s.name} against the average customer", False)
                  for s in segments]
@@ -663,6 +699,7 @@ def build_charts(
     value_unit: str = "money",
     currency: str = "$",
     on_chart: Callable[[ChartSpec], None] | None = None,
+    rfm: Rfm | None = None,
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
@@ -684,9 +721,11 @@ def build_charts(
         "product_mix": lambda: product_mix(segments, features),
         "campaigns": lambda: campaigns(segments, features),
         "k_metrics": lambda: k_metrics(method),
+        "rfm_grid": lambda: rfm_grid(rfm),  # type: ignore[arg-type]
     }
     charts: dict[str, ChartSpec] = {}
-    for planned in _plan(segments, features, method, points, value_label=value_label):
+    for planned in _plan(segments, features, method, points, value_label=value_label,
+                         rfm=rfm):
         name = planned.name
         # Altair's debug mode validates every object as it is made (~10% of the build);
         # the specs are checked where it matters, by vl-convert rendering them in the tests.

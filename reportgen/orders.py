@@ -47,8 +47,8 @@ from .config import Config, TransactionsConfig
 if TYPE_CHECKING:
     import duckdb
 from .errors import ConfigError, InputError
-from .report import CleaningStep
-from .schema import as_numbers, normalise
+from .report import CleaningStep, OrderLines
+from .schema import Schema, as_numbers, normalise
 
 # A key repeats when at least this share of the lines belong to a customer seen before.
 MIN_REPEAT_SHARE = 0.2
@@ -63,6 +63,22 @@ DETECT_SAMPLE = 5000
 ROLES = ("customer", "order", "date", "amount", "quantity", "price", "discount", "status",
          "product", "category", "channel", "store", "country")
 MIX_ROLES = ("category", "channel", "store", "country")
+# What each role means (the report's data dictionary and `reportgen validate`).
+ROLE_TEXT = {
+    "customer": "customer key: the lines are aggregated per customer; never a feature",
+    "order": "order or invoice number: counts orders, marks cancellations (C…); never a feature",
+    "date": "when the order was placed: recency, tenure, gaps, active months, the as_of cut",
+    "amount": "amount of the line: spend, order value, returns",
+    "quantity": "items of the line: items per order, returns (negative quantities)",
+    "price": "unit price: amount = quantity × price",
+    "discount": "discount of the line: the discounted share of spend",
+    "status": "status of the line: cancelled, refunded and returned lines are returns",
+    "product": "product of the line (not a feature)",
+    "category": "product category: the category mix",
+    "channel": "sales channel: the channel mix",
+    "store": "store or branch: the store mix",
+    "country": "country: the country mix",
+}
 
 _ID = r"(_?(id|no|nr|num|number|key|code|ref))?"
 # Ordered candidates per role: normalised column names (schema.normalise) that may play it.
@@ -177,6 +193,31 @@ class Orders:
         s = self.stats
         return (f"{s.used:,} order lines of {s.customers:,} customers, aggregated to customers "
                 f"as of {self.as_of.isoformat()}")
+
+    def table(self) -> tuple[pd.DataFrame, Schema]:
+        """The customer table the usual stages run on: the key (named as the table's customer
+        column) and the features, one row per customer; with its schema."""
+        key = self.columns.customer
+        frame = self.customers.reset_index(names=key)
+        roles = {key: "id", **{f: "numeric" for f in self.features}}
+        notes = {key: "customer key of the order lines",
+                 **{f: d.description for f, d in self.features.items()}}
+        return frame, Schema(roles=roles, notes=notes)
+
+    def left_out(self) -> pd.DataFrame:
+        """The customers left out (only returns), keyed like table(), for segments.csv."""
+        return pd.DataFrame({self.columns.customer: self.excluded.index.astype("string")})
+
+    def summary(self) -> OrderLines:
+        s = self.stats
+        return OrderLines(
+            method=self.method_line(), lines=s.lines, lines_used=s.used,
+            customers=s.customers + s.only_returns,
+            columns={**self.columns.roles(), "amount": self.columns.amount_text},
+            revenue=s.revenue, no_customer_lines=s.no_customer,
+            no_customer_revenue_share=s.no_customer_revenue_share,
+            duplicate_lines=s.duplicates, return_lines=s.returns, after_as_of=s.after_as_of,
+            only_returns=s.only_returns)
 
 
 # detection -------------------------------------------------------------------------------
@@ -709,14 +750,18 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
 
     recency = (at - agg["last_day"].astype("datetime64[ns]")).dt.days
     tenure = (at - agg["first_day"].astype("datetime64[ns]")).dt.days
-    add("recency", recency, "Recency", "days", "engagement",
+    add("recency", recency, "Days since last order", "days", "engagement",
         f"days from the last purchase ({cols.date}) to as_of {as_of.isoformat()}")
     add("frequency", agg["orders"], "Orders", "count", "value",
         f"{orders_of} with a purchase" + ("" if cols.order else
                                           " (the table has no order number)"))
+    add("one_time", (agg["orders"] == 1).astype("float64"), "One-time buyers", "share",
+        "engagement", f"1 for a customer with one order ({orders_of}), else 0: a segment's "
+        "mean is its share of one-time buyers")
     add("total_spend", agg["net"].clip(lower=0), "Net spend", "money", "value",
         f"sum of {amount} over all lines, {ret} subtracted; below zero → 0")
-    add("tenure_months", tenure / DAYS_PER_MONTH, "Customer for", "months", "engagement",
+    add("tenure_months", tenure / DAYS_PER_MONTH, "Months as a customer", "months",
+        "engagement",
         f"months from the first purchase ({cols.date}) to as_of {as_of.isoformat()}")
     add("avg_basket", _ratio(agg["gross"], agg["orders"]), "Average order value", "money",
         "value", f"purchase {amount} per order ({orders_of})")

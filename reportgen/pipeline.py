@@ -3,6 +3,7 @@ playbook → report → output. Each stage is timed; only load reads and only ou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ from .report import Gate, Report
 if TYPE_CHECKING:
     from .personas import Words
     from .playbook import Rule
+    from .rfm import Group
 
 log = logging.getLogger("reportgen")
 
@@ -67,6 +69,7 @@ class Inputs:
     vocabulary: dict[str, Words]
     playbook: list[Rule]
     logo: str  # data: URI, "" for none
+    rfm_groups: list[Group]  # the named RFM groups (order tables)
 
 
 def read_inputs(cfg: Config) -> Inputs:
@@ -74,9 +77,10 @@ def read_inputs(cfg: Config) -> Inputs:
     from .branding import logo_data_uri
     from .personas import load_vocabulary
     from .playbook import load_playbook
+    from .rfm import load_groups
 
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
-                  logo=logo_data_uri(cfg.report.logo))
+                  logo=logo_data_uri(cfg.report.logo), rfm_groups=load_groups())
 
 
 def run(
@@ -100,12 +104,14 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          background: Any) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
-    from .features import build_features
+    from .features import build_features, order_features
     from .load import load
+    from .orders import aggregate, detect
     from .output import write_outputs
     from .personas import name_personas
     from .playbook import recommend
     from .profile import profile
+    from .rfm import rfm
     from .schema import infer_schema
     from .scoring import build_bundle
     from .segment import segment
@@ -117,11 +123,25 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     file = loaded.where
     with clock.stage("schema"):
         schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
+    with clock.stage("orders"):
+        # Order lines become one row per customer as of as_of; a customer table goes on.
+        order_columns = detect(loaded.frame, cfg.transactions, file)
+        orders = aggregate(loaded.frame, order_columns, cfg, file) \
+            if order_columns is not None else None
+    table, table_schema, notes = loaded.frame, schema, list(loaded.notes)
+    if orders is not None:
+        table, table_schema = orders.table()
+        notes += orders.log
     with clock.stage("clean"):
-        cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
+        cleaned = clean(table, table_schema, cfg, file=file, notes=notes)
+        if orders is not None:
+            cleaned = dataclasses.replace(cleaned, as_of=orders.as_of)
         require_rows(cleaned, cfg, file=file)
     with clock.stage("features"):
-        ff = build_features(cleaned, schema, cfg, file=file)
+        ff = order_features(cleaned, orders.features, cfg, file) if orders is not None else \
+            build_features(cleaned, table_schema, cfg, file=file)
+        scores = rfm(ff.frame["recency"], ff.frame["frequency"], ff.frame["total_spend"],
+                     inputs.rfm_groups) if orders is not None else None
     with clock.stage("segment"):
         seg = segment(ff, cfg.segment, _categories(cleaned, schema, cfg))
     with clock.stage("profile"):
@@ -139,22 +159,31 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     names = {p.segment_id: p.name for p in personas}
-    model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
+    model = build_bundle(cfg=cfg, schema=table_schema, raw=table, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id)
     with clock.stage("report"):
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, logo=inputs.logo,
+            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
+            rfm_groups=inputs.rfm_groups,
             # Each chart starts exporting for the PDF as soon as it is built.
             on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
+        frame, excluded, csv = table, cleaned.excluded, ff.frame[_csv_features(ff)]
+        if orders is not None:
+            # One row per customer, the ones left out (only returns) with their reason.
+            left = orders.left_out().set_axis(range(len(table), len(table) + len(orders.excluded)))
+            frame = pd.concat([table[[cleaned.key]], left])
+            excluded = pd.concat([excluded, pd.Series(orders.excluded.to_numpy(),
+                                                      index=left.index, dtype="string")])
+            csv = csv.join(scores[["rfm_score", "rfm_group"]])  # type: ignore[index]
         run_dir, files = write_outputs(
-            report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
-            kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
-            features=ff.frame[_csv_features(ff)], manifest=manifest,
+            report=report, out_root=out_root, frame=frame, key=cleaned.key,
+            kept_index=ff.frame.index, labels=seg.labels, excluded=excluded,
+            features=csv, manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
             timings=clock.timings, model=model, background=background,
         )

@@ -17,9 +17,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .report import Rfm, RfmCell, RfmGroup
 from .resources import templates_dir
 
 SCORES = (1, 2, 3, 4, 5)
+METHOD = ("R, F and M are quintile scores 1-5 among the segmented customers: 5 = the fifth "
+          "with the most recent order (R), the most orders (F), the highest net spend (M). A "
+          "score is 1 + the whole fifths of customers that do strictly worse, so customers with "
+          "the same value share a score and a tied group takes the lowest of its places (when "
+          "most customers ordered once, they all score F 1). The named groups and their rules "
+          "are in templates/rfm.toml.")
 
 
 @dataclass(frozen=True)
@@ -115,4 +122,35 @@ def rfm(recency: pd.Series, frequency: pd.Series, monetary: pd.Series,
                          "rfm_group": names.astype("string")}, index=recency.index)
 
 
-__all__ = ["Group", "group_table", "load_groups", "rfm", "score"]
+def summarise(scores: pd.DataFrame, segment: pd.Series, recency: pd.Series,
+              frequency: pd.Series, monetary: pd.Series, groups: list[Group]) -> Rfm:
+    """The groups with their size and value, the groups of each segment, the R × F grid.
+    All series share scores' index; segment holds each customer's segment id."""
+    n = len(scores)
+    value = float(monetary.sum())
+    rows = []
+    for g in groups:
+        members = (scores["rfm_group"] == g.name).to_numpy()
+        count = int(members.sum())
+        if not count:
+            continue
+        rows.append(RfmGroup(
+            name=g.name, rule=g.rule, description=g.description, customers=count,
+            share=count / n, value_share=float(monetary[members].sum()) / value if value else 0.0,
+            recency=float(recency[members].mean()), frequency=float(frequency[members].mean()),
+            monetary=float(monetary[members].mean())))
+    rows.sort(key=lambda r: (-r.customers, r.name))
+    cross = pd.crosstab(segment.to_numpy(), scores["rfm_group"].astype(str).to_numpy())
+    by_segment = {str(int(sid)): {str(grp): int(c) for grp, c in row.items() if c}
+                  for sid, row in cross.iterrows()}
+    cells = scores.groupby(["r_score", "f_score"])["rfm_group"]
+    sizes = cells.size()
+    modes = cells.agg(lambda s: sorted(s.value_counts().items(), key=lambda kv: (-kv[1],
+                                                                               kv[0]))[0][0])
+    grid = [RfmCell(r=r, f=f, customers=int(sizes.get((r, f), 0)),
+                    group=str(modes.get((r, f), "")))
+            for r in reversed(SCORES) for f in SCORES]
+    return Rfm(method=METHOD, groups=rows, by_segment=by_segment, grid=grid)
+
+
+__all__ = ["METHOD", "Group", "group_table", "load_groups", "rfm", "score", "summarise"]

@@ -25,7 +25,7 @@ CDNOW = next((p / "shared" / "data" / "transactions" / "CDNOW_master.txt"
 ORDER_FEATURES = {"recency", "frequency", "total_spend", "tenure_months", "avg_basket",
                   "items_per_order", "days_between_orders", "active_months",
                   "spend_last_window", "spend_prev_window", "spend_trend", "return_share",
-                  "deal_share"}
+                  "deal_share", "one_time"}
 
 
 def tiny() -> pd.DataFrame:
