@@ -518,7 +518,7 @@ def rfm_grid(rfm: Rfm) -> alt.Chart:
     cell labelled with its count and the RFM group most of its customers are in."""
     top = max((c.customers for c in rfm.grid), default=0)
     rows = [{"r": c.r, "f": c.f, "customers": c.customers, "group": c.group,
-             "label": [f"{c.customers:,}", *_lines(c.group, 12)] if c.customers else [""]}
+             "label": [f"{c.customers:,}", *_lines(c.group, 14)] if c.customers else [""]}
             for c in rfm.grid]
     base = alt.Chart(_frame(rows)).encode(
         x=alt.X("f:O", title="Frequency score (F): 5 = the most orders",
@@ -527,13 +527,14 @@ def rfm_grid(rfm: Rfm) -> alt.Chart:
                 axis=alt.Axis(ticks=False, domain=False)),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues", domainMin=0),
-                        legend=None),
+        color=alt.condition("datum.customers == 0", alt.value("#f5f7fa"), alt.Color(
+            "customers:Q", scale=alt.Scale(scheme="blues", domainMin=0), legend=None)),
         tooltip=[alt.Tooltip("r:O", title="R"), alt.Tooltip("f:O", title="F"),
                  alt.Tooltip("customers:Q", format=",", title="Customers"),
                  alt.Tooltip("group:N", title="Mostly")],
     )
-    text = base.mark_text(fontSize=9, lineHeight=11).encode(
+    text = base.mark_text(fontSize=9, lineHeight=11, align="center", baseline="middle").encode(
+        x=alt.X("f:O", bandPosition=0.5), y=alt.Y("r:O", sort="descending", bandPosition=0.5),
         text="label:N",
         color=alt.condition(f"datum.customers > {0.55 * top}", alt.value("white"),
                             alt.value(INK)),

@@ -57,6 +57,8 @@ MIN_DATE_SHARE = 0.9
 # A date this many days after nearly every other is a typing error (as in clean.py).
 FUTURE_GAP_DAYS = 365
 DAYS_PER_MONTH = 30.4375
+# A time span whose standard deviation is below this share of its mean tells nobody apart.
+MIN_SPREAD = 0.1
 DETECT_SAMPLE = 5000
 
 # Roles of the line table, in the order they are shown.
@@ -705,6 +707,14 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
                                 "net spend below zero → 0",
                                 "returns of purchases made before the data starts"))
     customers, derived = _features(agg, cols, mix, as_of, tcfg.window_days)
+    for name in _narrow(customers, derived):
+        v = customers[name]
+        log.append(CleaningStep(name, "ignored feature", 0,
+                                f"{derived[name].label.lower()}: {v.min():,.0f} to {v.max():,.0f} "
+                                f"{derived[name].unit} for every customer",
+                                "too little spread to tell customers apart"))
+        customers = customers.drop(columns=name)
+        del derived[name]
     dates = pd.DataFrame({"first_order": agg["first_day"].astype("datetime64[ns]"),
                           "last_order": agg["last_day"].astype("datetime64[ns]")},
                          index=agg.index)
@@ -813,6 +823,20 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
                 "revenue), as a share of purchases", "other")
     customers = pd.DataFrame(out, index=agg.index)
     return customers, meta
+
+
+def _narrow(customers: pd.DataFrame, meta: dict[str, Derived]) -> list[str]:
+    """Time spans that barely vary (every CDNOW customer joined in one quarter: months as
+    a customer 15-18 for all): a segment a fraction of a month apart would earn "new" or
+    "long-standing" from a z-score alone."""
+    out = []
+    for name, d in meta.items():
+        if d.unit in ("days", "months"):
+            v = customers[name]
+            mean = float(v.mean())
+            if mean > 0 and float(v.std()) < MIN_SPREAD * mean:
+                out.append(name)
+    return out
 
 
 def describe_columns(cols: OrderColumns) -> list[str]:
