@@ -369,6 +369,24 @@ def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = Non
     return OrderColumns(**chosen, notes=notes)
 
 
+def date_span(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None
+              ) -> tuple[dt.date, dt.date]:
+    """The first and last day of the order lines (of those with a readable date)."""
+    raw = frame[cols.date]
+    fmt = date_format_of(raw, cols.date, file, cfg.input.date_format)
+    if fmt is None:
+        when = pd.to_datetime(raw, errors="coerce")
+    elif fmt == "%Y%m%d" and pd.api.types.is_numeric_dtype(raw):
+        when = pd.to_datetime(raw.astype("Int64").astype("string"), format=fmt, errors="coerce")
+    else:
+        when = pd.to_datetime(raw.astype("string").str.strip(), format=fmt, errors="coerce")
+    when = when.dropna()
+    if when.empty:
+        raise InputError("no order line has a readable date", column=cols.date, file=file)
+    valid = when[when <= when.quantile(0.99) + pd.Timedelta(days=FUTURE_GAP_DAYS)]
+    return valid.min().date(), valid.max().date()
+
+
 # the line table ------------------------------------------------------------------------------
 
 def _share(part: float, whole: float) -> float:

@@ -4,6 +4,7 @@ playbook → report → output. Each stage is timed; only load reads and only ou
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from .config import Config
 from .report import Gate, Report
 
 if TYPE_CHECKING:
+    from .load import Loaded
     from .personas import Words
     from .playbook import Rule
     from .rfm import Group
@@ -87,8 +89,10 @@ def run(
     source: str | None,
     cfg: Config,
     out_root: Path,
+    loaded: Loaded | None = None,
 ) -> RunResult:
-    """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
+    """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/.
+    ``loaded``: the table SOURCE already read (backfill reads it once for every month)."""
     from .exporter import Background
 
     inputs = read_inputs(cfg)
@@ -97,11 +101,54 @@ def run(
     formats = set(cfg.report.formats)
     with Background(charts=bool({"html", "pdf", "email"} & formats),
                     pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, inputs, background)
+        return _run(source, cfg, out_root, inputs, background, loaded)
+
+
+def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
+               end: dt.date | None = None) -> list[dt.date]:
+    """The as_of of each monthly snapshot of data from first to last: the last day of each
+    month from start's month (default: first's) to end's (default: last's), the final one
+    cut at the last day in the data (a snapshot after it would age everyone for nothing)."""
+    month = (start or first).replace(day=1)
+    stop = (end or last).replace(day=1)
+    out = []
+    while month <= stop:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        day = min(following - dt.timedelta(days=1), last)
+        if day >= first and day >= month:
+            out.append(day)
+        month = following
+    return out
+
+
+def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | None = None,
+             end: dt.date | None = None) -> list[RunResult]:
+    """One run per month end of an order table into out_root (one series): a year of
+    history from one export. The table is read once; each run cuts its lines at its as_of."""
+    from .errors import ConfigError, InputError
+    from .load import load
+    from .orders import date_span, detect
+
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"--to {end:%Y-%m} is before --from {start:%Y-%m}")
+    loaded = load(source, cfg.input)
+    columns = detect(loaded.frame, cfg.transactions, loaded.where)
+    if columns is None:
+        raise InputError("backfill needs order lines: a customer key that repeats, a date and "
+                         "an amount on every row", file=loaded.where,
+                         hint="name the columns in [transactions], or use `reportgen run`")
+    first, last = date_span(loaded.frame, columns, cfg, loaded.where)
+    ends = month_ends(first, last, start, end)
+    if not ends:
+        raise ConfigError(f"no month end between {start or first} and {end or last} has data "
+                          f"(the lines run from {first} to {last})",
+                          hint="choose --from and --to within the data")
+    return [run(source, cfg.with_overrides(report__as_of=as_of), out_root, loaded)
+            for as_of in ends]
 
 
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
-         background: Any) -> RunResult:
+         background: Any, preloaded: Loaded | None = None) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features, order_features
@@ -119,7 +166,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     clock = _Clock()
     template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     with clock.stage("load"):
-        loaded = load(source, cfg.input)
+        loaded = preloaded if preloaded is not None else load(source, cfg.input)
     file = loaded.where
     with clock.stage("schema"):
         schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)

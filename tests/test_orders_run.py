@@ -159,3 +159,45 @@ def test_validate_and_init_say_it_is_an_order_table(tmp_path: Path) -> None:
     cfg = load_config(toml)
     assert (cfg.transactions.customer, cfg.transactions.price) == ("CustomerID", "UnitPrice")
     assert cfg.columns == {}
+
+
+def test_month_ends_cover_the_data_and_stop_at_its_last_day() -> None:
+    from reportgen.pipeline import month_ends
+
+    first, last = dt.date(2010, 12, 1), dt.date(2011, 12, 9)
+    ends = month_ends(first, last)
+    assert ends[0] == dt.date(2010, 12, 31) and ends[-1] == last and len(ends) == 13
+    assert month_ends(first, last, dt.date(2011, 2, 1), dt.date(2011, 4, 1)) == \
+        [dt.date(2011, 2, 28), dt.date(2011, 3, 31), dt.date(2011, 4, 30)]
+    assert month_ends(first, last, dt.date(2012, 1, 1)) == []
+
+
+def test_backfill_makes_one_run_per_month_into_one_root(tmp_path: Path) -> None:
+    path, facts = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2011-09", "--to",
+                                       "2011-12", "--out", str(out), "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "4 monthly runs" in result.output
+    runs = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert [r[:7] for r in runs] == ["2011-09", "2011-10", "2011-11", "2011-12"]
+    as_of = [json.loads((out / r / "summary.json").read_text())["as_of"] for r in runs]
+    assert as_of == ["2011-09-30", "2011-10-31", "2011-11-30", "2011-12-09"]
+    last = pd.read_csv(out / runs[-1] / "segments.csv", dtype={"CustomerID": str})
+    assert set(last["CustomerID"]) == facts.customers | facts.only_returns
+    first = pd.read_csv(out / runs[0] / "segments.csv", dtype={"CustomerID": str})
+    assert len(first) < len(last)  # the new customers of November are not there yet
+
+
+def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> None:
+    from tests.tables import marketing_table, write_tsv
+
+    path = write_tsv(marketing_table(20), tmp_path / "customers.tsv")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "backfill needs order lines" in result.output
+    orders, _ = _table("invoices", tmp_path)
+    result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-13"])
+    assert result.exit_code == 2 and "--from '2011-13' is not a month" in result.output
+    result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-06", "--to",
+                                       "2011-01"])
+    assert result.exit_code == 2 and "before --from" in result.output
