@@ -20,14 +20,16 @@ What the aggregation does, in order (each step that changes anything is logged):
    window against the one before, return share, discounted share, and the revenue share of
    the top categories, channels, stores and countries (the rest pooled as "other");
 6. a customer with only returns is left out with that reason; a net spend below zero (returns
-   of purchases made before the data starts) is set to zero, and said so.
+   of purchases made before the data starts) is set to zero, and said so; a time span that
+   barely varies (every customer joined in one quarter) is left out as a feature.
 
 as_of defaults to the last day in the data; a line at any time of that day is in the data
 ("13:49 on the last day" is not in the future).
 
-The aggregation is a fixed list of SQL aggregates over a typed line table (AGGREGATES), then
-ratios of those (FEATURES): an engine that runs SQL (DuckDB here; Spark SQL at scale) runs
-it unchanged. DuckDB was measured against pyarrow's group-by on 10 M lines
+The line table is typed in SQL over the table's own columns (pandas reads only dates and
+amounts written as text), then aggregated by a fixed list of SQL aggregates (AGGREGATES), and
+the features are ratios of those (_features): an engine that runs SQL (DuckDB here; Spark SQL
+at scale) runs it unchanged. DuckDB was measured against pyarrow's group-by on 10 M lines
 (scripts/bench_orders.py): see the README for the figures.
 """
 
@@ -43,12 +45,12 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, TransactionsConfig
-
-if TYPE_CHECKING:
-    import duckdb
 from .errors import ConfigError, InputError
 from .report import CleaningStep, OrderLines
 from .schema import Schema, as_numbers, normalise
+
+if TYPE_CHECKING:
+    import duckdb
 
 # A key repeats when at least this share of the lines belong to a customer seen before.
 MIN_REPEAT_SHARE = 0.2
@@ -470,7 +472,8 @@ def _source(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | No
             sql[role] = f"CASE WHEN isfinite(_{role}) THEN CAST(_{role} AS DOUBLE) END"
     if cols.amount is None:
         sql["amount"] = f"({sql['quantity']}) * ({sql['price']})"
-    return pd.DataFrame(src), sql, fmt
+    # copy=False: the columns are the loaded table's own (a dict of columns is copied by default)
+    return pd.DataFrame(src, copy=False), sql, fmt
 
 
 def _first_row(con: duckdb.DuckDBPyConnection, where: str,
@@ -552,15 +555,15 @@ FROM typed""").fetchone()
     n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, p99 = counts
     wild_after = (pd.Timestamp(p99) + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_pydatetime() \
         if p99 is not None else dt.datetime(9999, 12, 31)
-    # The lines the snapshots aggregate, materialised once (every later query scans them):
-    # only what the aggregates read; order numbers as 64-bit hashes (a collision would have
-    # to fall within one customer's orders to change a count).
+    # The lines a snapshot may aggregate: only what the aggregates read; order numbers as
+    # 64-bit hashes (a collision would have to fall within one customer's orders to change a
+    # count).
     levels = "".join(f", {r}_level" for r in MIX_ROLES if r in sql)
     order_key = "hash(order_no)" if cols.order else "CAST(epoch(CAST(ts AS DATE)) AS UBIGINT)"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE lines AS SELECT _row, customer,
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW usable AS SELECT _row, customer,
   {order_key} AS order_key, CAST(ts AS DATE) AS day, abs(signed_amount) AS amount,
   abs(signed_qty) AS qty, is_return{', discounted' if cols.discount else ''}{levels}
-FROM typed WHERE {readable} AND ts <= $wild""", {"wild": wild_after})
+FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'""")
     if n_dup:
         log.append(CleaningStep("*", "excluded rows", n_dup,
                                 f"exact duplicate lines, first at row {_first_row(con, '_dup')}",
@@ -586,7 +589,7 @@ FROM typed WHERE {readable} AND ts <= $wild""", {"wild": wild_after})
         log.append(CleaningStep(cols.amount_text, "excluded rows", n_bad_amount,
                                 f"no readable amount, first at row {first}",
                                 "unreadable amount"))
-    found = con.execute("SELECT count(*), max(day) FROM lines").fetchone()
+    found = con.execute("SELECT count(*), max(day) FROM usable").fetchone()
     assert found is not None
     n_wild, last = n_readable - int(found[0]), found[1]
     if n_wild:
@@ -610,10 +613,9 @@ FROM typed WHERE {readable} AND ts <= $wild""", {"wild": wild_after})
 
 # aggregation -----------------------------------------------------------------------------
 
-# The lines a snapshot aggregates: kept, and dated on or before as_of (a day: $as_of is its
-# midnight, and `day` the midnight of each line's day), with the net amount of each line.
-LINES_SQL = """SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net
-FROM lines WHERE day <= $as_of"""
+# The lines a snapshot aggregates (the table `lines`: usable and dated on or before as_of),
+# with the net amount of each line.
+LINES_SQL = "SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net FROM lines"
 
 # Aggregates per customer: name -> SQL aggregate over LINES_SQL. $recent and $before are the
 # first days of the recent spend window and of the one before it.
@@ -633,19 +635,23 @@ AGGREGATES: dict[str, str] = {
     "spend_before": "coalesce(sum(net) FILTER (WHERE day >= $before AND day < $recent), 0)",
 }
 DISCOUNT_AGGREGATE = "coalesce(sum(amount) FILTER (WHERE NOT is_return AND discounted), 0)"
-# The top levels of a mix role by purchase revenue ({role} is one of MIX_ROLES).
+# The top levels of a mix role by purchase revenue as of $as_of ({role}: one of MIX_ROLES).
 LEVELS_SQL = """SELECT {role}_level AS level, sum(amount) AS revenue
-FROM ({lines}) WHERE NOT is_return AND {role}_level <> 'Unknown'
+FROM usable WHERE day <= $as_of AND NOT is_return AND {role}_level <> 'Unknown'
 GROUP BY 1 HAVING sum(amount) > 0 ORDER BY 2 DESC, 1 LIMIT {top}"""
 
 
-def _mix_aggregate(role: str, i: int | None, n: int) -> str:
-    """Purchase revenue of level i of a mix role ($<role>_<i>); None: the pooled rest."""
-    if i is not None:
-        test = f"{role}_level = ${role}_{i}"
-    else:
-        test = " AND ".join(f"{role}_level <> ${role}_{j}" for j in range(n)) or "TRUE"
+def _mix_aggregate(role: str, i: int | None) -> str:
+    """Purchase revenue of level i of a mix role (its code); None: the pooled rest."""
+    test = f"{role}_code = {i}" if i is not None else f"{role}_code < 0"
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
+
+
+def _code(role: str, n: int) -> str:
+    """A mix level as its rank among the top levels ($<role>_<i>), -1 for the rest: a byte
+    a line instead of the text."""
+    cases = " ".join(f"WHEN ${role}_{i} THEN {i}" for i in range(n))
+    return f"CAST(CASE {role}_level {cases} ELSE -1 END AS TINYINT) AS {role}_code"
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -665,12 +671,12 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         lines = line_table(frame, cols, cfg, file, con)
         log, stats = lines.log, lines.stats
         as_of = cfg.report.as_of or lines.last_day
-        after = con.execute("SELECT count(*) FILTER (WHERE day > $as_of), count(*) FROM lines",
+        after = con.execute("SELECT count(*) FILTER (WHERE day > $as_of), count(*) FROM usable",
                             {"as_of": as_of}).fetchone()
         assert after is not None
         n_after = int(after[0])
         if n_after:
-            first = _first_row(con, "day > $as_of", {"as_of": as_of}, table="lines")
+            first = _first_row(con, "day > $as_of", {"as_of": as_of}, table="usable")
             log.append(CleaningStep(cols.date, "excluded rows", n_after,
                                     f"dated after as_of {as_of.isoformat()}, first at row "
                                     f"{first}",
@@ -680,24 +686,28 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
                              file=file, hint="choose a later --as-of")
         window = pd.Timedelta(days=tcfg.window_days)
         recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
-        params: dict[str, object] = {"as_of": as_of, "recent": recent.date(),
-                                     "before": (recent - window).date()}
+        params: dict[str, object] = {"recent": recent.date(), "before": (recent - window).date()}
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
+        codes: dict[str, object] = {"as_of": as_of}
         for role in MIX_ROLES:
             if getattr(cols, role) is None:
                 continue
-            query = LEVELS_SQL.format(role=role, lines=LINES_SQL, top=tcfg.top_levels)
+            query = LEVELS_SQL.format(role=role, top=tcfg.top_levels)
             levels = [str(r[0]) for r in con.execute(query, {"as_of": as_of}).fetchall()]
             if len(levels) < 2:
                 continue  # one country for everyone says nothing about anyone
             mix[role] = levels
-            for i, level in enumerate(levels):
-                extra[f"{role}_{i}"] = _mix_aggregate(role, i, len(levels))
-                params[f"{role}_{i}"] = level
-            extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
+            codes.update({f"{role}_{i}": level for i, level in enumerate(levels)})
+            extra.update({f"{role}_{i}": _mix_aggregate(role, i) for i in range(len(levels))})
+            extra[f"{role}_other"] = _mix_aggregate(role, None)
         if cols.discount:
             extra["discounted"] = DISCOUNT_AGGREGATE
+        # The snapshot's lines, materialised once: the aggregate reads them in one scan.
+        con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT customer, order_key, day, "
+                    "amount, qty, is_return" + (", discounted" if cols.discount else "")
+                    + "".join(f", {_code(role, len(levels))}" for role, levels in mix.items())
+                    + " FROM usable WHERE day <= $as_of", codes)
         columns = ",\n  ".join(f"{sql} AS {name}"
                                for name, sql in {**AGGREGATES, **extra}.items())
         query = f"SELECT customer,\n  {columns}\nFROM ({LINES_SQL})\nGROUP BY customer"

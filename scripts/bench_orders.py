@@ -166,8 +166,7 @@ def child(mode: str, path: str) -> None:
             for role in orders.MIX_ROLES:
                 if getattr(cols, role) is None:
                     continue
-                query = orders.LEVELS_SQL.format(role=role, lines=orders.LINES_SQL,
-                                                 top=cfg.transactions.top_levels)
+                query = orders.LEVELS_SQL.format(role=role, top=cfg.transactions.top_levels)
                 levels = [r[0] for r in lines.con.execute(query, {"as_of": as_of}).fetchall()]
                 mix[role] = len(levels)
                 cases = " ".join(f"WHEN {role}_level = ${role}_{i} THEN {i}"
@@ -178,10 +177,11 @@ def child(mode: str, path: str) -> None:
             for _, p in codes:
                 params.update(p)
             table = lines.con.execute(
-                "SELECT customer, order_key, day, amount, qty, is_return, net, "
+                "SELECT customer, order_key, day, amount, qty, is_return, "
+                "CASE WHEN is_return THEN -amount ELSE amount END AS net, "
                 "date_trunc('month', day) AS month"
                 + "".join(", " + c for c, _ in codes)
-                + f" FROM ({orders.LINES_SQL})", params).to_arrow_table()
+                + " FROM usable WHERE day <= $as_of", params).to_arrow_table()
             stages["line_table"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             agg = aggregate_arrow(table, mix, as_of - dt.timedelta(days=89),
