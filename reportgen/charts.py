@@ -518,8 +518,7 @@ def rfm_grid(rfm: Rfm) -> alt.Chart:
     cell labelled with its count and the RFM group most of its customers are in."""
     top = max((c.customers for c in rfm.grid), default=0)
     rows = [{"r": c.r, "f": c.f, "customers": c.customers, "group": c.group,
-             "label": [f"{c.customers:,}", *_lines(c.group, 14)] if c.customers else [""]}
-            for c in rfm.grid]
+             "count": f"{c.customers:,}" if c.customers else ""} for c in rfm.grid]
     base = alt.Chart(_frame(rows)).encode(
         x=alt.X("f:O", title="Frequency score (F): 5 = the most orders",
                 axis=alt.Axis(labelAngle=0, ticks=False, domain=False)),
@@ -533,12 +532,14 @@ def rfm_grid(rfm: Rfm) -> alt.Chart:
                  alt.Tooltip("customers:Q", format=",", title="Customers"),
                  alt.Tooltip("group:N", title="Mostly")],
     )
-    text = base.mark_text(fontSize=9, lineHeight=11, align="center", baseline="middle").encode(
-        x=alt.X("f:O", bandPosition=0.5), y=alt.Y("r:O", sort="descending", bandPosition=0.5),
-        text="label:N",
-        color=alt.condition(f"datum.customers > {0.55 * top}", alt.value("white"),
-                            alt.value(INK)),
-    )
+    ink = alt.condition(f"datum.customers > {0.55 * top}", alt.value("white"), alt.value(INK))
+    # Two one-line texts, not one two-line text: WeasyPrint draws a multi-line SVG text
+    # left-aligned whatever its anchor.
+    count = base.mark_text(fontSize=10, fontWeight="bold", dy=-6).encode(text="count:N",
+                                                                         color=ink)
+    group = base.mark_text(fontSize=8, dy=7).encode(
+        text=alt.condition("datum.customers > 0", "group:N", alt.value("")), color=ink)
+    text = alt.layer(count, group)
     chart = alt.layer(cells, text).properties(width=WIDTH - 120, height=5 * 46)
     biggest = sorted(rfm.grid, key=lambda c: (-c.customers, -c.r, -c.f))[:3]
     words = "; ".join(f"R {c.r} F {c.f}: {c.customers:,} ({c.group})" for c in biggest
