@@ -59,6 +59,8 @@ MIN_DATE_SHARE = 0.9
 # A date this many days after nearly every other is a typing error (as in clean.py).
 FUTURE_GAP_DAYS = 365
 DAYS_PER_MONTH = 30.4375
+# Below this many lines the date fence's percentile is computed exactly as pandas does.
+EXACT_QUANTILE_BELOW = 100_000
 # A time span whose standard deviation is below this share of its mean tells nobody apart.
 MIN_SPREAD = 0.1
 DETECT_SAMPLE = 5000
@@ -315,8 +317,16 @@ def _find(role: str, frame: pd.DataFrame, sample: pd.DataFrame, taken: set[str]
 
 def _repeat_share(s: pd.Series) -> float:
     """Share of the lines whose customer was seen on an earlier line."""
-    keys = s.dropna()
-    return 1.0 - keys.nunique() / len(keys) if len(keys) else 0.0
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:  # Arrow counts distinct text keys without making a Python object of each
+        keys = pa.array(s, from_pandas=True)
+        n, distinct = pc.count(keys).as_py(), pc.count_distinct(keys).as_py()
+    except (pa.ArrowException, TypeError):
+        values = s.dropna()
+        n, distinct = len(values), values.nunique()
+    return 1.0 - distinct / n if n else 0.0
 
 
 def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = None
@@ -492,6 +502,7 @@ class _Lines:
     log: list[CleaningStep]
     stats: LineStats
     last_day: dt.date
+    usable: int  # lines the snapshots may aggregate
 
 
 def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None,
@@ -535,11 +546,7 @@ FROM source""")
     # cannot be read; then dates far after nearly every other (typing errors).
     base = "NOT _dup"
     readable = f"{base} AND customer IS NOT NULL AND signed_amount IS NOT NULL AND ts IS NOT NULL"
-    found = con.execute(f"SELECT count(*) FROM typed WHERE {readable}").fetchone()
-    n_readable = int(found[0]) if found else 0
-    # The 99th percentile as pandas' quantile(0.99, interpolation="lower") (and clean.py):
-    # the value at position floor(0.99 (n - 1)) of the sorted dates.
-    q99 = 0.99 * (n_readable - 1) / n_readable if n_readable else 0.99
+    # One scan of the typed lines for every count; each later scan re-types them.
     counts = con.execute(f"""SELECT
   count(*) FILTER (WHERE _dup),
   count(*) FILTER (WHERE {base} AND customer IS NULL),
@@ -549,10 +556,21 @@ FROM source""")
   count(*) FILTER (WHERE {base} AND customer IS NOT NULL AND ts IS NULL),
   count(*) FILTER (WHERE {base} AND customer IS NOT NULL AND ts IS NOT NULL
                    AND signed_amount IS NULL),
-  quantile_disc(ts, {q99!r}) FILTER (WHERE {readable})
+  count(*) FILTER (WHERE {readable}),
+  quantile_disc(ts, 0.99) FILTER (WHERE {readable}),
+  max(ts) FILTER (WHERE {readable})
 FROM typed""").fetchone()
     assert counts is not None
-    n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, p99 = counts
+    n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, n_readable, p99, latest = \
+        counts
+    if n_readable and n_readable < EXACT_QUANTILE_BELOW:
+        # The 99th percentile as pandas' quantile(0.99, interpolation="lower") (and clean.py):
+        # the date at position floor(0.99 (n - 1)), where DuckDB takes floor(0.99 n); on a
+        # large table the two are next to each other.
+        q = 0.99 * (n_readable - 1) / n_readable
+        found = con.execute(f"SELECT quantile_disc(ts, {q!r}) FROM typed WHERE {readable}"
+                            ).fetchone()
+        p99 = found[0] if found else p99
     wild_after = (pd.Timestamp(p99) + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_pydatetime() \
         if p99 is not None else dt.datetime(9999, 12, 31)
     # The lines a snapshot may aggregate: only what the aggregates read; order numbers as
@@ -589,9 +607,12 @@ FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'
         log.append(CleaningStep(cols.amount_text, "excluded rows", n_bad_amount,
                                 f"no readable amount, first at row {first}",
                                 "unreadable amount"))
-    found = con.execute("SELECT count(*), max(day) FROM usable").fetchone()
-    assert found is not None
-    n_wild, last = n_readable - int(found[0]), found[1]
+    if latest is None or latest <= wild_after:  # no typo (the usual case): no scan
+        n_wild, last = 0, latest
+    else:
+        found = con.execute("SELECT count(*), max(day) FROM usable").fetchone()
+        assert found is not None
+        n_wild, last = n_readable - int(found[0]), found[1]
     if n_wild:
         wild = f"{readable} AND ts > $wild"
         shown = con.execute(f"SELECT list(DISTINCT CAST(ts AS DATE) ORDER BY 1) FROM typed "
@@ -608,7 +629,8 @@ FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'
     stats = LineStats(lines=n_lines, used=0, customers=0, revenue=0.0, duplicates=n_dup,
                       no_customer=n_none, no_customer_revenue_share=none_share,
                       bad_dates=n_bad_date, bad_amounts=n_bad_amount, wild_dates=n_wild)
-    return _Lines(con=con, fmt=fmt, log=log, stats=stats, last_day=pd.Timestamp(last).date())
+    return _Lines(con=con, fmt=fmt, log=log, stats=stats, last_day=pd.Timestamp(last).date(),
+                  usable=n_readable - n_wild)
 
 
 # aggregation -----------------------------------------------------------------------------
@@ -671,17 +693,18 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         lines = line_table(frame, cols, cfg, file, con)
         log, stats = lines.log, lines.stats
         as_of = cfg.report.as_of or lines.last_day
-        after = con.execute("SELECT count(*) FILTER (WHERE day > $as_of), count(*) FROM usable",
-                            {"as_of": as_of}).fetchone()
-        assert after is not None
-        n_after = int(after[0])
+        n_after = 0
+        if as_of < lines.last_day:  # as_of is the last day unless set: nothing after it
+            after = con.execute("SELECT count(*) FROM usable WHERE day > $as_of",
+                                {"as_of": as_of}).fetchone()
+            n_after = int(after[0]) if after else 0
         if n_after:
             first = _first_row(con, "day > $as_of", {"as_of": as_of}, table="usable")
             log.append(CleaningStep(cols.date, "excluded rows", n_after,
                                     f"dated after as_of {as_of.isoformat()}, first at row "
                                     f"{first}",
                                     "a snapshot as of that day cannot know later orders"))
-        if n_after == after[1]:
+        if n_after == lines.usable:
             raise InputError(f"no order line on or before as_of {as_of.isoformat()}",
                              file=file, hint="choose a later --as-of")
         window = pd.Timedelta(days=tcfg.window_days)
