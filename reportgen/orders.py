@@ -409,29 +409,31 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def _row_hashes(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of every row: DuckDB's hash() over all columns (multi-threaded, 5× faster
-    than pandas' on text columns), pandas' where DuckDB cannot read a column."""
+def _duplicates(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> np.ndarray:
+    """Rows equal in every column to an earlier row. DuckDB hashes every row (all columns,
+    multi-threaded) and names the rows whose hash repeats; only those are compared in full,
+    so the answer is exact."""
     import duckdb
 
+    row = "_row" if "_row" not in frame.columns else f"_row_{len(frame.columns)}"
     names = ", ".join(_quote(c) for c in frame.columns)
+    numbered = pd.DataFrame({row: np.arange(len(frame), dtype=np.int64),
+                             **{c: frame[c] for c in frame.columns}}, copy=False)
     try:
-        con.register("raw", frame)
-        return con.execute(f"SELECT hash({names}) AS h FROM raw").fetchnumpy()["h"]
+        con.register("raw", numbered)
+        found = con.execute(f"""WITH t AS (SELECT {row} AS r, hash({names}) AS h FROM raw)
+SELECT r FROM t WHERE h IN (SELECT h FROM t GROUP BY h HAVING count(*) > 1)""").fetchnumpy()
+        rows = found["r"]
     except duckdb.Error:  # e.g. an object column of mixed Python types (Excel)
-        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        hashes = pd.util.hash_pandas_object(frame, index=False)
+        rows = np.flatnonzero(hashes.duplicated(keep=False).to_numpy())
     finally:
         con.unregister("raw")
-
-
-def _duplicates(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> np.ndarray:
-    """Rows equal in every column to an earlier row. Rows are hashed first (fast); only
-    rows whose hash repeats are compared in full, so the answer is exact."""
-    candidates = pd.Series(_row_hashes(con, frame)).duplicated(keep=False).to_numpy()
     out = np.zeros(len(frame), dtype=bool)
-    if candidates.any():
-        exact = frame.loc[candidates].duplicated(keep="first").to_numpy()
-        out[np.flatnonzero(candidates)[exact]] = True
+    if len(rows):
+        candidates = np.sort(np.asarray(rows, dtype=np.int64))
+        exact = frame.iloc[candidates].duplicated(keep="first").to_numpy()
+        out[candidates[exact]] = True
     return out
 
 
@@ -530,7 +532,13 @@ def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str |
         returns.append(f"coalesce({sql['quantity']} < 0, FALSE)")
     if cols.status:
         returns.append(f"coalesce(regexp_matches({sql['status']}, '{_RETURN_STATUS}'), FALSE)")
-    levels = "".join(f",\n  coalesce({sql[r]}, 'Unknown') AS {r}_level"
+    # Mix levels as DuckDB enums (one or two bytes a line instead of the text), their values
+    # the column's distinct trimmed texts, blanks as "Unknown".
+    for r in MIX_ROLES:
+        if r in sql:
+            con.execute(f"CREATE TYPE {r}_enum AS ENUM (SELECT DISTINCT coalesce({sql[r]}, "
+                        f"'Unknown') AS v FROM source UNION SELECT 'Unknown' ORDER BY v)")
+    levels = "".join(f",\n  CAST(coalesce({sql[r]}, 'Unknown') AS {r}_enum) AS {r}_level"
                      for r in MIX_ROLES if r in sql)
     discount = f",\n  coalesce(abs({sql['discount']}) > 0, FALSE) AS discounted" \
         if cols.discount else ""
@@ -573,12 +581,13 @@ FROM typed""").fetchone()
         p99 = found[0] if found else p99
     wild_after = (pd.Timestamp(p99) + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_pydatetime() \
         if p99 is not None else dt.datetime(9999, 12, 31)
-    # The lines a snapshot may aggregate: only what the aggregates read; order numbers as
-    # 64-bit hashes (a collision would have to fall within one customer's orders to change a
-    # count).
+    # The lines a snapshot may aggregate, materialised once (typing them again for every
+    # query would cost a scan of the text each time): only what the aggregates read; order
+    # numbers as 64-bit hashes (a collision would have to fall within one customer's orders
+    # to change a count).
     levels = "".join(f", {r}_level" for r in MIX_ROLES if r in sql)
     order_key = "hash(order_no)" if cols.order else "CAST(epoch(CAST(ts AS DATE)) AS UBIGINT)"
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW usable AS SELECT _row, customer,
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable AS SELECT _row, customer,
   {order_key} AS order_key, CAST(ts AS DATE) AS day, abs(signed_amount) AS amount,
   abs(signed_qty) AS qty, is_return{', discounted' if cols.discount else ''}{levels}
 FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'""")
@@ -635,9 +644,10 @@ FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'
 
 # aggregation -----------------------------------------------------------------------------
 
-# The lines a snapshot aggregates (the table `lines`: usable and dated on or before as_of),
-# with the net amount of each line.
-LINES_SQL = "SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net FROM lines"
+# The lines a snapshot aggregates: usable and dated on or before as_of, with the net amount
+# of each line.
+LINES_SQL = """SELECT *, CASE WHEN is_return THEN -amount ELSE amount END AS net
+FROM usable WHERE day <= $as_of"""
 
 # Aggregates per customer: name -> SQL aggregate over LINES_SQL. $recent and $before are the
 # first days of the recent spend window and of the one before it.
@@ -663,17 +673,14 @@ FROM usable WHERE day <= $as_of AND NOT is_return AND {role}_level <> 'Unknown'
 GROUP BY 1 HAVING sum(amount) > 0 ORDER BY 2 DESC, 1 LIMIT {top}"""
 
 
-def _mix_aggregate(role: str, i: int | None) -> str:
-    """Purchase revenue of level i of a mix role (its code); None: the pooled rest."""
-    test = f"{role}_code = {i}" if i is not None else f"{role}_code < 0"
+def _mix_aggregate(role: str, i: int | None, n: int) -> str:
+    """Purchase revenue of level i of a mix role (parameter $<role>_<i>); None: the rest."""
+    def level(j: int) -> str:
+        return f"CAST(${role}_{j} AS {role}_enum)"
+
+    test = f"{role}_level = {level(i)}" if i is not None else \
+        " AND ".join(f"{role}_level <> {level(j)}" for j in range(n))
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
-
-
-def _code(role: str, n: int) -> str:
-    """A mix level as its rank among the top levels ($<role>_<i>), -1 for the rest: a byte
-    a line instead of the text."""
-    cases = " ".join(f"WHEN ${role}_{i} THEN {i}" for i in range(n))
-    return f"CAST(CASE {role}_level {cases} ELSE -1 END AS TINYINT) AS {role}_code"
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -709,10 +716,10 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
                              file=file, hint="choose a later --as-of")
         window = pd.Timedelta(days=tcfg.window_days)
         recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
-        params: dict[str, object] = {"recent": recent.date(), "before": (recent - window).date()}
+        params: dict[str, object] = {"as_of": as_of, "recent": recent.date(),
+                                     "before": (recent - window).date()}
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
-        codes: dict[str, object] = {"as_of": as_of}
         for role in MIX_ROLES:
             if getattr(cols, role) is None:
                 continue
@@ -721,16 +728,12 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
             if len(levels) < 2:
                 continue  # one country for everyone says nothing about anyone
             mix[role] = levels
-            codes.update({f"{role}_{i}": level for i, level in enumerate(levels)})
-            extra.update({f"{role}_{i}": _mix_aggregate(role, i) for i in range(len(levels))})
-            extra[f"{role}_other"] = _mix_aggregate(role, None)
+            params.update({f"{role}_{i}": level for i, level in enumerate(levels)})
+            extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(levels))
+                          for i in range(len(levels))})
+            extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
         if cols.discount:
             extra["discounted"] = DISCOUNT_AGGREGATE
-        # The snapshot's lines, materialised once: the aggregate reads them in one scan.
-        con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT customer, order_key, day, "
-                    "amount, qty, is_return" + (", discounted" if cols.discount else "")
-                    + "".join(f", {_code(role, len(levels))}" for role, levels in mix.items())
-                    + " FROM usable WHERE day <= $as_of", codes)
         columns = ",\n  ".join(f"{sql} AS {name}"
                                for name, sql in {**AGGREGATES, **extra}.items())
         query = f"SELECT customer,\n  {columns}\nFROM ({LINES_SQL})\nGROUP BY customer"

@@ -169,7 +169,7 @@ def child(mode: str, path: str) -> None:
                 query = orders.LEVELS_SQL.format(role=role, top=cfg.transactions.top_levels)
                 levels = [r[0] for r in lines.con.execute(query, {"as_of": as_of}).fetchall()]
                 mix[role] = len(levels)
-                cases = " ".join(f"WHEN {role}_level = ${role}_{i} THEN {i}"
+                cases = " ".join(f"WHEN CAST({role}_level AS VARCHAR) = ${role}_{i} THEN {i}"
                                  for i in range(len(levels)))
                 codes.append((f"CASE {cases} ELSE -1 END AS {role}_code",
                               {f"{role}_{i}": v for i, v in enumerate(levels)}))

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -347,3 +348,24 @@ def test_other_spellings_of_the_columns_are_found(names: dict[str, str]) -> None
     frame = frame.rename(columns=names)
     o = _aggregate(frame)
     assert set(o.customers.index) == facts.customers
+
+
+def test_exact_duplicates_are_found_in_a_table_many_threads_read() -> None:
+    from reportgen.orders import _connect, _duplicates
+
+    rng = np.random.default_rng(3)
+    n = 300_000
+    frame = pd.DataFrame({"customer": rng.integers(0, 50_000, n).astype(str),
+                          "amount": rng.integers(1, 10_000, n) / 100,
+                          "day": rng.integers(0, 400, n)})
+    copies = rng.choice(n, size=40, replace=False)
+    frame = pd.concat([frame, frame.iloc[copies]], ignore_index=True)
+    frame = frame.sample(frac=1.0, random_state=4).reset_index(drop=True)  # copies anywhere
+    con = _connect()
+    try:
+        found = _duplicates(con, frame)
+    finally:
+        con.close()
+    expected = frame.duplicated(keep="first").to_numpy()
+    assert expected.sum() >= 40
+    assert (found == expected).all()
