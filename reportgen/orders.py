@@ -421,7 +421,8 @@ def _duplicates(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> np.ndarr
                              **{c: frame[c] for c in frame.columns}}, copy=False)
     try:
         con.register("raw", numbered)
-        found = con.execute(f"""WITH t AS (SELECT {row} AS r, hash({names}) AS h FROM raw)
+        found = con.execute(f"""WITH t AS MATERIALIZED (
+  SELECT {row} AS r, hash({names}) AS h FROM raw)
 SELECT r FROM t WHERE h IN (SELECT h FROM t GROUP BY h HAVING count(*) > 1)""").fetchnumpy()
         rows = found["r"]
     except duckdb.Error:  # e.g. an object column of mixed Python types (Excel)
