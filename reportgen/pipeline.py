@@ -169,16 +169,21 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
         loaded = preloaded if preloaded is not None else load(source, cfg.input)
     file = loaded.where
     with clock.stage("schema"):
-        schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
+        # Order lines (a customer key that repeats, dates, amounts) or customers; the roles
+        # of a customer table's columns (order lines get theirs from the aggregation).
+        order_columns = detect(loaded.frame, cfg.transactions, file)
+        schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale) \
+            if order_columns is None else None
     with clock.stage("orders"):
         # Order lines become one row per customer as of as_of; a customer table goes on.
-        order_columns = detect(loaded.frame, cfg.transactions, file)
         orders = aggregate(loaded.frame, order_columns, cfg, file) \
             if order_columns is not None else None
-    table, table_schema, notes = loaded.frame, schema, list(loaded.notes)
+    table, notes = loaded.frame, list(loaded.notes)
     if orders is not None:
-        table, table_schema = orders.table()
+        table, schema = orders.table()
         notes += orders.log
+    assert schema is not None
+    table_schema = schema
     with clock.stage("clean"):
         cleaned = clean(table, table_schema, cfg, file=file, notes=notes)
         if orders is not None:
