@@ -7,22 +7,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import charts, fmt, gates
+from . import fmt, gates
 from .clean import Cleaned
 from .config import Config
 from .features import FeatureFrame
 from .orders import ROLE_TEXT, Orders
 from .personas import Persona
 from .profile import Profiles
+from .render import charts
 from .report import (
     TENTATIVE_BELOW,
     Action,
-    ChartSpec,
     ColumnInfo,
     Headline,
     Method,
@@ -49,16 +48,15 @@ def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
     personas: list[Persona], actions: dict[int, list[Action]], logo: str = "",
-    on_chart: Callable[[ChartSpec], None] | None = None, orders: Orders | None = None,
-    rfm: pd.DataFrame | None = None, rfm_groups: list[Group] | None = None,
+    orders: Orders | None = None, rfm: pd.DataFrame | None = None,
+    rfm_groups: list[Group] | None = None,
 ) -> Report:
     """The complete Report of one run.
 
     ``logo``: the brand logo as a data: URI ("" for none), read before the run started
-    (``branding.logo_data_uri``). ``on_chart`` is called with each chart spec as soon as it is
-    built (an exporter may start on it while the rest are built). ``orders``: the
-    aggregation when the table was order lines (raw is then the lines, and the customers are
-    cleaned.frame); ``rfm``: its customers' RFM scores (rfm.rfm) and ``rfm_groups`` the groups.
+    (``render.branding.logo_data_uri``). ``orders``: the aggregation when the table was order
+    lines (raw is then the lines, and the customers are cleaned.frame); ``rfm``: its customers'
+    RFM scores (rfm.rfm) and ``rfm_groups`` the groups.
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -110,8 +108,7 @@ def build_report(
                               ff.frame["total_spend"], rfm_groups or [])
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
-        value_label=value_label, value_unit=value_unit, currency=currency, on_chart=on_chart,
-        rfm=summary,
+        value_label=value_label, value_unit=value_unit, currency=currency, rfm=summary,
     )
     as_of = cleaned.as_of
     return Report(

@@ -60,3 +60,7 @@ class MailError(ReportgenError):
 
 class ModelError(ReportgenError):
     """A saved model or its decisions are missing, unreadable, or do not fit the table."""
+
+
+class RefusedResourceError(ReportgenError):
+    """The PDF renderer was asked for something outside data: URIs and the template folders."""

@@ -76,9 +76,9 @@ class Inputs:
 
 def read_inputs(cfg: Config) -> Inputs:
     """The built-in persona vocabulary and playbook, and the configured logo."""
-    from .branding import logo_data_uri
     from .personas import load_vocabulary
     from .playbook import load_playbook
+    from .render.branding import logo_data_uri
     from .rfm import load_groups
 
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
@@ -93,15 +93,8 @@ def run(
 ) -> RunResult:
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/.
     ``loaded``: the table SOURCE already read (backfill reads it once for every month)."""
-    from .exporter import Background
-
     inputs = read_inputs(cfg)
-    # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
-    # imports scikit-learn and clusters.
-    formats = set(cfg.report.formats)
-    with Background(charts=bool({"html", "pdf", "email"} & formats),
-                    pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, inputs, background, loaded)
+    return _run(source, cfg, out_root, inputs, loaded)
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
@@ -148,7 +141,7 @@ def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | N
 
 
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
-         background: Any, preloaded: Loaded | None = None) -> RunResult:
+         preloaded: Loaded | None = None) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features, order_features
@@ -219,8 +212,6 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
             actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
             rfm_groups=inputs.rfm_groups,
-            # Each chart starts exporting for the PDF as soon as it is built.
-            on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
@@ -237,7 +228,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             kept_index=ff.frame.index, labels=seg.labels, excluded=excluded,
             features=csv, manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
-            timings=clock.timings, model=model, background=background,
+            timings=clock.timings, model=model,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_LOGO_BYTES = 1_000_000  # it is inlined into every report: a logo is a few KB, not a photo
 INK = "#1f2933"
