@@ -207,6 +207,17 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
 
+    def run_key(self) -> dict[str, Any]:
+        """The settings that shape a run's analysis, for its run id. Settings of
+        [transactions] left at their defaults are left out, so a config that does not use
+        them keeps the run id it had before order tables existed."""
+        data = self.to_dict()
+        default = jsonable(dataclasses.asdict(TransactionsConfig()))
+        transactions = {k: v for k, v in data.pop("transactions").items() if v != default[k]}
+        if transactions:
+            data["transactions"] = transactions
+        return data
+
 
 # "json": the data files only (summary.json, segments.csv and manifest.json are always
 # written; nothing is rendered) — for pipelines, and for tests about the input.

@@ -58,7 +58,7 @@ class _Clock:
 
 def run_id_for(period_key: str, input_sha256: str, cfg: Config) -> str:
     digest = hashlib.sha256(
-        (input_sha256 + json.dumps(cfg.to_dict(), sort_keys=True)).encode()
+        (input_sha256 + json.dumps(cfg.run_key(), sort_keys=True)).encode()
     ).hexdigest()
     return f"{period_key}-{digest[:8]}"
 
