@@ -6,6 +6,7 @@ recorded after output, under the series' lock)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -23,8 +24,10 @@ from .config import Config
 from .report import Gate, Report
 
 if TYPE_CHECKING:
+    from .load import Loaded
     from .personas import Words
     from .playbook import Rule
+    from .rfm import Group
 
 log = logging.getLogger("reportgen")
 
@@ -71,6 +74,7 @@ class Inputs:
     vocabulary: dict[str, Words]
     playbook: list[Rule]
     logo: str  # data: URI, "" for none
+    rfm_groups: list[Group]  # the named RFM groups (order tables)
 
 
 def read_inputs(cfg: Config) -> Inputs:
@@ -78,15 +82,17 @@ def read_inputs(cfg: Config) -> Inputs:
     from .personas import load_vocabulary
     from .playbook import load_playbook
     from .render.branding import logo_data_uri
+    from .rfm import load_groups
 
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
-                  logo=logo_data_uri(cfg.report.logo))
+                  logo=logo_data_uri(cfg.report.logo), rfm_groups=load_groups())
 
 
 def run(
     source: str | None,
     cfg: Config,
     out_root: Path,
+    loaded: Loaded | None = None,
     *,
     previous: str | None = None,
     fresh: bool = False,
@@ -94,34 +100,100 @@ def run(
     """Make the report for SOURCE (None = [input] source, else the bundled sample) into
     out_root/<run id>/ (out_root/<series>/<run id>/ for a named series), compared with the
     previous run of its series: ``previous`` names that run (default: the latest earlier
-    one), ``fresh`` starts the series afresh."""
+    one), ``fresh`` starts the series afresh. ``loaded``: the table SOURCE already read
+    (backfill reads it once for every month)."""
     inputs = read_inputs(cfg)
-    return _run(source, cfg, out_root, inputs, previous, fresh)
+    return _run(source, cfg, out_root, inputs, loaded, previous, fresh)
+
+
+def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
+               end: dt.date | None = None) -> list[dt.date]:
+    """The as_of of each monthly snapshot of data from first to last: the last day of each
+    month from start's month (default: first's) to end's (default: last's), the final one
+    cut at the last day in the data (a snapshot after it would age everyone for nothing)."""
+    month = (start or first).replace(day=1)
+    stop = (end or last).replace(day=1)
+    out = []
+    while month <= stop:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        day = min(following - dt.timedelta(days=1), last)
+        if day >= first and day >= month:
+            out.append(day)
+        month = following
+    return out
+
+
+def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | None = None,
+             end: dt.date | None = None) -> list[RunResult]:
+    """One run per month end of an order table into out_root (one series): a year of
+    history from one export. The table is read once; each run cuts its lines at its as_of."""
+    from .errors import ConfigError, InputError
+    from .load import load
+    from .orders import date_span, detect
+
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"--to {end:%Y-%m} is before --from {start:%Y-%m}")
+    loaded = load(source, cfg.input)
+    columns = detect(loaded.frame, cfg.transactions, loaded.where)
+    if columns is None:
+        raise InputError("backfill needs order lines: a customer key that repeats, a date and "
+                         "an amount on every row", file=loaded.where,
+                         hint="name the columns in [transactions], or use `reportgen run`")
+    first, last = date_span(loaded.frame, columns, cfg, loaded.where)
+    ends = month_ends(first, last, start, end)
+    if not ends:
+        raise ConfigError(f"no month end between {start or first} and {end or last} has data "
+                          f"(the lines run from {first} to {last})",
+                          hint="choose --from and --to within the data")
+    return [run(source, cfg.with_overrides(report__as_of=as_of), out_root, loaded)
+            for as_of in ends]
 
 
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
-         previous_id: str | None, fresh: bool) -> RunResult:
+         preloaded: Loaded | None = None, previous_id: str | None = None,
+         fresh: bool = False) -> RunResult:
     from . import history as history_
     from . import series as series_
     from .clean import clean, require_rows
     from .errors import HistoryError
-    from .features import build_features
+    from .features import build_features, order_features
     from .load import load
+    from .orders import aggregate, detect
+    from .rfm import rfm
     from .schema import infer_schema
 
     clock = _Clock()
     if source is None:
         source = cfg.input.source
     with clock.stage("load"):
-        loaded = load(source, cfg.input)
+        loaded = preloaded if preloaded is not None else load(source, cfg.input)
     file = loaded.where
     with clock.stage("schema"):
-        schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
+        # Order lines (a customer key that repeats, dates, amounts) or customers; the roles
+        # of a customer table's columns (order lines get theirs from the aggregation).
+        order_columns = detect(loaded.frame, cfg.transactions, file)
+        schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale) \
+            if order_columns is None else None
+    with clock.stage("orders"):
+        # Order lines become one row per customer as of as_of; a customer table goes on.
+        orders = aggregate(loaded.frame, order_columns, cfg, file) \
+            if order_columns is not None else None
+    table, notes = loaded.frame, list(loaded.notes)
+    if orders is not None:
+        table, schema = orders.table()
+        notes += orders.log
+    assert schema is not None
+    table_schema = schema
     with clock.stage("clean"):
-        cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
+        cleaned = clean(table, table_schema, cfg, file=file, notes=notes)
+        if orders is not None:
+            cleaned = dataclasses.replace(cleaned, as_of=orders.as_of)
         require_rows(cleaned, cfg, file=file)
     with clock.stage("features"):
-        ff = build_features(cleaned, schema, cfg, file=file)
+        ff = order_features(cleaned, orders.features, cfg, file) if orders is not None else \
+            build_features(cleaned, table_schema, cfg, file=file)
+        scores = rfm(ff.frame["recency"], ff.frame["frequency"], ff.frame["total_spend"],
+                     inputs.rfm_groups) if orders is not None else None
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     series = series_.series_name(cfg)
@@ -139,7 +211,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
                     f"series {series!r} has no run {previous_id!r} (nothing is recorded yet)",
                     file=history_.history_location(out_root, cfg.history.url))
             return _series_run(
-                loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, cfg=cfg,
+                loaded=loaded, table=table, orders=orders, scores=scores,
+                schema=table_schema, cleaned=cleaned, ff=ff, cfg=cfg,
                 out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
                 period_key=period_key, history=history, previous=previous, fresh=fresh)
     finally:
@@ -147,7 +220,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             history.close()
 
 
-def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
+def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, schema: Any,
+                cleaned: Any, ff: Any, cfg: Config,
                 out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
                 history: Any, previous: Any, fresh: bool) -> RunResult:
     from . import series as series_
@@ -171,14 +245,18 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
     kept_labels = None
     if policy == "keep":
         reason = series_.keep_reason(previous.model, ff)
-        if not reason:
+        if not reason and orders is not None:
+            # Order lines: the customers are this month's aggregation (nothing is imputed
+            # there to keep); they are assigned with the previous run's scaling and model.
+            kept_labels = previous.model.assign(ff, cleaned, loaded.where)
+        elif not reason:
             # This period's table cleaned, featured and assigned exactly as the previous
             # run's model would: its medians, fences, levels, scaling and centres, so a
             # customer whose row did not change stays in its segment.
             try:
                 with clock.stage("keep"):
                     applied = previous.model.apply(
-                        loaded.frame, loaded.where, as_of=cleaned.as_of, notes=loaded.notes,
+                        table, loaded.where, as_of=cleaned.as_of, notes=loaded.notes,
                         snapshot=cfg.report.as_of is not None)
             except ModelError as exc:
                 reason = (f"the previous run's model does not fit this table ({exc.message}), "
@@ -196,7 +274,7 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
         else:
             seg = segment(ff, cfg.segment, categories)
-    keys = _keys(loaded.frame, cleaned.key, ff.frame.index)
+    keys = _keys(table, cleaned.key, ff.frame.index)
     with clock.stage("compare"):
         step = series_.compare_stage(
             seg, ff, keys, previous, cfg, policy=policy,
@@ -219,7 +297,7 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             for sp in profiles.segments
         }
     names = {p.segment_id: p.name for p in personas}
-    model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
+    model = build_bundle(cfg=cfg, schema=schema, raw=table, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,
                          segment_ids=step.segment_ids)
     root = series_.series_root(out_root, cfg)
@@ -239,7 +317,8 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, logo=inputs.logo, colors=step.colors, series=series,
+            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
+            rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
         )
@@ -260,10 +339,18 @@ def _series_run(*, loaded: Any, schema: Any, cleaned: Any, ff: Any, cfg: Config,
             movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
             extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
                                                               lineterminator="\n")
+        frame, excluded, csv = table, cleaned.excluded, ff.frame[_csv_features(ff)]
+        if orders is not None:
+            # One row per customer, the ones left out (only returns) with their reason.
+            left = orders.left_out().set_axis(range(len(table), len(table) + len(orders.excluded)))
+            frame = pd.concat([table[[cleaned.key]], left])
+            excluded = pd.concat([excluded, pd.Series(orders.excluded.to_numpy(),
+                                                      index=left.index, dtype="string")])
+            csv = csv.join(scores[["rfm_score", "rfm_group"]])
         run_dir, files = write_outputs(
-            report=report, out_root=root, frame=loaded.frame, key=cleaned.key,
-            kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
-            features=ff.frame[_csv_features(ff)], manifest=manifest,
+            report=report, out_root=root, frame=frame, key=cleaned.key,
+            kept_index=ff.frame.index, labels=seg.labels, excluded=excluded,
+            features=csv, manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
             timings=clock.timings, model=model,
             previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
