@@ -16,6 +16,7 @@ import reportgen
 from reportgen.cli import main
 from reportgen.config import Config
 from tests.order_tables import Facts, cdnow_text, invoice_lines, order_export, write_csv
+from tests.runs import run_folders
 from tests.test_orders import ORDER_FEATURES
 
 GROUPS = {"Champions", "Loyal", "Potential loyalist", "New", "Promising", "Need attention",
@@ -179,7 +180,7 @@ def test_backfill_makes_one_run_per_month_into_one_root(tmp_path: Path) -> None:
                                        "2011-12", "--out", str(out), "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
     assert "4 monthly runs" in result.output
-    runs = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    runs = [p.name for p in run_folders(out)]  # beside them: the series' history
     assert [r[:7] for r in runs] == ["2011-09", "2011-10", "2011-11", "2011-12"]
     as_of = [json.loads((out / r / "summary.json").read_text())["as_of"] for r in runs]
     assert as_of == ["2011-09-30", "2011-10-31", "2011-11-30", "2011-12-09"]
