@@ -17,7 +17,9 @@ import hashlib
 import io
 import os
 import re
+import stat
 import unicodedata
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import InputConfig
-from .errors import ConfigError, InputError, ReportgenError
+from .config import InputConfig, LimitsConfig
+from .errors import ConfigError, InputError, LimitError, ReportgenError
 from .report import CleaningStep
 from .resources import sample_path
 
@@ -38,6 +40,10 @@ NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-", 
 MAX_CONTROL_SHARE = 0.01
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Addresses reportgen will not fetch (it never downloads): named so the message is clear.
+WEB_URL = re.compile(r"^(https?|ftps?|s3|gs|gcs|az|abfss?|hdfs|webhdfs)://", re.I)
+# Excel's "sep=;" first line names the delimiter of the CSV it wrote.
+EXCEL_SEP_LINE = re.compile(r"sep=(.)[ \t]*\r?\n")
 
 # First bytes of the formats we can read, or at least name.
 MAGIC = {
@@ -68,10 +74,22 @@ def is_database_url(source: str | Path | None) -> bool:
         and not source.startswith("file://")
 
 
-def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
-    """Read SOURCE (None = the bundled sample) into a DataFrame of strings and numbers."""
+def load(source: str | Path | None, cfg: InputConfig,
+         limits: LimitsConfig | None = None) -> Loaded:
+    """Read SOURCE (None = the bundled sample) into a DataFrame of strings and numbers.
+
+    Nothing past ``limits`` is read: a file larger than limits.bytes (after decompression),
+    more rows or columns than allowed, or a special file (a FIFO, a device) is refused with a
+    LimitError or InputError before it can fill the memory or block the run.
+    """
+    limits = limits or LimitsConfig()
+    if isinstance(source, str) and (web := WEB_URL.match(source)):
+        raise InputError(f"a {web.group(1).lower()}:// address: reportgen reads local files "
+                         "and databases, and never downloads",
+                         file=re.sub(r"(://[^/@]*:)[^@/]*@", r"\1***@", source),
+                         hint="download the file first, then give its path")
     if is_database_url(source):
-        return _load_sql(str(source), cfg)
+        return _load_sql(str(source), cfg, limits)
     if cfg.table or cfg.query:
         raise ConfigError("--table and --query (input.table, input.query) are for database "
                           "sources", file=str(source) if source else None,
@@ -79,25 +97,17 @@ def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
                                "sqlite:///customers.db")
     path = Path(source) if source is not None else sample_path()
     where = str(path)
-    if not path.exists():
-        hint = "check the path" if not path.is_symlink() else "the link points nowhere"
-        raise InputError("file not found", file=where, hint=hint)
-    if path.is_dir():
-        raise InputError("is a folder, not a file", file=where, hint="give the table's path")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
-                         file=where, hint="check the file's permissions") from None
+    raw = _read_file(path, where, limits)
     if not raw.strip():
         raise InputError("the file is empty", file=where)
     digest = hashlib.sha256(raw).hexdigest()
     kind = _kind(raw, path)
     if kind == "parquet":
-        return _finish(_read_parquet(raw, where), path, where, digest, kind="parquet", notes=[])
+        frame, notes = _read_parquet(raw, where, limits)
+        return _finish(frame, path, where, digest, kind="parquet", notes=notes, limits=limits)
     if kind == "excel":
-        frame = _read_excel(raw, where, cfg.sheet)
-        return _finish(frame, path, where, digest, kind="excel", notes=[])
+        frame = _read_excel(raw, where, cfg.sheet, limits)
+        return _finish(frame, path, where, digest, kind="excel", notes=[], limits=limits)
     if kind == "xls":
         raise InputError("this is an old Excel .xls workbook", file=where,
                          hint="save it as .xlsx or CSV")
@@ -109,17 +119,65 @@ def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
         raise InputError(f"the file is {what}", file=where, hint=hint)
     notes: list[CleaningStep] = []
     if kind == "gzip":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            raise InputError("the file looks gzip-compressed but cannot be decompressed",
-                             file=where, hint="check that it was copied whole") from None
+        raw = _gunzip(raw, where, limits)
         notes.append(CleaningStep("*", "decompressed", 0, "gzip", "the file was compressed"))
         if not raw.strip():
             raise InputError("the file is empty", file=where)
-    frame, delimiter, encoding, text_notes = _read_text(raw, where, cfg)
+    frame, delimiter, encoding, text_notes = _read_text(raw, where, cfg, limits)
     return _finish(frame, path, where, digest, kind="text", delimiter=delimiter,
-                   encoding=encoding, notes=notes + text_notes)
+                   encoding=encoding, notes=notes + text_notes, limits=limits)
+
+
+def over_limit(what: str, key: str, limits: LimitsConfig, where: str | None,
+               unit: str = "") -> LimitError:
+    """The one line for an input past a limit: what, which limit, how to raise it."""
+    value = getattr(limits, key)
+    return LimitError(f"{what} (more than limits.{key} = {value:,}{unit})", file=where,
+                      hint=f"raise {key} under [limits] in the config if the input is right")
+
+
+def _read_file(path: Path, where: str, limits: LimitsConfig) -> bytes:
+    """The file's bytes, at most limits.bytes of them; only a regular file is read (a FIFO
+    would block forever, /dev/zero never ends)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        hint = "check the path" if not path.is_symlink() else "the link points nowhere"
+        raise InputError("file not found", file=where, hint=hint) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
+                         file=where, hint="check the file's permissions") from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a folder, not a file", file=where, hint="give the table's path")
+    if not stat.S_ISREG(mode):
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InputError(f"is {what}, not a file", file=where,
+                         hint="save the table to a file and give its path")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limits.bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
+                         file=where, hint="check the file's permissions") from None
+    if len(raw) > limits.bytes:
+        raise over_limit("the file is too large", "bytes", limits, where, " bytes")
+    return raw
+
+
+def _gunzip(raw: bytes, where: str, limits: LimitsConfig) -> bytes:
+    """Decompress, stopping one byte past limits.bytes: a gzip bomb never inflates."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            data = f.read(limits.bytes + 1)
+    except (OSError, EOFError, zlib.error):
+        raise InputError("the file looks gzip-compressed but cannot be decompressed",
+                         file=where, hint="check that it was copied whole") from None
+    if len(data) > limits.bytes:
+        raise over_limit("the file is too large once decompressed", "bytes", limits, where,
+                         " bytes")
+    return data
 
 
 def _kind(raw: bytes, path: Path) -> str:
@@ -206,7 +264,7 @@ def sniff_delimiter(sample: str) -> str:
         return ","
 
 
-def _read_text(raw: bytes, where: str, cfg: InputConfig
+def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
                ) -> tuple[pd.DataFrame, str, str, list[CleaningStep]]:
     encoding_wanted = cfg.encoding
     if encoding_wanted is None and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -220,10 +278,18 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
     if control > MAX_CONTROL_SHARE * len(sample):
         raise InputError("the file is binary, not a delimited text table", file=where,
                          hint="export it as CSV")
-    delimiter = cfg.delimiter or sniff_delimiter(sample)
+    if sep := EXCEL_SEP_LINE.match(text):
+        # Excel writes "sep=;" as the first line of a CSV to name its delimiter
+        text = text[sep.end():]
+        delimiter = cfg.delimiter or sep.group(1)
+        sample = text[:SNIFF_BYTES]
+    else:
+        delimiter = cfg.delimiter or sniff_delimiter(sample)
+    _check_header(text, delimiter, where, limits)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
+            nrows=limits.rows + 1,
             sep=delimiter,
             engine="c",
             skipinitialspace=True,
@@ -251,6 +317,23 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
     return frame, delimiter, encoding, notes
 
 
+def _check_header(text: str, delimiter: str, where: str, limits: LimitsConfig) -> None:
+    """Refuse a header past the column or name-length limits before pandas parses the rest
+    (a 100,000-character name, or 100,000 columns, would slow every later stage)."""
+    lines = (ln for ln in io.StringIO(text) if ln.strip())
+    try:
+        header = next(csv.reader(lines, delimiter=delimiter), [])
+    except csv.Error:  # a cell longer than the csv module's field limit (131,072)
+        raise over_limit("a column name is too long", "header_chars", limits, where,
+                         " characters") from None
+    if len(header) > limits.columns:
+        raise over_limit(f"the table has {len(header):,} columns", "columns", limits, where)
+    for i, name in enumerate(header):
+        if len(name.strip()) > limits.header_chars:
+            raise over_limit(f"the name of column {i + 1} is {len(name.strip()):,} characters "
+                             "long", "header_chars", limits, where)
+
+
 def _parse_error(message: str, where: str, delimiter: str) -> InputError:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", first)
@@ -269,15 +352,40 @@ def _parse_error(message: str, where: str, delimiter: str) -> InputError:
 
 # Parquet and Excel -----------------------------------------------------------------------
 
-def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
+def _read_parquet(raw: bytes, where: str, limits: LimitsConfig
+                  ) -> tuple[pd.DataFrame, list[CleaningStep]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a core dependency
         raise InputError("reading Parquet needs pyarrow", file=where,
                          hint="pip install pyarrow") from None
+    notes: list[CleaningStep] = []
     try:
-        table = pq.read_table(io.BytesIO(raw))
-        return table.to_pandas()
+        pf = pq.ParquetFile(io.BytesIO(raw))
+        meta = pf.metadata
+        # The footer says how large the table is before any of it is decompressed.
+        if meta.num_rows > limits.rows:
+            raise over_limit(f"the table has {meta.num_rows:,} rows", "rows", limits, where)
+        fields = list(pf.schema_arrow)
+        if len(fields) > limits.columns:
+            raise over_limit(f"the table has {len(fields):,} columns", "columns", limits,
+                             where)
+        inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if inflated > limits.bytes:
+            raise over_limit(f"the table is {inflated:,} bytes uncompressed", "bytes", limits,
+                             where, " bytes")
+        flat = [f.name for f in fields if not pa.types.is_nested(f.type)]
+        for f in fields:
+            if pa.types.is_nested(f.type):
+                notes.append(CleaningStep(
+                    str(f.name), "ignored column", 0, f"nested values ({f.type})",
+                    "lists, structs and maps are not measures; flatten them into columns to "
+                    "use them"))
+        table = pf.read(columns=flat)
+        return table.to_pandas(), notes
+    except ReportgenError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on a bad file
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         first = first if len(first) <= 80 else first[:79] + "…"
@@ -285,31 +393,55 @@ def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
                          hint="check that the file was copied whole") from None
 
 
-def _read_excel(raw: bytes, where: str, sheet: str | None) -> pd.DataFrame:
+def _read_excel(raw: bytes, where: str, sheet: str | None,
+                limits: LimitsConfig) -> pd.DataFrame:
     try:
         import openpyxl
     except ImportError:
         raise InputError("reading .xlsx workbooks needs openpyxl", file=where,
                          hint="pip install 'reportgen[excel]'") from None
+    unreadable = "open it in Excel and save it again as .xlsx"
+    try:
+        # A workbook is a zip archive: its members' sizes, as the archive declares them
+        # (and zipfile enforces), bound what openpyxl would inflate.
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
+                         file=where, hint=unreadable) from None
+    if inflated > limits.bytes:
+        raise over_limit(f"the workbook is {inflated:,} bytes uncompressed", "bytes", limits,
+                         where, " bytes")
     try:
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # BadZipFile, InvalidFileException, KeyError on a broken file
         raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
-                         file=where, hint="open it in Excel and save it again as .xlsx") from None
+                         file=where, hint=unreadable) from None
     try:
         names = book.sheetnames
         if sheet is not None and sheet not in names:
             raise ConfigError(f"the workbook has no sheet {sheet!r}", file=where,
                               hint=f"sheets: {', '.join(names)}")
         ws = book[sheet] if sheet is not None else book[names[0]]
-        rows = ws.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None or all(v is None for v in header):
-            raise InputError(f"sheet {ws.title!r} is empty", file=where,
-                             hint="the first row must hold the column names")
-        data = [r for r in rows if any(v is not None and v != "" for v in r)]
+        header, data = _sheet_rows(ws, where, limits)
+    except ReportgenError:
+        raise
+    except Exception as exc:  # a malformed sheet: openpyxl raises from deep inside
+        raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
+                         file=where, hint=unreadable) from None
     finally:
         book.close()
+    others = [n for n in names if n != ws.title]
+    problem = ("is empty" if not header else "has a single column" if len(header) < 2
+               else "has no rows below its header" if not data else "")
+    if problem and sheet is None and others:
+        # A workbook whose first sheet is a note or a cover: the table is on another one
+        raise InputError(f"the first sheet {ws.title!r} {problem}", file=where,
+                         hint="the workbook has other sheets: set [input] sheet to one of "
+                              + ", ".join(repr(n) for n in others[:8]))
+    if not header:
+        raise InputError(f"sheet {ws.title!r} is empty", file=where,
+                         hint="the first row must hold the column names")
     width = len(header)
     names_ = [str(h).strip() if h is not None else "" for h in header]
     frame = pd.DataFrame([list(r[:width]) + [None] * (width - len(r)) for r in data],
@@ -317,6 +449,38 @@ def _read_excel(raw: bytes, where: str, sheet: str | None) -> pd.DataFrame:
     # openpyxl gives Python objects per cell: let pandas find the numbers and dates.
     frame = frame.replace({"": None}).infer_objects()
     return frame
+
+
+def _sheet_rows(ws: Any, where: str, limits: LimitsConfig
+                ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The header (trailing blanks dropped) and the non-blank rows of a read-only sheet,
+    stopping at the rows and cells limits.
+
+    The sheet's declared dimensions are trusted only when they are within the limits: a
+    workbook declaring A1:XFD1048576 would otherwise be padded to 17 billion cells."""
+    declared_rows, declared_cols = ws.max_row, ws.max_column
+    if declared_rows is None or declared_cols is None or declared_rows > limits.rows + 1 \
+            or declared_cols > limits.columns or \
+            declared_rows * declared_cols > limits.excel_cells:
+        ws.reset_dimensions()  # read the cells that are there, no padding
+    rows = ws.iter_rows(values_only=True)
+    first = next(rows, None)
+    header = list(first or ())
+    while header and (header[-1] is None or header[-1] == ""):
+        header.pop()
+    if len(header) > limits.columns:
+        raise over_limit(f"the sheet has {len(header):,} columns", "columns", limits, where)
+    cells = len(first or ())
+    data = []
+    for r in rows:
+        cells += len(r)
+        if cells > limits.excel_cells:
+            raise over_limit("the sheet holds too many cells", "excel_cells", limits, where)
+        if any(v is not None and v != "" for v in r):
+            data.append(r)
+            if len(data) > limits.rows:
+                raise over_limit("the sheet has too many rows", "rows", limits, where)
+    return header, data
 
 
 # SQL ---------------------------------------------------------------------------------------
@@ -365,7 +529,16 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else exc.__class__.__name__
 
 
-def _load_sql(source: str, cfg: InputConfig) -> Loaded:
+def _load_sql(source: str, cfg: InputConfig, limits: LimitsConfig) -> Loaded:
+    """Read a table or a query, read-only by construction.
+
+    SQLite: the file is opened by reportgen itself with ``mode=ro`` (no URL option can make it
+    writable or create a file) and an authorizer allows only reading. PostgreSQL: every
+    transaction of the session is read-only (``default_transaction_read_only``) and the one
+    reportgen opens is ``READ ONLY`` too. Either way --query must be a single SELECT or WITH
+    statement (check_query). Other databases are refused: reportgen cannot promise it only
+    reads them.
+    """
     masked = mask_url(ENV_REFERENCE.sub("***", source))
     if cfg.table and cfg.query:
         raise ConfigError("give either --table or --query, not both", file=masked)
@@ -390,50 +563,69 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
         secrets.append(str(url.password))
     masked = url.render_as_string(hide_password=True)
     where = f"{masked} table {cfg.table}" if cfg.table else f"{masked} query"
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not str(url.database).startswith("file:"):
-        db = Path(url.database)
-        if not db.is_file():
-            raise InputError("database file not found" if not db.exists() else
-                             "is a folder, not a database file", file=str(db))
-    connect_args: dict[str, Any] = {}
-    if url.get_backend_name() == "postgresql":
-        connect_args["connect_timeout"] = 10
+    backend = url.get_backend_name()
     try:
-        engine = _engine(sa, url, connect_args)
+        url.get_dialect()
     except sa_exc.NoSuchModuleError:
         raise ConfigError(f"unknown database type {url.drivername!r}", file=masked,
                           hint="use e.g. postgresql://..., sqlite:///...") from None
+    except ImportError:
+        pass  # a known database whose driver is missing: _engine says so
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"reportgen reads only PostgreSQL and SQLite databases, not "
+                          f"{backend}", file=masked,
+                          hint="it can guarantee read-only access only for those two; export "
+                               "the table to CSV or Parquet")
+    query = check_query(cfg.query, where, backend) if cfg.query else None
+    connect_args: dict[str, Any] = {}
+    creator = None
+    if backend == "sqlite":
+        creator = _sqlite_creator(url, masked)
+    else:
+        # Every transaction of the session read-only, and no statement longer than the
+        # run may take.
+        connect_args["connect_timeout"] = 10
+        connect_args["options"] = ("-c default_transaction_read_only=on "
+                                   f"-c statement_timeout={limits.seconds * 1000}")
+    try:
+        engine = _engine(sa, url, connect_args, creator)
     except ImportError as exc:
-        hint = "pip install 'reportgen[sql]'" if url.get_backend_name() == "postgresql" else \
-            f"install the Python driver for {url.get_backend_name()}"
+        hint = "pip install 'reportgen[sql]'" if backend == "postgresql" else \
+            f"install the Python driver for {backend}"
         raise InputError(f"the database driver for {url.drivername!r} is not installed "
                          f"({exc.name or exc})", file=masked, hint=hint) from None
     except sa_exc.ArgumentError as exc:
         raise ConfigError(f"invalid database URL ({_scrub(_first_line(exc), secrets)})",
                           file=masked) from None
     try:
-        # reportgen only reads: a read-only transaction where the database has them, and it
-        # is never committed, so even a --query that writes changes nothing.
         with engine.connect() as conn:
-            if url.get_backend_name() == "postgresql":
+            if backend == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if cfg.table:
-                stmt = _table_select(sa, conn, cfg.table, where)
-            else:
-                stmt = sa.text(cfg.query or "")
+            stmt = (_table_select(sa, conn, cfg.table, where) if cfg.table
+                    else sa.text(query or ""))
+            if backend == "sqlite":
+                conn.connection.driver_connection.set_authorizer(_sqlite_authorizer)
             result = conn.execute(stmt)
             if not result.returns_rows:
                 raise InputError("the query returned no rows", file=where,
                                  hint="--query must be a SELECT")
             columns = list(result.keys())
-            frame = pd.DataFrame.from_records(result.fetchall(), columns=columns,
-                                              coerce_float=True)
+            if len(columns) > limits.columns:
+                raise over_limit(f"the query returns {len(columns):,} columns", "columns",
+                                 limits, where)
+            records = result.fetchmany(limits.rows + 1)
+            if len(records) > limits.rows:
+                raise over_limit("the query returns too many rows", "rows", limits, where)
+            frame = pd.DataFrame.from_records(records, columns=columns, coerce_float=True)
             conn.rollback()
     except ReportgenError:
         raise
     except sa_exc.OperationalError as exc:
         message = _scrub(_first_line(exc), secrets)
+        if "not authorized" in message or "readonly" in message or "read-only" in message:
+            raise InputError(f"the query tried to change the database ({message})",
+                             file=where, hint="reportgen only reads: --query must be a "
+                                              "SELECT") from None
         if cfg.query and "connect" not in message.lower():
             raise InputError(f"the query failed: {message}", file=where,
                              hint="check the SQL in --query") from None
@@ -441,8 +633,17 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
                          hint="check that the server runs, the host and port, and the "
                               "credentials; passwords come from the environment: PGPASSWORD, "
                               "or ${VAR} in the URL") from None
+    except sa_exc.InternalError as exc:
+        message = _scrub(_first_line(exc), secrets)
+        if "read-only transaction" in message:
+            raise InputError(f"the query tried to change the database ({message})",
+                             file=where, hint="reportgen only reads: --query must be a "
+                                              "SELECT") from None
+        raise InputError(f"the query failed: {message}", file=where,
+                         hint="check the SQL in --query" if cfg.query else
+                         "check the table name") from None
     except (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
-            sa_exc.NotSupportedError, sa_exc.InternalError) as exc:
+            sa_exc.NotSupportedError) as exc:
         raise InputError(f"the query failed: {_scrub(_first_line(exc), secrets)}", file=where,
                          hint="check the SQL in --query" if cfg.query else
                          "check the table name") from None
@@ -460,10 +661,61 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
     if len(frame):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     name = cfg.table or "query"
-    return _finish(frame, None, where, digest.hexdigest(), kind="sql", notes=[], name=name)
+    return _finish(frame, None, where, digest.hexdigest(), kind="sql", notes=[], name=name,
+                   limits=limits)
 
 
-def _engine(sa: Any, url: Any, connect_args: dict[str, Any]) -> Any:
+def _sqlite_creator(url: Any, masked: str) -> Any:
+    """A connect function opening the database file read-only, whatever the URL asks."""
+    import sqlite3
+    from urllib.parse import quote
+
+    database = url.database
+    if url.query:
+        raise ConfigError(f"options in an SQLite URL are not accepted ({', '.join(url.query)})",
+                          file=masked, hint="reportgen opens the file read-only itself; give "
+                                            "sqlite:///path/to/file.db")
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        raise ConfigError("an SQLite URL must name a database file", file=masked,
+                          hint="e.g. sqlite:///customers.db (no file: URIs or :memory:)")
+    db = Path(database)
+    try:
+        mode = db.stat().st_mode
+    except OSError:
+        raise InputError("database file not found", file=str(db)) from None
+    if not stat.S_ISREG(mode):
+        raise InputError("is a folder, not a database file" if stat.S_ISDIR(mode) else
+                         "is not a regular file", file=str(db))
+    uri = f"file:{quote(str(db.resolve()))}?mode=ro"
+
+    def connect() -> Any:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    return connect
+
+
+# What a query may do in SQLite: read tables and call functions, nothing else (no PRAGMA,
+# ATTACH, VACUUM INTO, writes or temp tables), checked by SQLite itself as it prepares the
+# statement.
+_SQLITE_DENIED_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None,
+                       trigger: str | None) -> int:
+    import sqlite3
+
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in \
+            _SQLITE_DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _engine(sa: Any, url: Any, connect_args: dict[str, Any], creator: Any = None) -> Any:
+    if creator is not None:
+        # the URL's file and options are ignored: creator opens the file read-only
+        return sa.create_engine("sqlite://", creator=creator)
     try:
         return sa.create_engine(url, connect_args=connect_args)
     except ImportError:
@@ -473,6 +725,109 @@ def _engine(sa: Any, url: Any, connect_args: dict[str, Any]) -> Any:
             raise
         return sa.create_engine(url.set(drivername="postgresql+psycopg"),
                                 connect_args=connect_args)
+
+
+# --query: one statement that only reads ------------------------------------------------
+
+# Words that make a statement write, lock, change the session or reach outside the
+# database. A SELECT never needs them (outside quotes, where check_query does not look).
+_WRITING_WORDS = {
+    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "INTO", "CREATE", "DROP",
+    "ALTER", "TRUNCATE", "ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE", "COPY",
+    "GRANT", "REVOKE", "COMMIT", "ROLLBACK", "BEGIN", "SAVEPOINT", "RELEASE", "LOCK", "CALL",
+    "EXECUTE", "PREPARE", "DEALLOCATE", "LISTEN", "NOTIFY", "DISCARD", "RESET", "CLUSTER",
+    "REFRESH", "LOAD_EXTENSION", "SET_CONFIG", "NEXTVAL", "SETVAL", "LO_IMPORT",
+    "LO_EXPORT", "LO_UNLINK", "LO_CREATE", "LO_FROM_BYTEA", "LO_PUT", "PG_READ_FILE",
+    "PG_READ_BINARY_FILE", "PG_LS_DIR", "PG_STAT_FILE", "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND", "PG_RELOAD_CONF", "PG_ROTATE_LOGFILE", "DBLINK", "DBLINK_EXEC",
+    "PG_ADVISORY_LOCK", "PG_ADVISORY_XACT_LOCK",
+}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def check_query(sql: str, where: str, backend: str = "postgresql") -> str:
+    """The query without a trailing ';', if it is one SELECT or WITH statement that only
+    reads; else a ConfigError naming what it found.
+
+    A small tokeniser, not a parser: it blanks out comments, string literals, quoted names and
+    dollar-quoted bodies (whose contents are data, not SQL), splits the rest on ';', and looks
+    at the words left. The database's read-only mode stays the guarantee; this catches what
+    read-only mode would let through (SQLite's VACUUM INTO writes a copy even from a read-only
+    connection) and gives a clear line instead of the database's error.
+    """
+    hint = "reportgen only reads: give one SELECT (or WITH ... SELECT) statement"
+    code = _blank_quoted(sql, where, backend == "sqlite")
+    statements = [st for st in code.split(";") if st.strip()]
+    if not statements:
+        raise ConfigError("--query is empty", file=where, hint=hint)
+    if len(statements) > 1:
+        raise ConfigError(f"--query holds {len(statements)} statements", file=where, hint=hint)
+    words = [w.upper() for w in _WORD.findall(statements[0])]
+    if not words or words[0] not in ("SELECT", "WITH", "VALUES"):
+        first = words[0] if words else statements[0].strip()[:20]
+        raise ConfigError(f"--query must be a SELECT, not {first}", file=where, hint=hint)
+    found = [w for w in words if w in _WRITING_WORDS]
+    if found:
+        raise ConfigError(f"--query may only read, but uses {found[0]}", file=where, hint=hint)
+    end = len(code.rstrip())
+    return (sql[:end - 1] if code[:end].endswith(";") else sql[:end]).strip()
+
+
+def _blank_quoted(sql: str, where: str, brackets: bool) -> str:
+    """sql with comments, strings, quoted identifiers and dollar quotes replaced by as many
+    blanks (so a ';' or a keyword inside them is not seen, and positions stay the same)."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise ConfigError("--query has a comment that is never closed", file=where)
+            out.append(" " * (end + 2 - i))
+            i = end + 2
+            continue
+        if ch == "$" and (m := _DOLLAR_TAG.match(sql, i)) and \
+                not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+            end = sql.find(m.group(0), m.end())
+            if end < 0:
+                raise ConfigError("--query has a $-quoted string that is never closed",
+                                  file=where)
+            out.append(" " * (end + len(m.group(0)) - i))
+            i = end + len(m.group(0))
+            continue
+        closing = {"'": "'", '"': '"', "`": "`"}.get(ch) or ("]" if brackets and ch == "["
+                                                              else None)
+        if closing:
+            # E'...' strings of PostgreSQL take backslash escapes
+            backslash = ch == "'" and i > 0 and sql[i - 1] in "eE" and \
+                (i == 1 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise ConfigError("--query has a quote that is never closed", file=where)
+                if backslash and sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == closing:
+                    if closing != "]" and j + 1 < n and sql[j + 1] == closing:
+                        j += 2  # a doubled quote inside the quotes
+                        continue
+                    break
+                j += 1
+            out.append(" " * (j + 1 - i))
+            i = j + 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _table_select(sa: Any, conn: Any, name: str, where: str) -> Any:
@@ -502,7 +857,9 @@ def _table_select(sa: Any, conn: Any, name: str, where: str) -> Any:
 
 def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, kind: str,
             notes: list[CleaningStep], delimiter: str = "", encoding: str = "",
-            name: str | None = None) -> Loaded:
+            name: str | None = None, limits: LimitsConfig | None = None) -> Loaded:
+    limits = limits or LimitsConfig()
+    _check_size(frame, where, limits)
     frame, tidy_notes = _tidy(frame)
     if frame.shape[1] == 0:
         raise InputError("the table has no columns", file=where)
@@ -514,6 +871,29 @@ def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, 
     return Loaded(frame=frame, path=path, name=name or (path.name if path else where),
                   where=where, sha256=sha256, delimiter=delimiter, encoding=encoding, kind=kind,
                   notes=tuple(notes + tidy_notes))
+
+
+def _check_size(frame: pd.DataFrame, where: str, limits: LimitsConfig) -> None:
+    """Rows, columns, name and cell lengths within the limits, whatever the source."""
+    if len(frame) > limits.rows:
+        raise over_limit(f"the table has {len(frame):,} rows", "rows", limits, where)
+    if frame.shape[1] > limits.columns:
+        raise over_limit(f"the table has {frame.shape[1]:,} columns", "columns", limits, where)
+    for i, name in enumerate(frame.columns):
+        if len(str(name).strip()) > limits.header_chars:
+            raise over_limit(f"the name of column {i + 1} is {len(str(name).strip()):,} "
+                             "characters long", "header_chars", limits, where)
+    for name in frame.columns:
+        s = frame[name]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            lengths = s.map(lambda v: len(v) if isinstance(v, str) else 0,
+                            na_action="ignore") if s.dtype == object else s.str.len()
+            longest = pd.to_numeric(lengths, errors="coerce").max()
+            if pd.notna(longest) and longest > limits.cell_chars:
+                raise LimitError(
+                    f"a cell is {int(longest):,} characters long (more than limits.cell_chars "
+                    f"= {limits.cell_chars:,})", file=where, column=str(name)[:80],
+                    hint="raise cell_chars under [limits] in the config if the input is right")
 
 
 def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:

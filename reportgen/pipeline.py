@@ -113,7 +113,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     clock = _Clock()
     template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     with clock.stage("load"):
-        loaded = load(source, cfg.input)
+        loaded = load(source, cfg.input, cfg.limits)
     file = loaded.where
     with clock.stage("schema"):
         schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)

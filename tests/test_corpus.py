@@ -303,14 +303,14 @@ def test_an_unreadable_file(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         path.chmod(0)
     else:  # root reads anything: make the read fail as it would for anyone else
-        real = Path.read_bytes
+        real = Path.open
 
-        def deny(self: Path) -> bytes:
+        def deny(self: Path, *args, **kwargs):
             if self == path:
                 raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
+            return real(self, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "read_bytes", deny)
+        monkeypatch.setattr(Path, "open", deny)
     assert refused(["run", str(path)], tmp_path / "out") == \
         f"Error: {path}: cannot read the file (Permission denied) (check the file's permissions)"
 
