@@ -340,7 +340,7 @@ def _ranges(cfg: Config) -> typing.Iterator[tuple[str, Any, Any, Any]]:
 def _shown(value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, int) and abs(value) >= 10_000:
+    if isinstance(value, int) and abs(value) >= 1_000:
         return f"{value:,}"
     return f"{value:g}" if isinstance(value, float) else str(value)
 

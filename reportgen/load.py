@@ -876,7 +876,7 @@ def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, 
 def _check_size(frame: pd.DataFrame, where: str, limits: LimitsConfig) -> None:
     """Rows, columns, name and cell lengths within the limits, whatever the source."""
     if len(frame) > limits.rows:
-        raise over_limit(f"the table has {len(frame):,} rows", "rows", limits, where)
+        raise over_limit("the table has too many rows", "rows", limits, where)
     if frame.shape[1] > limits.columns:
         raise over_limit(f"the table has {frame.shape[1]:,} columns", "columns", limits, where)
     for i, name in enumerate(frame.columns):

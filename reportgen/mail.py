@@ -127,7 +127,7 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise MailError(f"cannot read manifest.json ({exc})", file=str(run_dir)) from None
     email = data.get("email") if isinstance(data, dict) else None
-    if not isinstance(email, dict) or not (run_dir / str(email.get("html", ""))).is_file():
+    if not isinstance(email, dict) or not email.get("html"):
         raise MailError("this run has no email.html", file=str(run_dir),
                         hint="run again with --format including email")
     return email

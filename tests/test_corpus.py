@@ -37,7 +37,9 @@ def fast(tmp_path_factory):
 
 
 def refused(args: list[str], out: Path) -> str:
-    result = invoke(*args, "--out", str(out), "--format", "json")
+    """The one line of a refusal; `run` writes nothing, `validate` stops with the same line."""
+    extra = ["--out", str(out), "--format", "json"] if args[0] == "run" else []
+    result = invoke(*args, *extra)
     assert result.exit_code == 2, (result.exit_code, result.output)
     # Progress lines ("reportgen: load done in 0.01 s") aside, one line says what is wrong.
     lines = [ln for ln in result.stderr.strip().splitlines()
@@ -94,13 +96,20 @@ REFUSED = [
     ("only_text.csv", "no column to measure customers by (1 of 2 columns are constant, empty "
                       "or free text) (see the roles with `reportgen validate` and give "
                       "numeric columns a role in [columns])"),
+    # issue 13: hostile inputs
+    ("long_column_name.csv", "the name of column 4 is 100,000 characters long (more than "
+                             "limits.header_chars = 1,000) (raise header_chars under [limits] "
+                             "in the config if the input is right)"),
+    ("note_first_sheet.xlsx", "the first sheet 'Read me' has a single column (the workbook has "
+                              "other sheets: set [input] sheet to one of 'Customers')"),
 ]
 
 
+@pytest.mark.parametrize("command", ["run", "validate"])
 @pytest.mark.parametrize("name, message", REFUSED, ids=[c[0] for c in REFUSED])
-def test_refused_input_is_one_line_exit_2(name, message, tmp_path):
+def test_refused_input_is_one_line_exit_2(name, message, command, tmp_path):
     path = str(CORPUS / name)
-    assert refused(["run", path], tmp_path / "out") == f"Error: {path}: {message}"
+    assert refused([command, path], tmp_path / "out") == f"Error: {path}: {message}"
 
 
 def test_broken_parquet_is_refused(tmp_path):
@@ -153,6 +162,10 @@ REPAIRED = [
                                "blank → 0 (the most common answer)")]),
     ("rate_above_one.csv", [("purchase_frequency", "set missing", 1,
                              "values above 1, first at row 7")]),
+    ("nested_columns.parquet", [
+        ("tags", "ignored column", 0, "nested values (list<element: int64>)"),
+        ("address", "ignored column", 0, "nested values (struct<city: string, zip: string>)"),
+        ("scores", "ignored column", 0, "nested values (map<string, int64 ('scores')>)")]),
 ]
 
 
@@ -167,7 +180,8 @@ def test_repaired_input_is_in_the_cleaning_log(name, steps, tmp_path, fast):
 
 # Read unchanged: the same customers as the plain file, whatever the dialect.
 SAME_TABLE = ["semicolons.csv", "utf16_bom.csv", "utf8_bom_crlf.csv",
-              "padded_header_blank_lines.csv", "gzip_text.csv.gz"]
+              "padded_header_blank_lines.csv", "gzip_text.csv.gz", "excel_sep_line.csv",
+              "declared_dimensions.xlsx"]
 
 
 @pytest.mark.parametrize("name", SAME_TABLE)
@@ -364,5 +378,427 @@ def test_every_corpus_file_has_a_tested_outcome():
     made = {p.name for p in CORPUS.iterdir() if p.name not in ("make_corpus.py", "README.md")}
     assert len(made) >= 40  # besides the configs, paths and databases built in the tests
     named = {c[0] for c in REFUSED + REPAIRED} | set(SAME_TABLE) | {
-        "broken.parquet", "formula_cells.csv", "html_in_categories.csv"}
+        "broken.parquet", "formula_cells.csv", "html_in_categories.csv", "formula_header.csv",
+        "terminal_escapes.csv", "gzip_bomb.csv.gz"}
     assert made == named  # every file has a tested outcome
+
+
+# Issue 13: hostile inputs ------------------------------------------------------------------
+# Each case of the outside attack, and others of the same families, with its exact outcome.
+
+LIMIT_HINT = "if the input is right)"
+
+
+def _limits(tmp_path: Path, text: str) -> str:
+    return _cfg(tmp_path, "[segment]\nstability_runs = 0\nk_max = 5\n[limits]\n" + text)
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+@pytest.mark.parametrize("name, limit, message", [
+    ("gzip_bomb.csv.gz", "bytes = 1000000",
+     "the file is too large once decompressed (more than limits.bytes = 1,000,000 bytes)"),
+    ("duplicated_ids.csv", "bytes = 1000", "the file is too large (more than limits.bytes = "
+                                           "1,000 bytes)"),
+    ("duplicated_ids.csv", "rows = 10", "the table has too many rows (more than limits.rows = "
+                                        "10)"),
+    ("duplicated_ids.csv", "columns = 5", "the table has 8 columns (more than limits.columns "
+                                          "= 5)"),
+    ("duplicated_ids.csv", "header_chars = 10", "the name of column 1 is 11 characters long "
+                                                "(more than limits.header_chars = 10)"),
+    ("huge_cell.csv", "cell_chars = 1000", "column 'comment': a cell is 100,000 characters "
+                                           "long (more than limits.cell_chars = 1,000)"),
+    ("declared_dimensions.xlsx", "excel_cells = 100", "the sheet holds too many cells (more "
+                                                      "than limits.excel_cells = 100)"),
+    ("declared_dimensions.xlsx", "rows = 10", "the sheet has too many rows (more than "
+                                              "limits.rows = 10)"),
+    ("nested_columns.parquet", "rows = 10", "the table has 24 rows (more than limits.rows = "
+                                            "10)"),
+    ("nested_columns.parquet", "columns = 5", "the table has 11 columns (more than "
+                                              "limits.columns = 5)"),
+])
+def test_past_a_limit_one_line_names_the_limit(name, limit, message, command, tmp_path):
+    path = str(CORPUS / name)
+    cfg = _limits(tmp_path, limit + "\n")
+    key = limit.split(" ")[0]
+    line = refused([command, path, "--config", cfg], tmp_path / "out")
+    assert line == f"Error: {path}: {message} (raise {key} under [limits] in the config " \
+                   f"{LIMIT_HINT}"
+
+
+def test_the_limits_have_documented_defaults():
+    from reportgen.config import describe
+
+    rows = {key: default for key, default, _ in describe()}
+    assert {k: v for k, v in rows.items() if k.startswith("limits.")} == {
+        "limits.bytes": "1000000000", "limits.rows": "10000000", "limits.columns": "1000",
+        "limits.cell_chars": "1000000", "limits.header_chars": "1000",
+        "limits.excel_cells": "20000000", "limits.seconds": "3600"}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "| `limits.bytes` | `1000000000` |" in readme
+
+
+def test_a_declared_sheet_of_17_billion_cells_reads_the_cells_that_are_there(tmp_path):
+    # 4 KB on disk, A1:XFD1048576 declared: read in well under limits.seconds
+    cfg = _limits(tmp_path, "seconds = 60\n")
+    result = invoke("validate", str(CORPUS / "declared_dimensions.xlsx"), "--config", cfg)
+    assert result.exit_code == 0, result.output
+    assert "24 rows × 8 columns (Excel workbook)" in result.output
+
+
+def test_3000_columns_are_refused_at_the_default_limit(tmp_path):
+    path = tmp_path / "wide.csv"
+    header = ["customer_id"] + [f"x{i}" for i in range(2999)]
+    path.write_text(",".join(header) + "\n" + "".join(
+        f"C{r}," + ",".join(str((r * i) % 7) for i in range(2999)) + "\n" for r in range(30)))
+    for command in ("run", "validate"):
+        assert refused([command, str(path)], tmp_path / "out") == (
+            f"Error: {path}: the table has 3,000 columns (more than limits.columns = 1,000) "
+            f"(raise columns under [limits] in the config {LIMIT_HINT}")
+
+
+def _patched_zip(data: bytes, member: str, size: int) -> bytes:
+    """The zip archive with ``member``'s uncompressed size in the central directory set to
+    ``size``: what a zip bomb declares."""
+    import struct
+
+    out = bytearray(data)
+    start = 0
+    while (i := out.find(b"PK\x01\x02", start)) >= 0:
+        name_len = struct.unpack_from("<H", out, i + 28)[0]
+        if out[i + 46:i + 46 + name_len].decode() == member:
+            struct.pack_into("<I", out, i + 24, size)
+        start = i + 4
+    return bytes(out)
+
+
+def test_an_xlsx_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(_patched_zip((CORPUS / "note_first_sheet.xlsx").read_bytes(),
+                                  "xl/worksheets/sheet1.xml", 4_000_000_000))
+    for command in ("run", "validate"):
+        line = refused([command, str(path)], tmp_path / "out")
+        assert line.startswith(f"Error: {path}: the workbook is 4,000,0")
+        assert line.endswith("bytes uncompressed (more than limits.bytes = 1,000,000,000 "
+                             f"bytes) (raise bytes under [limits] in the config {LIMIT_HINT}")
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_device_or_a_fifo_is_refused_not_read(command, tmp_path):
+    assert refused([command, "/dev/zero"], tmp_path / "out") == (
+        "Error: /dev/zero: is a device, not a file (save the table to a file and give its "
+        "path)")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert refused([command, str(fifo)], tmp_path / "out") == (
+        f"Error: {fifo}: is a named pipe (FIFO), not a file (save the table to a file and "
+        "give its path)")
+
+
+def test_a_fifo_as_config_is_refused(tmp_path):
+    fifo = tmp_path / "reportgen.toml"
+    os.mkfifo(fifo)
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", str(fifo)],
+                   tmp_path / "out")
+    assert line == f"Error: {fifo}: the config file is not a regular file (a device or a pipe)"
+
+
+def test_a_run_past_limits_seconds_stops_and_writes_nothing(tmp_path):
+    cfg = _cfg(tmp_path, "[segment]\nstability_runs = 100\nn_init = 100\n[limits]\n"
+                         "seconds = 1\n")
+    line = refused(["run", "--config", cfg], tmp_path / "out")
+    assert line == ("Error: the run took longer than limits.seconds = 1 s (raise seconds "
+                    "under [limits] in the config, or give a smaller table)")
+
+
+# Every number has a range (an impossible setting never starts a run that cannot finish)
+@pytest.mark.parametrize("toml, message", [
+    ("[segment]\nn_init = 1000000000\n",
+     "'segment.n_init' must be between 1 and 100, got 1,000,000,000"),
+    ("[segment]\nstability_runs = 100000000\n",
+     "'segment.stability_runs' must be between 0 and 100, got 100,000,000"),
+    ("[segment]\nk_max = 1000000000\n",
+     "'segment.k_max' must be between 2 and 30, got 1,000,000,000"),
+    ("[segment]\nk_min = 1\n", "'segment.k_min' must be between 2 and 30, got 1"),
+    ("[segment]\nrandom_state = -1\n",
+     "'segment.random_state' must be between 0 and 4,294,967,295, got -1"),
+    ("[segment]\nsilhouette_sample = 1000000\n",
+     "'segment.silhouette_sample' must be between 100 and 10,000, got 1,000,000"),
+    ("[segment]\nfit_sample = 10000000\n",
+     "'segment.fit_sample' must be between 100 and 20,000, got 10,000,000"),
+    ("[segment]\nstability_sample = 10\n",
+     "'segment.stability_sample' must be between 100 and 1,000,000, got 10"),
+    ("[segment]\nsearch_sample = 0\n",
+     "'segment.search_sample' must be between 100 and 1,000,000, got 0"),
+    ("[segment]\nlarge_table = -5\n",
+     "'segment.large_table' must be between 1,000 and 1,000,000,000, got -5"),
+    ("[segment]\nmin_segment_share = 0.9\n",
+     "'segment.min_segment_share' must be between 0 and 0.5, got 0.9"),
+    ("[gates]\nmin_stability = 7\n", "'gates.min_stability' must be between 0 and 1, got 7"),
+    ("[report]\nas_of = 0001-01-01\n",
+     "'report.as_of' must be between 1900-01-01 and 2199-12-31, got 0001-01-01"),
+    ("[limits]\nrows = 0\n", "'limits.rows' must be between 10 and 1,000,000,000, got 0"),
+    ("[limits]\nseconds = 0\n", "'limits.seconds' must be between 1 and 604,800, got 0"),
+])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_every_numeric_setting_has_a_range(toml, message, command, tmp_path):
+    cfg = _cfg(tmp_path, toml)
+    line = refused([command, str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {cfg}: {message}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "'segment.random_state' must be between 0 and 4,294,967,295, got -1"),
+    (["--seed", "4294967296"],
+     "'segment.random_state' must be between 0 and 4,294,967,295, got 4,294,967,296"),
+    (["--as-of", "9999-12-31"],
+     "'report.as_of' must be between 1900-01-01 and 2199-12-31, got 9999-12-31"),
+    (["--as-of", "0001-01-01"],
+     "'report.as_of' must be between 1900-01-01 and 2199-12-31, got 0001-01-01"),
+    (["--k", "1000000000"], "'segment.k' must be between 2 and 30, got 1,000,000,000"),
+])
+def test_command_line_numbers_have_the_same_ranges(args, message, tmp_path):
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), *args], tmp_path / "out")
+    assert line == f"Error: {message}"
+
+
+# Bad input, config or environment that used to exit 1 ("a bug")
+@pytest.mark.parametrize("toml, message", [
+    ('[input]\nencoding = "rot13"\n',
+     "'input.encoding' names 'rot13', which is not a text encoding (e.g. utf-8, cp1252, "
+     "latin-1)"),
+    ('[input]\nencoding = "base64"\n',
+     "'input.encoding' names 'base64', which is not a text encoding (e.g. utf-8, cp1252, "
+     "latin-1)"),
+    ('[input]\ndate_format = "%Q%"\n',
+     "'input.date_format' '%Q%' is not a date format ('Q' is a bad directive in format "
+     "'%Q%') (e.g. \"%d-%m-%Y\" or \"%Y-%m-%d\")"),
+    ('[input]\ndate_format = "%d-%m"\n',
+     "'input.date_format' '%d-%m' does not hold a whole date (day, month and year) (e.g. "
+     "\"%d-%m-%Y\")"),
+    ('[report]\ncompany = "ACME\\r\\nBcc: victim@example.com"\n',
+     "'report.company' must be one line without control characters, got "
+     "'ACME\\r\\nBcc: victim@example.com'"),
+    ('[report]\ntitle = "Segments\\u001b[2J"\n',
+     "'report.title' must be one line without control characters, got "
+     "'Segments\\x1b[2J'"),
+    ('[report]\nperiod = "' + "x" * 300 + '"\n', "'report.period' is 300 characters long "
+                                                "(at most 200)"),
+])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_config_values_that_used_to_crash(toml, message, command, tmp_path):
+    cfg = _cfg(tmp_path, toml)
+    line = refused([command, str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {cfg}: {message}"
+
+
+def test_a_config_with_a_utf8_bom_is_read(tmp_path, fast):
+    cfg = tmp_path / "bom.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf" + Path(fast).read_bytes() + b"[report]\ncompany = 'ACME'\n")
+    summary = repaired("duplicated_ids.csv", tmp_path / "out", str(cfg))["summary"]
+    assert summary["company"] == "ACME"
+
+
+def test_a_full_disk_is_one_line_exit_2_and_leaves_nothing(tmp_path, fast):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs",
+                                            str(disk)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", fast, "--out",
+                        str(disk / "out"), "--format", "json", "-q")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            "Error: cannot write or read (No space left on device) (free some space or fix "
+            "the permissions, or choose another --out)"]
+        assert [p.name for p in (disk / "out").iterdir()] == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+# Injections outside HTML
+def test_a_formula_header_is_neutralised_in_segments_csv(tmp_path, fast):
+    name = '=HYPERLINK("http://x","y")'
+    cfg = _cfg(tmp_path, Path(fast).read_text() + f"[columns]\n'{name}' = \"id\"\n")
+    run_dir = repaired("formula_header.csv", tmp_path / "out", cfg)["dir"]
+    header = (run_dir / "segments.csv").read_text().splitlines()[0]
+    assert header.startswith("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",segment,persona,")
+
+
+def test_terminal_escapes_in_column_names_are_shown_not_run(tmp_path, fast):
+    path = str(CORPUS / "terminal_escapes.csv")
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "\\x1b[31mweb_visits\\x1b]0;owned\\x07" in result.output
+    assert "\\u202eregion" in result.output
+    cfg = _cfg(tmp_path, '[columns]\n"\\u001b[2Jgone" = "income"\n')
+    line = refused(["validate", path, "--config", cfg], tmp_path / "out")
+    assert line == (f"Error: {path}: configured column '\\x1b[2Jgone' is not in the table "
+                    "(check [columns] in the config)")
+
+
+def test_init_writes_valid_toml_for_a_file_name_with_newlines(tmp_path):
+    import tomllib
+
+    path = tmp_path / "we\nird\r\x1b.csv"
+    path.write_bytes((CORPUS / "duplicated_ids.csv").read_bytes())
+    out = tmp_path / "reportgen.toml"
+    result = invoke("init", str(path), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    tomllib.loads(text)  # still valid TOML
+    assert "we\\nird\\r\\x1b.csv" in text.splitlines()[0]
+    assert "\x1b" not in result.output
+
+
+# Unclear lines made clear
+@pytest.mark.parametrize("source, message", [
+    ("http://example.com/customers.csv",
+     "Error: http://example.com/customers.csv: a http:// address: reportgen reads local files "
+     "and databases, and never downloads (download the file first, then give its path)"),
+    ("https://u:secret@example.com/c.parquet",
+     "Error: https://u:***@example.com/c.parquet: a https:// address: reportgen reads local "
+     "files and databases, and never downloads (download the file first, then give its "
+     "path)"),
+    ("s3://bucket/customers.parquet",
+     "Error: s3://bucket/customers.parquet: a s3:// address: reportgen reads local files and "
+     "databases, and never downloads (download the file first, then give its path)"),
+])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_web_address_is_never_fetched(source, message, command, tmp_path, no_network):
+    assert refused([command, source], tmp_path / "out") == message
+
+
+def test_the_note_sheet_case_runs_once_the_sheet_is_named(tmp_path, fast):
+    cfg = _cfg(tmp_path, Path(fast).read_text() + '[input]\nsheet = "Customers"\n')
+    summary = repaired("note_first_sheet.xlsx", tmp_path / "out", cfg)["summary"]
+    assert summary["headline"]["customers"] == 24
+
+
+def test_a_nested_parquet_column_is_shown_by_validate(tmp_path):
+    result = invoke("validate", str(CORPUS / "nested_columns.parquet"))
+    assert result.exit_code == 0, result.output
+    assert "  tags: ignored column: nested values (list<element: int64>)" in result.output
+
+
+# `reportgen email` trusts nothing in the run folder ----------------------------------------
+
+@pytest.fixture(scope="module")
+def email_run(tmp_path_factory, fast) -> Path:
+    """A real run folder with the email summary (and a PDF stand-in to attach)."""
+    out = tmp_path_factory.mktemp("email-run")
+    result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--out", str(out), "--format",
+                    "email", "-q", "--config", fast)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    (run_dir / "report.pdf").write_bytes(b"%PDF-1.7\n% a stand-in\n%%EOF\n")
+    return run_dir
+
+
+def _tampered(email_run: Path, tmp_path: Path, change) -> Path:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(email_run, run, symlinks=True)
+    manifest = json.loads((run / "manifest.json").read_text())
+    change(run, manifest["email"])
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def _first_image(email: dict) -> dict:
+    return email["images"][0]
+
+
+def _link(run: Path, name: str, target: str) -> None:
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(target)
+
+
+UP = "../" * 16  # past the root, wherever the test folder is
+TAMPERED = [
+    ("html outside", lambda run, e: e.update(html=UP + "etc/passwd"),
+     f"manifest.json names '{UP}etc/passwd' as the email HTML: not a .html file of the run"),
+    ("text outside", lambda run, e: e.update(text="/etc/hostname"),
+     "manifest.json names '/etc/hostname' as the email text: not a .txt file of the run"),
+    ("image outside", lambda run, e: _first_image(e).update(file=UP + "etc/passwd"),
+     f"manifest.json names '{UP}etc/passwd' as the image: not a .png/.jpg/.jpeg/.gif file "
+     "of the run"),
+    ("image link", lambda run, e: (_link(run, "evil.png", "/etc/passwd"),
+                                   _first_image(e).update(file="evil.png")),
+     "the image 'evil.png' is not a file of the run folder"),
+    ("html link", lambda run, e: _link(run, "email.html", "/etc/passwd"),
+     "the email HTML 'email.html' is not a file of the run folder"),
+    ("image type", lambda run, e: _first_image(e).update(mime="text/plain"),
+     "manifest.json lists an image of type 'text/plain' as "),
+    ("image content", lambda run, e: (run / _first_image(e)["file"]).write_text("root:x:0:0"),
+     " is not the kind of file its name says (the run folder was changed; run `reportgen "
+     "run` again)"),
+    ("pdf link", lambda run, e: _link(run, "report.pdf", "/etc/passwd"),
+     "the report 'report.pdf' is not a file of the run folder"),
+    ("pdf content", lambda run, e: (run / "report.pdf").write_text("root:x:0:0"),
+     "report.pdf is not the kind of file its name says"),
+    ("subject", lambda run, e: e.update(subject="Hi\r\nBcc: victim@example.com"),
+     "manifest.json holds a subject that is not one line of text (give --subject, or run "
+     "`reportgen run` again)"),
+]
+
+
+@pytest.mark.parametrize("case, change, message", TAMPERED, ids=[t[0] for t in TAMPERED])
+def test_email_attaches_only_files_of_the_run_folder(case, change, message, email_run,
+                                                     tmp_path):
+    run = _tampered(email_run, tmp_path, change)
+    result = invoke("email", str(run), "--to", "a@example.com", "--dry-run")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {run}") and message in line, line
+    assert not (run / "message.eml").exists()
+    assert "root:" not in result.output
+
+
+def test_a_manifest_linked_from_elsewhere_is_refused(email_run, tmp_path):
+    run = _tampered(email_run, tmp_path, lambda run, e: None)
+    elsewhere = tmp_path / "manifest.json"
+    (run / "manifest.json").rename(elsewhere)
+    (run / "manifest.json").symlink_to(elsewhere)
+    result = invoke("email", str(run), "--to", "a@example.com", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {run}: the manifest 'manifest.json' is not a file of the run folder (the run "
+        "folder was changed; run `reportgen run` again)")
+
+
+def test_an_untampered_run_folder_is_sent_whole(email_run, tmp_path):
+    from email import message_from_bytes
+    from email.policy import default
+
+    run = _tampered(email_run, tmp_path, lambda run, e: None)
+    result = invoke("email", str(run), "--to", "a@example.com", "--dry-run")
+    assert result.exit_code == 0, result.output
+    message = message_from_bytes((run / "message.eml").read_bytes(), policy=default)
+    manifest = json.loads((run / "manifest.json").read_text())["email"]
+    names = sorted(p.get_filename() for p in message.walk() if p.get_filename())
+    assert names == sorted([i["file"] for i in manifest["images"]] + ["report.pdf"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", 'x"@evil.com'], "Error: recipient 'x\"@evil.com' is not an email address"),
+    (["--to", "x@evil.com\r\nBcc: y@evil.com"],
+     "Error: recipient 'x@evil.com\\r\\nBcc: y@evil.com' is not an email address"),
+    (["--to", "a@example.com", "--from", "me@x.com\nBcc: y@evil.com"],
+     "Error: sender 'me@x.com\\nBcc: y@evil.com' is not an email address"),
+    (["--to", "a@example.com", "--subject", "Hi\r\nBcc: y@evil.com"],
+     "Error: --subject must be one line without control characters, got "
+     "'Hi\\r\\nBcc: y@evil.com'"),
+])
+def test_addresses_and_subject_cannot_smuggle_headers(args, message, email_run, tmp_path):
+    run = _tampered(email_run, tmp_path, lambda run, e: None)
+    result = invoke("email", str(run), *args, "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == message
+    assert not (run / "message.eml").exists()
