@@ -620,36 +620,13 @@ def _load_sql(source: str, cfg: InputConfig, limits: LimitsConfig) -> Loaded:
             conn.rollback()
     except ReportgenError:
         raise
-    except sa_exc.OperationalError as exc:
-        message = _scrub(_first_line(exc), secrets)
-        if "not authorized" in message or "readonly" in message or "read-only" in message:
-            raise InputError(f"the query tried to change the database ({message})",
-                             file=where, hint="reportgen only reads: --query must be a "
-                                              "SELECT") from None
-        if cfg.query and "connect" not in message.lower():
-            raise InputError(f"the query failed: {message}", file=where,
-                             hint="check the SQL in --query") from None
-        raise InputError(f"cannot connect to the database: {message}", file=masked,
-                         hint="check that the server runs, the host and port, and the "
-                              "credentials; passwords come from the environment: PGPASSWORD, "
-                              "or ${VAR} in the URL") from None
-    except sa_exc.InternalError as exc:
-        message = _scrub(_first_line(exc), secrets)
-        if "read-only transaction" in message:
-            raise InputError(f"the query tried to change the database ({message})",
-                             file=where, hint="reportgen only reads: --query must be a "
-                                              "SELECT") from None
-        raise InputError(f"the query failed: {message}", file=where,
-                         hint="check the SQL in --query" if cfg.query else
-                         "check the table name") from None
-    except (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
-            sa_exc.NotSupportedError) as exc:
-        raise InputError(f"the query failed: {_scrub(_first_line(exc), secrets)}", file=where,
-                         hint="check the SQL in --query" if cfg.query else
-                         "check the table name") from None
     except sa_exc.DBAPIError as exc:
-        raise InputError(f"the database refused: {_scrub(_first_line(exc), secrets)}",
-                         file=where) from None
+        message = _scrub(_first_line(exc), secrets)
+        if any(m in message for m in _READ_ONLY_REFUSALS):
+            raise InputError(f"the query tried to change the database ({message})",
+                             file=where, hint="reportgen only reads: --query must be a "
+                                              "SELECT") from None
+        raise _sql_error(exc, message, cfg.query, where, masked) from None
     except (sa_exc.ResourceClosedError, sa_exc.NoSuchTableError, sa_exc.ArgumentError,
             sa_exc.CompileError) as exc:
         raise InputError(f"cannot read from the database ({_scrub(_first_line(exc), secrets)})",
@@ -663,6 +640,30 @@ def _load_sql(source: str, cfg: InputConfig, limits: LimitsConfig) -> Loaded:
     name = cfg.table or "query"
     return _finish(frame, None, where, digest.hexdigest(), kind="sql", notes=[], name=name,
                    limits=limits)
+
+
+# What SQLite and PostgreSQL say when the read-only connection stops a write
+_READ_ONLY_REFUSALS = ("not authorized", "authorization denied", "readonly database",
+                       "read-only transaction")
+
+
+def _sql_error(exc: Exception, message: str, query: str | None, where: str,
+               masked: str) -> InputError:
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.OperationalError):
+        if query and "connect" not in message.lower():
+            return InputError(f"the query failed: {message}", file=where,
+                              hint="check the SQL in --query")
+        return InputError(f"cannot connect to the database: {message}", file=masked,
+                          hint="check that the server runs, the host and port, and the "
+                               "credentials; passwords come from the environment: PGPASSWORD, "
+                               "or ${VAR} in the URL")
+    if isinstance(exc, (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
+                        sa_exc.NotSupportedError, sa_exc.InternalError)):
+        return InputError(f"the query failed: {message}", file=where,
+                          hint="check the SQL in --query" if query else "check the table name")
+    return InputError(f"the database refused: {message}", file=where)
 
 
 def _sqlite_creator(url: Any, masked: str) -> Any:
@@ -775,8 +776,9 @@ def check_query(sql: str, where: str, backend: str = "postgresql") -> str:
 
 
 def _blank_quoted(sql: str, where: str, brackets: bool) -> str:
-    """sql with comments, strings, quoted identifiers and dollar quotes replaced by as many
-    blanks (so a ';' or a keyword inside them is not seen, and positions stay the same)."""
+    """sql with comments replaced by as many blanks, and strings, quoted identifiers and
+    dollar quotes by as many '?' (so a ';' or a keyword inside them is not seen, and positions
+    stay the same)."""
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
@@ -800,7 +802,7 @@ def _blank_quoted(sql: str, where: str, brackets: bool) -> str:
             if end < 0:
                 raise ConfigError("--query has a $-quoted string that is never closed",
                                   file=where)
-            out.append(" " * (end + len(m.group(0)) - i))
+            out.append("?" * (end + len(m.group(0)) - i))
             i = end + len(m.group(0))
             continue
         closing = {"'": "'", '"': '"', "`": "`"}.get(ch) or ("]" if brackets and ch == "["
@@ -822,7 +824,7 @@ def _blank_quoted(sql: str, where: str, brackets: bool) -> str:
                         continue
                     break
                 j += 1
-            out.append(" " * (j + 1 - i))
+            out.append("?" * (j + 1 - i))  # not a blank: 'a'INTO still splits into words
             i = j + 1
             continue
         out.append(ch)

@@ -802,3 +802,221 @@ def test_addresses_and_subject_cannot_smuggle_headers(args, message, email_run, 
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == message
     assert not (run / "message.eml").exists()
+
+
+# SQL sources are read, never written -------------------------------------------------------
+
+ONLY_READS = "(reportgen only reads: give one SELECT (or WITH ... SELECT) statement)"
+
+
+@pytest.fixture()
+def keepme(tmp_path):
+    """An SQLite database with one table, and a way to prove it is unchanged."""
+    import hashlib
+    import sqlite3
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = folder / "crm.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE keepme (id TEXT PRIMARY KEY, age INTEGER, income REAL, "
+                    "spend REAL)")
+        con.executemany("INSERT INTO keepme VALUES (?, ?, ?, ?)",
+                        [(f"C{i}", 20 + i % 50, 20000 + 997 * i, (i * 37) % 900)
+                         for i in range(40)])
+    con.close()
+
+    def state():
+        return (sorted(p.name for p in folder.iterdir()),
+                hashlib.sha256(db.read_bytes()).hexdigest())
+
+    before = state()
+    yield db
+    assert state() == before, "the database or its folder changed"
+
+
+def _sqlite_cases(folder: Path) -> list[tuple[str, str]]:
+    return [
+        ("DROP TABLE keepme", f"--query must be a SELECT, not DROP {ONLY_READS}"),
+        ("CREATE TABLE copy AS SELECT * FROM keepme",
+         f"--query must be a SELECT, not CREATE {ONLY_READS}"),
+        ("PRAGMA user_version = 99", f"--query must be a SELECT, not PRAGMA {ONLY_READS}"),
+        (f"ATTACH DATABASE '{folder}/evil.db' AS evil",
+         f"--query must be a SELECT, not ATTACH {ONLY_READS}"),
+        (f"VACUUM INTO '{folder}/copy.db'", f"--query must be a SELECT, not VACUUM {ONLY_READS}"),
+        ("DELETE FROM keepme", f"--query must be a SELECT, not DELETE {ONLY_READS}"),
+        ("INSERT INTO keepme VALUES ('X', 1, 2, 3)",
+         f"--query must be a SELECT, not INSERT {ONLY_READS}"),
+        ("REPLACE INTO keepme VALUES ('C1', 1, 2, 3)",
+         f"--query must be a SELECT, not REPLACE {ONLY_READS}"),
+        ("SELECT * FROM keepme; DROP TABLE keepme", f"--query holds 2 statements {ONLY_READS}"),
+        ("SELECT * FROM keepme;\nPRAGMA user_version = 99;",
+         f"--query holds 2 statements {ONLY_READS}"),
+        ("WITH x AS (SELECT 1) DELETE FROM keepme",
+         f"--query may only read, but uses DELETE {ONLY_READS}"),
+        ("SELECT load_extension('/tmp/evil.so')",
+         f"--query may only read, but uses LOAD_EXTENSION {ONLY_READS}"),
+        ("  ;  ", f"--query is empty {ONLY_READS}"),
+        ("SELECT * FROM keepme /* ; DROP TABLE keepme",
+         "--query has a comment that is never closed"),
+        ("SELECT 'x FROM keepme; DROP TABLE keepme", "--query has a quote that is never closed"),
+    ]
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_query_that_writes_is_refused_and_the_database_is_unchanged(keepme, command,
+                                                                     tmp_path):
+    url = f"sqlite:///{keepme}"
+    for query, message in _sqlite_cases(keepme.parent):
+        line = refused([command, url, "--query", query], tmp_path / "out")
+        assert line == f"Error: {url} query: {message}", query
+
+
+def test_quotes_and_comments_hide_nothing_that_runs(keepme, tmp_path, fast):
+    url = f"sqlite:///{keepme}"
+    for query in ["SELECT * FROM keepme -- ; DROP TABLE keepme",
+                  "SELECT *, 'DROP TABLE keepme; x' AS note FROM keepme;",
+                  'SELECT id AS "delete", age, income, spend FROM keepme /* VACUUM */',
+                  "WITH t AS (SELECT * FROM keepme) SELECT * FROM t ORDER BY id"]:
+        result = invoke("run", url, "--query", query, "--out", str(tmp_path / "out"),
+                        "--format", "json", "-q", "--config", fast)
+        assert result.exit_code == 0, (query, result.output)
+
+
+@pytest.mark.parametrize("make_url, message", [
+    (lambda db: f"sqlite:///file:{db.parent}/new.db?mode=rwc&uri=true",
+     "options in an SQLite URL are not accepted (mode, uri) (reportgen opens the file "
+     "read-only itself; give sqlite:///path/to/file.db)"),
+    (lambda db: f"sqlite:///{db}?mode=rwc",
+     "options in an SQLite URL are not accepted (mode) (reportgen opens the file read-only "
+     "itself; give sqlite:///path/to/file.db)"),
+    (lambda db: f"sqlite:///file:{db}",
+     "an SQLite URL must name a database file (e.g. sqlite:///customers.db (no file: URIs or "
+     ":memory:))"),
+    (lambda db: "sqlite://", "an SQLite URL must name a database file (e.g. "
+                             "sqlite:///customers.db (no file: URIs or :memory:))"),
+    (lambda db: "mysql://u@127.0.0.1:1/crm",
+     "reportgen reads only PostgreSQL and SQLite databases, not mysql (it can guarantee "
+     "read-only access only for those two; export the table to CSV or Parquet)"),
+])
+def test_a_database_url_cannot_create_files_or_pick_a_writable_mode(keepme, make_url, message,
+                                                                     tmp_path):
+    url = make_url(keepme)
+    line = refused(["run", url, "--query", "SELECT * FROM keepme"], tmp_path / "out")
+    assert line.endswith(f": {message}"), line
+
+
+def test_a_missing_sqlite_file_is_not_created(keepme, tmp_path):
+    missing = keepme.parent / "missing.db"
+    line = refused(["run", f"sqlite:///{missing}", "--table", "keepme"], tmp_path / "out")
+    assert line == f"Error: {missing}: database file not found"
+
+
+def test_the_sqlite_connection_itself_refuses_to_write(keepme):
+    """Below the statement check: the file is opened mode=ro and an authorizer allows only
+    reading, so even a statement the check let through could not write."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from reportgen.load import _sqlite_authorizer, _sqlite_creator
+
+    con = _sqlite_creator(make_url(f"sqlite:///{keepme}"), "crm")()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        con.execute("INSERT INTO keepme VALUES ('X', 1, 2, 3)")
+    con.rollback()
+    con.set_authorizer(_sqlite_authorizer)
+    for statement in ["DROP TABLE keepme", "PRAGMA user_version = 99",
+                      f"VACUUM INTO '{keepme.parent}/copy.db'",
+                      f"ATTACH DATABASE '{keepme.parent}/evil.db' AS evil",
+                      "CREATE TEMP TABLE t AS SELECT 1", "SELECT load_extension('x')"]:
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized|authorization denied"):
+            con.execute(statement)
+    assert con.execute("SELECT count(*) FROM keepme").fetchone() == (40,)
+    con.close()
+
+
+# The same on a real PostgreSQL (tests/test_sources.py says how it is found)
+from .pg import PG_PASSWORD, PG_URL  # noqa: E402  (the pg_table fixture: conftest.py)
+
+
+def _pg_state(table: str) -> tuple:
+    import sqlalchemy as sa
+
+    from reportgen.load import _expand_env
+
+    url, _ = _expand_env(PG_URL, "postgres")
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = sorted(r[0] for r in conn.exec_driver_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "'public'"))
+            digest = conn.exec_driver_sql(
+                f'SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY "CustomerID")) '
+                f'FROM "{table}" t').fetchone()
+            settings = conn.exec_driver_sql(
+                "SELECT setting FROM pg_settings WHERE name = "
+                "'default_transaction_read_only'").fetchone()
+    finally:
+        engine.dispose()
+    return tables, tuple(digest), tuple(settings)
+
+
+def test_postgresql_queries_that_write_are_refused_and_nothing_changes(pg_table, tmp_path):
+    before = _pg_state(pg_table)
+    t = f'"{pg_table}"'
+    cases = [
+        (f"DROP TABLE {t}", f"--query must be a SELECT, not DROP {ONLY_READS}"),
+        (f"CREATE TABLE rg_copy AS SELECT * FROM {t}",
+         f"--query must be a SELECT, not CREATE {ONLY_READS}"),
+        (f"SELECT * INTO rg_copy FROM {t}", f"--query may only read, but uses INTO {ONLY_READS}"),
+        (f"WITH d AS (DELETE FROM {t} RETURNING *) SELECT * FROM d",
+         f"--query may only read, but uses DELETE {ONLY_READS}"),
+        (f"SELECT * FROM {t}; DROP TABLE {t}", f"--query holds 2 statements {ONLY_READS}"),
+        (f"COMMIT; SET default_transaction_read_only = off; DROP TABLE {t}",
+         f"--query holds 3 statements {ONLY_READS}"),
+        ("SELECT set_config('default_transaction_read_only', 'off', false)",
+         f"--query may only read, but uses SET_CONFIG {ONLY_READS}"),
+        (f"SELECT * FROM {t} FOR UPDATE", f"--query may only read, but uses UPDATE {ONLY_READS}"),
+        (f"SELECT lo_export(1, '/tmp/x') FROM {t}",
+         f"--query may only read, but uses LO_EXPORT {ONLY_READS}"),
+        (f"COPY {t} TO '/tmp/x.csv'", f"--query must be a SELECT, not COPY {ONLY_READS}"),
+        (f"SELECT $x$; DROP TABLE {t}", "--query has a $-quoted string that is never closed"),
+    ]
+    masked = PG_URL.replace("${REPORTGEN_TEST_PG_PASSWORD}", "***")
+    for query, message in cases:
+        line = refused(["validate", PG_URL, "--query", query], tmp_path / "out")
+        assert line.endswith(f" query: {message}"), (query, line)
+        assert line.startswith(f"Error: {masked} query: ") and PG_PASSWORD not in line
+    assert _pg_state(pg_table) == before
+
+
+def test_postgresql_session_is_read_only_below_the_statement_check(pg_table, tmp_path):
+    """A function that writes passes the statement check (it is a plain SELECT); the
+    read-only session stops it."""
+    import sqlalchemy as sa
+
+    from reportgen.load import _expand_env
+
+    url, _ = _expand_env(PG_URL, "postgres")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS rg_side (x int)")
+        conn.exec_driver_sql("CREATE OR REPLACE FUNCTION rg_writer() RETURNS int LANGUAGE sql "
+                             "AS $$ INSERT INTO rg_side VALUES (1) RETURNING x $$")
+    try:
+        before = _pg_state(pg_table)
+        line = refused(["run", PG_URL, "--query", f'SELECT rg_writer() AS w, * FROM '
+                        f'"{pg_table}"'], tmp_path / "out")
+        assert line.endswith(" query: the query tried to change the database (cannot execute "
+                             "INSERT in a read-only transaction) (reportgen only reads: "
+                             "--query must be a SELECT)"), line
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM rg_side").scalar() == 0
+        assert _pg_state(pg_table) == before
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS rg_writer()")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS rg_side")
+        engine.dispose()
