@@ -103,8 +103,9 @@ def load(source: str | Path | None, cfg: InputConfig,
     digest = hashlib.sha256(raw).hexdigest()
     kind = _kind(raw, path)
     if kind == "parquet":
-        frame, notes = _read_parquet(raw, where, limits)
-        return _finish(frame, path, where, digest, kind="parquet", notes=notes, limits=limits)
+        frame, parquet_notes = _read_parquet(raw, where, limits)
+        return _finish(frame, path, where, digest, kind="parquet", notes=parquet_notes,
+                       limits=limits)
     if kind == "excel":
         frame = _read_excel(raw, where, cfg.sheet, limits)
         return _finish(frame, path, where, digest, kind="excel", notes=[], limits=limits)
