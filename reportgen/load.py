@@ -35,6 +35,7 @@ from .resources import sample_path
 DELIMITERS = [",", "\t", ";", "|"]
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
+HEADER_SCAN = 4 * 1024 * 1024  # characters searched for the header row (1,000 names of 1,000)
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-", "#N/A"]
 # A decoded text with more control characters than this share is not a table.
 MAX_CONTROL_SHARE = 0.01
@@ -321,7 +322,8 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
 def _check_header(text: str, delimiter: str, where: str, limits: LimitsConfig) -> None:
     """Refuse a header past the column or name-length limits before pandas parses the rest
     (a 100,000-character name, or 100,000 columns, would slow every later stage)."""
-    lines = (ln for ln in io.StringIO(text) if ln.strip())
+    # the header is at the start: a slice, not a copy of a text that may be a gigabyte
+    lines = (ln for ln in io.StringIO(text[:HEADER_SCAN]) if ln.strip())
     try:
         header = next(csv.reader(lines, delimiter=delimiter), [])
     except csv.Error:  # a cell longer than the csv module's field limit (131,072)
