@@ -494,6 +494,13 @@ def test_a_device_or_a_fifo_is_refused_not_read(command, tmp_path):
         "give its path)")
 
 
+def test_a_link_to_a_device_is_refused_too(tmp_path):
+    link = tmp_path / "customers.csv"
+    link.symlink_to("/dev/zero")
+    assert refused(["run", str(link)], tmp_path / "out") == (
+        f"Error: {link}: is a device, not a file (save the table to a file and give its path)")
+
+
 def test_a_fifo_as_config_is_refused(tmp_path):
     fifo = tmp_path / "reportgen.toml"
     os.mkfifo(fifo)
@@ -906,6 +913,13 @@ def test_a_database_url_cannot_create_files_or_pick_a_writable_mode(keepme, make
     assert line.endswith(f": {message}"), line
 
 
+def test_a_table_name_is_a_name_not_sql(keepme, tmp_path):
+    url = f"sqlite:///{keepme}"
+    line = refused(["run", url, "--table", "keepme; DROP TABLE keepme"], tmp_path / "out")
+    assert line == (f"Error: {url} table keepme; DROP TABLE keepme: table 'keepme; DROP TABLE "
+                    "keepme' not found (tables: keepme)")
+
+
 def test_a_missing_sqlite_file_is_not_created(keepme, tmp_path):
     missing = keepme.parent / "missing.db"
     line = refused(["run", f"sqlite:///{missing}", "--table", "keepme"], tmp_path / "out")
@@ -1007,11 +1021,15 @@ def test_postgresql_session_is_read_only_below_the_statement_check(pg_table, tmp
                              "AS $$ INSERT INTO rg_side VALUES (1) RETURNING x $$")
     try:
         before = _pg_state(pg_table)
-        line = refused(["run", PG_URL, "--query", f'SELECT rg_writer() AS w, * FROM '
-                        f'"{pg_table}"'], tmp_path / "out")
-        assert line.endswith(" query: the query tried to change the database (cannot execute "
-                             "INSERT in a read-only transaction) (reportgen only reads: "
-                             "--query must be a SELECT)"), line
+        query = f'SELECT rg_writer() AS w, * FROM "{pg_table}"'
+        # the URL asking for a writable session changes nothing: reportgen's options win
+        sneaky = PG_URL + ("&" if "?" in PG_URL else "?") + \
+            "options=-c%20default_transaction_read_only%3Doff"
+        for url in (PG_URL, sneaky):
+            line = refused(["run", url, "--query", query], tmp_path / "out")
+            assert line.endswith(" query: the query tried to change the database (cannot "
+                                 "execute INSERT in a read-only transaction) (reportgen only "
+                                 "reads: --query must be a SELECT)"), line
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM rg_side").scalar() == 0
         assert _pg_state(pg_table) == before
