@@ -304,6 +304,23 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
         raise InputError("the file has no columns", file=where) from None
     except (pd.errors.ParserError, ValueError, OverflowError) as exc:
         raise _parse_error(str(exc), where, delimiter) from None
+    lossy = [c for c in frame.columns if frame[c].dtype.kind == "f"
+             and (frame[c].abs() >= EXACT_INTEGERS).any()
+             and (frame[c].dropna() == frame[c].dropna().round()).all()]
+    if lossy:
+        # long integer ids with a blank among them were read as floats, losing digits: the
+        # exact digits again, for those columns only
+        exact = pd.read_csv(io.StringIO(text), sep=delimiter, engine="c", dtype=str,
+                            usecols=lossy, skipinitialspace=True, na_values=NA_VALUES,
+                            keep_default_na=False, nrows=limits.rows + 1)
+        for c in lossy:
+            digits = exact[c].dropna().str.strip()
+            if digits.str.fullmatch(r"[+-]?\d+").all():
+                frame[c] = exact[c].str.strip().astype(object)
+                notes.append(CleaningStep(str(c), "kept as text", 0,
+                                          "integers of 16 or more digits",
+                                          "too long for a number without losing digits: an "
+                                          "identifier"))
     mangled = [c for c in frame.columns if (m := re.fullmatch(r"(.+)\.(\d+)", str(c)))
                and m.group(1) in frame.columns]
     if mangled:
@@ -901,6 +918,25 @@ def _check_size(frame: pd.DataFrame, where: str, limits: LimitsConfig) -> None:
                     hint="raise cell_chars under [limits] in the config if the input is right")
 
 
+EXACT_INTEGERS = 2**53  # a float64 holds every integer below this, and loses digits above
+
+
+def _long_integers(s: pd.Series) -> bool:
+    """Integers (Python ints, int64/uint64, integral Decimals) of which one is past 2**53."""
+    if s.dtype.kind in "iu":
+        return bool(len(s)) and int(s.abs().max()) >= EXACT_INTEGERS if s.dtype.kind == "i" \
+            else bool(len(s)) and int(s.max()) >= EXACT_INTEGERS
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) not in ("integer",
+                                                                             "decimal"):
+        return False
+    values = s.dropna()
+    try:
+        return bool(len(values)) and all(v == int(v) for v in values) and \
+            max(abs(int(v)) for v in values) >= EXACT_INTEGERS
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return False
+
+
 def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
     """String column names, a 0..n-1 index and dtypes the later stages all understand."""
     notes: list[CleaningStep] = []
@@ -937,6 +973,14 @@ def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
             s = s.astype("Int64") if s.isna().any() else s.astype("int64")
         elif isinstance(s.dtype, pd.DatetimeTZDtype):
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif _long_integers(s):
+            # 26-digit customer ids would become the float 1.2345678901234568e+25, equal to
+            # their neighbours: an integer past 2**53 is an identifier, kept as its digits
+            s = s.map(lambda v: str(int(v)), na_action="ignore").astype(object)
+            notes.append(CleaningStep(column, "kept as text", 0,
+                                      "integers of 16 or more digits",
+                                      "too long for a number without losing digits: an "
+                                      "identifier"))
         elif s.dtype == object:
             inferred = pd.api.types.infer_dtype(s, skipna=True)
             if inferred in ("decimal", "integer", "floating", "mixed-integer-float"):

@@ -162,6 +162,9 @@ REPAIRED = [
                                "blank → 0 (the most common answer)")]),
     ("rate_above_one.csv", [("purchase_frequency", "set missing", 1,
                              "values above 1, first at row 7")]),
+    ("long_integer_ids.csv", [("customer_id", "kept as text", 0,
+                               "integers of 16 or more digits"),
+                              ("customer_id", "excluded rows", 1, "blank key, first at row 9")]),
     ("nested_columns.parquet", [
         ("tags", "ignored column", 0, "nested values (list<element: int64>)"),
         ("address", "ignored column", 0, "nested values (struct<city: string, zip: string>)"),
@@ -628,6 +631,32 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_nothing(tmp_path, fast):
 
 
 # Injections outside HTML
+def test_26_digit_ids_stay_the_keys_of_segments_csv(tmp_path, fast):
+    run_dir = repaired("long_integer_ids.csv", tmp_path, fast)["dir"]
+    ids = pd.read_csv(run_dir / "segments.csv", dtype=str)["customer_id"].tolist()
+    assert ids[:2] == ["12345678901234567890123456", "12345678901234567890123463"]
+    assert len(set(ids)) == len(ids) == 24 and "nan" not in ids
+
+
+def test_26_digit_decimal_ids_from_parquet_are_kept_as_text(tmp_path):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reportgen.config import InputConfig
+    from reportgen.load import load
+
+    ids = [decimal.Decimal(12345678901234567890123456 + i) for i in range(3)]
+    path = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"id": pa.array(ids, pa.decimal128(30, 0)),
+                             "spend": [1.0, 2.0, 3.0]}), path)
+    loaded = load(path, InputConfig())
+    assert loaded.frame["id"].tolist() == ["12345678901234567890123456",
+                                           "12345678901234567890123457",
+                                           "12345678901234567890123458"]
+
+
 def test_a_formula_header_is_neutralised_in_segments_csv(tmp_path, fast):
     name = '=HYPERLINK("http://x","y")'
     cfg = _cfg(tmp_path, Path(fast).read_text() + f"[columns]\n'{name}' = \"id\"\n")

@@ -247,6 +247,11 @@ def hostile(good: list[list[str]]) -> dict[str, str | bytes]:
     # terminal escape sequences in column names (a colour, a window title, a bidi override)
     files["terminal_escapes.csv"] = csv_text(
         HEADER[:5] + ["\x1b[31mweb_visits\x1b]0;owned\x07", "joined", "\u202eregion"], good)
+    # 26-digit customer ids (a float would make them all 1.2345678901234568e+25), one blank
+    ids = [r[:] for r in good]
+    for i, r in enumerate(ids):
+        r[0] = "" if i == 7 else str(12345678901234567890123456 + i * 7)
+    files["long_integer_ids.csv"] = csv_text(HEADER, ids)
     # a gzip bomb in miniature: 30 MB of valid rows in a 30 KB file (run with [limits] bytes)
     line = b"C1,30,50000,10,10,1,01-01-2013,North\n"
     member = gzip.compress(line * 100_000, compresslevel=9, mtime=0)
