@@ -162,6 +162,10 @@ REPAIRED = [
                                "blank → 0 (the most common answer)")]),
     ("rate_above_one.csv", [("purchase_frequency", "set missing", 1,
                              "values above 1, first at row 7")]),
+    ("mixed_number_formats.csv", [("yearly_earnings", "converted", 20,
+                                   "'$21,000' → 21000, first at row 3")]),
+    ("birth_years_no_dates.csv", [("year_birth", "set missing", 1, "birth years 1893"),
+                                  ("year_birth", "imputed", 1, "blank → median 1973")]),
     ("long_integer_ids.csv", [("customer_id", "kept as text", 0,
                                "integers of 16 or more digits"),
                               ("customer_id", "excluded rows", 1, "blank key, first at row 9")]),
@@ -242,11 +246,16 @@ def _cfg(tmp_path: Path, text: str) -> str:
      "unknown role 'incme' for column 'income' (did you mean 'income'?)"),
     ('[scale]\n"salary" = 1000\n',
      "configured column 'salary' is not in the table (check [scale] in the config)"),
+    ('[columns]\nregion = "income"\n',
+     "[columns] gives 'region' the role 'income', but its values are not numbers (e.g. "
+     "'North', 'South', 'East') (give it a category role such as 'education' or "
+     "'categorical', or remove the line)"),
 ])
-def test_config_that_does_not_match_the_table(toml, message, tmp_path):
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_config_that_does_not_match_the_table(toml, message, command, tmp_path):
     path = str(CORPUS / "duplicated_ids.csv")
     cfg = _cfg(tmp_path, toml)
-    line = refused(["run", path, "--config", cfg], tmp_path / "out")
+    line = refused([command, path, "--config", cfg], tmp_path / "out")
     assert line == f"Error: {path}: {message}"
 
 
@@ -631,6 +640,36 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_nothing(tmp_path, fast):
 
 
 # Injections outside HTML
+def test_an_income_in_mixed_number_formats_is_read_as_income(tmp_path, fast):
+    mixed = repaired("mixed_number_formats.csv", tmp_path, fast)
+    roles = {c["column"]: c["role"] for c in mixed["summary"]["columns"]}
+    assert roles["yearly_earnings"] == "income"
+    plain = repaired("semicolons.csv", tmp_path / "plain", fast)  # the same table, plainly
+    incomes = [pd.read_csv(r["dir"] / "segments.csv")["income"].tolist() for r in (mixed, plain)]
+    assert incomes[0] == incomes[1] and len(incomes[0]) == 24
+
+
+def test_without_dates_only_implausible_birth_years_are_set_missing(tmp_path, fast):
+    summary = repaired("birth_years_no_dates.csv", tmp_path, fast)["summary"]
+    missing = [s for s in summary["cleaning"] if s["action"] == "set missing"]
+    assert missing == [{"column": "year_birth", "action": "set missing", "rows": 1,
+                        "detail": "birth years 1893", "reason": (
+                            "more than 84 years before the youngest customers, or after them "
+                            "(the table has no date to measure ages at)")}]
+
+
+@pytest.mark.parametrize("values, numbers", [
+    (["50000", "$67,000", "USD 67,000", "67k", "$ 67,000.50", "80 000", "1.2M", "€90,000"],
+     [50000, 67000, 67000, 67000, 67000.5, 80000, 1_200_000, 90000]),
+    (["28.000", "1.234,50", "12,5", "700"], [28000, 1234.5, 12.5, 700]),  # 1.234,5 style
+    (["28.000", "$67,000"], [28, 67000]),  # 1,234.5 style: a dot is a decimal point
+])
+def test_number_formats_are_read_as_the_column_writes_them(values, numbers):
+    from reportgen.schema import as_numbers
+
+    assert as_numbers(pd.Series(values)).tolist() == numbers
+
+
 def test_26_digit_ids_stay_the_keys_of_segments_csv(tmp_path, fast):
     run_dir = repaired("long_integer_ids.csv", tmp_path, fast)["dir"]
     ids = pd.read_csv(run_dir / "segments.csv", dtype=str)["customer_id"].tolist()

@@ -252,6 +252,18 @@ def hostile(good: list[list[str]]) -> dict[str, str | bytes]:
     for i, r in enumerate(ids):
         r[0] = "" if i == 7 else str(12345678901234567890123456 + i * 7)
     files["long_integer_ids.csv"] = csv_text(HEADER, ids)
+    # no date column, birth years up to 1996 and one typo (1893): only the typo is implausible
+    years = [r[:1] + [str(1996 - (i * 37) % 45) if i != 4 else "1893"] + r[2:6] + r[7:]
+             for i, r in enumerate(good)]
+    files["birth_years_no_dates.csv"] = csv_text(["customer_id", "year_birth"] + HEADER[2:6] +
+                                                 HEADER[7:], years)
+    # one income column, written six ways
+    ways = [lambda v: f"{v}", lambda v: f"${v:,}", lambda v: f"USD {v:,}",
+            lambda v: f"{v // 1000}k", lambda v: f"$ {v:,}.00",
+            lambda v: f"{v:,}".replace(",", " ")]
+    mixed = [r[:2] + [ways[i % 6](int(r[2]))] + r[3:] for i, r in enumerate(good)]
+    files["mixed_number_formats.csv"] = csv_text(HEADER[:2] + ["yearly_earnings"] + HEADER[3:],
+                                                 mixed)
     # a gzip bomb in miniature: 30 MB of valid rows in a 30 KB file (run with [limits] bytes)
     line = b"C1,30,50000,10,10,1,01-01-2013,North\n"
     member = gzip.compress(line * 100_000, compresslevel=9, mtime=0)
