@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -1106,3 +1107,102 @@ def test_postgresql_session_is_read_only_below_the_statement_check(pg_table, tmp
             conn.exec_driver_sql("DROP FUNCTION IF EXISTS rg_writer()")
             conn.exec_driver_sql("DROP TABLE IF EXISTS rg_side")
         engine.dispose()
+
+
+# An SVG logo is data, not a document ------------------------------------------------------
+
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
+      'width="120" height="40" viewBox="0 0 120 40">{}</svg>'
+NEVER_FETCH = "reports never fetch or read anything outside the logo (embed the image in the " \
+              "SVG (a data:image/png URI) or use a PNG)"
+LOGOS = [
+    ("encoded http href", SVG.format('<image href="&#104;ttp://127.0.0.1:9/x.png" '
+                                     'width="10" height="10"/>'),
+     f"'report.logo' refers to 'http://127.0.0.1:9/x.png'; {NEVER_FETCH}"),
+    ("xlink file href", SVG.format('<image xlink:href="/etc/hostname" width="10" height="10"/>'),
+     f"'report.logo' refers to '/etc/hostname'; {NEVER_FETCH}"),
+    ("file url", SVG.format('<image href="file:///etc/passwd"/>'),
+     f"'report.logo' refers to 'file:///etc/passwd'; {NEVER_FETCH}"),
+    ("css url", SVG.format('<rect width="5" height="5" style="fill:url(http://x/p.svg#g)"/>'),
+     f"'report.logo' refers to 'http://x/p.svg#g'; {NEVER_FETCH}"),
+    ("css import", SVG.format("<style>@import url(http://x/a.css);</style>"),
+     "'report.logo' imports a style sheet (@import); reports never fetch anything (export the "
+     "logo as a plain SVG or a PNG)"),
+    ("use elsewhere", SVG.format('<use href="other.svg#logo"/>'),
+     f"'report.logo' refers to 'other.svg#logo'; {NEVER_FETCH}"),
+    ("script", SVG.format("<script>alert(1)</script>"),
+     "'report.logo' contains <script> (a logo may not run code, animate or embed other "
+     "documents) (export the logo as a plain SVG or a PNG)"),
+    ("event handler", SVG.format('<rect width="5" height="5" onload="alert(1)"/>'),
+     "'report.logo' has an event handler (onload); a logo may not run code (export the logo "
+     "as a plain SVG or a PNG)"),
+    ("foreign object", SVG.format("<foreignObject><p>hi</p></foreignObject>"),
+     "'report.logo' contains <foreignObject> (a logo may not run code, animate or embed other "
+     "documents) (export the logo as a plain SVG or a PNG)"),
+    ("animated href", SVG.format('<a href="#x"><set attributeName="href" to="http://x"/></a>'),
+     "'report.logo' contains <set> (a logo may not run code, animate or embed other "
+     "documents) (export the logo as a plain SVG or a PNG)"),
+    ("huge canvas", '<svg xmlns="http://www.w3.org/2000/svg" width="60000" height="60000">'
+                    '<rect width="10" height="10"/></svg>',
+     "'report.logo' declares a canvas of 60,000×60,000 px (at most 10,000 px a side) (set "
+     "width and height (or the viewBox) to the logo's size)"),
+    ("huge viewBox", '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 60000 60000">'
+                     '<rect width="10" height="10"/></svg>',
+     "'report.logo' declares a canvas of 60,000×60,000 px (at most 10,000 px a side) (set "
+     "width and height (or the viewBox) to the logo's size)"),
+    ("external entity", '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM '
+                        '"file:///etc/passwd">]>' + SVG.format("<text>&x;</text>"),
+     "'report.logo' declares XML entities (an SVG logo needs none) (export the logo as a "
+     "plain SVG or a PNG)"),
+    ("billion laughs", '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa">'
+                       '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+                       '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+                       + SVG.format("<text>&c;&c;&c;&c;&c;</text>"),
+     "'report.logo' declares XML entities (an SVG logo needs none) (export the logo as a "
+     "plain SVG or a PNG)"),
+    ("not well formed", '<svg xmlns="http://www.w3.org/2000/svg"><rect></svg>',
+     "'report.logo' is not a well-formed SVG (mismatched tag: line 1, column 48) (export the "
+     "logo as a plain SVG or a PNG)"),
+    ("html not svg", '<?xml version="1.0"?><html><svg/></html>',
+     "'report.logo' is not an SVG image (its root element is not <svg>) (export the logo as "
+     "a plain SVG or a PNG)"),
+]
+
+
+@pytest.mark.parametrize("case, svg, message", LOGOS, ids=[c[0] for c in LOGOS])
+def test_a_hostile_svg_logo_is_one_line_naming_report_logo(case, svg, message, tmp_path,
+                                                            no_network):
+    logo = tmp_path / "logo.svg"
+    logo.write_text(svg)
+    cfg = _cfg(tmp_path, f'[report]\nlogo = "{logo}"\n')
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {logo}: {message}"
+
+
+def test_an_editors_svg_logo_is_cleaned_and_drawn_offline(tmp_path, fast, no_network):
+    import base64
+
+    logo = tmp_path / "logo.svg"
+    logo.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+        '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:inkscape="http://www.inkscape.org/'
+        'namespaces/inkscape" xmlns:xlink="http://www.w3.org/1999/xlink" width="120" '
+        'height="40"><!-- made by hand --><inkscape:grid/><defs><linearGradient id="g">'
+        '<stop offset="0" stop-color="#0b5394"/></linearGradient></defs>'
+        '<rect inkscape:label="band" width="120" height="40" fill="url(#g)"/>'
+        '<use xlink:href="#g"/></svg>')
+    cfg = _cfg(tmp_path, Path(fast).read_text() + f'[report]\nlogo = "{logo}"\n')
+    result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg, "--out",
+                    str(tmp_path / "out"), "--format", "html,email", "-q")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "out").iterdir()
+    html = (run_dir / "report.html").read_text()
+    uri = re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)
+    assert uri, "the logo is inlined"
+    inlined = base64.b64decode(uri.group(1)).decode()
+    assert "inkscape" not in inlined and "DOCTYPE" not in inlined and "<!--" not in inlined
+    assert 'fill="url(#g)"' in inlined and "linearGradient" in inlined
+    assert (run_dir / "email-logo.png").read_bytes().startswith(b"\x89PNG")
