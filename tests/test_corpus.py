@@ -1206,3 +1206,22 @@ def test_an_editors_svg_logo_is_cleaned_and_drawn_offline(tmp_path, fast, no_net
     assert "inkscape" not in inlined and "DOCTYPE" not in inlined and "<!--" not in inlined
     assert 'fill="url(#g)"' in inlined and "linearGradient" in inlined
     assert (run_dir / "email-logo.png").read_bytes().startswith(b"\x89PNG")
+
+
+# The environment is input too: a bad variable is one line, never a traceback
+@pytest.mark.parametrize("env, message", [
+    ({"REPORTGEN_SMTP_PORT": "five-eight-seven"},
+     "Error: SMTP port 'five-eight-seven' is not a number"),
+    ({"REPORTGEN_SMTP_PORT": "99999"}, "Error: SMTP port 99999 is out of range"),
+    ({"REPORTGEN_SMTP_SECURITY": "tls1.0"},
+     "Error: SMTP security 'tls1.0': choose from starttls, ssl, none"),
+    ({"REPORTGEN_SMTP_HOST": ""}, "Error: no SMTP server: give --smtp-host or set "
+                                  "REPORTGEN_SMTP_HOST"),
+])
+def test_a_bad_environment_variable_is_one_line(env, message, email_run, tmp_path):
+    run = _tampered(email_run, tmp_path, lambda run, e: None)
+    base = {"REPORTGEN_SMTP_HOST": "127.0.0.1", "REPORTGEN_SMTP_PASSWORD": ""}
+    result = CliRunner().invoke(main, ["email", str(run), "--to", "a@example.com"],
+                                env={**base, **env})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == message
