@@ -1225,3 +1225,27 @@ def test_a_bad_environment_variable_is_one_line(env, message, email_run, tmp_pat
                                 env={**base, **env})
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == message
+
+
+def test_a_wide_table_within_the_limits_charts_its_strongest_columns(tmp_path, fast):
+    """700 spend columns × 8 segments: 5,600 chart rows used to pass Altair's limit (exit 1)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 240
+    data = {"customer_id": [f"C{i}" for i in range(n)], "age": rng.integers(20, 70, n),
+            "income": rng.integers(20_000, 90_000, n)}
+    data.update({f"spend_{j}": rng.integers(0, 100, n) for j in range(700)})
+    path = tmp_path / "wide.csv"
+    pd.DataFrame(data).to_csv(path, index=False)
+    run_dir = repaired(str(path), tmp_path / "out", fast, "--k", "8")["dir"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+
+    def parts(chart: str, field: str) -> set[str]:
+        spec = summary["charts"][chart]["spec"]
+        return {r[field] for rows in spec.get("datasets", {}).values() for r in rows
+                if isinstance(r, dict) and field in r}
+
+    mix = parts("product_mix", "component")
+    assert len(mix) == 12 and "Other" in mix
+    assert len(parts("zscore_heatmap", "feature")) <= 40
