@@ -581,7 +581,9 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                     s = s.mask(over)
             plausible = d.plausible if d else None
             if role == "birth_year":
-                reason = f"implies an age outside {MIN_AGE}-{MAX_AGE}"
+                reason = (f"implies an age outside {MIN_AGE}-{MAX_AGE}" if as_of else
+                          f"more than {MAX_AGE - MIN_AGE} years before the youngest customers, "
+                          "or after them (the table has no date to measure ages at)")
                 if plausible is None and as_of:
                     plausible = (float(as_of.year - MAX_AGE), float(as_of.year - MIN_AGE))
                 elif plausible is None:
@@ -591,9 +593,6 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                     # in the last MIN_AGE years of the table "too young".
                     year = float(s.quantile(0.99)) + MIN_AGE if s.notna().any() else 2000.0
                     plausible = (year - MAX_AGE, year)
-                    reason = (f"more than {MAX_AGE - MIN_AGE} years before the youngest "
-                              "customers, or after them (the table has no date to measure "
-                              "ages at)")
                 bad = (s < plausible[0]) | (s > plausible[1])
                 if bad.any():
                     values = ", ".join(str(int(v)) for v in sorted(s[bad].unique())[:6])
