@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from . import __version__, branding, charts, fmt
@@ -150,7 +151,12 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     built-in templates; autoescape on; a missing variable is an error, not a blank."""
     search = [str(template_dir)] if template_dir is not None else []
     search.append(str(templates_dir()))
-    env = jinja2.Environment(
+    # A template folder of the user's is code reportgen did not write: it runs in Jinja's
+    # sandbox (no attribute starting with _, no unsafe callables, bounded range()), so
+    # {{ cycler.__init__.__globals__.os.popen('id').read() }} fails instead of running a
+    # shell. The built-in templates alone keep the plain environment (and its speed).
+    kind = jinja2.Environment if template_dir is None else SandboxedEnvironment
+    env = kind(
         loader=jinja2.FileSystemLoader(search),
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,

@@ -1249,3 +1249,41 @@ def test_a_wide_table_within_the_limits_charts_its_strongest_columns(tmp_path, f
     mix = parts("product_mix", "component")
     assert len(mix) == 12 and "Other" in mix
     assert len(parts("zscore_heatmap", "feature")) <= 40
+
+
+# A user's template folder runs in Jinja's sandbox ------------------------------------------
+
+@pytest.mark.parametrize("template", [
+    "{{ cycler.__init__.__globals__.os.popen('touch MARKER').read() }}",
+    "{{ joiner.__init__.__globals__.os.system('touch MARKER') }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ report.__class__.__init__.__globals__ }}",
+])
+def test_a_user_template_cannot_run_code(template, tmp_path):
+    from reportgen import render
+
+    from .factories import make_report
+
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "report.html.j2").write_text(template.replace("MARKER", str(marker)))
+    with pytest.raises(Exception, match="unsafe"):
+        render.render_html(make_report(), template_dir=folder)
+    assert not marker.exists()
+
+
+def test_the_sandbox_still_renders_a_user_template(tmp_path):
+    from reportgen import render
+
+    from .factories import make_report
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "report.html.j2").write_text(
+        "<h1>{{ report.title }}</h1>{% for s in report.segments %}<p>{{ s.name }} "
+        "{{ s.share | pct }}</p>{% endfor %}")
+    report = make_report()
+    html = render.render_html(report, template_dir=folder)
+    assert f"<h1>{report.title}</h1>" in html
+    assert html.count("<p>") == len(report.segments)
