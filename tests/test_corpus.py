@@ -1287,3 +1287,40 @@ def test_the_sandbox_still_renders_a_user_template(tmp_path):
     html = render.render_html(report, template_dir=folder)
     assert f"<h1>{report.title}</h1>" in html
     assert html.count("<p>") == len(report.segments)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + \
+        struct.pack(">I", zlib.crc32(chunk)) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    import struct
+
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("logo.png", _png_header(60000, 60000),
+     "'report.logo' is 60,000×60,000 pixels (at most 10,000 a side) (export the logo at the "
+     "size it is shown, a few hundred pixels)"),
+    ("logo.jpg", _jpeg_header(40000, 300),
+     "'report.logo' is 40,000×300 pixels (at most 10,000 a side) (export the logo at the size "
+     "it is shown, a few hundred pixels)"),
+    ("logo.png", b"\x89PNG\r\n\x1a\n\x00", "'report.logo' is not a readable PNG image"),
+])
+def test_a_bitmap_logo_declaring_huge_dimensions_is_refused_unread(name, data, message,
+                                                                  tmp_path):
+    logo = tmp_path / name
+    logo.write_bytes(data)
+    cfg = _cfg(tmp_path, f'[report]\nlogo = "{logo}"\n')
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {logo}: {message}"
