@@ -7,21 +7,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import charts, fmt, gates
+from . import fmt, gates
 from .clean import Cleaned
 from .config import Config
 from .features import FeatureFrame
 from .personas import Persona
 from .profile import Profiles
+from .render import charts
 from .report import (
     TENTATIVE_BELOW,
     Action,
-    ChartSpec,
     ColumnInfo,
     Headline,
     Method,
@@ -46,13 +45,11 @@ def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
     personas: list[Persona], actions: dict[int, list[Action]], logo: str = "",
-    on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> Report:
     """The complete Report of one run.
 
     ``logo``: the brand logo as a data: URI ("" for none), read before the run started
-    (``branding.logo_data_uri``). ``on_chart`` is called with each chart spec as soon as it is
-    built (an exporter may start on it while the rest are built).
+    (``render.branding.logo_data_uri``).
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -97,7 +94,7 @@ def build_report(
     features = ff.info()
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
-        value_label=value_label, value_unit=value_unit, currency=currency, on_chart=on_chart,
+        value_label=value_label, value_unit=value_unit, currency=currency,
     )
     as_of = cleaned.as_of
     return Report(

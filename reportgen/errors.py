@@ -80,3 +80,7 @@ class ModelError(ReportgenError):
 
 class LimitError(InputError):
     """The input is larger than a limit in [limits] allows (the message names the limit)."""
+
+
+class RefusedResourceError(ReportgenError):
+    """The PDF renderer was asked for something outside data: URIs and the template folders."""

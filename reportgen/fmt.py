@@ -42,3 +42,14 @@ def by_unit(value: float, unit: str, currency: str = "$") -> str:
     if unit in ("years", "months", "days"):
         return f"{value:.0f}"
     return num(value)
+
+
+MINUS = "\u2212"  # a real minus sign: a hyphen reads as a dash next to "+1.2"
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """A z-score with its sign always shown: 1.23 -> "+1.2", -0.8 -> "−0.8", 0.01 -> "0.0"."""
+    text = f"{value:+.{digits}f}"
+    if float(text) == 0:
+        text = f"{0:.{digits}f}"  # no "+0.0" / "-0.0": zero has no direction
+    return text.replace("-", MINUS)

@@ -1,7 +1,11 @@
 """Write the run's files. The only stage that writes; all or nothing.
 
-Everything is written into a hidden temporary folder beside the final one and moved into place
-at the end, so a failed run leaves no half-written report behind.
+Everything is written into a hidden temporary folder beside the final one
+(``.<run id>.partial-<pid>``) and moved into place at the end, so a failed or interrupted run
+leaves no half-written report behind: on an exception (SIGTERM and Ctrl-C included, see
+cli.entry) the folder is removed before the error goes on. A run killed outright (SIGKILL, the
+machine losing power) cannot clean up: the next run into the same output root removes every
+such folder whose process is gone.
 """
 
 from __future__ import annotations
@@ -9,18 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import ReportgenError
-
-if TYPE_CHECKING:
-    from .exporter import Background
 from .report import Report
 
 log = logging.getLogger("reportgen")
@@ -58,20 +60,59 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
     return out
 
 
+# What write_outputs leaves while it works: .<run id>.partial-<pid>, .<run id>.old-<pid>
+_WORKING = re.compile(r"^\.(?P<run>.+)\.(?:partial|old)-(?P<pid>\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale(out_root: Path) -> list[Path]:
+    """Remove the working folders of runs into ``out_root`` whose process is gone (killed
+    with SIGKILL, say); the ones of live runs are left alone. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(out_root.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _WORKING.match(path.name)
+        if not match or not path.is_dir() or int(match["pid"]) == os.getpid() \
+                or _alive(int(match["pid"])):
+            continue
+        final = out_root / match["run"]
+        if ".old-" in path.name and not final.exists():
+            # killed between moving the previous run aside and the new one into place:
+            # the previous run is the complete one, so it goes back
+            path.rename(final)
+            log.info("restored %s, moved aside by a run that was killed", final)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed %s, left by a run that was killed", path)
+        removed.append(path)
+    return removed
+
+
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
                   template_dir: Path | None = None,
-                  timings: dict[str, float], model: dict[str, Any] | None = None,
-                  background: Background | None = None) -> tuple[Path, list[Path]]:
+                  timings: dict[str, float], model: dict[str, Any] | None = None
+                  ) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
-    id only once everything is written. ``model``: the bundle to save as model.skops.
-    ``background``: the run's helper processes (exporter.Background), which may already be
-    exporting the report's charts."""
+    id only once everything is written. ``model``: the bundle to save as model.skops."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
         out_root.mkdir(parents=True, exist_ok=True)
+        remove_stale(out_root)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -79,38 +120,33 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        from .exporter import Background
-
-        bg = background if background is not None else Background(charts=False, pdf=False)
-        exported = None
-        pdf = bg.pdf(report, template_dir) if "pdf" in formats else None
-        if {"pdf", "email"} & set(formats):
-            from .render import email_specs, print_specs
-
-            # The charts helper exports (print charts in page order, then the email's) while
-            # the print helper lays the pages out; this process meanwhile writes the rest.
-            exported = bg.charts(print_specs(report) if "pdf" in formats else {},
-                                 email_specs(report) if "email" in formats else {})
-            if "pdf" in formats and bg.helpers:
-                # Keep out of the helpers' way while they export and lay out the pages (two
-                # cores, three processes): this process's own writes wait for the export,
-                # then overlap the PDF's drawing instead.
-                exported.result()
         names = {s.id: s.name for s in report.segments}
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
         table.to_csv(tmp / "segments.csv", index=False, lineterminator="\n")
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
-        if {"html", "pdf", "email"} & set(formats):
-            from . import render
         timings = dict(timings)
         if "html" in formats:
+            from .render.html import render_html
+
             start = time.perf_counter()
-            (tmp / "report.html").write_text(render.render_html(
-                report, template_dir, vega_js=bg.bundle()), encoding="utf-8")
+            (tmp / "report.html").write_text(render_html(report, template_dir),
+                                             encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
-        if exported is not None and "email" in formats:
+        exported = None
+        if "pdf" in formats:
+            from .render.pdf import chart_images, print_exports, render_pdf
+
             start = time.perf_counter()
-            email = render.render_email(report, exported.result().email, template_dir)
+            exported = print_exports(report)
+            pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
+            (tmp / "report.pdf").write_bytes(pdf)
+            timings["render_pdf"] = round(time.perf_counter() - start, 4)
+        if "email" in formats:
+            from .render.email import email_images, render_email
+
+            start = time.perf_counter()
+            # the print SVGs, when there are some, are rasterised rather than drawn again
+            email = render_email(report, email_images(report, exported), template_dir)
             for name, data in email.files().items():
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}
@@ -118,11 +154,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         if model is not None:
             from .scoring import MODEL_FILE, dump
 
-            dump(model, tmp / MODEL_FILE)  # while the print helper finishes the PDF
-        if pdf is not None:
-            data, seconds = pdf.result()
-            (tmp / "report.pdf").write_bytes(data)
-            timings["render_pdf"] = round(seconds, 4)
+            dump(model, tmp / MODEL_FILE)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings),
@@ -137,8 +169,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         else:
             tmp.rename(final)
     except BaseException:
-        if background is not None:
-            background.close()  # a helper still writing into tmp would race the removal
+        # SIGTERM (cli.entry turns it into an exception) and Ctrl-C included
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sorted(final.iterdir())

@@ -71,9 +71,9 @@ class Inputs:
 
 def read_inputs(cfg: Config) -> Inputs:
     """The built-in persona vocabulary and playbook, and the configured logo."""
-    from .branding import logo_data_uri
     from .personas import load_vocabulary
     from .playbook import load_playbook
+    from .render.branding import logo_data_uri
 
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
                   logo=logo_data_uri(cfg.report.logo))
@@ -85,19 +85,11 @@ def run(
     out_root: Path,
 ) -> RunResult:
     """Make the report for SOURCE (None = the bundled sample) into out_root/<run id>/."""
-    from .exporter import Background
-
     inputs = read_inputs(cfg)
-    # First thing, so the helper processes warm up (vl-convert, WeasyPrint) while this one
-    # imports scikit-learn and clusters.
-    formats = set(cfg.report.formats)
-    with Background(charts=bool({"html", "pdf", "email"} & formats),
-                    pdf="pdf" in formats) as background:
-        return _run(source, cfg, out_root, inputs, background)
+    return _run(source, cfg, out_root, inputs)
 
 
-def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
-         background: Any) -> RunResult:
+def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
     from .assemble import build_report
     from .clean import clean, require_rows
     from .features import build_features
@@ -146,8 +138,6 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
             actions=actions, logo=inputs.logo,
-            # Each chart starts exporting for the PDF as soon as it is built.
-            on_chart=background.export_chart if "pdf" in cfg.report.formats else None,
         )
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
@@ -156,7 +146,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[_csv_features(ff)], manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
-            timings=clock.timings, model=model, background=background,
+            timings=clock.timings, model=model,
         )
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

@@ -22,18 +22,3 @@ def templates_dir() -> Path:
 def sample_path() -> Path:
     return _find("data") / "marketing_campaign.csv"
 
-
-def cache_dir() -> Path | None:
-    """Where reportgen keeps what it can reuse across runs (today: the Vega JavaScript bundle,
-    ~1 s to build, the same for every run of one vl-convert version).
-
-    REPORTGEN_CACHE_DIR picks the folder ("off" or empty: no cache); otherwise
-    $XDG_CACHE_HOME/reportgen or ~/.cache/reportgen.
-    """
-    import os
-
-    chosen = os.environ.get("REPORTGEN_CACHE_DIR")
-    if chosen is not None:
-        return None if chosen.strip() in ("", "off") else Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "reportgen"

@@ -45,5 +45,5 @@ command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 # Build the Vega JavaScript bundle the HTML report inlines (~1 s, the same for every run of
 # this vl-convert version) into reportgen's cache now, so the first report is as fast as the
 # next ones. Not fatal: a run builds it itself when the cache is missing or unwritable.
-python3 -c "from reportgen import charts, resources; charts.javascript_bundle(resources.cache_dir())" \
+python3 -c "from reportgen.render import vega; vega.vega_bundle()" \
     || echo "setup: could not prepare the Vega bundle cache (a run will build it)" >&2

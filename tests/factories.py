@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reportgen import charts, fmt
+from reportgen import fmt
+from reportgen.render import charts
 from reportgen.report import (
     TENTATIVE_BELOW,
     Action,

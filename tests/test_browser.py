@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reportgen import render
+from reportgen.render.html import render_html
 from reportgen.report import Report
 
 from .factories import make_report
@@ -63,7 +63,7 @@ def report() -> Report:
 @pytest.fixture(scope="module")
 def browser(report: Report, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
     path = tmp_path_factory.mktemp("html") / "report.html"
-    path.write_text(render.render_html(report), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
     with Chromium() as chromium:
         chromium.open(path, width=1280, height=900)
         yield chromium

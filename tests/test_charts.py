@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from reportgen import charts
+from reportgen.render import charts, vega
 from reportgen.report import FeatureInfo
 
 from .factories import (
@@ -160,23 +161,40 @@ def test_signed_formats_z_scores_with_a_real_minus() -> None:
 
 
 def test_exports_render_offline_and_refuse_external_data(built: dict[str, Any]) -> None:
-    svg = charts.to_svg(built["size_value"].spec)
+    svg = vega.to_svg(built["size_value"].spec)
     assert svg.startswith("<svg") and "Affluent wine lovers" in svg
-    png = charts.to_png(built["projection"].spec, scale=1)
+    png = vega.to_png(built["projection"].spec, scale=1)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     remote = {"data": {"url": "https://example.com/data.csv"}, "mark": "bar",
               "encoding": {"x": {"field": "a", "type": "quantitative"}}}
     with pytest.raises(ValueError, match="not allowed"):
-        charts.to_svg(remote)
+        vega.to_svg(remote)
 
 
-def test_javascript_bundle_is_built_once_and_cached_on_disk_when_asked(tmp_path: Any) -> None:
-    first = charts.javascript_bundle()
-    assert charts.javascript_bundle() is first
+def test_vega_bundle_is_kept_in_the_cache_folder_and_read_back(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(tmp_path))
+    first = vega.vega_bundle()
     assert "vegaEmbed" in first
-    assert charts.javascript_bundle(tmp_path) == first
-    cached = list(tmp_path.glob("vega-bundle-*.js"))
-    assert len(cached) == 1 and cached[0].read_text(encoding="utf-8") == first
+    (cached,) = tmp_path.glob("vega-bundle-vlc*.js")
+    assert cached.read_text(encoding="utf-8") == first
+    cached.write_text("/* vegaEmbed from the cache */", encoding="utf-8")
+    assert vega.vega_bundle() == "/* vegaEmbed from the cache */"  # read, not rebuilt
+    cached.write_text("truncated", encoding="utf-8")  # not a bundle: built again
+    assert vega.vega_bundle() == first
+
+
+def test_vega_bundle_cache_folder_is_the_platform_user_cache_unless_overridden(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPORTGEN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    first = vega.vega_bundle()
+    assert [p.name for p in (tmp_path / "xdg" / "reportgen").iterdir()] == [
+        f"vega-bundle-vlc{metadata.version('vl-convert-python')}.js"]
+    monkeypatch.setenv("REPORTGEN_CACHE_DIR", "off")  # no disk cache at all
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    assert vega.vega_bundle() == first
+    assert not (tmp_path / "other").exists()
 
 
 def test_build_charts_accepts_any_number_of_segments() -> None:

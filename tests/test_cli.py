@@ -127,13 +127,13 @@ def test_a_bug_exits_1_without_traceback_unless_verbose(table, tmp_path, monkeyp
 
 def test_a_failed_render_leaves_no_partial_output_and_a_rerun_works(table, tmp_path,
                                                                      monkeypatch):
-    from reportgen import render
+    from reportgen.render import html
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer crashed")
 
     with monkeypatch.context() as m:
-        m.setattr(render, "render_html", broken)
+        m.setattr(html, "render_html", broken)
         result = invoke("run", str(table), "--out", str(tmp_path), "--format", "html")
         assert result.exit_code == 1
         assert list(tmp_path.iterdir()) == []

@@ -19,8 +19,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reportgen import render
 from reportgen.cli import main
+from reportgen.render.email import (
+    EMAIL_CONTENT_WIDTH,
+    MAX_EMAIL_HTML,
+    Email,
+    email_images,
+    render_email,
+)
 from reportgen.report import Report
 
 from .factories import make_report, make_segments
@@ -41,15 +47,15 @@ def report() -> Report:
 
 @pytest.fixture(scope="module")
 def pngs(report: Report) -> dict[str, bytes]:
-    return render.email_images(report)
+    return email_images(report)
 
 
 @pytest.fixture(scope="module")
-def mail(report: Report, pngs: dict[str, bytes]) -> render.Email:
-    return render.render_email(report, pngs)
+def mail(report: Report, pngs: dict[str, bytes]) -> Email:
+    return render_email(report, pngs)
 
 
-def write_run(run: Path, mail: render.Email, *, pdf: bool = True) -> Path:
+def write_run(run: Path, mail: Email, *, pdf: bool = True) -> Path:
     """A run folder as `reportgen run` leaves it, as far as the email is concerned."""
     run.mkdir(parents=True, exist_ok=True)
     for name, data in mail.files().items():
@@ -61,13 +67,13 @@ def write_run(run: Path, mail: render.Email, *, pdf: bool = True) -> Path:
 
 
 @pytest.fixture()
-def run_dir(tmp_path: Path, mail: render.Email) -> Path:
+def run_dir(tmp_path: Path, mail: Email) -> Path:
     return write_run(tmp_path / "2014-06-abc123", mail)
 
 
 # ----------------------------------------------------------------------------- rendering
 
-def test_email_html_is_a_600px_table_layout_with_every_style_inlined(mail: render.Email) -> None:
+def test_email_html_is_a_600px_table_layout_with_every_style_inlined(mail: Email) -> None:
     html = mail.html
     assert "<script" not in html.lower()
     assert re.search(r'<table[^>]*class="container"[^>]*width="600"', html)
@@ -89,13 +95,13 @@ def test_email_html_stays_under_gmails_clipping_size_with_many_segments(report: 
                                     story=s.story * 2)
                 for i, s in enumerate(base * 3)]  # 12 segments, long stories
     big = dataclasses.replace(report, segments=segments)
-    out = render.render_email(big, {})
-    assert len(out.html.encode("utf-8")) < render.MAX_EMAIL_HTML
+    out = render_email(big, {})
+    assert len(out.html.encode("utf-8")) < MAX_EMAIL_HTML
     assert len(re.findall(r'<td class="swatch"[^>]*bgcolor="#', out.html)) == 12
 
 
 def test_email_html_is_readable_in_dark_mode_and_with_images_off(
-    mail: render.Email, report: Report
+    mail: Email, report: Report
 ) -> None:
     html = mail.html
     assert '<meta name="color-scheme" content="light dark">' in html
@@ -116,13 +122,13 @@ def test_email_html_is_readable_in_dark_mode_and_with_images_off(
     assert f"alt=\"{report.charts['size_value'].description}\"" in html.replace("&amp;", "&")
 
 
-def test_email_charts_are_pngs_referenced_by_content_id(mail: render.Email) -> None:
+def test_email_charts_are_pngs_referenced_by_content_id(mail: Email) -> None:
     cids = re.findall(r'src="cid:([^"]+)"', mail.html)
     assert cids == [i.cid for i in mail.images]
     for image in mail.images:
         assert image.data.startswith(b"\x89PNG") and image.mime == "image/png"
         assert image.filename == f"email-{image.name}.png"
-        assert image.width <= render.EMAIL_CONTENT_WIDTH
+        assert image.width <= EMAIL_CONTENT_WIDTH
     manifest = mail.manifest()
     assert {i["cid"]: i["file"] for i in manifest["images"]} == {
         i.cid: i.filename for i in mail.images}
@@ -130,7 +136,7 @@ def test_email_charts_are_pngs_referenced_by_content_id(mail: render.Email) -> N
 
 
 def test_email_text_alternative_has_the_numbers_and_no_markup(
-    mail: render.Email, report: Report
+    mail: Email, report: Report
 ) -> None:
     text = mail.text
     assert "<" not in text and "&amp;" not in text
@@ -145,7 +151,7 @@ def test_email_text_alternative_has_the_numbers_and_no_markup(
 
 def test_a_persona_name_with_markup_is_escaped_in_the_email(pngs: dict[str, bytes]) -> None:
     names = [XSS, "Established families", "Deal-seeking web shoppers", "Budget young parents"]
-    out = render.render_email(make_report(names=names), pngs)
+    out = render_email(make_report(names=names), pngs)
     # no script element: the name is text (and, unescaped "<" being legal there, inside the
     # alt attribute, where only quotes and ampersands matter; those are escaped)
     from html.parser import HTMLParser
@@ -162,21 +168,21 @@ def test_a_persona_name_with_markup_is_escaped_in_the_email(pngs: dict[str, byte
 def test_email_render_is_cheap_once_the_charts_are_exported(
     report: Report, pngs: dict[str, bytes]
 ) -> None:
-    render.render_email(report, pngs)  # warm the template cache and the inliner import
+    render_email(report, pngs)  # warm the template cache and the inliner import
     start = time.perf_counter()
-    render.render_email(report, pngs)
+    render_email(report, pngs)
     assert time.perf_counter() - start < 0.5  # ~0.03 s here; generous for a busy CI box
 
 
 def test_brand_colour_and_logo_reach_the_email_header(report: Report, tmp_path: Path) -> None:
-    from reportgen import branding
+    from reportgen.render import branding
 
     svg = tmp_path / "logo.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30">'
                    '<rect width="120" height="30" fill="#ffcc00"/></svg>')
     branded = dataclasses.replace(report, primary_color="#ffcc00",
                                   logo=branding.logo_data_uri(str(svg)))
-    out = render.render_email(branded, {})
+    out = render_email(branded, {})
     logo = out.images[0]
     assert logo.name == "logo" and logo.data.startswith(b"\x89PNG")  # no SVG in mail clients
     assert f'src="cid:{logo.cid}"' in out.html
@@ -240,7 +246,7 @@ def parts(message: EmailMessage) -> list[str]:
     return [p.get_content_type() for p in message.walk()]
 
 
-def check_message(message: EmailMessage, mail: render.Email, *, pdf: bool = True) -> None:
+def check_message(message: EmailMessage, mail: Email, *, pdf: bool = True) -> None:
     """The structure mail clients expect, and every cid: of the HTML resolving."""
     expected = ["multipart/mixed", "multipart/alternative", "text/plain", "multipart/related",
                 "text/html"] + ["image/png"] * len(mail.images) + (["application/pdf"]
@@ -271,7 +277,7 @@ def check_message(message: EmailMessage, mail: render.Email, *, pdf: bool = True
 
 
 def test_reportgen_email_sends_the_summary_to_a_real_smtp_server(
-    run_dir: Path, smtp_env: Inbox, mail: render.Email
+    run_dir: Path, smtp_env: Inbox, mail: Email
 ) -> None:
     result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "director@example.com",
                                        "--to", "analyst@example.org",
@@ -291,7 +297,7 @@ def test_reportgen_email_sends_the_summary_to_a_real_smtp_server(
 
 
 def test_subject_option_and_no_pdf_attachment(
-    run_dir: Path, smtp_env: Inbox, mail: render.Email
+    run_dir: Path, smtp_env: Inbox, mail: Email
 ) -> None:
     result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@example.com",
                                        "--subject", "Segments for June", "--no-attach-pdf"])
@@ -302,7 +308,7 @@ def test_subject_option_and_no_pdf_attachment(
 
 
 def test_dry_run_writes_message_eml_and_sends_nothing(
-    run_dir: Path, smtp_env: Inbox, mail: render.Email, tmp_path: Path
+    run_dir: Path, smtp_env: Inbox, mail: Email, tmp_path: Path
 ) -> None:
     result = CliRunner().invoke(main, ["email", str(run_dir), "--to", "a@example.com",
                                        "--dry-run"])
@@ -356,7 +362,7 @@ def test_starttls_is_required_unless_security_none(run_dir: Path, smtp_env: Inbo
     assert smtp_env.envelopes == []
 
 
-def test_missing_run_dir_or_email_is_one_line(tmp_path: Path, mail: render.Email) -> None:
+def test_missing_run_dir_or_email_is_one_line(tmp_path: Path, mail: Email) -> None:
     result = CliRunner().invoke(main, ["email", str(tmp_path / "nope"), "--to", "a@x.com",
                                        "--dry-run"])
     assert "not a run folder" in _one_line_error(result)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from reportgen import charts, render, resources
-from reportgen.report import Report
+from reportgen.render import vega
+from reportgen.render.email import email_png
+from reportgen.render.pdf import print_exports
+from reportgen.report import ChartSpec, Report
 from reportgen.segment import Silhouette
 
 from .factories import make_report
-from .test_exporter import pdf_pages
 
 
 @pytest.fixture(scope="module")
@@ -41,63 +40,31 @@ def test_silhouette_of_one_sampled_label_is_zero() -> None:
 
 def test_print_svg_drops_only_what_draws_nothing(report: Report) -> None:
     spec = report.charts["size_value"].spec
-    svg = charts.to_svg(spec)
+    svg = vega.to_svg(spec)
     assert 'd="M0,0h0v0h0Z"' not in svg and 'display="none"' not in svg
     assert "aria-" not in svg and "<text" in svg
     # the same pixels as Vega's own PNG of the spec
-    assert charts.svg_to_png(svg, scale=1) == charts.to_png(spec, scale=1)
+    assert vega.svg_to_png(svg, scale=1) == vega.to_png(spec, scale=1)
 
 
 def test_email_png_from_the_print_svg_equals_the_one_drawn_from_the_spec(
         report: Report) -> None:
     spec = report.charts["zscore_heatmap"].spec
-    assert render.email_png(spec, charts.to_svg(spec)) == render.email_png(spec)
+    assert email_png(spec, vega.to_svg(spec)) == email_png(spec)
 
 
-def test_print_order_follows_the_pdf_pages() -> None:
+def test_charts_are_exported_for_print_in_the_order_the_pdf_shows_them() -> None:
     names = ["k_metrics", "persona_10", "persona_2", "campaigns", "size_value", "persona_1",
              "projection", "zscore_heatmap"]
+    spec = make_report().charts["size_value"].spec
     fake = dataclasses.replace(make_report(with_charts=False), charts={
-        n: render.ChartSpec(name=n, title=n, description=n, spec={}) for n in names})
-    assert list(render.print_specs(fake)) == [
+        n: ChartSpec(name=n, title=n, description=n, spec=spec, dense=n == "projection")
+        for n in names})
+    exported = print_exports(fake)
+    assert list(exported) == [
         "size_value", "zscore_heatmap", "projection", "campaigns", "persona_1", "persona_2",
         "persona_10", "k_metrics"]
-
-
-def test_lazy_charts_give_the_same_pdf_as_charts_exported_up_front(
-        report: Report, tmp_path: Path) -> None:
-    asked: list[str] = []
-    exported = {name: render.export_for_print(chart) for name, chart in report.charts.items()}
-
-    def source(name: str) -> tuple[str, bytes | str]:
-        asked.append(name)
-        return exported[name]
-
-    render.render_pdf(report, tmp_path / "lazy.pdf", source=source)
-    with mock.patch.object(render, "_lazy_charts_supported", return_value=False):
-        render.render_pdf(report, tmp_path / "eager.pdf", source=exported.__getitem__)
-    assert sorted(asked) == sorted(report.charts)  # each chart asked for once
-    assert asked == list(render.print_specs(report))  # in page order
-    assert pdf_pages(tmp_path / "lazy.pdf") == pdf_pages(tmp_path / "eager.pdf")
-
-
-def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
-    monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(tmp_path))
-    assert resources.cache_dir() == tmp_path
-    monkeypatch.setenv("REPORTGEN_CACHE_DIR", "off")
-    assert resources.cache_dir() is None
-    monkeypatch.delenv("REPORTGEN_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert resources.cache_dir() == tmp_path / "xdg" / "reportgen"
-
-
-def test_a_chart_weasyprint_cannot_draw_fails_the_pdf_instead_of_leaving_a_hole(
-        report: Report, tmp_path: Path) -> None:
-    """WeasyPrint only logs an SVG it cannot draw; render_pdf turns that into an error."""
-    exported = {name: render.export_for_print(chart) for name, chart in report.charts.items()}
-    with mock.patch.object(render._FontsOnly, "__init__",  # no fonts: SVG text cannot be set
-                           lambda self, font_config: setattr(self, "font_config", None)), \
-            pytest.raises(render.ReportgenError, match="could not be drawn completely"):
-        render.render_pdf(report, tmp_path / "holes.pdf", source=exported.__getitem__)
-    assert not (tmp_path / "holes.pdf").exists()
+    # dense charts as PNG (thousands of SVG circles triple WeasyPrint's time), the rest SVG
+    assert {n: kind for n, (kind, _) in exported.items()} == {
+        n: "png" if n == "projection" else "svg" for n in names}
+    assert exported["projection"][1][:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,9 +13,13 @@ from typing import Any
 import pypdf
 import pytest
 
-from reportgen import branding, render
 from reportgen.config import Config
+from reportgen.render import branding
+from reportgen.render.environment import Assets, render_template
+from reportgen.render.html import render_html
+from reportgen.render.pdf import PDF_TEMPLATE, chart_images, column_roles, render_pdf, url_fetcher
 from reportgen.report import Report
+from reportgen.resources import templates_dir
 
 from .factories import make_points, make_report, make_segments, walk_dicts
 
@@ -40,12 +44,12 @@ def layout(report: Report) -> Any:
     """The WeasyPrint layout of the PDF (pages and boxes), without writing it."""
     import weasyprint
 
-    assets = render.Assets(images=render.chart_images(report),
-                           column_roles=render.column_roles(report))
-    html = render._render(render.PDF_TEMPLATE, report, assets, None)
-    roots = [render.templates_dir()]
+    assets = Assets(images=chart_images(report),
+                           column_roles=column_roles(report))
+    html = render_template(PDF_TEMPLATE, report, assets)
+    roots = [templates_dir()]
     return weasyprint.HTML(string=html, base_url=str(roots[0]),
-                           url_fetcher=render.url_fetcher(roots)).render()
+                           url_fetcher=url_fetcher(roots)).render()
 
 
 def _elements(box: Any) -> Iterator[Any]:
@@ -90,7 +94,7 @@ def test_nothing_is_cut_with_many_segments(report: Report) -> None:
 @pytest.fixture(scope="module")
 def pdf(report: Report, tmp_path_factory: pytest.TempPathFactory) -> pypdf.PdfReader:
     path = tmp_path_factory.mktemp("pdf") / "report.pdf"
-    render.render_pdf(report, path)
+    path.write_bytes(render_pdf(report))
     return pypdf.PdfReader(path)
 
 
@@ -134,11 +138,11 @@ def test_brand_colour_and_logo_reach_the_pdf_and_html(report: Report, tmp_path: 
                     '<rect width="80" height="20" fill="#c2185b"/></svg>')
     branded = dataclasses.replace(report, primary_color="#0b5394",
                                   logo=branding.logo_data_uri(str(logo)))
-    html = render.render_html(branded)
+    html = render_html(branded)
     assert "--navy: #0b5394" in html and "--on-brand: #ffffff" in html
     assert f'<img class="logo" src="{branded.logo}"' in html
     path = tmp_path / "branded.pdf"
-    render.render_pdf(branded, path)
+    path.write_bytes(render_pdf(branded))
     cover = pypdf.PdfReader(path).pages[0]
     assert cover["/Resources"].get_object().get("/XObject")  # the logo, drawn as an image
 
@@ -177,12 +181,12 @@ def test_every_chart_has_tooltips(report: Report) -> None:
 def test_html_stays_under_2mb_whatever_the_number_of_customers() -> None:
     segments = make_segments()
     points = make_points(segments, n=300_000)
-    html = render.render_html(make_report(points=points))
+    html = render_html(make_report(points=points))
     assert len(html.encode("utf-8")) < 2_000_000
 
 
 def test_html_segments_table_is_sortable_by_size_and_value(report: Report) -> None:
-    html = render.render_html(report)
+    html = render_html(report)
     table = re.search(r'<table class="glance sortable">.*?</table>', html, re.S)
     assert table
     keys = re.findall(r'data-sort-key="([^"]+)"', table.group(0))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_LOGO_BYTES = 1_000_000  # it is inlined into every report: a logo is a few KB, not a photo
 INK = "#1f2933"
@@ -46,7 +46,7 @@ def logo_data_uri(path: str | None) -> str:
     if mime is None:
         raise ConfigError("'report.logo' is not a PNG, JPEG or SVG image", file=path)
     if mime == "image/svg+xml":
-        from .svg import safe_svg
+        from ..svg import safe_svg
 
         data = safe_svg(data, path)  # no fetch, no file, no script, no entity, bounded canvas
     else:
@@ -78,7 +78,7 @@ def _pixels(data: bytes, mime: str) -> tuple[int, int] | None:
 
 def _check_pixels(data: bytes, mime: str, path: str) -> None:
     """A 2 KB PNG may declare 60000×60000 pixels (14 GB once decoded): refused unread."""
-    from .svg import MAX_SIDE
+    from ..svg import MAX_SIDE
 
     size = _pixels(data, mime)
     if size is None:

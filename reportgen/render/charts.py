@@ -1,9 +1,8 @@
-"""Altair chart builders and their exports.
+"""Altair chart builders.
 
 Every builder is a pure function: report data in, ``alt.Chart`` out, with the theme applied
 as the chart's own ``config`` (never Altair's global theme registry). ``build_charts`` turns
-them into ``ChartSpec`` objects once per run; ``to_svg`` / ``to_png`` export a spec with
-vl-convert, and ``javascript_bundle`` gives the Vega JavaScript the HTML report inlines.
+them into ``ChartSpec`` objects once per run; ``vega`` exports them (SVG, PNG).
 
 Personas are always coloured with ``Segment.color`` through an explicit scale
 (domain = persona names, range = their colours), so a persona has one colour in every chart.
@@ -13,21 +12,20 @@ spec stays small whatever the size of the customer table.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import altair as alt
 import pandas as pd
 from altair.utils.schemapi import debug_mode
 
-from . import fmt
-from .report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .. import fmt
+from ..fmt import signed
+from ..report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from .pdf import page_rank
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +61,6 @@ METRICS = [  # (KRow field, facet label): arrows say which direction is better
 
 
 # ----------------------------------------------------------------------------- theme, palette
-
-MINUS = "\u2212"  # a real minus sign: a hyphen reads as a dash next to "+1.2"
-
-
-def signed(value: float, digits: int = 1) -> str:
-    """A z-score with its sign always shown: 1.23 -> "+1.2", -0.8 -> "−0.8", 0.01 -> "0.0"."""
-    text = f"{value:+.{digits}f}"
-    if float(text) == 0:
-        text = f"{0:.{digits}f}"  # no "+0.0" / "-0.0": zero has no direction
-    return text.replace("-", MINUS)
-
 
 def theme() -> dict[str, Any]:
     """The Vega-Lite config every chart carries: one font, quiet axes, no chart border."""
@@ -632,21 +619,6 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
-# The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
-# order, then the appendix's k_metrics (and any other chart after that, by name).
-PAGE_ORDER = ("size_value", "zscore_heatmap", "projection", "income_value", "product_mix",
-              "channel_mix", "campaigns")
-
-
-def page_rank(name: str) -> tuple[int, int, str]:
-    """Sort key putting chart names in the order the PDF shows them."""
-    if name in PAGE_ORDER:
-        return 0, PAGE_ORDER.index(name), name
-    if name.startswith("persona_") and name[8:].isdigit():
-        return 1, int(name[8:]), name
-    return 2, 0, name
-
-
 def _plan(
     segments: Sequence[Segment],
     features: Sequence[FeatureInfo],
@@ -687,14 +659,12 @@ def build_charts(
     value_label: str = "spend",
     value_unit: str = "money",
     currency: str = "$",
-    on_chart: Callable[[ChartSpec], None] | None = None,
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
 
     ``points`` is the caller's seeded sample of customers (columns x, y, segment and
-    optionally income, value); None skips the scatters. ``on_chart`` is called with each
-    chart as soon as it is built (the pipeline starts exporting it then).
+    optionally income, value); None skips the scatters.
     """
     by_id = {f"persona_{s.id}": s for s in segments}
     pts = points if points is not None else pd.DataFrame()  # the plan has no scatter then
@@ -722,76 +692,4 @@ def build_charts(
         charts[name] = ChartSpec(name=name, title=planned.title,
                                  description=spec["description"], spec=spec,
                                  dense=planned.dense)
-        if on_chart is not None:
-            on_chart(charts[name])
     return charts
-
-
-# ----------------------------------------------------------------------------- export
-
-# What Vega writes into every SVG that draws nothing: the zero-size or hidden background and
-# foreground paths of each group, and accessibility attributes that only a live SVG in a
-# browser uses (the PDF and the email carry each chart's description as its alt text).
-_INVISIBLE = re.compile(
-    r'<path class="(?:background|foreground)" aria-hidden="true" d="(?:|M0,0h0v0h0Z)"[^>]*/>')
-_ARIA = re.compile(r' (?:aria-[a-z]+|role|pointer-events)="[^"]*"')
-
-
-def to_svg(spec: dict[str, Any]) -> str:
-    """Render a Vega-Lite spec to a static SVG (for print and email); the spec may not load
-    any external data. Vega's invisible placeholders are left out: the same pixels, with a
-    third fewer elements for WeasyPrint to parse and draw."""
-    svg = str(_vlc().vegalite_to_svg(spec, allowed_base_urls=[]))
-    return _ARIA.sub("", _INVISIBLE.sub("", svg))
-
-
-def to_png(spec: dict[str, Any], scale: float = 2) -> bytes:
-    """Render a Vega-Lite spec to PNG (for dense charts in the PDF and for email)."""
-    return bytes(_vlc().vegalite_to_png(spec, scale=scale, allowed_base_urls=[]))
-
-
-def svg_to_png(svg: str, scale: float = 2) -> bytes:
-    """Rasterise an SVG this module exported (the same pixels as ``to_png`` of its spec)."""
-    return bytes(_vlc().svg_to_png(svg, scale=scale))
-
-
-@functools.lru_cache(maxsize=1)
-def _build_bundle() -> str:
-    return str(_vlc().javascript_bundle())
-
-
-def javascript_bundle(cache_dir: Path | None = None) -> str:
-    """Vega + Vega-Lite + vega-embed as one script, inlined once per HTML page.
-
-    Building it takes about a second the first time in a process (vl-convert bundles the
-    modules then), hence the in-process cache. ``cache_dir`` optionally keeps it on disk
-    across runs, keyed by the vl-convert version; without it nothing is written.
-    """
-    if cache_dir is None:
-        return _build_bundle()
-    from importlib import metadata
-
-    version = metadata.version("vl-convert-python")
-    path = Path(cache_dir) / f"vega-bundle-vlc{version}.js"
-    try:
-        text = path.read_text(encoding="utf-8")
-        if "vegaEmbed" in text:
-            return text
-    except OSError:
-        pass
-    text = _build_bundle()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a concurrent run never reads half a file
-    except OSError as exc:
-        log.warning("could not cache the Vega bundle in %s: %s", cache_dir, exc)
-    return text
-
-
-def _vlc() -> Any:
-    # imported on first use: commands that never export charts should not pay for it
-    import vl_convert as vlc
-
-    return vlc
