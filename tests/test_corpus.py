@@ -1325,3 +1325,79 @@ def test_a_bitmap_logo_declaring_huge_dimensions_is_refused_unread(name, data, m
     line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
                    tmp_path / "out")
     assert line == f"Error: {logo}: {message}"
+
+
+# User templates, through the command line: every failure is the user's to fix (exit 2, one
+# line naming report.template_dir, the file and the line), nothing runs, nothing is written,
+# and nothing outside the template folder is read.
+
+def _template_case(folder: Path, secret: Path, case: str) -> tuple[str, str]:
+    """Write the case into folder; (--format, expected line after 'Error: ')."""
+    failed = "a template of 'report.template_dir' failed"
+    page = folder / "report.html.j2"
+    if case == "syntax error":
+        page.write_text("{% if %}\n")
+        return "html", f"{page}, line 1: {failed}: Expected an expression, got 'end of " \
+                       "statement block'"
+    if case == "undefined name":
+        page.write_text("<p>\n{{ nope }}\n")
+        return "html", f"{page}, line 2: {failed}: 'nope' is undefined"
+    if case == "include outside":
+        page.write_text('{% include "../../../../etc/passwd" %}')
+        return "html", f"{page}, line 1: {failed}: no template '../../../../etc/passwd' in " \
+                       "the folder or among the built-in ones"
+    if case == "runs a command":
+        page.write_text("{{ cycler.__init__.__globals__.os.popen('touch %s').read() }}"
+                        % (secret.parent / "MARKER"))
+        return "html", f"{page}, line 1: {failed}: access to attribute '__init__' of 'type' " \
+                       "object is unsafe."
+    if case == "link out":
+        page.symlink_to(secret)
+        return "html", f"{page}: a template of 'report.template_dir' is a link to " \
+                       f"'{secret}', outside the folder (copy the file into the template folder)"
+    if case == "folder link out":
+        (folder / "parts").symlink_to(secret.parent)
+        page.write_text('{% include "parts/secret.txt" %}')
+        return "html", f"{folder / 'parts' / 'secret.txt'}: a template of " \
+                       f"'report.template_dir' is a link to '{secret}', outside the folder " \
+                       "(copy the file into the template folder)"
+    assert case == "email text"
+    (folder / "email.txt.j2").write_text("{{ report.title }}\n{{ report.nope }}\n")
+    return "email", f"{folder / 'email.txt.j2'}, line 2: {failed}: " \
+                    "'reportgen.report.Report object' has no attribute 'nope'"
+
+
+@pytest.mark.parametrize("case", ["syntax error", "undefined name", "include outside",
+                                  "runs a command", "link out", "folder link out",
+                                  "email text"])
+def test_a_failing_user_template_is_one_line_exit_2(case, tmp_path, fast, no_network):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("s3cret\n")
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    formats, message = _template_case(folder, secret, case)
+    out = tmp_path / "out"
+    result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", fast, "--out",
+                    str(out), "--format", formats, "-q", "--template-dir", str(folder))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"Error: {message}"]
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    assert not (outside / "MARKER").exists()  # nothing ran
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+
+
+def test_a_link_inside_the_template_folder_is_followed(tmp_path, fast):
+    """Refused are links out of the folder, not links: one to a file beside it works."""
+    folder = tmp_path / "templates"
+    (folder / "parts").mkdir(parents=True)
+    (folder / "parts" / "title.j2").write_text("<h1>Ours: {{ report.title }}</h1>")
+    (folder / "title.j2").symlink_to(folder / "parts" / "title.j2")
+    (folder / "report.html.j2").write_text('{% include "title.j2" %}')
+    out = tmp_path / "out"
+    result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", fast, "--out",
+                    str(out), "--format", "html", "-q", "--template-dir", str(folder))
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    assert (run_dir / "report.html").read_text() == "<h1>Ours: Customer segmentation</h1>"
