@@ -74,7 +74,10 @@ def read_inputs(cfg: Config) -> Inputs:
     from .personas import load_vocabulary
     from .playbook import load_playbook
     from .render.branding import logo_data_uri
+    from .render.vega import cache_folder
 
+    if "html" in cfg.report.formats:
+        cache_folder()  # a bad REPORTGEN_CACHE_DIR stops the run now, not after clustering
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
                   logo=logo_data_uri(cfg.report.logo))
 

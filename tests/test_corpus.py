@@ -1401,3 +1401,49 @@ def test_a_link_inside_the_template_folder_is_followed(tmp_path, fast):
     assert result.exit_code == 0, result.output
     (run_dir,) = out.iterdir()
     assert (run_dir / "report.html").read_text() == "<h1>Ours: Customer segmentation</h1>"
+
+
+# The Vega script cached in REPORTGEN_CACHE_DIR is inlined into every HTML report: a folder
+# named there must be a folder only the user can write, checked before the table is read.
+
+@pytest.mark.parametrize("case, message", [
+    ("a file", "is not a folder"),
+    ("writable by others", "can be written by other users (the Vega script cached there is "
+                           "inlined into every report)"),
+    ("cannot be created", "cannot be created (No such file or directory)"),
+])
+def test_an_unusable_cache_dir_is_one_line_exit_2(case, message, tmp_path, fast):
+    chosen = tmp_path / "cache"
+    if case == "a file":
+        chosen.write_text("not a folder")
+    elif case == "writable by others":
+        chosen.mkdir()
+        chosen.chmod(0o777)
+    else:
+        chosen = Path("/proc/no-such-process/cache")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(CORPUS / "duplicated_ids.csv"), "--config",
+                                       fast, "--out", str(out), "--format", "html,json"],
+                                env={"REPORTGEN_CACHE_DIR": str(chosen)})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: REPORTGEN_CACHE_DIR '{chosen}' {message} (set it to a folder only you can "
+        'write, or to "off" for no cache)']
+    assert not out.exists()  # stopped before the table was read
+    if case == "writable by others":
+        assert list(chosen.iterdir()) == []
+
+
+def test_a_fifo_in_the_cache_dir_is_not_read(tmp_path, fast):
+    from importlib import metadata
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    bundle = cache / f"vega-bundle-vlc{metadata.version('vl-convert-python')}.js"
+    os.mkfifo(bundle)  # reading it would block forever: limits.seconds would end the test
+    cfg = _cfg(tmp_path, Path(fast).read_text() + "[limits]\nseconds = 120\n")
+    result = CliRunner().invoke(main, ["run", str(CORPUS / "duplicated_ids.csv"), "--config",
+                                       cfg, "--out", str(tmp_path / "out"), "--format", "html",
+                                       "-q"], env={"REPORTGEN_CACHE_DIR": str(cache)})
+    assert result.exit_code == 0, result.output
+    assert bundle.is_file() and "vegaEmbed" in bundle.read_text()  # built and cached again
