@@ -1447,3 +1447,63 @@ def test_a_fifo_in_the_cache_dir_is_not_read(tmp_path, fast):
                                        "-q"], env={"REPORTGEN_CACHE_DIR": str(cache)})
     assert result.exit_code == 0, result.output
     assert bundle.is_file() and "vegaEmbed" in bundle.read_text()  # built and cached again
+
+
+# Memory: pandas parses a text table from UTF-8 bytes, the file's own when it is UTF-8 (a
+# StringIO of the decoded text held 4 bytes a character); scripts/bench_load.py measures it.
+
+def test_a_utf8_table_is_parsed_from_the_files_own_bytes():
+    from reportgen.load import _utf8_body
+
+    raw = "customer_id,city\n1,Zürich\n".encode()
+    assert _utf8_body(raw, raw.decode(), "utf-8", 0) is raw  # no copy
+
+
+@pytest.mark.parametrize("raw, encoding, skip", [
+    (b"\xef\xbb\xbfid,city\n1,Z\xc3\xbcrich\n", "utf-8-sig", 0),
+    (b"sep=;\r\nid;city\r\n1;Z\xc3\xbcrich\r\n", "utf-8", 7),
+    (b"\xef\xbb\xbfsep=;\nid;city\n1;Z\xc3\xbcrich\n", "utf-8", 6),
+    ("id,city\n1,Zürich\n".encode("cp1252"), "cp1252", 0),
+    ("id\tcity\n1\tZürich\n".encode("utf-16"), "utf-16", 0),
+])
+def test_the_bytes_pandas_parses_are_the_table_as_text(raw, encoding, skip):
+    from reportgen.load import _utf8_body
+
+    text = raw.decode(encoding)
+    text = text[1:] if text.startswith("\ufeff") else text
+    assert _utf8_body(raw, text, encoding, skip).decode("utf-8") == text[skip:]
+    assert _utf8_body(raw, text, encoding, skip).decode("utf-8").startswith("id")
+
+
+@pytest.mark.parametrize("values, dtype, longest", [
+    (["ab", None, "abcd"], object, 4),
+    (["ab", 3, "abcdef", b"x" * 50], object, 6),  # only text counts, not bytes or numbers
+    (["x" * 5, 2.5], object, 5),
+    ([pd.NA, "abc"], object, 3),
+    (["\ud800abc", "x"], object, 4),  # a lone surrogate: counted without pyarrow
+    (["é" * 7, "x"], None, 7),  # characters, not bytes
+    ([None, float("nan")], object, 0),
+    ([1, 2], None, 0),
+])
+def test_the_longest_text_cell_is_measured_in_characters(values, dtype, longest):
+    from reportgen.load import _longest_text
+
+    assert _longest_text(pd.Series(values, dtype=dtype)) == longest
+
+
+def test_a_long_cell_in_a_mixed_excel_column_is_refused(tmp_path):
+    """openpyxl gives Python objects: a column of text and numbers stays object dtype."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["customer_id", "income", "note"])
+    for i in range(24):
+        sheet.append([f"C{i}", 1000 + i, "y" * 5000 if i == 7 else i])
+    path = tmp_path / "mixed.xlsx"
+    book.save(path)
+    cfg = _limits(tmp_path, "cell_chars = 1000\n")
+    assert refused(["validate", str(path), "--config", cfg], tmp_path / "out") == (
+        f"Error: {path}: column 'note': a cell is 5,000 characters long (more than "
+        "limits.cell_chars = 1,000) (raise cell_chars under [limits] in the config if the "
+        "input is right)")
