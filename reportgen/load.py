@@ -35,6 +35,9 @@ from .report import CleaningStep
 from .resources import sample_path
 
 DELIMITERS = [",", "\t", ";", "|"]
+# The delimiter of whitespace-aligned text (fixed-width exports, CDNOW_master.txt): any run
+# of spaces or tabs separates two fields, and leading spaces are no field.
+WHITESPACE = " "
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
 HEADER_SCAN = 4 * 1024 * 1024  # characters searched for the header row (1,000 names of 1,000)
@@ -260,12 +263,45 @@ def sniff_delimiter(sample: str) -> str:
             best, best_fields = d, n
     if best:
         return best
+    if _whitespace_aligned(lines):
+        return WHITESPACE
     if max(len(ln) for ln in lines) > 4096:
         return ","  # long cells make the csv module's regexes slow, and its guess no better
     try:
         return csv.Sniffer().sniff("\n".join(lines[:20]), delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
         return ","
+
+
+def _whitespace_aligned(lines: list[str]) -> bool:
+    """Every line splits on runs of blanks into the same number (≥ 2) of fields, and none
+    holds a quote (quoted cells with spaces inside need a real delimiter)."""
+    if any('"' in ln for ln in lines):
+        return False
+    counts = {len(ln.split()) for ln in lines}
+    return len(counts) == 1 and counts.pop() >= 2
+
+
+def _text_columns(sample: str, delimiter: str) -> list[str]:
+    """Columns whose values are digits with leading zeros ("00042", zip codes, zero-padded
+    customer ids): read as text, so "00042" stays "00042" and never becomes 42."""
+    lines = [ln for ln in sample.splitlines()[:SNIFF_LINES + 1] if ln.strip()]
+    if len(lines) > 1 and len(sample) >= SNIFF_BYTES:
+        lines = lines[:-1]
+    if len(lines) < 2:
+        return []
+    if delimiter == WHITESPACE:
+        rows = [ln.split() for ln in lines]
+    else:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    header, body = rows[0], rows[1:]
+    out = []
+    for i, name in enumerate(header):
+        values = [r[i].strip() for r in body if i < len(r) and r[i].strip()]
+        if values and all(v.isdigit() for v in values) and \
+                any(len(v) > 1 and v.startswith("0") for v in values):
+            out.append(name.strip())
+    return out
 
 
 def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
@@ -287,20 +323,23 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
         # Excel writes "sep=;" as the first line of a CSV to name its delimiter
         skip = sep.end()
         delimiter = cfg.delimiter or sep.group(1)
+        sample = text[skip:skip + SNIFF_BYTES]
     else:
         delimiter = cfg.delimiter or sniff_delimiter(sample)
     _check_header(text[skip:skip + HEADER_SCAN], delimiter, where, limits)
+    text_columns = _text_columns(sample, delimiter)
     # pandas reads the table as UTF-8 bytes: the file's own bytes when it is UTF-8 (no copy),
     # else the text encoded once. A StringIO of the text would hold 4 bytes a character
-    # (measured: 933 MB -> 546 MB peak for an 81 MB CSV), and the text is let go here.
+    # (scripts/bench_load.py: 944 -> 560 MB peak for an 82 MB CSV); the text is let go here.
     body = _utf8_body(raw, text, encoding, skip)
     del text, sep  # (the match holds the text too)
-    options: dict[str, Any] = dict(sep=delimiter, engine="c", encoding="utf-8",
-                                   skipinitialspace=True, na_values=NA_VALUES,
-                                   keep_default_na=False, nrows=limits.rows + 1)
+    options: dict[str, Any] = dict(sep=r"\s+" if delimiter == WHITESPACE else delimiter,
+                                   engine="c", encoding="utf-8", skipinitialspace=True,
+                                   na_values=NA_VALUES, keep_default_na=False,
+                                   nrows=limits.rows + 1)
     try:
-        frame = pd.read_csv(io.BytesIO(body), skip_blank_lines=True, low_memory=False,
-                            **options)
+        frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns} or None,
+                            skip_blank_lines=True, low_memory=False, **options)
     except pd.errors.EmptyDataError:
         raise InputError("the file has no columns", file=where) from None
     except (pd.errors.ParserError, ValueError, OverflowError) as exc:
@@ -351,7 +390,8 @@ def _check_header(head: str, delimiter: str, where: str, limits: LimitsConfig) -
     ``head``: the start of the text, where the header is searched."""
     lines = (ln for ln in io.StringIO(head) if ln.strip())
     try:
-        header = next(csv.reader(lines, delimiter=delimiter), [])
+        header = next(lines, "").split() if delimiter == WHITESPACE else \
+            next(csv.reader(lines, delimiter=delimiter), [])
     except csv.Error:  # a cell longer than the csv module's field limit (131,072)
         raise over_limit("a column name is too long", "header_chars", limits, where,
                          " characters") from None
