@@ -451,7 +451,22 @@ def _read_parquet(raw: bytes, where: str, limits: LimitsConfig
                     str(f.name), "ignored column", 0, f"nested values ({f.type})",
                     "lists, structs and maps are not measures; flatten them into columns to "
                     "use them"))
-        table = pf.read(columns=flat)
+        # Text columns are read as dictionaries first: a file of a few hundred KB can repeat
+        # one 100 KB value a million times (its footer says a few KB), so the size of the
+        # decoded text is counted from the dictionary before anything is decoded.
+        texts = [f.name for f in fields if f.name in flat and _is_text(f.type)]
+        table = pq.ParquetFile(io.BytesIO(raw), read_dictionary=texts).read(columns=flat)
+        decoded = _decoded_bytes(table)
+        if decoded > limits.bytes:
+            raise over_limit(f"the table is {decoded:,} bytes once decoded", "bytes", limits,
+                             where, " bytes")
+        for name in texts:
+            column = table.column(name)
+            i = table.schema.get_field_index(name)
+            field = pf.schema_arrow.field(name)
+            table = table.set_column(i, field, pa.chunked_array(
+                [chunk.dictionary_decode().cast(field.type) for chunk in column.chunks],
+                type=field.type))
         return table.to_pandas(), notes
     except ReportgenError:
         raise
@@ -460,6 +475,31 @@ def _read_parquet(raw: bytes, where: str, limits: LimitsConfig
         first = first if len(first) <= 80 else first[:79] + "…"
         raise InputError(f"not a readable Parquet file ({first})", file=where,
                          hint="check that the file was copied whole") from None
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _decoded_bytes(table: Any) -> int:
+    """Bytes of ``table`` once its dictionary columns are decoded: each row's value counted
+    (a value's length taken by index), not each distinct value once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in table.columns:
+        if not (pa.types.is_dictionary(column.type) and _is_text(column.type.value_type)):
+            total += column.nbytes
+            continue
+        for chunk in column.chunks:
+            lengths = pc.binary_length(chunk.dictionary)
+            total += chunk.indices.nbytes + int(
+                pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0)
+    return total
 
 
 def _read_excel(raw: bytes, where: str, sheet: str | None,

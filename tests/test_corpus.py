@@ -1507,3 +1507,39 @@ def test_a_long_cell_in_a_mixed_excel_column_is_refused(tmp_path):
         f"Error: {path}: column 'note': a cell is 5,000 characters long (more than "
         "limits.cell_chars = 1,000) (raise cell_chars under [limits] in the config if the "
         "input is right)")
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_parquet_repeating_one_long_value_is_measured_decoded(command, tmp_path):
+    """A Parquet file of a few hundred KB can repeat one 5,000-character value 20,000 times:
+    100 MB of text once decoded, while its footer declares well under a megabyte. The decoded
+    size is counted from the dictionary, before anything is decoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 20_000
+    note = pa.DictionaryArray.from_arrays(pa.array([0] * n, type=pa.int32()),
+                                          pa.array(["y" * 5_000]))
+    path = tmp_path / "repeated.parquet"
+    pq.write_table(pa.table({"customer_id": [f"C{i}" for i in range(n)],
+                             "income": list(range(n)), "note": note}), path)
+    meta = pq.ParquetFile(path).metadata
+    assert sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) \
+        < 10_000_000  # what the footer says passes the limit
+    cfg = _limits(tmp_path, "bytes = 10000000\n")
+    line = refused([command, str(path), "--config", cfg], tmp_path / "out")
+    m = re.fullmatch(rf"Error: {re.escape(str(path))}: the table is ([\d,]+) bytes once "
+                     r"decoded \(more than limits.bytes = 10,000,000 bytes\) \(raise bytes "
+                     r"under \[limits\] in the config if the input is right\)", line)
+    assert m and int(m.group(1).replace(",", "")) > n * 5_000
+
+
+def test_a_sender_from_the_environment_cannot_smuggle_headers(email_run, tmp_path):
+    run = _tampered(email_run, tmp_path, lambda run, e: None)
+    result = CliRunner().invoke(main, ["email", str(run), "--to", "a@example.com",
+                                       "--dry-run"],
+                                env={"REPORTGEN_MAIL_FROM": "me@x.com\r\nBcc: y@evil.com"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == \
+        "Error: sender 'me@x.com\\r\\nBcc: y@evil.com' is not an email address"
+    assert not (run / "message.eml").exists()
