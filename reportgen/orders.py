@@ -409,33 +409,12 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def _duplicates(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> np.ndarray:
-    """Rows equal in every column to an earlier row. DuckDB hashes every row (all columns,
-    multi-threaded) and names the rows whose hash repeats; only those are compared in full,
-    so the answer is exact."""
-    import duckdb
-
-    row = "_row" if "_row" not in frame.columns else f"_row_{len(frame.columns)}"
-    names = ", ".join(_quote(c) for c in frame.columns)
-    numbered = pd.DataFrame({row: np.arange(len(frame), dtype=np.int64),
-                             **{c: frame[c] for c in frame.columns}}, copy=False)
-    try:
-        con.register("raw", numbered)
-        found = con.execute(f"""WITH t AS MATERIALIZED (
-  SELECT {row} AS r, hash({names}) AS h FROM raw)
-SELECT r FROM t WHERE h IN (SELECT h FROM t GROUP BY h HAVING count(*) > 1)""").fetchnumpy()
-        rows = found["r"]
-    except duckdb.Error:  # e.g. an object column of mixed Python types (Excel)
-        hashes = pd.util.hash_pandas_object(frame, index=False)
-        rows = np.flatnonzero(hashes.duplicated(keep=False).to_numpy())
-    finally:
-        con.unregister("raw")
-    out = np.zeros(len(frame), dtype=bool)
-    if len(rows):
-        candidates = np.sort(np.asarray(rows, dtype=np.int64))
-        exact = frame.iloc[candidates].duplicated(keep="first").to_numpy()
-        out[candidates[exact]] = True
-    return out
+def _exact_duplicates(frame: pd.DataFrame, candidates: np.ndarray) -> np.ndarray:
+    """Of the rows whose hash repeats, the ones equal in every column to an earlier row."""
+    if not len(candidates):
+        return candidates
+    candidates = np.sort(np.asarray(candidates, dtype=np.int64))
+    return candidates[frame.iloc[candidates].duplicated(keep="first").to_numpy()]
 
 
 def _key_sql(s: pd.Series, column: str) -> str:
@@ -451,42 +430,53 @@ def _key_sql(s: pd.Series, column: str) -> str:
     return f"nullif(trim(CAST({column} AS VARCHAR)), '')"
 
 
-def _source(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None
-            ) -> tuple[pd.DataFrame, dict[str, str], str | None]:
+def _source(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None,
+            prefix: str = "_") -> tuple[dict[str, pd.Series | np.ndarray], dict[str, str],
+                                        str | None]:
     """The columns the line table is made of (the table's own where their type is right,
-    read by pandas where they are text: dates in a Python format, '$1,234.50'), and the SQL
-    that types each canonical column from them."""
-    src: dict[str, pd.Series | np.ndarray] = {"_row": np.arange(len(frame), dtype=np.int64)}
+    read by pandas where they are text: dates in a Python format, '$1,234.50'), named
+    <prefix><role>, and the SQL that types each canonical column from them."""
+    src: dict[str, pd.Series | np.ndarray] = {f"{prefix}row": np.arange(len(frame),
+                                                                         dtype=np.int64)}
     sql: dict[str, str] = {}
     for role in ("customer", "order", *MIX_ROLES, "status"):
         column = getattr(cols, role)
         if column is not None:
-            src[f"_{role}"] = frame[column]
-            sql[role] = _key_sql(frame[column], f"_{role}")
+            src[f"{prefix}{role}"] = frame[column]
+            sql[role] = _key_sql(frame[column], _quote(f"{prefix}{role}"))
     raw_date = frame[cols.date]
     fmt = date_format_of(raw_date, cols.date, file, cfg.input.date_format)
+    when = _quote(f"{prefix}when")
     if fmt is None:
-        src["_when"] = raw_date.astype("datetime64[ns]")
-        sql["when"] = "_when"
+        src[f"{prefix}when"] = raw_date.astype("datetime64[ns]")
+        sql["when"] = when
     elif fmt == "%Y%m%d" and pd.api.types.is_numeric_dtype(raw_date):
-        src["_when"] = raw_date
-        sql["when"] = "try_strptime(CAST(CAST(_when AS BIGINT) AS VARCHAR), '%Y%m%d')"
+        src[f"{prefix}when"] = raw_date
+        sql["when"] = f"try_strptime(CAST(CAST({when} AS BIGINT) AS VARCHAR), '%Y%m%d')"
     else:
-        src["_when"] = pd.to_datetime(raw_date.astype("string").str.strip(), format=fmt,
-                                      errors="coerce").astype("datetime64[ns]")
-        sql["when"] = "_when"
+        src[f"{prefix}when"] = pd.to_datetime(raw_date.astype("string").str.strip(), format=fmt,
+                                              errors="coerce").astype("datetime64[ns]")
+        sql["when"] = when
     for role in ("amount", "quantity", "price", "discount"):
         column = getattr(cols, role)
         if column is not None:
             s = frame[column]
             numbers = s if pd.api.types.is_numeric_dtype(s) and not \
                 pd.api.types.is_bool_dtype(s) else as_numbers(s)
-            src[f"_{role}"] = numbers
-            sql[role] = f"CASE WHEN isfinite(_{role}) THEN CAST(_{role} AS DOUBLE) END"
+            src[f"{prefix}{role}"] = numbers
+            name = _quote(f"{prefix}{role}")
+            sql[role] = f"CASE WHEN isfinite({name}) THEN CAST({name} AS DOUBLE) END"
     if cols.amount is None:
         sql["amount"] = f"({sql['quantity']}) * ({sql['price']})"
-    # copy=False: the columns are the loaded table's own (a dict of columns is copied by default)
-    return pd.DataFrame(src, copy=False), sql, fmt
+    return src, sql, fmt
+
+
+def _prefix(frame: pd.DataFrame) -> str:
+    """A prefix no column of the table starts with, for the line table's own columns."""
+    prefix = "_rg_"
+    while any(str(c).startswith(prefix) for c in frame.columns):
+        prefix = "_" + prefix
+    return prefix
 
 
 def _first_row(con: duckdb.DuckDBPyConnection, where: str,
@@ -506,56 +496,122 @@ class _Lines:
     stats: LineStats
     last_day: dt.date
     usable: int  # lines the snapshots may aggregate
+    levels: dict[str, list[str]]  # mix role -> level names (<role>_level is an index into it)
+    first_day: dt.date  # of the usable lines
+
+
+def _level_codes(con: duckdb.DuckDBPyConnection, values: pd.Series | np.ndarray, sql: str,
+                 column: str) -> tuple[np.ndarray, list[str]]:
+    """Each line's level as a code into the sorted level names (the distinct values of
+    coalesce(sql, 'Unknown'), sql typing the column named ``column``), and the names."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.DataFrame({"_i": np.arange(len(uniques)), column: uniques})
+    con.register("distinct_levels", distinct)
+    try:
+        typed = [str(v) for (v,) in con.execute(
+            f"SELECT coalesce({sql}, 'Unknown') FROM distinct_levels ORDER BY _i").fetchall()]
+    finally:
+        con.unregister("distinct_levels")
+    names = sorted({*typed, "Unknown"})
+    index = {name: i for i, name in enumerate(names)}
+    # code -1 (a missing value) is the last entry: Unknown
+    lookup = np.array([index[t] for t in typed] + [index["Unknown"]], dtype=np.int16)
+    return lookup[codes], names
 
 
 def line_table(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | None = None,
                con: duckdb.DuckDBPyConnection | None = None) -> _Lines:
-    """The typed lines as the table `lines` in DuckDB (customer, order_key, day, amount ≥ 0,
-    qty ≥ 0, is_return, discounted, <role>_level, _row): the lines that can be aggregated,
-    with what reading left out and why (the view `typed` holds every row); the as_of cut is
-    the aggregation's."""
+    """The typed lines in DuckDB: the view `usable` (customer, order_key, day, amount ≥ 0,
+    qty ≥ 0, is_return, discounted, <role>_level, _row) holds the lines that can be
+    aggregated, the view `typed` every row, both over one table the table's columns were
+    typed into in one scan; with what reading left out and why. The as_of cut is the
+    aggregation's."""
+    import duckdb
+
     con = con or _connect()
     log: list[CleaningStep] = []
     n_lines = len(frame)
-    # 1. exact duplicates
-    dup = _duplicates(con, frame)
-    src, sql, fmt = _source(frame, cols, cfg, file)
-    src["_dup"] = dup
-    con.register("source", src)
-    cancelled = "FALSE"
-    if cols.order is not None:
-        test = f"regexp_matches({sql['order']}, '{_CANCELLED}')"
-        share = con.execute(f"SELECT avg(CAST({test} AS DOUBLE)) FROM source").fetchone()
-        if share and share[0] is not None and share[0] < 0.5:  # "CA-2016-…" is no C
-            cancelled = f"coalesce({test}, FALSE)"
-    returns = [f"coalesce({sql['amount']} < 0, FALSE)", cancelled]
+    prefix = _prefix(frame)
+    src, sql, fmt = _source(frame, cols, cfg, file, prefix)
+    # Mix levels as small integer codes (two bytes a line instead of the text): the level
+    # names are the column's distinct trimmed texts, blanks "Unknown", in sorted order, so
+    # a code orders as its name; the text is typed once per distinct value.
+    names: dict[str, list[str]] = {}
+    for r in MIX_ROLES:
+        if r in sql:
+            src[f"{prefix}{r}"], names[r] = _level_codes(con, src[f"{prefix}{r}"], sql[r],
+                                                         f"{prefix}{r}")
+    levels = "".join(f",\n  {_quote(f'{prefix}{r}')} AS {r}_level" for r in names)
+    discount = f",\n  coalesce(abs({sql['discount']}) > 0, FALSE) AS discounted" \
+        if cols.discount else ""
+    returns = [f"coalesce({sql['amount']} < 0, FALSE)"]
     if cols.quantity:
         returns.append(f"coalesce({sql['quantity']} < 0, FALSE)")
     if cols.status:
         returns.append(f"coalesce(regexp_matches({sql['status']}, '{_RETURN_STATUS}'), FALSE)")
-    # Mix levels as DuckDB enums (one or two bytes a line instead of the text), their values
-    # the column's distinct trimmed texts, blanks as "Unknown".
-    for r in MIX_ROLES:
-        if r in sql:
-            con.execute(f"CREATE TYPE {r}_enum AS ENUM (SELECT DISTINCT coalesce({sql[r]}, "
-                        f"'Unknown') AS v FROM source UNION SELECT 'Unknown' ORDER BY v)")
-    levels = "".join(f",\n  CAST(coalesce({sql[r]}, 'Unknown') AS {r}_enum) AS {r}_level"
-                     for r in MIX_ROLES if r in sql)
-    discount = f",\n  coalesce(abs({sql['discount']}) > 0, FALSE) AS discounted" \
-        if cols.discount else ""
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW typed AS SELECT _row, _dup,
+    if cols.order is not None:
+        # the order number itself is not kept: its hash counts orders
+        order = f"""hash({sql['order']}) AS order_key,
+  regexp_matches({sql['order']}, '{_CANCELLED}') AS cancelled"""
+    else:
+        order = "NULL::UBIGINT AS order_key, NULL::BOOLEAN AS cancelled"
+    # The lines typed once, in one scan of the table (every later query reads these typed
+    # columns, not the text): with each row's hash over all of the table's columns for the
+    # exact-duplicate search.
+    typed = f"""CREATE OR REPLACE TEMP TABLE typed_lines AS SELECT {prefix}row AS _row,
+  {{hash}} AS row_hash, FALSE AS _dup,
   {sql['customer']} AS customer,
-  {sql['order'] if cols.order else 'NULL'} AS order_no,
+  {order},
   CAST({sql['when']} AS TIMESTAMP) AS ts,
   {sql['amount']} AS signed_amount,
   {sql['quantity'] if cols.quantity else '1.0'} AS signed_qty,
-  {' OR '.join(returns)} AS is_return{discount}{levels}
-FROM source""")
+  {' OR '.join(returns)} AS returned{discount}{levels}
+FROM source"""
+    everything = ", ".join(_quote(c) for c in frame.columns)
+    try:
+        con.register("source", pd.DataFrame({**{c: frame[c] for c in frame.columns}, **src},
+                                            copy=False))
+        con.execute(typed.format(hash=f"hash({everything})"))
+    except duckdb.Error:  # e.g. an object column of mixed Python types (Excel): pandas hashes
+        src[f"{prefix}hash"] = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        con.register("source", pd.DataFrame(src, copy=False))
+        con.execute(typed.format(hash=_quote(f"{prefix}hash")))
+    finally:
+        con.unregister("source")
+    # 1. exact duplicates: the rows whose hash repeats, compared in full
+    # (numpy sorts the hashes: a group-by of as many groups as lines costs DuckDB 3× more)
+    hashes = np.sort(np.asarray(con.execute("SELECT row_hash FROM typed_lines"
+                                            ).fetchnumpy()["row_hash"]))
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    hashed = np.zeros(0, dtype=np.int64)
+    if len(repeated):
+        con.register("repeated_hashes", pd.DataFrame({"h": repeated}))
+        hashed = np.asarray(con.execute(
+            "SELECT _row FROM typed_lines WHERE row_hash IN (SELECT h FROM repeated_hashes)"
+        ).fetchnumpy()["_row"])
+        con.unregister("repeated_hashes")
+    duplicates = _exact_duplicates(frame, hashed)
+    if len(duplicates):
+        con.register("duplicate_rows", pd.DataFrame({"r": duplicates}))
+        con.execute("UPDATE typed_lines SET _dup = TRUE WHERE _row IN "
+                    "(SELECT r FROM duplicate_rows)")
+        con.unregister("duplicate_rows")
+    cancelled = "FALSE"
+    if cols.order is not None:
+        share = con.execute("SELECT avg(CAST(cancelled AS DOUBLE)) FROM typed_lines").fetchone()
+        if share and share[0] is not None and share[0] < 0.5:  # "CA-2016-…" is no C
+            cancelled = "coalesce(cancelled, FALSE)"
+    level_columns = "".join(f", {r}_level" for r in names)
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW typed AS SELECT _row, _dup, customer, order_key,
+  ts, signed_amount, signed_qty, returned OR {cancelled} AS is_return
+  {', discounted' if cols.discount else ''}{level_columns}
+FROM typed_lines""")
     # 2. lines without a customer: counted with their revenue, never imputed; then what
     # cannot be read; then dates far after nearly every other (typing errors).
     base = "NOT _dup"
     readable = f"{base} AND customer IS NOT NULL AND signed_amount IS NOT NULL AND ts IS NOT NULL"
-    # One scan of the typed lines for every count; each later scan re-types them.
+    # One scan of the typed lines for every count.
     counts = con.execute(f"""SELECT
   count(*) FILTER (WHERE _dup),
   count(*) FILTER (WHERE {base} AND customer IS NULL),
@@ -567,11 +623,12 @@ FROM source""")
                    AND signed_amount IS NULL),
   count(*) FILTER (WHERE {readable}),
   quantile_disc(ts, 0.99) FILTER (WHERE {readable}),
-  max(ts) FILTER (WHERE {readable})
+  max(ts) FILTER (WHERE {readable}),
+  min(ts) FILTER (WHERE {readable})
 FROM typed""").fetchone()
     assert counts is not None
-    n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, n_readable, p99, latest = \
-        counts
+    (n_dup, n_none, gross_all, gross_none, n_bad_date, n_bad_amount, n_readable, p99, latest,
+     earliest) = counts
     if n_readable and n_readable < EXACT_QUANTILE_BELOW:
         # The 99th percentile as pandas' quantile(0.99, interpolation="lower") (and clean.py):
         # the date at position floor(0.99 (n - 1)), where DuckDB takes floor(0.99 n); on a
@@ -582,15 +639,13 @@ FROM typed""").fetchone()
         p99 = found[0] if found else p99
     wild_after = (pd.Timestamp(p99) + pd.Timedelta(days=FUTURE_GAP_DAYS)).to_pydatetime() \
         if p99 is not None else dt.datetime(9999, 12, 31)
-    # The lines a snapshot may aggregate, materialised once (typing them again for every
-    # query would cost a scan of the text each time): only what the aggregates read; order
-    # numbers as 64-bit hashes (a collision would have to fall within one customer's orders
-    # to change a count).
-    levels = "".join(f", {r}_level" for r in MIX_ROLES if r in sql)
-    order_key = "hash(order_no)" if cols.order else "CAST(epoch(CAST(ts AS DATE)) AS UBIGINT)"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable AS SELECT _row, customer,
+    # The lines a snapshot may aggregate: only what the aggregates read; order numbers as
+    # 64-bit hashes (a collision would have to fall within one customer's orders to change
+    # a count).
+    order_key = "order_key" if cols.order else "CAST(epoch(CAST(ts AS DATE)) AS UBIGINT)"
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW usable AS SELECT _row, customer,
   {order_key} AS order_key, CAST(ts AS DATE) AS day, abs(signed_amount) AS amount,
-  abs(signed_qty) AS qty, is_return{', discounted' if cols.discount else ''}{levels}
+  abs(signed_qty) AS qty, is_return{', discounted' if cols.discount else ''}{level_columns}
 FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'""")
     if n_dup:
         log.append(CleaningStep("*", "excluded rows", n_dup,
@@ -640,7 +695,8 @@ FROM typed WHERE {readable} AND ts <= TIMESTAMP '{wild_after:%Y-%m-%d %H:%M:%S}'
                       no_customer=n_none, no_customer_revenue_share=none_share,
                       bad_dates=n_bad_date, bad_amounts=n_bad_amount, wild_dates=n_wild)
     return _Lines(con=con, fmt=fmt, log=log, stats=stats, last_day=pd.Timestamp(last).date(),
-                  usable=n_readable - n_wild)
+                  usable=n_readable - n_wild, levels=names,
+                  first_day=pd.Timestamp(earliest).date())
 
 
 # aggregation -----------------------------------------------------------------------------
@@ -667,20 +723,22 @@ AGGREGATES: dict[str, str] = {
     "spend_recent": "coalesce(sum(net) FILTER (WHERE day >= $recent), 0)",
     "spend_before": "coalesce(sum(net) FILTER (WHERE day >= $before AND day < $recent), 0)",
 }
+# active_months without a distinct count (DuckDB runs each distinct aggregate as a group-by of
+# its own, joined back): a bit per month since $first_month, when the months fit in 64 bits.
+ACTIVE_MONTHS_BITS = ("coalesce(bit_count(bit_or(CAST(1 AS UBIGINT) << CAST(12 * year(day) + "
+                      "month(day) - $first_month AS INTEGER)) FILTER (WHERE NOT is_return)), 0)")
 DISCOUNT_AGGREGATE = "coalesce(sum(amount) FILTER (WHERE NOT is_return AND discounted), 0)"
 # The top levels of a mix role by purchase revenue as of $as_of ({role}: one of MIX_ROLES).
 LEVELS_SQL = """SELECT {role}_level AS level, sum(amount) AS revenue
-FROM usable WHERE day <= $as_of AND NOT is_return AND {role}_level <> 'Unknown'
+FROM usable WHERE day <= $as_of AND NOT is_return AND {role}_level <> $unknown
 GROUP BY 1 HAVING sum(amount) > 0 ORDER BY 2 DESC, 1 LIMIT {top}"""
 
 
 def _mix_aggregate(role: str, i: int | None, n: int) -> str:
-    """Purchase revenue of level i of a mix role (parameter $<role>_<i>); None: the rest."""
-    def level(j: int) -> str:
-        return f"CAST(${role}_{j} AS {role}_enum)"
-
-    test = f"{role}_level = {level(i)}" if i is not None else \
-        " AND ".join(f"{role}_level <> {level(j)}" for j in range(n))
+    """Purchase revenue of level i of a mix role (its code: parameter $<role>_<i>); None:
+    the rest."""
+    test = f"{role}_level = ${role}_{i}" if i is not None else \
+        " AND ".join(f"{role}_level <> ${role}_{j}" for j in range(n))
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
 
 
@@ -725,22 +783,33 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
             if getattr(cols, role) is None:
                 continue
             query = LEVELS_SQL.format(role=role, top=tcfg.top_levels)
-            levels = [str(r[0]) for r in con.execute(query, {"as_of": as_of}).fetchall()]
-            if len(levels) < 2:
+            names = lines.levels[role]
+            codes = [int(r[0]) for r in con.execute(
+                query, {"as_of": as_of, "unknown": names.index("Unknown")}).fetchall()]
+            if len(codes) < 2:
                 continue  # one country for everyone says nothing about anyone
+            levels = [names[c] for c in codes]
             mix[role] = levels
-            params.update({f"{role}_{i}": level for i, level in enumerate(levels)})
+            params.update({f"{role}_{i}": code for i, code in enumerate(codes)})
             extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(levels))
                           for i in range(len(levels))})
             extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
         if cols.discount:
             extra["discounted"] = DISCOUNT_AGGREGATE
+        aggregates = dict(AGGREGATES)
+        first_month = 12 * lines.first_day.year + lines.first_day.month
+        if 12 * as_of.year + as_of.month - first_month < 64:
+            aggregates["active_months"] = ACTIVE_MONTHS_BITS
+            params["first_month"] = first_month
         columns = ",\n  ".join(f"{sql} AS {name}"
-                               for name, sql in {**AGGREGATES, **extra}.items())
+                               for name, sql in {**aggregates, **extra}.items())
         query = f"SELECT customer,\n  {columns}\nFROM ({LINES_SQL})\nGROUP BY customer"
-        agg = con.execute(query, params).df()
+        # Arrow to pandas: keys stay Arrow text, dates datetime64 (no Python object a row).
+        con.complete()  # the last fetchone() left its result open
+        result = con.sql(query + "\nORDER BY customer", params=params).to_arrow_table()
     finally:
         con.close()
+    agg = result.to_pandas(date_as_object=False)
     agg["customer"] = agg["customer"].astype("string")
     agg = agg.set_index("customer").sort_index()
 

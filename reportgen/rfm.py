@@ -124,7 +124,8 @@ def rfm(recency: pd.Series, frequency: pd.Series, monetary: pd.Series,
 
 def summarise(scores: pd.DataFrame, segment: pd.Series, recency: pd.Series,
               frequency: pd.Series, monetary: pd.Series, groups: list[Group]) -> Rfm:
-    """The groups with their size and value, the groups of each segment, the R × F grid.
+    """The groups with their size and value (in the order of ``groups``), the groups of each
+    segment, the R × F grid.
     All series share scores' index; segment holds each customer's segment id."""
     n = len(scores)
     value = float(monetary.sum())
@@ -139,7 +140,7 @@ def summarise(scores: pd.DataFrame, segment: pd.Series, recency: pd.Series,
             share=count / n, value_share=float(monetary[members].sum()) / value if value else 0.0,
             recency=float(recency[members].mean()), frequency=float(frequency[members].mean()),
             monetary=float(monetary[members].mean())))
-    rows.sort(key=lambda r: (-r.customers, r.name))
+    # rows in the order of templates/rfm.toml: the standard one, from Champions to Lost
     cross = pd.crosstab(segment.to_numpy(), scores["rfm_group"].astype(str).to_numpy())
     by_segment = {str(int(sid)): {str(grp): int(c) for grp, c in row.items() if c}
                   for sid, row in cross.iterrows()}

@@ -10,8 +10,12 @@ Each measurement runs in a fresh child process and reports its wall time and pea
   typed line table, aggregate with DuckDB's SQL in orders.AGGREGATES, derive the features);
 - arrow:  the same, with the group-by done by pyarrow (Table.group_by().aggregate()) over the
   same line table: the alternative engine, kept here for the measurement;
-- floor:  read the Parquet file and one pyarrow group-by of the amount per customer (the work
-  no aggregation can skip).
+- old:    the duckdb mode of another checkout (--old PATH): old code against new, paired;
+- floor:  scripts/floor_orders.py: read the Parquet file and one pyarrow group-by of the amount
+  per customer (the work no aggregation can skip).
+
+Each child reports its wall time from its start (imports included) and its CPU time (user +
+system): on a shared machine the CPU seconds move less with the load than the wall time.
 
 Targets (issue 11): 10 M lines aggregated in ≤ 30 s and ≤ 3 GB peak on the 2-core machine.
 The table is written once to --cache (default /tmp/reportgen-bench-orders-<lines>.parquet).
@@ -31,7 +35,8 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The reportgen a child measures: this checkout's, or the old one's (mode old).
+sys.path.insert(0, os.environ.get("REPORTGEN_BENCH_TREE", str(ROOT)))
 
 
 def make_table(path: Path, lines: int, customers: int, seed: int = 0) -> None:
@@ -124,75 +129,83 @@ def aggregate_arrow(t, extra_mix: dict[str, int], recent, before):  # type: igno
     return table.group_by("customer").aggregate(aggs).to_pandas()
 
 
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def child(mode: str, path: str) -> None:
     """One measurement, in this (fresh) process; prints a JSON line."""
     warnings.simplefilter("ignore")  # DuckDB warns that to_arrow_table() copies: measured
     start = time.perf_counter()
     stages: dict[str, float] = {}
-    if mode == "floor":
-        import pyarrow.parquet as pq
+    cpu_stages: dict[str, float] = {}
+    from reportgen import orders
+    from reportgen.config import Config
+    from reportgen.load import load
 
-        t = pq.read_table(path, columns=["CustomerID", "Quantity", "UnitPrice"])
-        import pyarrow.compute as pc
-
-        t = t.append_column("amount", pc.multiply(pc.cast(t["Quantity"], "float64"),
-                                                  t["UnitPrice"]))
-        out = t.group_by("CustomerID").aggregate([("amount", "sum")])
-        n = out.num_rows
+    cfg = Config()
+    t0 = time.perf_counter()
+    c0 = _cpu()
+    loaded = load(path, cfg.input)
+    stages["load"] = time.perf_counter() - t0
+    cpu_stages["load"] = _cpu() - c0
+    t0 = time.perf_counter()
+    c0 = _cpu()
+    cols = orders.detect(loaded.frame, cfg.transactions, loaded.where)
+    assert cols is not None, "not detected as order lines"
+    stages["detect"] = time.perf_counter() - t0
+    cpu_stages["detect"] = _cpu() - c0
+    if mode == "duckdb":
+        t0 = time.perf_counter()
+        c0 = _cpu()
+        result = orders.aggregate(loaded.frame, cols, cfg, loaded.where)
+        stages["aggregate"] = time.perf_counter() - t0
+        cpu_stages["aggregate"] = _cpu() - c0
+        n = len(result.customers)
     else:
-        from reportgen import orders
-        from reportgen.config import Config
-        from reportgen.load import load
-
-        cfg = Config()
         t0 = time.perf_counter()
-        loaded = load(path, cfg.input)
-        stages["load"] = time.perf_counter() - t0
+        c0 = _cpu()
+        lines = orders.line_table(loaded.frame, cols, cfg, loaded.where)
+        as_of = lines.last_day
+        mix = {}
+        codes: list[tuple[str, dict[str, object]]] = []
+        for role in orders.MIX_ROLES:
+            if getattr(cols, role) is None:
+                continue
+            query = orders.LEVELS_SQL.format(role=role, top=cfg.transactions.top_levels)
+            unknown = lines.levels[role].index("Unknown")
+            top = [r[0] for r in lines.con.execute(
+                query, {"as_of": as_of, "unknown": unknown}).fetchall()]
+            mix[role] = len(top)
+            cases = " ".join(f"WHEN {role}_level = {c} THEN {i}" for i, c in enumerate(top))
+            codes.append((f"CASE {cases} ELSE -1 END AS {role}_code", {}))
+        params = {"as_of": as_of}
+        for _, p in codes:
+            params.update(p)
+        table = lines.con.execute(
+            "SELECT customer, order_key, day, amount, qty, is_return, "
+            "CASE WHEN is_return THEN -amount ELSE amount END AS net, "
+            "date_trunc('month', day) AS month"
+            + "".join(", " + c for c, _ in codes)
+            + " FROM usable WHERE day <= $as_of", params).to_arrow_table()
+        stages["line_table"] = time.perf_counter() - t0
+        cpu_stages["line_table"] = _cpu() - c0
         t0 = time.perf_counter()
-        cols = orders.detect(loaded.frame, cfg.transactions, loaded.where)
-        assert cols is not None, "not detected as order lines"
-        stages["detect"] = time.perf_counter() - t0
-        if mode == "duckdb":
-            t0 = time.perf_counter()
-            result = orders.aggregate(loaded.frame, cols, cfg, loaded.where)
-            stages["aggregate"] = time.perf_counter() - t0
-            n = len(result.customers)
-        else:
-            t0 = time.perf_counter()
-            lines = orders.line_table(loaded.frame, cols, cfg, loaded.where)
-            as_of = lines.last_day
-            mix = {}
-            codes = []
-            for role in orders.MIX_ROLES:
-                if getattr(cols, role) is None:
-                    continue
-                query = orders.LEVELS_SQL.format(role=role, top=cfg.transactions.top_levels)
-                levels = [r[0] for r in lines.con.execute(query, {"as_of": as_of}).fetchall()]
-                mix[role] = len(levels)
-                cases = " ".join(f"WHEN CAST({role}_level AS VARCHAR) = ${role}_{i} THEN {i}"
-                                 for i in range(len(levels)))
-                codes.append((f"CASE {cases} ELSE -1 END AS {role}_code",
-                              {f"{role}_{i}": v for i, v in enumerate(levels)}))
-            params = {"as_of": as_of}
-            for _, p in codes:
-                params.update(p)
-            table = lines.con.execute(
-                "SELECT customer, order_key, day, amount, qty, is_return, "
-                "CASE WHEN is_return THEN -amount ELSE amount END AS net, "
-                "date_trunc('month', day) AS month"
-                + "".join(", " + c for c, _ in codes)
-                + " FROM usable WHERE day <= $as_of", params).to_arrow_table()
-            stages["line_table"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            agg = aggregate_arrow(table, mix, as_of - dt.timedelta(days=89),
-                                  as_of - dt.timedelta(days=179))
-            stages["group_by"] = time.perf_counter() - t0
-            n = len(agg)
+        c0 = _cpu()
+        agg = aggregate_arrow(table, mix, as_of - dt.timedelta(days=89),
+                              as_of - dt.timedelta(days=179))
+        stages["group_by"] = time.perf_counter() - t0
+        cpu_stages["group_by"] = _cpu() - c0
+        n = len(agg)
     wall = time.perf_counter() - start
+    cpu = os.times()
     with open("/proc/self/status") as fh:
         hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
-    print(json.dumps({"mode": mode, "wall": round(wall, 2), "peak_gb": round(hwm / 2**20, 2),
-                      "customers": n, "stages": {k: round(v, 2) for k, v in stages.items()}}))
+    print(json.dumps({"mode": mode, "wall": round(wall, 2),
+                      "cpu": round(cpu.user + cpu.system, 2), "peak_gb": round(hwm / 2**20, 2),
+                      "customers": n, "stages": {k: round(v, 2) for k, v in stages.items()},
+                      "cpu_stages": {k: round(v, 2) for k, v in cpu_stages.items()}}))
 
 
 def main() -> int:
@@ -200,7 +213,9 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", default="duckdb,arrow,floor")
+    parser.add_argument("--modes", default="duckdb,floor",
+                        help="of duckdb, old (needs --old), arrow, floor")
+    parser.add_argument("--old", type=Path, help="a checkout of the old code (mode old)")
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,26 +228,37 @@ def main() -> int:
         make_table(path, args.lines, args.customers)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MB) in "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    modes = args.modes.split(",")
+    if "old" in modes and args.old is None:
+        parser.error("mode old needs --old PATH (e.g. a `git worktree` of the old commit)")
     load1 = os.getloadavg()[0]
     results: dict[str, list[dict[str, object]]] = {}
     for r in range(args.rounds):
-        for mode in args.modes.split(","):
-            proc = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
-                                  capture_output=True, text=True, env={**os.environ,
-                                                                       "PYTHONPATH": str(ROOT)})
+        for mode in modes:
+            if mode == "floor":
+                command = [sys.executable, str(ROOT / "scripts" / "floor_orders.py"), str(path)]
+            else:  # the old code runs this script's duckdb mode with its own reportgen
+                command = [sys.executable, __file__, "--child",
+                           "duckdb" if mode == "old" else mode, str(path)]
+            tree = args.old if mode == "old" else ROOT
+            proc = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(tree),
+                                       "REPORTGEN_BENCH_TREE": str(tree)})
             if proc.returncode:
                 print(proc.stderr, file=sys.stderr)
                 return 1
             got = json.loads(proc.stdout.strip().splitlines()[-1])
             results.setdefault(mode, []).append(got)
-            print(f"round {r + 1} {mode:<7} {got['wall']:6.2f} s  {got['peak_gb']:.2f} GB  "
-                  f"{got['stages']}", file=sys.stderr)
+            print(f"round {r + 1} {mode:<7} {got['wall']:6.2f} s  cpu {got['cpu']:6.2f} s  "
+                  f"{got['peak_gb']:.2f} GB  wall {got['stages']}  cpu "
+                  f"{got.get('cpu_stages', {})}", file=sys.stderr)
     print(f"\n{args.lines:,} lines, load average {load1:.1f} → {os.getloadavg()[0]:.1f} "
           f"(2 cores)")
     for mode, runs in results.items():
         wall = statistics.median(float(x["wall"]) for x in runs)  # type: ignore[arg-type]
+        cpu = statistics.median(float(x["cpu"]) for x in runs)  # type: ignore[arg-type]
         peak = statistics.median(float(x["peak_gb"]) for x in runs)  # type: ignore[arg-type]
-        print(f"  {mode:<7} median {wall:6.2f} s  peak {peak:.2f} GB  "
+        print(f"  {mode:<7} median {wall:6.2f} s  cpu {cpu:6.2f} s  peak {peak:.2f} GB  "
               f"({runs[0]['customers']:,} customers)")
     return 0
 

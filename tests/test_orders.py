@@ -97,6 +97,21 @@ def test_tiny_table_aggregates_to_hand_computed_features() -> None:
     assert o.date_format == "%m/%d/%y %H:%M"
 
 
+def test_active_months_are_counted_alike_over_short_and_long_spans() -> None:
+    # Up to 64 months the months are bits of one integer; beyond, a distinct count.
+    def lines(first: str) -> pd.DataFrame:
+        days = [first, "2020-01-03", "2020-01-20", "2020-03-05", "2020-03-06", "2020-06-30"]
+        return pd.DataFrame({"customer": ["A", "A", "A", "B", "A", "B"],
+                             "order_date": pd.to_datetime(days),
+                             "amount": [5.0, 10.0, 20.0, 30.0, 40.0, 50.0]})
+
+    short, long_ = _aggregate(lines("2019-12-31")), _aggregate(lines("2014-01-02"))
+    assert short.customers.loc["A", "active_months"] == 3  # Dec 2019, Jan and Mar 2020
+    assert long_.customers.loc["A", "active_months"] == 3  # Jan 2014, Jan and Mar 2020
+    assert short.customers.loc["B", "active_months"] == long_.customers.loc["B", "active_months"]
+    assert short.customers.loc["B", "active_months"] == 2
+
+
 def test_as_of_cuts_the_lines_and_says_why() -> None:
     o = _aggregate(tiny(), _cfg(as_of=dt.date(2020, 3, 15)))
     assert list(o.customers.index) == ["A"]  # B ordered later; C3 (16 March) is left out too
@@ -351,21 +366,25 @@ def test_other_spellings_of_the_columns_are_found(names: dict[str, str]) -> None
 
 
 def test_exact_duplicates_are_found_in_a_table_many_threads_read() -> None:
-    from reportgen.orders import _connect, _duplicates
+    from reportgen.orders import OrderColumns, _connect, line_table
 
     rng = np.random.default_rng(3)
     n = 300_000
     frame = pd.DataFrame({"customer": rng.integers(0, 50_000, n).astype(str),
                           "amount": rng.integers(1, 10_000, n) / 100,
-                          "day": rng.integers(0, 400, n)})
+                          "day": pd.Timestamp("2020-01-01")
+                          + pd.to_timedelta(rng.integers(0, 400, n), unit="D")})
     copies = rng.choice(n, size=40, replace=False)
     frame = pd.concat([frame, frame.iloc[copies]], ignore_index=True)
     frame = frame.sample(frac=1.0, random_state=4).reset_index(drop=True)  # copies anywhere
     con = _connect()
     try:
-        found = _duplicates(con, frame)
+        lines = line_table(frame, OrderColumns(customer="customer", date="day", amount="amount"),
+                           Config(), con=con)
+        found = con.execute("SELECT _row FROM typed WHERE _dup ORDER BY 1").fetchnumpy()["_row"]
     finally:
         con.close()
-    expected = frame.duplicated(keep="first").to_numpy()
-    assert expected.sum() >= 40
-    assert (found == expected).all()
+    expected = np.flatnonzero(frame.duplicated(keep="first").to_numpy())
+    assert len(expected) >= 40
+    assert lines.stats.duplicates == len(expected)
+    assert (np.asarray(found) == expected).all()
