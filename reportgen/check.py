@@ -24,7 +24,7 @@ from .clean import (
     require_rows,
 )
 from .config import Config, toml_value
-from .errors import ReportgenError, SegmentationError
+from .errors import ReportgenError, SegmentationError, printable
 from .features import FeatureFrame, build_features, order_features
 from .load import Loaded, load
 from .orders import ROLE_TEXT, OrderColumns, Orders, aggregate, describe_columns, detect
@@ -59,7 +59,7 @@ def check(source: str | Path | None, cfg: Config) -> Check:
     cleaning (ambiguous dates, too few rows, nothing to cluster on) is returned, so the roles
     can still be shown next to it.
     """
-    loaded = load(source, cfg.input)
+    loaded = load(source, cfg.input, cfg.limits)
     file = loaded.where
     schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
     order_columns = detect(loaded.frame, cfg.transactions, file)
@@ -245,10 +245,11 @@ def config_text(c: Check) -> str:
     """A commented reportgen.toml with what was inferred from the table."""
     cfg, ld, schema = c.cfg, c.loaded, c.schema
     out = [
-        f"# reportgen configuration for {ld.name}, written by `reportgen init` from what it",
+        f"# reportgen configuration for {_comment(ld.name)}, written by `reportgen init` from "
+        "what it",
         "# inferred. Every setting is optional: delete a line to go back to inference or the",
         "# default. Check it against the table with:",
-        f"#   reportgen validate {_shell(_source_arg(ld))} --config reportgen.toml",
+        f"#   reportgen validate {_comment(_shell(_source_arg(ld)))} --config reportgen.toml",
         "# Database passwords do not belong here: use the environment (PGPASSWORD, or ${VAR} in",
         "# the URL).",
         "",
@@ -289,7 +290,7 @@ def config_text(c: Check) -> str:
     width = max(len(_toml(str(col))) for col in schema.roles) + 3
     for column, role in schema.roles.items() if c.order_columns is None else ():
         text = f"{_toml(str(column))} = {_toml(role)}"
-        out.append(f"{text:<{max(width + 16, 40)}} # {schema.notes.get(column, '')}")
+        out.append(f"{text:<{max(width + 16, 40)}} # {_comment(schema.notes.get(column, ''))}")
     out += ["", "# Multiply a column by a factor (amounts in thousands = 1000); 1 switches it off.",
             "[scale]"]
     if schema.scales:
@@ -314,6 +315,8 @@ def config_text(c: Check) -> str:
     out += ["[report]"] + _section(cfg.report, "report", report_values)
     if any(f.name == "gates" for f in dataclasses.fields(cfg)):
         out += ["", "[gates]"] + _section(cfg.gates, "gates", {})
+    out += ["", "# How much input a run accepts; past a limit it stops with a line naming it.",
+            "[limits]"] + _section(cfg.limits, "limits", {})
     return "\n".join(out) + "\n"
 
 
@@ -339,6 +342,12 @@ def _source_arg(ld: Loaded) -> str:
         return ld.where
     # "postgresql://user:***@host/db table customers": the URL; the table is in [input]
     return ld.where.rsplit(" table ", 1)[0].removesuffix(" query")
+
+
+def _comment(text: str) -> str:
+    """text safe in a TOML comment: a newline in a file name would end the comment and
+    break the file, a control character is not allowed in TOML at all."""
+    return printable(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _shell(text: str) -> str:

@@ -609,15 +609,23 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                     s = s.mask(over)
             plausible = d.plausible if d else None
             if role == "birth_year":
-                if plausible is None:
-                    year = as_of.year if as_of else (int(s.max()) if s.notna().any() else 2000)
-                    plausible = (float(year - MAX_AGE), float(year - MIN_AGE))
+                reason = (f"implies an age outside {MIN_AGE}-{MAX_AGE}" if as_of else
+                          f"more than {MAX_AGE - MIN_AGE} years before the youngest customers, "
+                          "or after them (the table has no date to measure ages at)")
+                if plausible is None and as_of:
+                    plausible = (float(as_of.year - MAX_AGE), float(as_of.year - MIN_AGE))
+                elif plausible is None:
+                    # No date says when the table was taken: the youngest customers (the
+                    # 99th percentile, so one typo like 2095 does not move it) are taken as
+                    # MIN_AGE. Checking against the largest year instead made everyone born
+                    # in the last MIN_AGE years of the table "too young".
+                    year = float(s.quantile(0.99)) + MIN_AGE if s.notna().any() else 2000.0
+                    plausible = (year - MAX_AGE, year)
                 bad = (s < plausible[0]) | (s > plausible[1])
                 if bad.any():
                     values = ", ".join(str(int(v)) for v in sorted(s[bad].unique())[:6])
                     log.append(CleaningStep(column, "set missing", int(bad.sum()),
-                                            f"birth years {values}",
-                                            f"implies an age outside {MIN_AGE}-{MAX_AGE}"))
+                                            f"birth years {values}", reason))
                     s = s.mask(bad)
             if role == "age":
                 plausible = plausible or (float(MIN_AGE), float(MAX_AGE))

@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a bug in reportgen (traceback with --verbose); 2 bad in
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import signal
@@ -20,8 +21,9 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import ALGORITHMS, VALID_FORMATS, load_config
-from .errors import ConfigError, ReportgenError
+from .config import ALGORITHMS, VALID_FORMATS, LimitsConfig, load_config
+from .errors import ConfigError, ReportgenError, printable
+from .limits import deadline
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("reportgen")
@@ -46,7 +48,7 @@ def _errors_to_exit_codes(func: F) -> F:
         except ReportgenError as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {exc}", err=True)  # str(exc) is one printable line
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; no report was written.", err=True)
@@ -58,19 +60,45 @@ def _errors_to_exit_codes(func: F) -> F:
             # the reader of stdout is gone (`reportgen run | head -1`): nothing is wrong with
             # the run, so no message; 141 is what a shell shows for a writer stopped by
             # SIGPIPE. stdout goes to /dev/null so the exit's own flush cannot fail again.
+            # (Before OSError: a broken pipe is one.)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
-        except Exception as exc:  # a bug: say so, keep the details for --verbose
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRNOS:
+                raise _bug(exc, verbose) from None
+            # the disk or the system refused (full, read-only, no permission): not a bug
             if verbose:
                 traceback.print_exc()
-            click.echo(
-                f"Error: internal error ({exc.__class__.__name__}: {exc}); this is a bug in "
-                "reportgen. Run again with --verbose for the traceback and report it.",
-                err=True,
-            )
-            sys.exit(1)
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(printable(f"Error: {where}cannot write or read ({exc.strerror}) (free "
+                                 "some space or fix the permissions, or choose another --out)"),
+                       err=True)
+            sys.exit(2)
+        except MemoryError:
+            if verbose:
+                traceback.print_exc()
+            click.echo("Error: not enough memory for this table (lower the limits under "
+                       "[limits] in the config, or use a smaller table)", err=True)
+            sys.exit(2)
+        except Exception as exc:  # a bug: say so, keep the details for --verbose
+            raise _bug(exc, verbose) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# errno values that mean the disk or the system refused, whatever reportgen did right
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES,
+                      errno.EPERM, errno.EMFILE, errno.ENFILE}
+
+
+def _bug(exc: BaseException, verbose: bool) -> SystemExit:
+    if verbose:
+        traceback.print_exception(exc)
+    click.echo(printable(
+        f"Error: internal error ({exc.__class__.__name__}: {' '.join(str(exc).split())}); "
+        "this is a bug in reportgen. Run again with --verbose for the traceback and report "
+        "it."), err=True)
+    return SystemExit(1)
 
 
 def _formats(value: str | None) -> list[str] | None:
@@ -178,7 +206,8 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     )
     from . import run as run_report
 
-    result = run_report(source, cfg, Path(out_root), previous=previous, fresh=fresh)
+    with deadline(cfg.limits.seconds):
+        result = run_report(source, cfg, Path(out_root), previous=previous, fresh=fresh)
     from .gates import EXIT_GATE_FAILED
 
     if as_json:
@@ -305,7 +334,8 @@ def score(new_customers: str, model_dir: str, out_dir: str, verbose: bool, quiet
         raise ConfigError("--verbose and --quiet cannot be used together")
     from .pipeline import score as score_pipeline
 
-    result = score_pipeline(new_customers, Path(model_dir), Path(out_dir))
+    with deadline(LimitsConfig().seconds):
+        result = score_pipeline(new_customers, Path(model_dir), Path(out_dir))
     s = result.summary
     click.echo(f"Scored {s['customers']:,} of {s['customers_in']:,} customers with the "
                f"segments of run {s['model_run']}")
@@ -430,8 +460,10 @@ def validate(source: str | None, config_path: str | None, table: str | None,
     """
     from .check import check, describe
 
-    result = check(source, _source_config(config_path, table, query))
-    click.echo(describe(result))
+    cfg = _source_config(config_path, table, query)
+    with deadline(cfg.limits.seconds, "validate"):
+        result = check(source, cfg)
+    click.echo(printable(describe(result)))  # column names are data: no terminal escapes
     if result.problem is not None:
         raise result.problem
 
@@ -460,17 +492,20 @@ def init(source: str | None, config_path: str | None, out_path: str, force: bool
     if out.exists() and not force:
         raise ConfigError("already exists", file=str(out),
                           hint="use --force to overwrite it, or --out another path")
-    result = check(source, _source_config(config_path, table, query))
+    cfg = _source_config(config_path, table, query)
+    with deadline(cfg.limits.seconds, "init"):
+        result = check(source, cfg)
     text = config_text(result)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write the config ({exc.strerror})", file=str(out)) from None
     roles = sum(1 for r in result.schema.roles.values() if r != "ignore")
-    click.echo(f"Wrote {out}: {roles} of {len(result.schema.roles)} columns have a role"
-               + (f", {len(result.features.model)} model features" if result.features else ""))
+    click.echo(printable(f"Wrote {out}: {roles} of {len(result.schema.roles)} columns have a "
+                         "role" + (f", {len(result.features.model)} model features"
+                                   if result.features else "")))
     if result.problem is not None:
-        click.echo(f"Warning: {result.problem}; edit {out} before running", err=True)
+        click.echo(printable(f"Warning: {result.problem}; edit {out} before running"), err=True)
 
 
 # Python collects the young generation every 700 allocations; a run allocates millions of

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import json
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -53,23 +54,26 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    k: int | None = _setting(None, "Force the number of segments; empty = chosen by the k search.")
+    k: int | None = _setting(None, "Force the number of segments; empty = chosen by the k search.",
+                             range=(2, 30))
     k_min: int = _setting(
-        3, "Smallest k the search considers (2 segments is a value split, not a segmentation)."
-    )
-    k_max: int = _setting(10, "Largest k the search considers.")
-    random_state: int = _setting(42, "Seed for every random choice: k-means, samples, projections.")
+        3, "Smallest k the search considers (2 segments is a value split, not a segmentation).",
+        range=(2, 30))
+    k_max: int = _setting(10, "Largest k the search considers.", range=(2, 30))
+    random_state: int = _setting(42, "Seed for every random choice: k-means, samples, projections.",
+                                 range=(0, 2**32 - 1))
     min_segment_share: float = _setting(
-        0.05, "A k whose smallest segment holds less than this share of customers is not eligible."
-    )
+        0.05, "A k whose smallest segment holds less than this share of customers is not eligible.",
+        range=(0.0, 0.5))
     silhouette_sample: int = _setting(
         2000, "Customers sampled to compute silhouette per k (exact silhouette is quadratic;"
-        " 2,000 lands within 0.01 of the exact score on the sample)."
-    )
+        " 2,000 lands within 0.01 of the exact score on the sample; the distances of every pair"
+        " are held in memory, 800 MB at 10,000).", range=(100, 10_000))
     search_sample: int = _setting(
-        50000, "Customers sampled for the k search on large tables; the final model uses everyone."
-    )
-    n_init: int = _setting(4, "k-means restarts per k (the best of them is kept).")
+        50000, "Customers sampled for the k search on large tables; the final model uses everyone.",
+        range=(100, 1_000_000))
+    n_init: int = _setting(4, "k-means restarts per k (the best of them is kept).",
+                           range=(1, 100))
     algorithm: str = _setting(
         "kmeans",
         "kmeans, minibatch (MiniBatchKMeans), gmm (Gaussian mixture), ward (hierarchical, on a "
@@ -79,11 +83,11 @@ class SegmentConfig:
         200000,
         "Above this many customers kmeans is fitted on search_sample customers and the rest are "
         "assigned to the nearest centre (measured faster and closer to a full fit than minibatch).",
-    )
+        range=(1_000, 1_000_000_000))
     fit_sample: int = _setting(
         5000, "Customers ward and kprototypes are fitted on (they do not scale to large tables: "
         "Ward's memory grows with the square); the rest go to the nearest segment.",
-    )
+        range=(100, 20_000))
     scaling: str = _setting(
         "auto",
         "Scaling of every model feature: auto (log1p on skewed money and counts, then standard), "
@@ -93,24 +97,24 @@ class SegmentConfig:
         {}, "Per-feature scaling that overrides 'scaling': feature name = standard, robust, log1p."
     )
     stability_runs: int = _setting(
-        10, "Refits on bootstrap samples to measure how stable each segment is; 0 = skip."
-    )
+        10, "Refits on bootstrap samples to measure how stable each segment is; 0 = skip.",
+        range=(0, 100))
     stability_sample: int = _setting(
-        20000, "Customers drawn (with replacement) for each stability refit."
-    )
+        20000, "Customers drawn (with replacement) for each stability refit.",
+        range=(100, 1_000_000))
 
 
 @dataclass(frozen=True)
 class GatesConfig:
     fail_under_silhouette: float | None = _setting(
-        None, "CI gate: exit code 3 when the segmentation's silhouette is below this."
-    )
+        None, "CI gate: exit code 3 when the segmentation's silhouette is below this.",
+        range=(-1.0, 1.0))
     min_segment_share: float | None = _setting(
-        None, "CI gate: exit code 3 when the smallest segment holds less than this share."
-    )
+        None, "CI gate: exit code 3 when the smallest segment holds less than this share.",
+        range=(0.0, 1.0))
     min_stability: float | None = _setting(
-        None, "CI gate: exit code 3 when any segment's stability (Jaccard, 0-1) is below this."
-    )
+        None, "CI gate: exit code 3 when any segment's stability (Jaccard, 0-1) is below this.",
+        range=(0.0, 1.0))
 
 
 SERIES_POLICIES = ("keep", "refit")
@@ -161,8 +165,8 @@ class ReportConfig:
     title: str = _setting("Customer segmentation", "Report title.")
     company: str = _setting("", "Company name shown on the cover and in the email.")
     as_of: dt.date | None = _setting(
-        None, "Date at which ages and tenures are computed; empty = latest date in the data."
-    )
+        None, "Date at which ages and tenures are computed; empty = latest date in the data.",
+        range=(dt.date(1900, 1, 1), dt.date(2199, 12, 31)))
     period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
     currency: str = _setting("$", "Currency symbol for money amounts.")
     formats: list[str] = _setting(
@@ -178,6 +182,27 @@ class ReportConfig:
     template_dir: str | None = _setting(
         None, "Folder of templates searched before the built-in ones (or --template-dir): a "
         "report.html.j2, report_pdf.html.j2, email.html.j2 there replaces the built-in one.")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """How much input a run accepts. Past a limit the run stops with one line naming it."""
+
+    bytes: int = _setting(
+        1_000_000_000, "Largest table read, in bytes after decompression (a 1 GB CSV is ~10 "
+        "million customers).", range=(1_000, 100_000_000_000))
+    rows: int = _setting(10_000_000, "Most rows read from a table.", range=(10, 1_000_000_000))
+    columns: int = _setting(1_000, "Most columns a table may have.", range=(2, 100_000))
+    cell_chars: int = _setting(1_000_000, "Longest text cell, in characters.",
+                               range=(100, 100_000_000))
+    header_chars: int = _setting(1_000, "Longest column name, in characters.",
+                                 range=(10, 100_000))
+    excel_cells: int = _setting(
+        20_000_000, "Most cells read from an .xlsx sheet (rows × columns as stored; openpyxl "
+        "reads about a million a second).", range=(100, 1_000_000_000))
+    seconds: int = _setting(
+        3600, "Longest a command may run, in seconds (then it stops, writing nothing).",
+        range=(1, 7 * 24 * 3600))
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,7 @@ class Config:
     series: SeriesConfig = field(default_factory=SeriesConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def with_overrides(self, **dotted: Any) -> Config:
         """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
@@ -248,7 +274,11 @@ class Config:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(dataclasses.asdict(self))
+        """The settings that decide what a run writes (the run id hashes them). [limits] is
+        left out: a limit decides only whether a run goes ahead, never what it writes."""
+        data = dataclasses.asdict(self)
+        data.pop("limits")
+        return jsonable(data)
 
     def run_key(self) -> dict[str, Any]:
         """The settings that shape a run's analysis, for its run id: not where the table and
@@ -281,6 +311,7 @@ LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
+CONFIG_BYTES = 1_000_000  # a reportgen.toml is a few kilobytes
 
 
 def _file_digest(path: str) -> str:
@@ -378,23 +409,15 @@ def _build(cls: type, data: dict[str, Any], prefix: str, file: str | None) -> An
 
 
 def validate(cfg: Config, file: str | None = None) -> Config:
-    """Check the relations between settings that types alone cannot express."""
+    """Check the range of every number and the relations between settings."""
+    _validate_ranges(cfg, file)
     _validate_input(cfg, file)
+    _validate_text(cfg, file)
     s = cfg.segment
-    if s.k_min < 2:
-        raise ConfigError("'segment.k_min' must be at least 2", file=file)
     if s.k_max < s.k_min:
         raise ConfigError(
             f"'segment.k_max' ({s.k_max}) must not be below 'segment.k_min' ({s.k_min})", file=file
         )
-    if s.k is not None and not 2 <= s.k <= 30:
-        raise ConfigError(f"k must be between 2 and 30, got {s.k}", file=file)
-    if not 0 <= s.min_segment_share < 0.5:
-        raise ConfigError("'segment.min_segment_share' must be between 0 and 0.5", file=file)
-    if s.silhouette_sample < 100 or s.search_sample < 100:
-        raise ConfigError("sample sizes in [segment] must be at least 100", file=file)
-    if s.n_init < 1:
-        raise ConfigError("'segment.n_init' must be at least 1", file=file)
     if s.algorithm not in ALGORITHMS:
         raise ConfigError(
             f"unknown algorithm {s.algorithm!r}{_nearest(s.algorithm, list(ALGORITHMS))}",
@@ -404,13 +427,6 @@ def validate(cfg: Config, file: str | None = None) -> Config:
         options = list(SCALINGS) if where == "segment.scaling" else list(SCALINGS[1:])
         if method not in options:
             raise ConfigError(f"{where!r} is {method!r}{_nearest(method, options)}", file=file)
-    if s.stability_runs < 0 or s.stability_sample < 100 or s.fit_sample < 100:
-        raise ConfigError("'segment.stability_runs' must be ≥ 0 and the sample sizes ≥ 100",
-                          file=file)
-    for name in ("fail_under_silhouette", "min_segment_share", "min_stability"):
-        gate = getattr(cfg.gates, name)
-        if gate is not None and not -1 <= gate <= 1:
-            raise ConfigError(f"'gates.{name}' must be between -1 and 1, got {gate}", file=file)
     for fmt in cfg.report.formats:
         if fmt not in VALID_FORMATS:
             raise ConfigError(
@@ -429,6 +445,50 @@ def validate(cfg: Config, file: str | None = None) -> Config:
         except ConfigError as exc:
             raise ConfigError(f"'series.name': {exc.message}", file=file, hint=exc.hint) from None
     return cfg
+
+
+def _ranges(cfg: Config) -> typing.Iterator[tuple[str, Any, Any, Any]]:
+    """(key, value, low, high) of every setting that has a range."""
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for f in dataclasses.fields(value):
+            if "range" in f.metadata:
+                low, high = f.metadata["range"]
+                yield f"{section.name}.{f.name}", getattr(value, f.name), low, high
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int) and abs(value) >= 1_000:
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _validate_ranges(cfg: Config, file: str | None) -> None:
+    for key, value, low, high in _ranges(cfg):
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{key!r} must be between {_shown(low)} and {_shown(high)}, "
+                              f"got {_shown(value)}", file=file)
+
+
+# Settings shown on one line: in a subject, a header, a cover. A line break in a company name
+# would split an email header, so control characters are refused.
+_ONE_LINE = ("title", "company", "period", "currency")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _validate_text(cfg: Config, file: str | None) -> None:
+    for name in _ONE_LINE:
+        value = getattr(cfg.report, name)
+        if value is not None and _CONTROL.search(value):
+            raise ConfigError(f"'report.{name}' must be one line without control characters, "
+                              f"got {value!r}", file=file)
+        if value is not None and len(value) > 200:
+            raise ConfigError(f"'report.{name}' is {len(value):,} characters long (at most "
+                              "200)", file=file)
 
 
 TRANSACTION_ROWS = ("auto", "orders", "customers")
@@ -474,13 +534,24 @@ def _validate_input(cfg: Config, file: str | None) -> None:
         raise ConfigError(f"'input.delimiter' must be one character, got {i.delimiter!r}",
                           file=file, hint='e.g. ";" or "\\t"')
     if i.encoding is not None:
-        import codecs
-
         try:
-            codecs.lookup(i.encoding)
+            # str.encode accepts only text encodings: rot13 or base64 are codecs too, but
+            # not encodings a table can be written in.
+            "a".encode(i.encoding)
         except LookupError:
-            raise ConfigError(f"'input.encoding' names an unknown encoding {i.encoding!r}",
-                              file=file, hint="e.g. utf-8, cp1252, latin-1") from None
+            import codecs
+
+            try:
+                codecs.lookup(i.encoding)
+                what = f"{i.encoding!r}, which is not a text encoding"
+            except LookupError:
+                what = f"an unknown encoding {i.encoding!r}"
+            raise ConfigError(f"'input.encoding' names {what}", file=file,
+                              hint="e.g. utf-8, cp1252, latin-1") from None
+        except UnicodeError:
+            pass  # a text encoding without an 'a' (rare) is still a text encoding
+    if i.date_format is not None:
+        _check_date_format(i.date_format, file)
     if i.table is not None and i.query is not None:
         raise ConfigError("'input.table' and 'input.query' cannot both be set", file=file)
     for column, factor in cfg.scale.items():
@@ -491,6 +562,18 @@ def _validate_input(cfg: Config, file: str | None) -> None:
 
 def _is_url(text: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text) is not None
+def _check_date_format(fmt: str, file: str | None) -> None:
+    """A format that can write a date and read it back: '%Q%' or '%d-%m' without a year
+    cannot."""
+    sample = dt.datetime(2014, 6, 30, 13, 45, 10)
+    try:
+        parsed = dt.datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        raise ConfigError(f"'input.date_format' {fmt!r} is not a date format ({exc})",
+                          file=file, hint="e.g. \"%d-%m-%Y\" or \"%Y-%m-%d\"") from None
+    if parsed.date() != sample.date():
+        raise ConfigError(f"'input.date_format' {fmt!r} does not hold a whole date (day, "
+                          "month and year)", file=file, hint="e.g. \"%d-%m-%Y\"")
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -499,10 +582,21 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        mode = p.stat().st_mode
     except FileNotFoundError:
         raise ConfigError("config file not found", file=str(p)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file ({exc.strerror})", file=str(p)) from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device or a pipe)"
+        raise ConfigError(f"the config file is {what}", file=str(p))
+    if p.stat().st_size > CONFIG_BYTES:
+        raise ConfigError(f"the config file is larger than {CONFIG_BYTES:,} bytes",
+                          file=str(p))
+    try:
+        # utf-8-sig: Windows editors save UTF-8 with a byte-order mark
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file ({exc.__class__.__name__})",
                           file=str(p)) from None
     try:
@@ -548,8 +642,12 @@ def describe() -> list[tuple[str, str, str]]:
         value = getattr(Config(), f.name)
         if dataclasses.is_dataclass(value):
             for sub in dataclasses.fields(value):
+                help_text = sub.metadata["help"]
+                if "range" in sub.metadata:
+                    low, high = sub.metadata["range"]
+                    help_text += f" Range {_shown(low)} to {_shown(high)}."
                 rows.append((f"{f.name}.{sub.name}", toml_value(getattr(value, sub.name)),
-                             sub.metadata["help"]))
+                             help_text))
         else:
             rows.append((f.name, toml_value(value), f.metadata["help"]))
     return rows

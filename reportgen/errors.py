@@ -6,6 +6,22 @@ Anything else is a bug (exit code 1).
 
 from __future__ import annotations
 
+import re
+
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts a colour,
+# a title change or worse), DEL, line and paragraph separators, and the bidi overrides that
+# reorder what is shown. Data (a column name, a file name) reaches the terminal through
+# printable().
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                          r"\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """text with every control character shown as an escape (\\x1b), tabs and newlines
+    kept."""
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"),
+                            text)
+
 
 class ReportgenError(Exception):
     """Base class for problems the user can fix (bad input, bad config)."""
@@ -39,7 +55,7 @@ class ReportgenError(Exception):
         text = f"{': '.join(where)}: {self.message}" if where else self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return " ".join(text.split())  # always one line
+        return printable(" ".join(text.split()))  # always one line, nothing a terminal runs
 
 
 class InputError(ReportgenError):
@@ -64,6 +80,10 @@ class HistoryError(ReportgenError):
 
 class ModelError(ReportgenError):
     """A saved model or its decisions are missing, unreadable, or do not fit the table."""
+
+
+class LimitError(InputError):
+    """The input is larger than a limit in [limits] allows (the message names the limit)."""
 
 
 class RefusedResourceError(ReportgenError):

@@ -11,22 +11,26 @@ cleaning steps, so the report's cleaning log says it.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
 import io
 import os
 import re
+import stat
 import unicodedata
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from .config import InputConfig
-from .errors import ConfigError, InputError, ReportgenError
+from .config import InputConfig, LimitsConfig
+from .errors import ConfigError, InputError, LimitError, ReportgenError
 from .report import CleaningStep
 from .resources import sample_path
 
@@ -36,11 +40,16 @@ DELIMITERS = [",", "\t", ";", "|"]
 WHITESPACE = " "
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
+HEADER_SCAN = 4 * 1024 * 1024  # characters searched for the header row (1,000 names of 1,000)
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-", "#N/A"]
 # A decoded text with more control characters than this share is not a table.
 MAX_CONTROL_SHARE = 0.01
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Addresses reportgen will not fetch (it never downloads): named so the message is clear.
+WEB_URL = re.compile(r"^(https?|ftps?|s3|gs|gcs|az|abfss?|hdfs|webhdfs)://", re.I)
+# Excel's "sep=;" first line names the delimiter of the CSV it wrote.
+EXCEL_SEP_LINE = re.compile(r"sep=(.)[ \t]*\r?\n")
 
 # First bytes of the formats we can read, or at least name.
 MAGIC = {
@@ -71,10 +80,22 @@ def is_database_url(source: str | Path | None) -> bool:
         and not source.startswith("file://")
 
 
-def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
-    """Read SOURCE (None = the bundled sample) into a DataFrame of strings and numbers."""
+def load(source: str | Path | None, cfg: InputConfig,
+         limits: LimitsConfig | None = None) -> Loaded:
+    """Read SOURCE (None = the bundled sample) into a DataFrame of strings and numbers.
+
+    Nothing past ``limits`` is read: a file larger than limits.bytes (after decompression),
+    more rows or columns than allowed, or a special file (a FIFO, a device) is refused with a
+    LimitError or InputError before it can fill the memory or block the run.
+    """
+    limits = limits or LimitsConfig()
+    if isinstance(source, str) and (web := WEB_URL.match(source)):
+        raise InputError(f"a {web.group(1).lower()}:// address: reportgen reads local files "
+                         "and databases, and never downloads",
+                         file=re.sub(r"(://[^/@]*:)[^@/]*@", r"\1***@", source),
+                         hint="download the file first, then give its path")
     if is_database_url(source):
-        return _load_sql(str(source), cfg)
+        return _load_sql(str(source), cfg, limits)
     if cfg.table or cfg.query:
         raise ConfigError("--table and --query (input.table, input.query) are for database "
                           "sources", file=str(source) if source else None,
@@ -82,25 +103,18 @@ def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
                                "sqlite:///customers.db")
     path = Path(source) if source is not None else sample_path()
     where = str(path)
-    if not path.exists():
-        hint = "check the path" if not path.is_symlink() else "the link points nowhere"
-        raise InputError("file not found", file=where, hint=hint)
-    if path.is_dir():
-        raise InputError("is a folder, not a file", file=where, hint="give the table's path")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
-                         file=where, hint="check the file's permissions") from None
+    raw = _read_file(path, where, limits)
     if not raw.strip():
         raise InputError("the file is empty", file=where)
     digest = hashlib.sha256(raw).hexdigest()
     kind = _kind(raw, path)
     if kind == "parquet":
-        return _finish(_read_parquet(raw, where), path, where, digest, kind="parquet", notes=[])
+        frame, parquet_notes = _read_parquet(raw, where, limits)
+        return _finish(frame, path, where, digest, kind="parquet", notes=parquet_notes,
+                       limits=limits)
     if kind == "excel":
-        frame = _read_excel(raw, where, cfg.sheet)
-        return _finish(frame, path, where, digest, kind="excel", notes=[])
+        frame = _read_excel(raw, where, cfg.sheet, limits)
+        return _finish(frame, path, where, digest, kind="excel", notes=[], limits=limits)
     if kind == "xls":
         raise InputError("this is an old Excel .xls workbook", file=where,
                          hint="save it as .xlsx or CSV")
@@ -112,17 +126,65 @@ def load(source: str | Path | None, cfg: InputConfig) -> Loaded:
         raise InputError(f"the file is {what}", file=where, hint=hint)
     notes: list[CleaningStep] = []
     if kind == "gzip":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            raise InputError("the file looks gzip-compressed but cannot be decompressed",
-                             file=where, hint="check that it was copied whole") from None
+        raw = _gunzip(raw, where, limits)
         notes.append(CleaningStep("*", "decompressed", 0, "gzip", "the file was compressed"))
         if not raw.strip():
             raise InputError("the file is empty", file=where)
-    frame, delimiter, encoding, text_notes = _read_text(raw, where, cfg)
+    frame, delimiter, encoding, text_notes = _read_text(raw, where, cfg, limits)
     return _finish(frame, path, where, digest, kind="text", delimiter=delimiter,
-                   encoding=encoding, notes=notes + text_notes)
+                   encoding=encoding, notes=notes + text_notes, limits=limits)
+
+
+def over_limit(what: str, key: str, limits: LimitsConfig, where: str | None,
+               unit: str = "") -> LimitError:
+    """The one line for an input past a limit: what, which limit, how to raise it."""
+    value = getattr(limits, key)
+    return LimitError(f"{what} (more than limits.{key} = {value:,}{unit})", file=where,
+                      hint=f"raise {key} under [limits] in the config if the input is right")
+
+
+def _read_file(path: Path, where: str, limits: LimitsConfig) -> bytes:
+    """The file's bytes, at most limits.bytes of them; only a regular file is read (a FIFO
+    would block forever, /dev/zero never ends)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        hint = "check the path" if not path.is_symlink() else "the link points nowhere"
+        raise InputError("file not found", file=where, hint=hint) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
+                         file=where, hint="check the file's permissions") from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a folder, not a file", file=where, hint="give the table's path")
+    if not stat.S_ISREG(mode):
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InputError(f"is {what}, not a file", file=where,
+                         hint="save the table to a file and give its path")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limits.bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
+                         file=where, hint="check the file's permissions") from None
+    if len(raw) > limits.bytes:
+        raise over_limit("the file is too large", "bytes", limits, where, " bytes")
+    return raw
+
+
+def _gunzip(raw: bytes, where: str, limits: LimitsConfig) -> bytes:
+    """Decompress, stopping one byte past limits.bytes: a gzip bomb never inflates."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            data = f.read(limits.bytes + 1)
+    except (OSError, EOFError, zlib.error):
+        raise InputError("the file looks gzip-compressed but cannot be decompressed",
+                         file=where, hint="check that it was copied whole") from None
+    if len(data) > limits.bytes:
+        raise over_limit("the file is too large once decompressed", "bytes", limits, where,
+                         " bytes")
+    return data
 
 
 def _kind(raw: bytes, path: Path) -> str:
@@ -242,7 +304,7 @@ def _text_columns(sample: str, delimiter: str) -> list[str]:
     return out
 
 
-def _read_text(raw: bytes, where: str, cfg: InputConfig
+def _read_text(raw: bytes, where: str, cfg: InputConfig, limits: LimitsConfig
                ) -> tuple[pd.DataFrame, str, str, list[CleaningStep]]:
     encoding_wanted = cfg.encoding
     if encoding_wanted is None and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -256,24 +318,47 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
     if control > MAX_CONTROL_SHARE * len(sample):
         raise InputError("the file is binary, not a delimited text table", file=where,
                          hint="export it as CSV")
-    delimiter = cfg.delimiter or sniff_delimiter(sample)
+    skip = 0  # characters before the table
+    if sep := EXCEL_SEP_LINE.match(text):
+        # Excel writes "sep=;" as the first line of a CSV to name its delimiter
+        skip = sep.end()
+        delimiter = cfg.delimiter or sep.group(1)
+        sample = text[skip:skip + SNIFF_BYTES]
+    else:
+        delimiter = cfg.delimiter or sniff_delimiter(sample)
+    _check_header(text[skip:skip + HEADER_SCAN], delimiter, where, limits)
     text_columns = _text_columns(sample, delimiter)
+    # pandas reads the table as UTF-8 bytes: the file's own bytes when it is UTF-8 (no copy),
+    # else the text encoded once. A StringIO of the text would hold 4 bytes a character
+    # (scripts/bench_load.py: 944 -> 560 MB peak for an 82 MB CSV); the text is let go here.
+    body = _utf8_body(raw, text, encoding, skip)
+    del text, sep  # (the match holds the text too)
+    options: dict[str, Any] = dict(sep=r"\s+" if delimiter == WHITESPACE else delimiter,
+                                   engine="c", encoding="utf-8", skipinitialspace=True,
+                                   na_values=NA_VALUES, keep_default_na=False,
+                                   nrows=limits.rows + 1)
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=r"\s+" if delimiter == WHITESPACE else delimiter,
-            engine="c",
-            dtype={c: str for c in text_columns} or None,
-            skipinitialspace=True,
-            na_values=NA_VALUES,
-            keep_default_na=False,
-            skip_blank_lines=True,
-            low_memory=False,
-        )
+        frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns} or None,
+                            skip_blank_lines=True, low_memory=False, **options)
     except pd.errors.EmptyDataError:
         raise InputError("the file has no columns", file=where) from None
     except (pd.errors.ParserError, ValueError, OverflowError) as exc:
         raise _parse_error(str(exc), where, delimiter) from None
+    lossy = [c for c in frame.columns if frame[c].dtype.kind == "f"
+             and (frame[c].abs() >= EXACT_INTEGERS).any()
+             and (frame[c].dropna() == frame[c].dropna().round()).all()]
+    if lossy:
+        # long integer ids with a blank among them were read as floats, losing digits: the
+        # exact digits again, for those columns only
+        exact = pd.read_csv(io.BytesIO(body), dtype=str, usecols=lossy, **options)
+        for c in lossy:
+            digits = exact[c].dropna().str.strip()
+            if digits.str.fullmatch(r"[+-]?\d+").all():
+                frame[c] = exact[c].str.strip().astype(object)
+                notes.append(CleaningStep(str(c), "kept as text", 0,
+                                          "integers of 16 or more digits",
+                                          "too long for a number without losing digits: an "
+                                          "identifier"))
     mangled = [c for c in frame.columns if (m := re.fullmatch(r"(.+)\.(\d+)", str(c)))
                and m.group(1) in frame.columns]
     if mangled:
@@ -287,6 +372,35 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
                  "delimiter in the config",
         )
     return frame, delimiter, encoding, notes
+
+
+def _utf8_body(raw: bytes, text: str, encoding: str, skip: int) -> bytes:
+    """The table (``text`` from character ``skip`` on) as UTF-8 bytes, without a BOM."""
+    if encoding in ("utf-8", "utf-8-sig") or codecs.lookup(encoding).name == "utf-8":
+        start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+        if skip:
+            start += len(text[:skip].encode("utf-8"))
+        return raw[start:] if start else raw
+    return text[skip:].encode("utf-8")
+
+
+def _check_header(head: str, delimiter: str, where: str, limits: LimitsConfig) -> None:
+    """Refuse a header past the column or name-length limits before pandas parses the rest
+    (a 100,000-character name, or 100,000 columns, would slow every later stage).
+    ``head``: the start of the text, where the header is searched."""
+    lines = (ln for ln in io.StringIO(head) if ln.strip())
+    try:
+        header = next(lines, "").split() if delimiter == WHITESPACE else \
+            next(csv.reader(lines, delimiter=delimiter), [])
+    except csv.Error:  # a cell longer than the csv module's field limit (131,072)
+        raise over_limit("a column name is too long", "header_chars", limits, where,
+                         " characters") from None
+    if len(header) > limits.columns:
+        raise over_limit(f"the table has {len(header):,} columns", "columns", limits, where)
+    for i, name in enumerate(header):
+        if len(name.strip()) > limits.header_chars:
+            raise over_limit(f"the name of column {i + 1} is {len(name.strip()):,} characters "
+                             "long", "header_chars", limits, where)
 
 
 def _parse_error(message: str, where: str, delimiter: str) -> InputError:
@@ -307,15 +421,55 @@ def _parse_error(message: str, where: str, delimiter: str) -> InputError:
 
 # Parquet and Excel -----------------------------------------------------------------------
 
-def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
+def _read_parquet(raw: bytes, where: str, limits: LimitsConfig
+                  ) -> tuple[pd.DataFrame, list[CleaningStep]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a core dependency
         raise InputError("reading Parquet needs pyarrow", file=where,
                          hint="pip install pyarrow") from None
+    notes: list[CleaningStep] = []
     try:
-        table = pq.read_table(io.BytesIO(raw))
-        return table.to_pandas()
+        pf = pq.ParquetFile(io.BytesIO(raw))
+        meta = pf.metadata
+        # The footer says how large the table is before any of it is decompressed.
+        if meta.num_rows > limits.rows:
+            raise over_limit(f"the table has {meta.num_rows:,} rows", "rows", limits, where)
+        fields = list(pf.schema_arrow)
+        if len(fields) > limits.columns:
+            raise over_limit(f"the table has {len(fields):,} columns", "columns", limits,
+                             where)
+        inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if inflated > limits.bytes:
+            raise over_limit(f"the table is {inflated:,} bytes uncompressed", "bytes", limits,
+                             where, " bytes")
+        flat = [f.name for f in fields if not pa.types.is_nested(f.type)]
+        for f in fields:
+            if pa.types.is_nested(f.type):
+                notes.append(CleaningStep(
+                    str(f.name), "ignored column", 0, f"nested values ({f.type})",
+                    "lists, structs and maps are not measures; flatten them into columns to "
+                    "use them"))
+        # Text columns are read as dictionaries first: a file of a few hundred KB can repeat
+        # one 100 KB value a million times (its footer says a few KB), so the size of the
+        # decoded text is counted from the dictionary before anything is decoded.
+        texts = [f.name for f in fields if f.name in flat and _is_text(f.type)]
+        table = pq.ParquetFile(io.BytesIO(raw), read_dictionary=texts).read(columns=flat)
+        decoded = _decoded_bytes(table)
+        if decoded > limits.bytes:
+            raise over_limit(f"the table is {decoded:,} bytes once decoded", "bytes", limits,
+                             where, " bytes")
+        for name in texts:
+            column = table.column(name)
+            i = table.schema.get_field_index(name)
+            field = pf.schema_arrow.field(name)
+            table = table.set_column(i, field, pa.chunked_array(
+                [chunk.dictionary_decode().cast(field.type) for chunk in column.chunks],
+                type=field.type))
+        return table.to_pandas(), notes
+    except ReportgenError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on a bad file
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         first = first if len(first) <= 80 else first[:79] + "…"
@@ -323,31 +477,80 @@ def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
                          hint="check that the file was copied whole") from None
 
 
-def _read_excel(raw: bytes, where: str, sheet: str | None) -> pd.DataFrame:
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _decoded_bytes(table: Any) -> int:
+    """Bytes of ``table`` once its dictionary columns are decoded: each row's value counted
+    (a value's length taken by index), not each distinct value once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in table.columns:
+        if not (pa.types.is_dictionary(column.type) and _is_text(column.type.value_type)):
+            total += column.nbytes
+            continue
+        for chunk in column.chunks:
+            lengths = pc.binary_length(chunk.dictionary)
+            total += chunk.indices.nbytes + int(
+                pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0)
+    return total
+
+
+def _read_excel(raw: bytes, where: str, sheet: str | None,
+                limits: LimitsConfig) -> pd.DataFrame:
     try:
         import openpyxl
     except ImportError:
         raise InputError("reading .xlsx workbooks needs openpyxl", file=where,
                          hint="pip install 'reportgen[excel]'") from None
+    unreadable = "open it in Excel and save it again as .xlsx"
+    try:
+        # A workbook is a zip archive: its members' sizes, as the archive declares them
+        # (and zipfile enforces), bound what openpyxl would inflate.
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
+                         file=where, hint=unreadable) from None
+    if inflated > limits.bytes:
+        raise over_limit(f"the workbook is {inflated:,} bytes uncompressed", "bytes", limits,
+                         where, " bytes")
     try:
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # BadZipFile, InvalidFileException, KeyError on a broken file
         raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
-                         file=where, hint="open it in Excel and save it again as .xlsx") from None
+                         file=where, hint=unreadable) from None
     try:
         names = book.sheetnames
         if sheet is not None and sheet not in names:
             raise ConfigError(f"the workbook has no sheet {sheet!r}", file=where,
                               hint=f"sheets: {', '.join(names)}")
         ws = book[sheet] if sheet is not None else book[names[0]]
-        rows = ws.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None or all(v is None for v in header):
-            raise InputError(f"sheet {ws.title!r} is empty", file=where,
-                             hint="the first row must hold the column names")
-        data = [r for r in rows if any(v is not None and v != "" for v in r)]
+        header, data = _sheet_rows(ws, where, limits)
+    except ReportgenError:
+        raise
+    except Exception as exc:  # a malformed sheet: openpyxl raises from deep inside
+        raise InputError(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
+                         file=where, hint=unreadable) from None
     finally:
         book.close()
+    others = [n for n in names if n != ws.title]
+    problem = ("is empty" if not header else "has a single column" if len(header) < 2
+               else "has no rows below its header" if not data else "")
+    if problem and sheet is None and others:
+        # A workbook whose first sheet is a note or a cover: the table is on another one
+        raise InputError(f"the first sheet {ws.title!r} {problem}", file=where,
+                         hint="the workbook has other sheets: set [input] sheet to one of "
+                              + ", ".join(repr(n) for n in others[:8]))
+    if not header:
+        raise InputError(f"sheet {ws.title!r} is empty", file=where,
+                         hint="the first row must hold the column names")
     width = len(header)
     names_ = [str(h).strip() if h is not None else "" for h in header]
     frame = pd.DataFrame([list(r[:width]) + [None] * (width - len(r)) for r in data],
@@ -355,6 +558,38 @@ def _read_excel(raw: bytes, where: str, sheet: str | None) -> pd.DataFrame:
     # openpyxl gives Python objects per cell: let pandas find the numbers and dates.
     frame = frame.replace({"": None}).infer_objects()
     return frame
+
+
+def _sheet_rows(ws: Any, where: str, limits: LimitsConfig
+                ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The header (trailing blanks dropped) and the non-blank rows of a read-only sheet,
+    stopping at the rows and cells limits.
+
+    The sheet's declared dimensions are trusted only when they are within the limits: a
+    workbook declaring A1:XFD1048576 would otherwise be padded to 17 billion cells."""
+    declared_rows, declared_cols = ws.max_row, ws.max_column
+    if declared_rows is None or declared_cols is None or declared_rows > limits.rows + 1 \
+            or declared_cols > limits.columns or \
+            declared_rows * declared_cols > limits.excel_cells:
+        ws.reset_dimensions()  # read the cells that are there, no padding
+    rows = ws.iter_rows(values_only=True)
+    first = next(rows, None)
+    header = list(first or ())
+    while header and (header[-1] is None or header[-1] == ""):
+        header.pop()
+    if len(header) > limits.columns:
+        raise over_limit(f"the sheet has {len(header):,} columns", "columns", limits, where)
+    cells = len(first or ())
+    data = []
+    for r in rows:
+        cells += len(r)
+        if cells > limits.excel_cells:
+            raise over_limit("the sheet holds too many cells", "excel_cells", limits, where)
+        if any(v is not None and v != "" for v in r):
+            data.append(r)
+            if len(data) > limits.rows:
+                raise over_limit("the sheet has too many rows", "rows", limits, where)
+    return header, data
 
 
 # SQL ---------------------------------------------------------------------------------------
@@ -403,7 +638,16 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else exc.__class__.__name__
 
 
-def _load_sql(source: str, cfg: InputConfig) -> Loaded:
+def _load_sql(source: str, cfg: InputConfig, limits: LimitsConfig) -> Loaded:
+    """Read a table or a query, read-only by construction.
+
+    SQLite: the file is opened by reportgen itself with ``mode=ro`` (no URL option can make it
+    writable or create a file) and an authorizer allows only reading. PostgreSQL: every
+    transaction of the session is read-only (``default_transaction_read_only``) and the one
+    reportgen opens is ``READ ONLY`` too. Either way --query must be a single SELECT or WITH
+    statement (check_query). Other databases are refused: reportgen cannot promise it only
+    reads them.
+    """
     masked = mask_url(ENV_REFERENCE.sub("***", source))
     if cfg.table and cfg.query:
         raise ConfigError("give either --table or --query, not both", file=masked)
@@ -428,65 +672,70 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
         secrets.append(str(url.password))
     masked = url.render_as_string(hide_password=True)
     where = f"{masked} table {cfg.table}" if cfg.table else f"{masked} query"
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not str(url.database).startswith("file:"):
-        db = Path(url.database)
-        if not db.is_file():
-            raise InputError("database file not found" if not db.exists() else
-                             "is a folder, not a database file", file=str(db))
-    connect_args: dict[str, Any] = {}
-    if url.get_backend_name() == "postgresql":
-        connect_args["connect_timeout"] = 10
+    backend = url.get_backend_name()
     try:
-        engine = _engine(sa, url, connect_args)
+        url.get_dialect()
     except sa_exc.NoSuchModuleError:
         raise ConfigError(f"unknown database type {url.drivername!r}", file=masked,
                           hint="use e.g. postgresql://..., sqlite:///...") from None
+    except ImportError:
+        pass  # a known database whose driver is missing: _engine says so
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"reportgen reads only PostgreSQL and SQLite databases, not "
+                          f"{backend}", file=masked,
+                          hint="it can guarantee read-only access only for those two; export "
+                               "the table to CSV or Parquet")
+    query = check_query(cfg.query, where, backend) if cfg.query else None
+    connect_args: dict[str, Any] = {}
+    creator = None
+    if backend == "sqlite":
+        creator = _sqlite_creator(url, masked)
+    else:
+        # Every transaction of the session read-only, and no statement longer than the
+        # run may take.
+        connect_args["connect_timeout"] = 10
+        connect_args["options"] = ("-c default_transaction_read_only=on "
+                                   f"-c statement_timeout={limits.seconds * 1000}")
+    try:
+        engine = _engine(sa, url, connect_args, creator)
     except ImportError as exc:
-        hint = "pip install 'reportgen[sql]'" if url.get_backend_name() == "postgresql" else \
-            f"install the Python driver for {url.get_backend_name()}"
+        hint = "pip install 'reportgen[sql]'" if backend == "postgresql" else \
+            f"install the Python driver for {backend}"
         raise InputError(f"the database driver for {url.drivername!r} is not installed "
                          f"({exc.name or exc})", file=masked, hint=hint) from None
     except sa_exc.ArgumentError as exc:
         raise ConfigError(f"invalid database URL ({_scrub(_first_line(exc), secrets)})",
                           file=masked) from None
     try:
-        # reportgen only reads: a read-only transaction where the database has them, and it
-        # is never committed, so even a --query that writes changes nothing.
         with engine.connect() as conn:
-            if url.get_backend_name() == "postgresql":
+            if backend == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if cfg.table:
-                stmt = _table_select(sa, conn, cfg.table, where)
-            else:
-                stmt = sa.text(cfg.query or "")
+            stmt = (_table_select(sa, conn, cfg.table, where) if cfg.table
+                    else sa.text(query or ""))
+            if backend == "sqlite":
+                conn.connection.driver_connection.set_authorizer(_sqlite_authorizer)
             result = conn.execute(stmt)
             if not result.returns_rows:
                 raise InputError("the query returned no rows", file=where,
                                  hint="--query must be a SELECT")
             columns = list(result.keys())
-            frame = pd.DataFrame.from_records(result.fetchall(), columns=columns,
-                                              coerce_float=True)
+            if len(columns) > limits.columns:
+                raise over_limit(f"the query returns {len(columns):,} columns", "columns",
+                                 limits, where)
+            records = result.fetchmany(limits.rows + 1)
+            if len(records) > limits.rows:
+                raise over_limit("the query returns too many rows", "rows", limits, where)
+            frame = pd.DataFrame.from_records(records, columns=columns, coerce_float=True)
             conn.rollback()
     except ReportgenError:
         raise
-    except sa_exc.OperationalError as exc:
-        message = _scrub(_first_line(exc), secrets)
-        if cfg.query and "connect" not in message.lower():
-            raise InputError(f"the query failed: {message}", file=where,
-                             hint="check the SQL in --query") from None
-        raise InputError(f"cannot connect to the database: {message}", file=masked,
-                         hint="check that the server runs, the host and port, and the "
-                              "credentials; passwords come from the environment: PGPASSWORD, "
-                              "or ${VAR} in the URL") from None
-    except (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
-            sa_exc.NotSupportedError, sa_exc.InternalError) as exc:
-        raise InputError(f"the query failed: {_scrub(_first_line(exc), secrets)}", file=where,
-                         hint="check the SQL in --query" if cfg.query else
-                         "check the table name") from None
     except sa_exc.DBAPIError as exc:
-        raise InputError(f"the database refused: {_scrub(_first_line(exc), secrets)}",
-                         file=where) from None
+        message = _scrub(_first_line(exc), secrets)
+        if any(m in message for m in _READ_ONLY_REFUSALS):
+            raise InputError(f"the query tried to change the database ({message})",
+                             file=where, hint="reportgen only reads: --query must be a "
+                                              "SELECT") from None
+        raise _sql_error(exc, message, cfg.query, where, masked) from None
     except (sa_exc.ResourceClosedError, sa_exc.NoSuchTableError, sa_exc.ArgumentError,
             sa_exc.CompileError) as exc:
         raise InputError(f"cannot read from the database ({_scrub(_first_line(exc), secrets)})",
@@ -498,10 +747,85 @@ def _load_sql(source: str, cfg: InputConfig) -> Loaded:
     if len(frame):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     name = cfg.table or "query"
-    return _finish(frame, None, where, digest.hexdigest(), kind="sql", notes=[], name=name)
+    return _finish(frame, None, where, digest.hexdigest(), kind="sql", notes=[], name=name,
+                   limits=limits)
 
 
-def _engine(sa: Any, url: Any, connect_args: dict[str, Any]) -> Any:
+# What SQLite and PostgreSQL say when the read-only connection stops a write
+_READ_ONLY_REFUSALS = ("not authorized", "authorization denied", "readonly database",
+                       "read-only transaction")
+
+
+def _sql_error(exc: Exception, message: str, query: str | None, where: str,
+               masked: str) -> InputError:
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.OperationalError):
+        if query and "connect" not in message.lower():
+            return InputError(f"the query failed: {message}", file=where,
+                              hint="check the SQL in --query")
+        return InputError(f"cannot connect to the database: {message}", file=masked,
+                          hint="check that the server runs, the host and port, and the "
+                               "credentials; passwords come from the environment: PGPASSWORD, "
+                               "or ${VAR} in the URL")
+    if isinstance(exc, (sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.IntegrityError,
+                        sa_exc.NotSupportedError, sa_exc.InternalError)):
+        return InputError(f"the query failed: {message}", file=where,
+                          hint="check the SQL in --query" if query else "check the table name")
+    return InputError(f"the database refused: {message}", file=where)
+
+
+def _sqlite_creator(url: Any, masked: str) -> Any:
+    """A connect function opening the database file read-only, whatever the URL asks."""
+    import sqlite3
+    from urllib.parse import quote
+
+    database = url.database
+    if url.query:
+        raise ConfigError(f"options in an SQLite URL are not accepted ({', '.join(url.query)})",
+                          file=masked, hint="reportgen opens the file read-only itself; give "
+                                            "sqlite:///path/to/file.db")
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        raise ConfigError("an SQLite URL must name a database file", file=masked,
+                          hint="e.g. sqlite:///customers.db (no file: URIs or :memory:)")
+    db = Path(database)
+    try:
+        mode = db.stat().st_mode
+    except OSError:
+        raise InputError("database file not found", file=str(db)) from None
+    if not stat.S_ISREG(mode):
+        raise InputError("is a folder, not a database file" if stat.S_ISDIR(mode) else
+                         "is not a regular file", file=str(db))
+    uri = f"file:{quote(str(db.resolve()))}?mode=ro"
+
+    def connect() -> Any:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    return connect
+
+
+# What a query may do in SQLite: read tables and call functions, nothing else (no PRAGMA,
+# ATTACH, VACUUM INTO, writes or temp tables), checked by SQLite itself as it prepares the
+# statement.
+_SQLITE_DENIED_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None,
+                       trigger: str | None) -> int:
+    import sqlite3
+
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in \
+            _SQLITE_DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _engine(sa: Any, url: Any, connect_args: dict[str, Any], creator: Any = None) -> Any:
+    if creator is not None:
+        # the URL's file and options are ignored: creator opens the file read-only
+        return sa.create_engine("sqlite://", creator=creator)
     try:
         return sa.create_engine(url, connect_args=connect_args)
     except ImportError:
@@ -511,6 +835,110 @@ def _engine(sa: Any, url: Any, connect_args: dict[str, Any]) -> Any:
             raise
         return sa.create_engine(url.set(drivername="postgresql+psycopg"),
                                 connect_args=connect_args)
+
+
+# --query: one statement that only reads ------------------------------------------------
+
+# Words that make a statement write, lock, change the session or reach outside the
+# database. A SELECT never needs them (outside quotes, where check_query does not look).
+_WRITING_WORDS = {
+    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "INTO", "CREATE", "DROP",
+    "ALTER", "TRUNCATE", "ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE", "COPY",
+    "GRANT", "REVOKE", "COMMIT", "ROLLBACK", "BEGIN", "SAVEPOINT", "RELEASE", "LOCK", "CALL",
+    "EXECUTE", "PREPARE", "DEALLOCATE", "LISTEN", "NOTIFY", "DISCARD", "RESET", "CLUSTER",
+    "REFRESH", "LOAD_EXTENSION", "SET_CONFIG", "NEXTVAL", "SETVAL", "LO_IMPORT",
+    "LO_EXPORT", "LO_UNLINK", "LO_CREATE", "LO_FROM_BYTEA", "LO_PUT", "PG_READ_FILE",
+    "PG_READ_BINARY_FILE", "PG_LS_DIR", "PG_STAT_FILE", "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND", "PG_RELOAD_CONF", "PG_ROTATE_LOGFILE", "DBLINK", "DBLINK_EXEC",
+    "PG_ADVISORY_LOCK", "PG_ADVISORY_XACT_LOCK",
+}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def check_query(sql: str, where: str, backend: str = "postgresql") -> str:
+    """The query without a trailing ';', if it is one SELECT or WITH statement that only
+    reads; else a ConfigError naming what it found.
+
+    A small tokeniser, not a parser: it blanks out comments, string literals, quoted names and
+    dollar-quoted bodies (whose contents are data, not SQL), splits the rest on ';', and looks
+    at the words left. The database's read-only mode stays the guarantee; this catches what
+    read-only mode would let through (SQLite's VACUUM INTO writes a copy even from a read-only
+    connection) and gives a clear line instead of the database's error.
+    """
+    hint = "reportgen only reads: give one SELECT (or WITH ... SELECT) statement"
+    code = _blank_quoted(sql, where, backend == "sqlite")
+    statements = [st for st in code.split(";") if st.strip()]
+    if not statements:
+        raise ConfigError("--query is empty", file=where, hint=hint)
+    if len(statements) > 1:
+        raise ConfigError(f"--query holds {len(statements)} statements", file=where, hint=hint)
+    words = [w.upper() for w in _WORD.findall(statements[0])]
+    if not words or words[0] not in ("SELECT", "WITH", "VALUES"):
+        first = words[0] if words else statements[0].strip()[:20]
+        raise ConfigError(f"--query must be a SELECT, not {first}", file=where, hint=hint)
+    found = [w for w in words if w in _WRITING_WORDS]
+    if found:
+        raise ConfigError(f"--query may only read, but uses {found[0]}", file=where, hint=hint)
+    end = len(code.rstrip())
+    return (sql[:end - 1] if code[:end].endswith(";") else sql[:end]).strip()
+
+
+def _blank_quoted(sql: str, where: str, brackets: bool) -> str:
+    """sql with comments replaced by as many blanks, and strings, quoted identifiers and
+    dollar quotes by as many '?' (so a ';' or a keyword inside them is not seen, and positions
+    stay the same)."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise ConfigError("--query has a comment that is never closed", file=where)
+            out.append(" " * (end + 2 - i))
+            i = end + 2
+            continue
+        if ch == "$" and (m := _DOLLAR_TAG.match(sql, i)) and \
+                not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+            end = sql.find(m.group(0), m.end())
+            if end < 0:
+                raise ConfigError("--query has a $-quoted string that is never closed",
+                                  file=where)
+            out.append("?" * (end + len(m.group(0)) - i))
+            i = end + len(m.group(0))
+            continue
+        closing = {"'": "'", '"': '"', "`": "`"}.get(ch) or ("]" if brackets and ch == "["
+                                                              else None)
+        if closing:
+            # E'...' strings of PostgreSQL take backslash escapes
+            backslash = ch == "'" and i > 0 and sql[i - 1] in "eE" and \
+                (i == 1 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise ConfigError("--query has a quote that is never closed", file=where)
+                if backslash and sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == closing:
+                    if closing != "]" and j + 1 < n and sql[j + 1] == closing:
+                        j += 2  # a doubled quote inside the quotes
+                        continue
+                    break
+                j += 1
+            out.append("?" * (j + 1 - i))  # not a blank: 'a'INTO still splits into words
+            i = j + 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _table_select(sa: Any, conn: Any, name: str, where: str) -> Any:
@@ -540,7 +968,9 @@ def _table_select(sa: Any, conn: Any, name: str, where: str) -> Any:
 
 def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, kind: str,
             notes: list[CleaningStep], delimiter: str = "", encoding: str = "",
-            name: str | None = None) -> Loaded:
+            name: str | None = None, limits: LimitsConfig | None = None) -> Loaded:
+    limits = limits or LimitsConfig()
+    _check_size(frame, where, limits)
     frame, tidy_notes = _tidy(frame)
     if frame.shape[1] == 0:
         raise InputError("the table has no columns", file=where)
@@ -552,6 +982,70 @@ def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, 
     return Loaded(frame=frame, path=path, name=name or (path.name if path else where),
                   where=where, sha256=sha256, delimiter=delimiter, encoding=encoding, kind=kind,
                   notes=tuple(notes + tidy_notes))
+
+
+def _check_size(frame: pd.DataFrame, where: str, limits: LimitsConfig) -> None:
+    """Rows, columns, name and cell lengths within the limits, whatever the source."""
+    if len(frame) > limits.rows:
+        raise over_limit("the table has too many rows", "rows", limits, where)
+    if frame.shape[1] > limits.columns:
+        raise over_limit(f"the table has {frame.shape[1]:,} columns", "columns", limits, where)
+    for i, name in enumerate(frame.columns):
+        if len(str(name).strip()) > limits.header_chars:
+            raise over_limit(f"the name of column {i + 1} is {len(str(name).strip()):,} "
+                             "characters long", "header_chars", limits, where)
+    for i, name in enumerate(frame.columns):
+        longest = _longest_text(frame.iloc[:, i])  # by position: names may repeat (Excel)
+        if longest > limits.cell_chars:
+            raise LimitError(
+                f"a cell is {longest:,} characters long (more than limits.cell_chars "
+                f"= {limits.cell_chars:,})", file=where, column=str(name)[:80],
+                hint="raise cell_chars under [limits] in the config if the input is right")
+
+
+def _longest_text(s: pd.Series) -> int:
+    """Characters in the longest text cell of ``s`` (0 without text). Vectorised: a text
+    column of Python objects (Excel, SQL) is measured by pyarrow, 3-6x less CPU than a
+    Python function per cell (scripts/bench_load.py)."""
+    if s.dtype != object:
+        if not pd.api.types.is_string_dtype(s):
+            return 0
+        longest = s.str.len().max()
+        return int(longest) if pd.notna(longest) else 0
+    values = s.to_numpy()
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in ("string", "mixed", "mixed-integer"):
+        return 0  # numbers, dates, bytes, booleans: no text
+    if kind != "string":
+        values = values[np.fromiter((type(v) is str for v in values), bool, len(values))]
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        longest = pc.max(pc.utf8_length(pa.array(values, type=pa.large_string(),
+                                                 from_pandas=True))).as_py()
+    except (pa.ArrowException, UnicodeError):  # a lone surrogate pyarrow cannot encode
+        longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+    return int(longest or 0)
+
+
+EXACT_INTEGERS = 2**53  # a float64 holds every integer below this, and loses digits above
+
+
+def _long_integers(s: pd.Series) -> bool:
+    """Integers (Python ints, int64/uint64, integral Decimals) of which one is past 2**53."""
+    if s.dtype.kind in "iu":
+        return bool(len(s)) and int(s.abs().max()) >= EXACT_INTEGERS if s.dtype.kind == "i" \
+            else bool(len(s)) and int(s.max()) >= EXACT_INTEGERS
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) not in ("integer",
+                                                                             "decimal"):
+        return False
+    values = s.dropna()
+    try:
+        return bool(len(values)) and all(v == int(v) for v in values) and \
+            max(abs(int(v)) for v in values) >= EXACT_INTEGERS
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return False
 
 
 def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
@@ -590,6 +1084,14 @@ def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
             s = s.astype("Int64") if s.isna().any() else s.astype("int64")
         elif isinstance(s.dtype, pd.DatetimeTZDtype):
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif _long_integers(s):
+            # 26-digit customer ids would become the float 1.2345678901234568e+25, equal to
+            # their neighbours: an integer past 2**53 is an identifier, kept as its digits
+            s = s.map(lambda v: str(int(v)), na_action="ignore").astype(object)
+            notes.append(CleaningStep(column, "kept as text", 0,
+                                      "integers of 16 or more digits",
+                                      "too long for a number without losing digits: an "
+                                      "identifier"))
         elif s.dtype == object:
             inferred = pd.api.types.infer_dtype(s, skipna=True)
             if inferred in ("decimal", "integer", "floating", "mixed-integer-float"):

@@ -42,7 +42,17 @@ SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 ENV_PREFIX = "REPORTGEN_SMTP_"
 TIMEOUT = 30.0
-_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+")
+# An addr-spec as RFC 5322 writes it without quotes (dot-atom @ domain): anything else, a '"'
+# or a '\\' in particular, could be read as a different address by a mail server.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*")
+# What a run folder holds for the email: anything else named by manifest.json is refused.
+IMAGE_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff",
+               "image/gif": b"GIF8"}
+_CID = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_PART_BYTES = 50_000_000  # a run's email and PDF are a few MB
 
 
 @dataclass(frozen=True)
@@ -127,26 +137,65 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise MailError("not a run folder (no such directory)", file=str(run_dir),
                         hint="give the folder `reportgen run` printed")
-    manifest = run_dir / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not (run_dir / "manifest.json").exists():
         raise MailError("not a run folder (no manifest.json)", file=str(run_dir),
-                        hint="give the folder `reportgen run` printed") from None
-    except (OSError, ValueError) as exc:
+                        hint="give the folder `reportgen run` printed")
+    manifest = _member(run_dir, "manifest.json", (".json",), "manifest")
+    try:
+        data = json.loads(_read(manifest).decode("utf-8"))
+    except ValueError as exc:
         raise MailError(f"cannot read manifest.json ({exc})", file=str(run_dir)) from None
-    email = data.get("email")
-    if not isinstance(email, dict) or not (run_dir / str(email.get("html", ""))).is_file():
+    email = data.get("email") if isinstance(data, dict) else None
+    if not isinstance(email, dict) or not email.get("html"):
         raise MailError("this run has no email.html", file=str(run_dir),
                         hint="run again with --format including email")
     return email
 
 
-def _read(path: Path) -> bytes:
+def _member(run_dir: Path, name: Any, suffixes: tuple[str, ...], what: str) -> Path:
+    """The file ``name`` of the run folder: a plain file name whose resolved path (links
+    followed) is a regular file inside the folder, with one of ``suffixes``. manifest.json
+    can be edited: '../../etc/passwd' or a link to /etc/hostname is refused, not mailed."""
+    root = run_dir.resolve()
+    if not isinstance(name, str) or not name or Path(name).name != name or \
+            name in (".", "..") or not name.lower().endswith(suffixes):
+        raise MailError(f"manifest.json names {name!r} as the {what}: not a "
+                        f"{'/'.join(suffixes)} file of the run", file=str(run_dir),
+                        hint="the run folder was changed; run `reportgen run` again")
+    path = (root / name).resolve()
+    if path.parent != root or not path.is_file():
+        raise MailError(f"the {what} {name!r} is not a file of the run folder",
+                        file=str(run_dir),
+                        hint="the run folder was changed; run `reportgen run` again")
+    return path
+
+
+def _read(path: Path, magic: tuple[bytes, ...] = ()) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_PART_BYTES + 1)
     except OSError as exc:
         raise MailError(f"cannot read {path.name} ({exc.strerror})", file=str(path)) from None
+    if len(data) > MAX_PART_BYTES:
+        raise MailError(f"{path.name} is larger than {MAX_PART_BYTES:,} bytes", file=str(path))
+    if magic and not data.startswith(magic):
+        raise MailError(f"{path.name} is not the kind of file its name says", file=str(path),
+                        hint="the run folder was changed; run `reportgen run` again")
+    return data
+
+
+def _text(path: Path) -> str:
+    try:
+        return _read(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MailError(f"{path.name} is not UTF-8 text", file=str(path),
+                        hint="the run folder was changed; run `reportgen run` again") from None
+
+
+def _one_line(value: str, what: str) -> str:
+    if _CONTROL.search(value):
+        raise ConfigError(f"{what} must be one line without control characters, got {value!r}")
+    return value
 
 
 def build_message(run_dir: Path, to: Sequence[str], *, subject: str | None = None,
@@ -168,11 +217,17 @@ def build_message(run_dir: Path, to: Sequence[str], *, subject: str | None = Non
     sender = sender or os.environ.get("REPORTGEN_MAIL_FROM") or \
         str(settings.get("sender") or "") or "reportgen@localhost"
     _addresses([sender], "sender")
-    html = _read(run_dir / email["html"]).decode("utf-8")
-    text = _read(run_dir / email.get("text", "email.txt")).decode("utf-8")
+    html = _text(_member(run_dir, email["html"], (".html",), "email HTML"))
+    text = _text(_member(run_dir, email.get("text", "email.txt"), (".txt",), "email text"))
+    if subject is not None:
+        _one_line(subject, "--subject")
+    stored = email.get("subject")
+    if stored is not None and (not isinstance(stored, str) or _CONTROL.search(stored)):
+        raise MailError("manifest.json holds a subject that is not one line of text",
+                        file=str(run_dir), hint="give --subject, or run `reportgen run` again")
 
     msg = EmailMessage()
-    msg["Subject"] = subject or email.get("subject") or "Customer segmentation"
+    msg["Subject"] = subject or stored or "Customer segmentation"
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=True)
@@ -182,7 +237,11 @@ def build_message(run_dir: Path, to: Sequence[str], *, subject: str | None = Non
     html_part = next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
     assert isinstance(html_part, EmailMessage)
 
-    images = {i["cid"]: i for i in email.get("images", [])}
+    listed = email.get("images", [])
+    if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+        raise MailError("manifest.json lists its email images wrongly", file=str(run_dir),
+                        hint="the run folder was changed; run `reportgen run` again")
+    images = {str(i.get("cid")): i for i in listed}
     referenced = set(re.findall(r"""src=["']cid:([^"']+)["']""", html))
     missing = referenced - set(images)
     if missing:
@@ -190,16 +249,23 @@ def build_message(run_dir: Path, to: Sequence[str], *, subject: str | None = Non
                         f"{', '.join(sorted(missing))}", file=str(run_dir))
     for cid in sorted(referenced, key=lambda c: list(images).index(c)):
         image = images[cid]
-        maintype, _, subtype = str(image.get("mime", "image/png")).partition("/")
-        html_part.add_related(_read(run_dir / image["file"]), maintype=maintype,
-                              subtype=subtype, cid=f"<{cid}>", filename=image["file"],
+        mime = str(image.get("mime", "image/png"))
+        if mime not in IMAGE_TYPES or not _CID.fullmatch(cid):
+            raise MailError(f"manifest.json lists an image of type {mime!r} as {cid!r}: only "
+                            "PNG, JPEG and GIF images with a plain Content-ID are sent",
+                            file=str(run_dir),
+                            hint="the run folder was changed; run `reportgen run` again")
+        path = _member(run_dir, image.get("file"), (".png", ".jpg", ".jpeg", ".gif"), "image")
+        maintype, _, subtype = mime.partition("/")
+        html_part.add_related(_read(path, (IMAGE_TYPES[mime],)), maintype=maintype,
+                              subtype=subtype, cid=f"<{cid}>", filename=path.name,
                               disposition="inline")
     if attach_pdf:
-        pdf = run_dir / "report.pdf"
-        if not pdf.is_file():
+        if not (run_dir / "report.pdf").is_file():
             raise MailError("this run has no report.pdf to attach", file=str(run_dir),
                             hint="use --no-attach-pdf, or run again with --format including pdf")
-        msg.add_attachment(_read(pdf), maintype="application", subtype="pdf",
+        pdf = _member(run_dir, "report.pdf", (".pdf",), "report")
+        msg.add_attachment(_read(pdf, (b"%PDF-",)), maintype="application", subtype="pdf",
                            filename="report.pdf")
     return msg
 

@@ -65,6 +65,7 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(neutralise, na_action="ignore")
+    out.columns = [neutralise(c) for c in out.columns]  # the key's name is a header cell too
     return out
 
 

@@ -82,8 +82,11 @@ def read_inputs(cfg: Config) -> Inputs:
     from .personas import load_vocabulary
     from .playbook import load_playbook
     from .render.branding import logo_data_uri
+    from .render.vega import cache_folder
     from .rfm import load_groups
 
+    if "html" in cfg.report.formats:
+        cache_folder()  # a bad REPORTGEN_CACHE_DIR stops the run now, not after clustering
     return Inputs(vocabulary=load_vocabulary(), playbook=load_playbook(),
                   logo=logo_data_uri(cfg.report.logo), rfm_groups=load_groups())
 
@@ -133,7 +136,7 @@ def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | N
 
     if start is not None and end is not None and end < start:
         raise ConfigError(f"--to {end:%Y-%m} is before --from {start:%Y-%m}")
-    loaded = load(source, cfg.input)
+    loaded = load(source, cfg.input, cfg.limits)
     columns = detect(loaded.frame, cfg.transactions, loaded.where)
     if columns is None:
         raise InputError("backfill needs order lines: a customer key that repeats, a date and "
@@ -166,7 +169,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     if source is None:
         source = cfg.input.source
     with clock.stage("load"):
-        loaded = preloaded if preloaded is not None else load(source, cfg.input)
+        loaded = preloaded if preloaded is not None else load(source, cfg.input,
+                                                              cfg.limits)
     file = loaded.where
     with clock.stage("schema"):
         # Order lines (a customer key that repeats, dates, amounts) or customers; the roles

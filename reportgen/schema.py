@@ -224,8 +224,9 @@ def as_numbers(s: pd.Series) -> pd.Series:
     if not todo.any():
         return plain
     # Only what plain parsing could not read goes through the slower clean-ups.
+    raw = text
     text = text[todo]
-    text = text.str.replace(r"^[$€£¥]\s*|\s*[$€£¥%]$", "", regex=True)
+    text = text.str.replace(_CURRENCY, "", regex=True)
     text = text.str.replace(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)", "", regex=True)
     thousands = text.str.fullmatch(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?").fillna(False)
     text = text.where(~thousands, text.str.replace(",", "", regex=False))
@@ -233,8 +234,24 @@ def as_numbers(s: pd.Series) -> pd.Series:
     text = text.where(~euro, text.str.replace(".", "", regex=False))
     decimal_comma = text.str.fullmatch(r"[-+]?\d+,\d+").fillna(False)
     text = text.where(~decimal_comma, text.str.replace(",", ".", regex=False))
-    plain[todo] = pd.to_numeric(text, errors="coerce").astype("float64")
+    # 67k, 1.2M: thousands and millions written as a suffix
+    suffix = text.str.extract(r"^([-+]?\d+(?:\.\d+)?)\s*([kKmM])$")
+    factor = suffix[1].str.lower().map({"k": 1e3, "m": 1e6}).astype("float64")
+    scaled = pd.to_numeric(suffix[0], errors="coerce").astype("float64") * factor
+    plain[todo] = pd.to_numeric(text, errors="coerce").astype("float64").fillna(scaled)
+    if bool(euro.any() or decimal_comma.any()) and not thousands.any():
+        # The column writes 1.234,5: a plain "28.000" in it is 28,000, not 28
+        dotted = raw.str.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+").fillna(False) & ~todo
+        if dotted.any():
+            plain[dotted] = pd.to_numeric(raw[dotted].str.replace(".", "", regex=False),
+                                          errors="coerce").astype("float64")
     return plain
+
+
+# A currency sign or code before or after the number (a % after it): "$ 67,000", "USD 67000",
+# "67 000 €", "12%"
+_CURRENCY = (r"(?i)^(?:[$€£¥₹]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)\s*|"
+             r"\s*(?:[$€£¥₹%]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)$")
 
 
 def as_binary(s: pd.Series) -> pd.Series:
@@ -395,6 +412,26 @@ def _find_total(frame: pd.DataFrame, columns: list[str]) -> str | None:
     return None
 
 
+def _check_numbers(s: pd.Series, column: str, role: str, file: str | None) -> None:
+    """A role from [columns] that needs numbers, on a column that holds mostly text, would
+    turn every value into a blank and then into the median: refused, with what it holds."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return
+    text = _sample(s).astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    if not filled.any():
+        return
+    parsed = as_numbers(text)
+    unread = filled & parsed.isna()
+    if unread.sum() <= 0.5 * filled.sum():
+        return
+    examples = ", ".join(repr(str(v)[:30]) for v in text[unread].drop_duplicates().head(3))
+    raise ConfigError(f"[columns] gives {column!r} the role {role!r}, but its values are not "
+                      f"numbers (e.g. {examples})", file=file,
+                      hint="give it a category role such as 'education' or 'categorical', or "
+                           "remove the line")
+
+
 def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | None = None,
                  scale: dict[str, float] | None = None) -> Schema:
     """Give every column a role; config overrides win and are checked against the table."""
@@ -404,6 +441,8 @@ def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | Non
             close = difflib.get_close_matches(role, list(ROLES), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"roles: {', '.join(ROLES)}"
             raise ConfigError(f"unknown role {role!r} for column {column!r}", file=file, hint=hint)
+        if role in NUMERIC_ROLES:
+            _check_numbers(frame[column], column, role, file)
     for column in (scale or {}):
         _check_column(frame, column, "scale", file)
     roles: dict[str, str] = {}

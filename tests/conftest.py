@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from .pg import pg_table  # noqa: F401  (the PostgreSQL fixture, for every test module)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

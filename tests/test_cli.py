@@ -91,7 +91,7 @@ def test_segments_csv_has_every_customer_and_matches_summary(table, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["run", "nope.csv"], "Error: nope.csv: file not found"),
     (["run", "--format", "pfd"], "Error: --format 'pfd': choose from html, pdf"),
-    (["run", "--k", "1"], "Error: k must be between 2 and 30, got 1"),
+    (["run", "--k", "1"], "Error: 'segment.k' must be between 2 and 30, got 1"),
     (["run", "--as-of", "30/06/2014"], "Error: --as-of '30/06/2014' is not a date"),
     (["run", "-v", "-q"], "Error: --verbose and --quiet cannot be used together"),
 ])

@@ -100,7 +100,7 @@ def test_missing_config_file_is_a_config_error(tmp_path):
 def test_overrides_apply_and_are_validated():
     cfg = Config().with_overrides(segment__k=5, segment__random_state=None)
     assert cfg.segment.k == 5 and cfg.segment.random_state == 42
-    with pytest.raises(ConfigError, match="k must be between 2 and 30"):
+    with pytest.raises(ConfigError, match="'segment.k' must be between 2 and 30, got 1"):
         Config().with_overrides(segment__k=1)
 
 

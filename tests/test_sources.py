@@ -1,6 +1,6 @@
 """Sources: delimited text in its many dialects, Parquet, Excel, SQLite and a real PostgreSQL.
 
-PostgreSQL tests need a server: REPORTGEN_TEST_PG_URL (default
+PostgreSQL tests need a server (tests/pg.py): REPORTGEN_TEST_PG_URL (default
 postgresql://reportgen:${REPORTGEN_TEST_PG_PASSWORD}@127.0.0.1:5432/reportgen_test, the
 password from the environment, default "rg-Secret-42"; .ci/run creates that role and
 database). They are skipped when no server answers,
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
-import uuid
 
 import pandas as pd
 import pytest
@@ -25,6 +23,7 @@ from reportgen.errors import ConfigError, InputError
 from reportgen.load import load, mask_url
 
 from .customer_tables import mall_table
+from .pg import PG_PASSWORD, PG_URL
 from .runs import only_run
 
 MALL_COLUMNS = ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
@@ -178,8 +177,8 @@ def test_sqlite_run_through_the_cli(sqlite_db, tmp_path, fast_config):
 @pytest.mark.parametrize("args, message", [
     (["--table", "custmers"], "table 'custmers' not found (did you mean 'customers'?)"),
     (["--query", "SELECT * FROM nope"], "the query failed: no such table: nope"),
-    (["--query", "DELETE FROM customers"], "the query returned no rows (--query must be a "
-                                           "SELECT)"),
+    (["--query", "DELETE FROM customers"], "--query must be a SELECT, not DELETE (reportgen "
+                                           "only reads"),
     ([], "a database source needs a table or a query"),
     (["--table", "customers", "--query", "SELECT 1"], "--table and --query cannot be used "
                                                       "together"),
@@ -212,40 +211,7 @@ def test_unset_environment_variable_in_the_url_is_named(monkeypatch):
 
 # PostgreSQL ------------------------------------------------------------------------------------
 
-PG_URL = os.environ.get("REPORTGEN_TEST_PG_URL",
-                        "postgresql://reportgen:${REPORTGEN_TEST_PG_PASSWORD}@127.0.0.1:5432/"
-                        "reportgen_test")
-PG_PASSWORD = os.environ.get("REPORTGEN_TEST_PG_PASSWORD", "rg-Secret-42")
-
-
-@pytest.fixture(scope="module")
-def pg_table():
-    """A customers table in a real PostgreSQL; skipped only when no server runs outside CI."""
-    sa = pytest.importorskip("sqlalchemy")
-    os.environ.setdefault("REPORTGEN_TEST_PG_PASSWORD", PG_PASSWORD)
-    from reportgen.load import _expand_env
-
-    url, _ = _expand_env(PG_URL, "postgres")
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable in CI ({exc.__class__.__name__}); "
-                        ".ci/run must install and start it")
-        pytest.skip(f"no PostgreSQL server reachable ({exc.__class__.__name__})")
-    name = f"customers_{uuid.uuid4().hex[:8]}"
-    frame = mall_table()
-    frame["joined"] = pd.date_range("2019-01-01", periods=len(frame), freq="D").date
-    frame.to_sql(name, engine, index=False)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'ALTER TABLE "{name}" ADD PRIMARY KEY ("CustomerID")')
-    yield name
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
-    engine.dispose()
+# the server, PG_URL and the pg_table fixture: tests/pg.py
 
 
 def test_postgresql_table_is_read_in_primary_key_order(pg_table):
@@ -280,7 +246,7 @@ def test_postgresql_query_and_missing_table(pg_table, tmp_path):
 
 
 def test_postgresql_read_only_even_for_a_writing_query(pg_table):
-    with pytest.raises(InputError, match="read-only transaction"):
+    with pytest.raises(ConfigError, match="--query must be a SELECT, not DROP"):
         load(PG_URL, InputConfig(query=f'DROP TABLE "{pg_table}"'))
     assert len(load(PG_URL, InputConfig(table=pg_table)).frame) == 200
 

@@ -7,17 +7,12 @@ PDF and the email show the same bytes and need no file at render time.
 from __future__ import annotations
 
 import base64
-import re
 
 from ..errors import ConfigError
 
 MAX_LOGO_BYTES = 1_000_000  # it is inlined into every report: a logo is a few KB, not a photo
 INK = "#1f2933"
 WHITE = "#ffffff"
-
-_REMOTE = re.compile(
-    r"""(?:href|src)\s*=\s*["']\s*(?:https?:|//|ftp:)|url\(\s*['"]?\s*(?:https?:|//)""", re.I)
-
 
 def _mime(data: bytes) -> str | None:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -50,10 +45,49 @@ def logo_data_uri(path: str | None) -> str:
     mime = _mime(data)
     if mime is None:
         raise ConfigError("'report.logo' is not a PNG, JPEG or SVG image", file=path)
-    if mime == "image/svg+xml" and _REMOTE.search(data.decode("utf-8", "replace")):
-        raise ConfigError("'report.logo' refers to a remote resource; reports never fetch "
-                          "anything", file=path, hint="embed the image in the SVG or use a PNG")
+    if mime == "image/svg+xml":
+        from ..svg import safe_svg
+
+        data = safe_svg(data, path)  # no fetch, no file, no script, no entity, bounded canvas
+    else:
+        _check_pixels(data, mime, path)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _pixels(data: bytes, mime: str) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's frame header, without decoding."""
+    import struct
+
+    if mime == "image/png":
+        return struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _check_pixels(data: bytes, mime: str, path: str) -> None:
+    """A 2 KB PNG may declare 60000×60000 pixels (14 GB once decoded): refused unread."""
+    from ..svg import MAX_SIDE
+
+    size = _pixels(data, mime)
+    if size is None:
+        raise ConfigError(f"'report.logo' is not a readable {mime.split('/')[1].upper()} image",
+                          file=path)
+    if max(size) > MAX_SIDE:
+        raise ConfigError(f"'report.logo' is {size[0]:,}×{size[1]:,} pixels (at most "
+                          f"{MAX_SIDE:,} a side)", file=path,
+                          hint="export the logo at the size it is shown, a few hundred pixels")
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:

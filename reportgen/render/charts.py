@@ -253,6 +253,21 @@ def _model_features(features: Sequence[FeatureInfo]) -> list[FeatureInfo]:
     return [f for f in features if f.in_model]
 
 
+# A chart shows at most this many rows, columns or stacked parts: past it a wide table (900
+# spend columns × 8 segments) would pass Altair's 5,000-row limit (an exit-1 crash) and draw
+# nothing a reader could use. The rest is left out (heatmap, campaigns) or pooled (mixes).
+MAX_SHOWN = 40
+MAX_PARTS = 12
+
+
+def _strongest(features: Sequence[FeatureInfo], weight: Any, n: int) -> list[FeatureInfo]:
+    """At most n features, the heaviest by ``weight`` (ties: as given), in their order."""
+    if len(features) <= n:
+        return list(features)
+    keep = {f.name for f in sorted(features, key=lambda f: -weight(f))[:n]}
+    return [f for f in features if f.name in keep]
+
+
 def _z(segment: Segment, feature: str) -> float:
     return float(segment.zscores.get(feature, 0.0))
 
@@ -273,7 +288,9 @@ def _extremes(segment: Segment, features: Sequence[FeatureInfo], n: int = 2) -> 
 
 def zscore_heatmap(segments: Sequence[Segment], features: Sequence[FeatureInfo]) -> alt.Chart:
     """Segments (columns) × model features (rows): how far each segment sits from everyone."""
-    model = _model_features(features)
+    model = _strongest(_model_features(features),
+                       lambda f: max((abs(_z(s, f.name)) for s in segments), default=0.0),
+                       MAX_SHOWN)
     labels = [f.label for f in model]
     rows = [
         {"segment": s.name, "feature": f.label, "z": _r(_clip(_z(s, f.name)), 3),
@@ -440,25 +457,31 @@ def _mix(
 
     Stacking is done here rather than in Vega so the in-bar labels sit at known centres."""
     # "Wines share" -> "Wines": the axis already says these are shares
-    names = {f.name: re.sub(r"\s+share$", "", f.label, flags=re.I) or f.label for f in components}
-    labels = [names[f.name] for f in components]
+    def mean(s: Segment, f: FeatureInfo) -> float:
+        return max(0.0, float(s.means.get(f.name, 0.0)))
+
+    shown = _strongest(components, lambda f: sum(mean(s, f) for s in segments), MAX_PARTS - 1) \
+        if len(components) > MAX_PARTS else list(components)
+    rest = [f for f in components if f not in shown]  # pooled as "Other"
+    names = {f.name: re.sub(r"\s+share$", "", f.label, flags=re.I) or f.label for f in shown}
+    labels = [names[f.name] for f in shown] + (["Other"] if rest else [])
     rows: list[dict[str, Any]] = []
     parts = []
     for s in segments:
-        values = [max(0.0, float(s.means.get(f.name, 0.0))) for f in components]
+        values = [mean(s, f) for f in shown] + ([sum(mean(s, f) for f in rest)] if rest else [])
         total = sum(values) or 1.0
         start = 0.0
         mine = []
-        for f, v in zip(components, values, strict=True):
+        for name, v in zip(labels, values, strict=True):
             share = v / total
-            rows.append({"segment": s.name, "component": names[f.name], "share": _r(share),
+            rows.append({"segment": s.name, "component": name, "share": _r(share),
                          "start": _r(start), "end": _r(start + share), "mid": _r(start + share / 2),
                          "label": fmt.pct(share) if share >= 0.07 else ""})
-            mine.append((share, names[f.name]))
+            mine.append((share, name))
             start += share
         top = sorted(mine, reverse=True)
         parts.append(f"{s.name}: " + ", ".join(f"{lab} {fmt.pct(sh)}" for sh, lab in top))
-    ramp = _ramp(len(components))
+    ramp = _ramp(len(labels))
     dark = set(labels[: (len(labels) + 1) // 2])  # white text on the darker half of the ramp
     height = 30 * len(segments)
     y = alt.Y("segment:N", sort=_names(segments), title=None, axis=None)
@@ -501,7 +524,9 @@ def product_mix(segments: Sequence[Segment], features: Sequence[FeatureInfo]) ->
 
 def campaigns(segments: Sequence[Segment], features: Sequence[FeatureInfo]) -> alt.Chart:
     """Acceptance rate of each past campaign, per segment (features of group "campaigns")."""
-    camp = _group(features, "campaigns")
+    camp = _strongest(_group(features, "campaigns"),
+                      lambda f: max((float(s.means.get(f.name, 0.0)) for s in segments),
+                                    default=0.0), MAX_SHOWN // 2)
     labels = [f.label for f in camp]
     rows = [{"segment": s.name, "campaign": f.label, "rate": _r(float(s.means.get(f.name, 0.0)))}
             for f in camp for s in segments]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from .. import __version__, fmt
@@ -101,14 +102,39 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt.j2")
 
 
+class _FolderLoader(jinja2.FileSystemLoader):
+    """The user's template folder, read only inside: a template that is a link to a file
+    elsewhere (``report.html.j2 -> ~/.ssh/id_rsa``) would be printed into the report, so it
+    is refused before it is opened. Jinja already refuses ``..`` in a template name."""
+
+    def get_source(self, environment: jinja2.Environment, template: str
+                   ) -> tuple[str, str, Any]:
+        pieces = template.split("/")
+        root = Path(self.searchpath[0])  # the user's folder; the built-in ones come after
+        candidate = Path(root, *pieces)
+        # ".." in a name: Jinja refuses it itself (TemplateNotFound)
+        if ".." not in pieces and candidate.is_file() and \
+                not candidate.resolve().is_relative_to(root.resolve()):
+            raise ConfigError(f"a template of 'report.template_dir' is a link to "
+                              f"{str(candidate.resolve())!r}, outside the folder",
+                              file=str(candidate), hint="copy the file into the template folder")
+        return super().get_source(environment, template)
+
+
 @functools.lru_cache(maxsize=8)
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
     """The one Jinja environment: a user template dir (if any) is searched before the
     built-in templates; autoescape on; a missing variable is an error, not a blank."""
     search = [str(template_dir)] if template_dir is not None else []
     search.append(str(templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
+    loader = jinja2.FileSystemLoader(search) if template_dir is None else _FolderLoader(search)
+    # A template folder of the user's is code reportgen did not write: it runs in Jinja's
+    # sandbox (no attribute starting with _, no unsafe callables, bounded range()), so
+    # {{ cycler.__init__.__globals__.os.popen('id').read() }} fails instead of running a
+    # shell. The built-in templates alone keep the plain environment (and its speed).
+    kind = jinja2.Environment if template_dir is None else SandboxedEnvironment
+    env = kind(
+        loader=loader,
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -147,13 +173,18 @@ def render_template(name: str, report: Report, assets: Assets,
     try:
         return environment(template_dir).get_template(name).render(report=report,
                                                                    assets=assets)
+    except ConfigError:
+        raise  # already names the setting and the file (a link out of the folder)
     except Exception as exc:
         where = user_template_at_fault(exc, template_dir)
         if where is None:
             raise  # the built-in templates failing is a bug in reportgen
         path, line = where
-        detail = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message \
-            else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, jinja2.TemplateNotFound):  # its message is the bare name
+            detail = f"no template {exc.name!r} in the folder or among the built-in ones"
+        else:
+            detail = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message \
+                else f"{type(exc).__name__}: {exc}"
         raise ConfigError(f"a template of 'report.template_dir' failed: {detail}",
                           file=f"{path}" + (f", line {line}" if line else "")) from None
 

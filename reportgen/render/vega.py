@@ -11,8 +11,11 @@ import functools
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +49,15 @@ def vega_bundle() -> str:
     """Vega + Vega-Lite + vega-embed as one script, inlined once per HTML page.
 
     vl-convert takes about a second to bundle the modules, the same result for every run of
-    one vl-convert version, so it is kept on disk (``_cache_folder``), keyed by that
+    one vl-convert version, so it is kept on disk (``cache_folder``), keyed by that
     version (and in memory once built). A missing or unwritable cache only costs that
     second."""
     from importlib import metadata
 
-    folder = _cache_folder()
+    folder = cache_folder()
     path = folder / f"vega-bundle-vlc{metadata.version('vl-convert-python')}.js" \
         if folder is not None else None
-    if path is not None:
+    if path is not None and path.is_file():  # a FIFO or a folder by that name is not read
         try:
             text = path.read_text(encoding="utf-8")
             if "vegaEmbed" in text:
@@ -78,17 +81,44 @@ def _built_bundle() -> str:
     return str(_vlc().javascript_bundle())
 
 
-def _cache_folder() -> Path | None:
+def cache_folder() -> Path | None:
     """Where ``vega_bundle`` keeps the bundle: the user cache folder of the platform
     (platformdirs: ~/.cache/reportgen on Linux, honouring $XDG_CACHE_HOME), or
     $REPORTGEN_CACHE_DIR when set ("off" or empty: no disk cache). Read when asked, not at
-    import."""
-    chosen = os.environ.get("REPORTGEN_CACHE_DIR")
-    if chosen is not None:
-        return None if chosen.strip() in ("", "off") else Path(chosen)
-    import platformdirs
+    import.
 
-    return Path(platformdirs.user_cache_dir("reportgen", appauthor=False))
+    The bundle is inlined as a script into every HTML report, so a folder the user names must
+    be one only they can write: one that is not a folder, cannot be created, or that other
+    users can write (/tmp, where anyone could leave a bundle of their own) is a ConfigError
+    (exit 2). The platform's folder failing only costs the second of building the bundle."""
+    chosen = os.environ.get("REPORTGEN_CACHE_DIR")
+    if chosen is None:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("reportgen", appauthor=False))
+    if chosen.strip() in ("", "off"):
+        return None
+    folder = Path(chosen)
+
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"REPORTGEN_CACHE_DIR {chosen!r} {what}",
+                           hint='set it to a folder only you can write, or to "off" for no '
+                                "cache")
+
+    try:
+        if not folder.exists():
+            folder.mkdir(parents=True, mode=0o700)
+        info = folder.stat()
+    except OSError as exc:
+        raise bad(f"cannot be created ({exc.strerror})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise bad("is not a folder")
+    if info.st_mode & 0o022 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise bad("can be written by other users (the Vega script cached there is inlined "
+                  "into every report)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise bad("cannot be written")
+    return folder
 
 
 def _vlc() -> Any:

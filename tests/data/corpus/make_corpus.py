@@ -171,10 +171,105 @@ def build() -> dict[str, bytes]:
     files["impossible_ages.csv"] = csv_text(HEADER, ages)
     files["padded_header_blank_lines.csv"] = "\n" + csv_text(
         [f"  {h} " for h in HEADER], good).replace("\n", "\n\n", 3)
+    files.update(hostile(good))
     out = {}
     for name, data in files.items():
         out[name] = data if isinstance(data, bytes) else data.encode("utf-8")
     return out
+
+
+def xlsx(sheets: dict[str, list[list[object]]], dimension: str | None = None) -> bytes:
+    """An .xlsx workbook (openpyxl writes it); ``dimension`` replaces the first sheet's
+    declared <dimension ref=...>, as a hostile or sloppy writer would."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, table in sheets.items():
+        ws = book.create_sheet(title)
+        for r in table:
+            ws.append(r)
+    buf = io.BytesIO()
+    book.save(buf)
+    if dimension is None:
+        return buf.getvalue()
+    source = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                import re
+
+                data = re.sub(rb'<dimension ref="[^"]*"/>',
+                              f'<dimension ref="{dimension}"/>'.encode(), data)
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def parquet(columns: dict[str, object]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue()
+
+
+def hostile(good: list[list[str]]) -> dict[str, str | bytes]:
+    """Cases from the outside attack of issue 13: each stored file breaks one guard."""
+    import pyarrow as pa
+
+    files: dict[str, str | bytes] = {}
+    # Excel's "sep=;" first line names the delimiter
+    files["excel_sep_line.csv"] = "sep=;\n" + csv_text(HEADER, good, sep=";")
+    # a 4 KB workbook declaring every cell of a sheet (A1:XFD1048576)
+    typed = [[int(v) if v.isdigit() else v for v in r] for r in good]
+    files["declared_dimensions.xlsx"] = xlsx({"Customers": [HEADER, *typed]},
+                                            dimension="A1:XFD1048576")
+    # the first sheet is a note; the table is on the second
+    files["note_first_sheet.xlsx"] = xlsx({"Read me": [["Exported from the CRM"],
+                                                        ["Ask Ana for details"]],
+                                           "Customers": [HEADER, *typed]})
+    # one column name of 100,000 characters
+    files["long_column_name.csv"] = csv_text(HEADER[:3] + ["w" * 100_000] + HEADER[4:], good)
+    # list, struct and map columns beside the usual ones
+    n = len(good)
+    cols: dict[str, object] = {h: [r[i] for r in good] for i, h in enumerate(HEADER)}
+    for h in ("age", "income", "wine_spend", "meat_spend", "web_visits"):
+        cols[h] = [int(v) for v in cols[h]]  # type: ignore[union-attr]
+    cols["tags"] = pa.array([[1, 2]] * n, pa.list_(pa.int64()))
+    cols["address"] = pa.array([{"city": "Lyon", "zip": "69001"}] * n)
+    cols["scores"] = pa.array([[("a", 1)]] * n, pa.map_(pa.string(), pa.int64()))
+    files["nested_columns.parquet"] = parquet(cols)
+    # a formula as a column name: it heads segments.csv when it names the key
+    files["formula_header.csv"] = csv_text(['=HYPERLINK("http://x","y")'] + HEADER[1:], good)
+    # terminal escape sequences in column names (a colour, a window title, a bidi override)
+    files["terminal_escapes.csv"] = csv_text(
+        HEADER[:5] + ["\x1b[31mweb_visits\x1b]0;owned\x07", "joined", "\u202eregion"], good)
+    # 26-digit customer ids (a float would make them all 1.2345678901234568e+25), one blank
+    ids = [r[:] for r in good]
+    for i, r in enumerate(ids):
+        r[0] = "" if i == 7 else str(12345678901234567890123456 + i * 7)
+    files["long_integer_ids.csv"] = csv_text(HEADER, ids)
+    # no date column, birth years up to 1996 and one typo (1893): only the typo is implausible
+    years = [r[:1] + [str(1996 - (i * 37) % 45) if i != 4 else "1893"] + r[2:6] + r[7:]
+             for i, r in enumerate(good)]
+    files["birth_years_no_dates.csv"] = csv_text(["customer_id", "year_birth"] + HEADER[2:6] +
+                                                 HEADER[7:], years)
+    # one income column, written six ways
+    ways = [lambda v: f"{v}", lambda v: f"${v:,}", lambda v: f"USD {v:,}",
+            lambda v: f"{v // 1000}k", lambda v: f"$ {v:,}.00",
+            lambda v: f"{v:,}".replace(",", " ")]
+    mixed = [r[:2] + [ways[i % 6](int(r[2]))] + r[3:] for i, r in enumerate(good)]
+    files["mixed_number_formats.csv"] = csv_text(HEADER[:2] + ["yearly_earnings"] + HEADER[3:],
+                                                 mixed)
+    # a gzip bomb in miniature: 30 MB of valid rows in a 30 KB file (run with [limits] bytes)
+    line = b"C1,30,50000,10,10,1,01-01-2013,North\n"
+    member = gzip.compress(line * 100_000, compresslevel=9, mtime=0)
+    files["gzip_bomb.csv.gz"] = gzip.compress(",".join(HEADER).encode() + b"\n", mtime=0) + \
+        member * 8
+    return files
 
 
 def main() -> None:
