@@ -277,7 +277,9 @@ def _read_parquet(raw: bytes, where: str) -> pd.DataFrame:
                          hint="pip install pyarrow") from None
     try:
         table = pq.read_table(io.BytesIO(raw))
-        return table.to_pandas()
+        # One column at a time, each freed from the Arrow table as it is converted: the
+        # table and the frame are never both whole in memory (2× the table, otherwise).
+        return table.to_pandas(split_blocks=True, self_destruct=True)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on a bad file
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         first = first if len(first) <= 80 else first[:79] + "…"
