@@ -56,7 +56,11 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
         "persona": segment.map(names).astype("string"),
         "left_out": excluded.reindex(frame.index).astype("string"),
     })
-    out = out.join(features.round(4), how="left")
+    # column by column: a join of features.round(4) held the rounded features twice
+    aligned = features.index.equals(frame.index)
+    for column in features.columns:
+        rounded = features[column].round(4)
+        out[column] = rounded if aligned else rounded.reindex(frame.index)
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = _neutralised(out[column])
@@ -172,7 +176,11 @@ def write_parquet(table: pd.DataFrame, path: Path) -> None:
     series and other programs read back without parsing text)."""
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path)
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:  # in blocks: bounded memory at any size
+        for start in range(0, max(len(table), 1), CSV_BLOCK):
+            block = table.iloc[start:start + CSV_BLOCK]
+            writer.write_table(pa.Table.from_pandas(block, schema=schema, preserve_index=False))
 
 
 # What write_outputs leaves while it works: .<run id>.partial-<pid>, .<run id>.old-<pid>
