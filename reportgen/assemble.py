@@ -15,6 +15,7 @@ from . import fmt, gates
 from .clean import Cleaned
 from .config import Config
 from .features import FeatureFrame
+from .orders import ROLE_TEXT, Orders
 from .personas import Persona
 from .profile import Profiles
 from .render import charts
@@ -28,6 +29,8 @@ from .report import (
     Segment,
     TopAction,
 )
+from .rfm import Group
+from .rfm import summarise as rfm_summary
 from .schema import ROLES, Schema
 from .segment import Segmentation
 
@@ -45,11 +48,15 @@ def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
     personas: list[Persona], actions: dict[int, list[Action]], logo: str = "",
+    orders: Orders | None = None, rfm: pd.DataFrame | None = None,
+    rfm_groups: list[Group] | None = None,
 ) -> Report:
     """The complete Report of one run.
 
     ``logo``: the brand logo as a data: URI ("" for none), read before the run started
-    (``render.branding.logo_data_uri``).
+    (``render.branding.logo_data_uri``). ``orders``: the aggregation when the table was order
+    lines (raw is then the lines, and the customers are cleaned.frame); ``rfm``: its customers'
+    RFM scores (rfm.rfm) and ``rfm_groups`` the groups.
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -80,8 +87,9 @@ def build_report(
         stability=seg.stability_text,
     )
     n = len(ff.frame)
+    customers_in = orders.stats.customers + orders.stats.only_returns if orders else len(raw)
     headline = Headline(
-        customers_in=len(raw), customers=n, excluded=len(raw) - n,
+        customers_in=customers_in, customers=n, excluded=customers_in - n,
         total_value=profiles.total_value,
         value_per_customer=profiles.total_value / n if n else 0.0, k=seg.k,
     )
@@ -90,11 +98,17 @@ def build_report(
                    missing=int(raw[c].isna().sum()),
                    note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
         for c in raw.columns
-    ]
+    ] if orders is None else order_columns(raw, orders)
     features = ff.info()
+    summary = None
+    if orders is not None and rfm is not None:
+        index = ff.frame.index
+        ids = pd.Series(np.asarray(seg.labels), index=index)
+        summary = rfm_summary(rfm.loc[index], ids, ff.frame["recency"], ff.frame["frequency"],
+                              ff.frame["total_spend"], rfm_groups or [])
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
-        value_label=value_label, value_unit=value_unit, currency=currency,
+        value_label=value_label, value_unit=value_unit, currency=currency, rfm=summary,
     )
     as_of = cleaned.as_of
     return Report(
@@ -108,7 +122,20 @@ def build_report(
         method=method, cleaning=cleaned.log, columns=columns, features=features,
         charts=report_charts, gates=gates.evaluate(seg.silhouette, segments, cfg.gates),
         primary_color=cfg.report.primary_color, logo=logo,
+        orders=orders.summary() if orders is not None else None, rfm=summary,
     )
+
+
+def order_columns(raw: pd.DataFrame, orders: Orders) -> list[ColumnInfo]:
+    """The data dictionary of an order-line table: each column's part in the aggregation."""
+    by_column = {column: role for role, column in orders.columns.roles().items()}
+    return [
+        ColumnInfo(column=str(c), role=f"order {by_column[c]}" if c in by_column else "ignore",
+                   dtype=str(raw[c].dtype), missing=int(raw[c].isna().sum()),
+                   note=ROLE_TEXT[by_column[c]] if c in by_column else
+                   "not used by the aggregation to customers")
+        for c in raw.columns
+    ]
 
 
 def chart_points(seg: Segmentation, ff: FeatureFrame, names: dict[int, str]) -> pd.DataFrame:

@@ -25,8 +25,9 @@ from .clean import (
 )
 from .config import Config, toml_value
 from .errors import ReportgenError, SegmentationError
-from .features import FeatureFrame, build_features
+from .features import FeatureFrame, build_features, order_features
 from .load import Loaded, load
+from .orders import ROLE_TEXT, OrderColumns, Orders, aggregate, describe_columns, detect
 from .schema import ROLES, Schema, infer_schema
 
 
@@ -38,11 +39,17 @@ class Check:
     cleaned: Cleaned | None  # None when cleaning found a problem
     features: FeatureFrame | None
     problem: ReportgenError | None  # what would stop `reportgen run`, if anything
+    order_columns: OrderColumns | None = None  # the table is order lines: their columns
+    orders: Orders | None = None  # ... aggregated to customers (None if that failed)
 
     @property
     def date_formats(self) -> dict[str, str]:
-        """Date column -> the format clean decided (or the config's), for text dates."""
-        return self.cleaned.decisions.date_formats if self.cleaned is not None else {}
+        """Date column -> the format clean decided (or the config's), for text dates; for
+        order lines, the format their dates were read with."""
+        formats = dict(self.cleaned.decisions.date_formats) if self.cleaned is not None else {}
+        if self.orders is not None and self.orders.date_format:
+            formats[self.orders.columns.date] = self.orders.date_format
+        return formats
 
 
 def check(source: str | Path | None, cfg: Config) -> Check:
@@ -55,12 +62,22 @@ def check(source: str | Path | None, cfg: Config) -> Check:
     loaded = load(source, cfg.input)
     file = loaded.where
     schema = infer_schema(loaded.frame, cfg.columns, file=file, scale=cfg.scale)
-    cleaned = ff = None
+    order_columns = detect(loaded.frame, cfg.transactions, file)
+    cleaned = ff = orders = None
     problem: ReportgenError | None = None
     try:
-        cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
-        require_rows(cleaned, cfg, file=file)
-        ff = build_features(cleaned, schema, cfg, file=file)
+        if order_columns is not None:
+            orders = aggregate(loaded.frame, order_columns, cfg, file)
+            table, table_schema = orders.table()
+            cleaned = clean(table, table_schema, cfg, file=file,
+                            notes=[*loaded.notes, *orders.log])
+            cleaned = dataclasses.replace(cleaned, as_of=orders.as_of)
+            require_rows(cleaned, cfg, file=file)
+            ff = order_features(cleaned, orders.features, cfg, file)
+        else:
+            cleaned = clean(loaded.frame, schema, cfg, file=file, notes=loaded.notes)
+            require_rows(cleaned, cfg, file=file)
+            ff = build_features(cleaned, schema, cfg, file=file)
         if len(ff.model) < 2:
             raise SegmentationError(
                 "fewer than two model features vary across customers", file=file,
@@ -68,12 +85,13 @@ def check(source: str | Path | None, cfg: Config) -> Check:
     except ReportgenError as exc:
         problem = exc
     return Check(cfg=cfg, loaded=loaded, schema=schema, cleaned=cleaned, features=ff,
-                 problem=problem)
+                 problem=problem, order_columns=order_columns, orders=orders)
 
 
 def _source_line(c: Check) -> str:
     ld = c.loaded
-    how = {"text": f"delimited text, {ld.delimiter!r} delimiter, {ld.encoding}",
+    how = {"text": ("whitespace-aligned text" if ld.delimiter == " " else
+                    f"delimited text, {ld.delimiter!r} delimiter") + f", {ld.encoding}",
            "parquet": "Parquet", "excel": "Excel workbook", "sql": "database"}.get(ld.kind,
                                                                                  ld.kind)
     return (f"Source: {ld.where}: {len(ld.frame):,} rows × {ld.frame.shape[1]} columns "
@@ -82,12 +100,25 @@ def _source_line(c: Check) -> str:
 
 def describe(c: Check) -> str:
     """What `reportgen validate` prints."""
-    lines = [_source_line(c), "", "Columns and roles:"]
-    width = min(32, max(len(str(col)) for col in c.schema.roles))
-    for column, role in c.schema.roles.items():
-        shown = str(column) if len(str(column)) <= width else str(column)[:width - 1] + "…"
-        note = c.schema.notes.get(column, "")
-        lines.append(f"  {shown:<{width}}  {role:<14} {note}")
+    lines = [_source_line(c), ""]
+    if c.order_columns is not None:
+        lines.append("Order lines: one row per order line, aggregated to one row per customer"
+                     + (f": {c.orders.method_line()}" if c.orders else ""))
+        lines += ["", "Columns of the order lines ([transactions]):"]
+        lines += describe_columns(c.order_columns)
+        used = set(c.order_columns.roles().values())
+        unused = [str(col) for col in c.loaded.frame.columns if col not in used]
+        if unused:
+            lines.append(f"  not used: {', '.join(unused)}")
+    else:
+        lines.append("Columns and roles:")
+        width = min(32, max(len(str(col)) for col in c.schema.roles))
+        for column, role in c.schema.roles.items():
+            shown = str(column) if len(str(column)) <= width else str(column)[:width - 1] + "…"
+            note = c.schema.notes.get(column, "")
+            lines.append(f"  {shown:<{width}}  {role:<14} {note}")
+    if c.orders is not None and c.orders.date_format:
+        lines += ["", f"Dates in {c.orders.columns.date!r}: {c.orders.date_format}"]
     if c.cleaned is not None:
         as_of = c.cleaned.as_of
         lines.append("")
@@ -109,8 +140,11 @@ def describe(c: Check) -> str:
                   + (f" — {s.reason}" if s.reason else "") for s in steps]
         if not steps:
             lines.append("  nothing to fix")
-        lines.append(f"  {len(c.cleaned.frame):,} customers to segment, "
-                     f"{len(c.cleaned.excluded):,} rows left out")
+        left_out = len(c.cleaned.excluded) + (len(c.orders.excluded) if c.orders else 0)
+        what = ("customer" if left_out == 1 else "customers") if c.orders else \
+            ("row" if left_out == 1 else "rows")
+        lines.append(f"  {len(c.cleaned.frame):,} customers to segment, {left_out:,} {what} "
+                     "left out")
     else:
         lines.append("  (stopped by the problem below)")
     s = c.cfg.segment
@@ -231,12 +265,29 @@ def config_text(c: Check) -> str:
     out += ["[input]"] + _section(cfg.input, "input", inferred_input)
     if c.problem and "date" in str(c.problem):
         out.append(f"# PROBLEM: {c.problem}")
+    out += ["", "# What a row is and, for order lines, which column plays which part: auto,",
+            "# orders or customers. Order lines are aggregated to one row per customer as of",
+            "# report.as_of (features: recency, orders, net spend, basket, returns, mix...)."]
+    out.append("[transactions]")
+    if c.order_columns is not None:
+        out.append(_line("rows", "orders", _help(cfg.transactions, "rows").split(":")[0]))
+        for role, column in c.order_columns.roles().items():
+            out.append(_line(role, str(column), ROLE_TEXT[role]))
+        pinned = {"rows", *c.order_columns.roles()}
+        out += [line for f, line in zip(dataclasses.fields(cfg.transactions),
+                                        _section(cfg.transactions, "transactions", {}),
+                                        strict=True) if f.name not in pinned]
+    else:
+        out += _section(cfg.transactions, "transactions", {})
     out += ["", "# Column roles, inferred from names and values: correct a role here, or set",
             "# \"ignore\" to leave a column out. Roles:"]
     out += _wrap(", ".join(ROLES), "#   ")
     out.append("[columns]")
+    if c.order_columns is not None:
+        out.append("# (order lines: [transactions] above names their columns; the customer table "
+                   "they are aggregated to has its own roles)")
     width = max(len(_toml(str(col))) for col in schema.roles) + 3
-    for column, role in schema.roles.items():
+    for column, role in schema.roles.items() if c.order_columns is None else ():
         text = f"{_toml(str(column))} = {_toml(role)}"
         out.append(f"{text:<{max(width + 16, 40)}} # {schema.notes.get(column, '')}")
     out += ["", "# Multiply a column by a factor (amounts in thousands = 1000); 1 switches it off.",

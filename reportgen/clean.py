@@ -72,7 +72,12 @@ from .schema import (
 
 DATE_FORMATS = ["%Y-%m-%d", "%d-%m-%Y", "%m-%d-%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d",
                 "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M",
-                "%Y-%m-%dT%H:%M:%S"]
+                "%Y-%m-%dT%H:%M:%S",
+                # Order exports: two-digit years, times without seconds, seconds without T
+                # ("12/2/10 13:49" from a shop system; month first when a 12/13/10 occurs).
+                "%m/%d/%y %H:%M", "%d/%m/%y %H:%M", "%m/%d/%y", "%d/%m/%y", "%d.%m.%y",
+                "%Y-%m-%d %H:%M", "%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                "%d.%m.%Y %H:%M"]
 # The "format" of a date column whose source held dates already (Parquet, a database).
 NATIVE_DATES = "date"
 # Numeric roles whose missing values are filled with the median (and said so).
@@ -449,7 +454,9 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
     decided: dict[str, DateDecision] = {}
     for column in schema.date_columns:
         if when is not None:
-            future = df[column] > pd.Timestamp(when)
+            # as_of is a day: a timestamp during that day (13:49 on the last day) is not
+            # in the future, only one from the next midnight on.
+            future = df[column] >= pd.Timestamp(when) + pd.Timedelta(days=1)
             if future.any():
                 df.loc[future, column] = pd.NaT
                 log.append(CleaningStep(column, "set missing", int(future.sum()),

@@ -172,6 +172,57 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         sys.exit(EXIT_GATE_FAILED)
 
 
+def _month(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not a month like 2011-06") from None
+
+
+@main.command()
+@click.argument("source")
+@click.option("--from", "start", metavar="YYYY-MM",
+              help="First month (default: the first month of the data).")
+@click.option("--to", "end", metavar="YYYY-MM",
+              help="Last month (default: the last month of the data).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="reportgen.toml with settings (CLI options override it).")
+@click.option("--out", "out_root", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Output root: every month's run goes in it.")
+@click.option("--format", "formats", metavar="LIST",
+              help="Outputs to render, comma-separated (default: html,pdf,email).")
+@click.option("--table", help="Table (or schema.table) to read when SOURCE is a database URL.")
+@click.option("--query", help="SQL query to read when SOURCE is a database URL.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@_errors_to_exit_codes
+def backfill(source: str, start: str | None, end: str | None, config_path: str | None,
+             out_root: str, formats: str | None, table: str | None, query: str | None,
+             verbose: bool, quiet: bool) -> None:
+    """One run per month end of the order lines in SOURCE, into one series in OUT.
+
+    Each run is a snapshot as of the last day of its month (the last month's ends at the last
+    day in the data): a year of monthly reports from one export.
+    """
+    _setup_logging(verbose, quiet)
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet cannot be used together")
+    cfg = load_config(config_path).with_overrides(
+        report__formats=_formats(formats), input__table=table, input__query=query)
+    from .pipeline import backfill as backfill_series
+
+    results = backfill_series(source, cfg, Path(out_root), _month(start, "--from"),
+                              _month(end, "--to"))
+    for result in results:
+        report = result.report
+        names = ", ".join(s.name for s in report.segments)
+        click.echo(f"{report.as_of}  {report.run_id}  {report.headline.customers:>9,} customers"
+                   f"  {report.headline.k} segments: {names}")
+    click.echo(f"{len(results)} monthly runs in {out_root}")
+
+
 @main.command()
 @click.argument("new_customers")
 @click.option("--model", "model_dir", required=True, type=click.Path(),

@@ -31,7 +31,8 @@ def _setting(default: Any, help: str, **kw: Any) -> Any:
 @dataclass(frozen=True)
 class InputConfig:
     delimiter: str | None = _setting(
-        None, "Field delimiter; empty = sniffed (comma, tab, semicolon, pipe)."
+        None, "Field delimiter; empty = sniffed (comma, tab, semicolon, pipe, or whitespace-"
+        "aligned columns); \" \" = fields separated by runs of spaces."
     )
     encoding: str | None = _setting(None, "Text encoding; empty = UTF-8, falling back to CP1252.")
     date_format: str | None = _setting(
@@ -140,6 +141,40 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class TransactionsConfig:
+    rows: str = _setting(
+        "auto", "What a row of the table is: auto (order lines when a customer key repeats and "
+        "every row has a date and an amount), orders (order lines: aggregated to one row per "
+        "customer), customers (one row per customer: never aggregated).")
+    customer: str | None = _setting(None, "Column of the customer key; empty = inferred.")
+    order: str | None = _setting(
+        None, "Column of the order or invoice number; empty = inferred (without one, the orders "
+        "of a customer are its distinct order days).")
+    date: str | None = _setting(None, "Column of the order date or timestamp; empty = inferred.")
+    amount: str | None = _setting(
+        None, "Column of the line amount (net of discounts); empty = inferred, or quantity × "
+        "price.")
+    quantity: str | None = _setting(None, "Column of the quantity (items) of a line.")
+    price: str | None = _setting(None, "Column of the unit price (amount = quantity × price).")
+    discount: str | None = _setting(
+        None, "Column of the discount of a line (a rate or an amount: a line above 0 counts as "
+        "discounted).")
+    status: str | None = _setting(
+        None, "Column of the line or order status: cancelled, refunded and returned lines count "
+        "as returns.")
+    product: str | None = _setting(None, "Column of the product (code or name).")
+    category: str | None = _setting(None, "Column of the product category: the category mix.")
+    channel: str | None = _setting(None, "Column of the sales channel (web, store, app…).")
+    store: str | None = _setting(None, "Column of the store or branch.")
+    country: str | None = _setting(None, "Column of the customer's or order's country.")
+    top_levels: int = _setting(
+        5, "Categories, channels, stores and countries kept by revenue in the mix features; "
+        "the rest are pooled as 'other'.")
+    window_days: int = _setting(
+        90, "Days of the recent-spend window (spend in the last N days against the N before).")
+
+
+@dataclass(frozen=True)
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     columns: dict[str, str] = field(
@@ -151,6 +186,7 @@ class Config:
         metadata={"help": "Multiply a column by a factor: column name = 1000 for amounts in "
                           "thousands. Inferred from names like 'Income (k$)'; 1 switches it off."},
     )
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -170,6 +206,17 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
+
+    def run_key(self) -> dict[str, Any]:
+        """The settings that shape a run's analysis, for its run id. Settings of
+        [transactions] left at their defaults are left out, so a config that does not use
+        them keeps the run id it had before order tables existed."""
+        data = self.to_dict()
+        default = jsonable(dataclasses.asdict(TransactionsConfig()))
+        transactions = {k: v for k, v in data.pop("transactions").items() if v != default[k]}
+        if transactions:
+            data["transactions"] = transactions
+        return data
 
 
 # "json": the data files only (summary.json, segments.csv and manifest.json are always
@@ -306,7 +353,28 @@ def validate(cfg: Config, file: str | None = None) -> Config:
                 f"unknown format {fmt!r}{_nearest(fmt, list(VALID_FORMATS))}", file=file
             )
     _validate_branding(cfg, file)
+    _validate_transactions(cfg, file)
     return cfg
+
+
+TRANSACTION_ROWS = ("auto", "orders", "customers")
+
+
+def _validate_transactions(cfg: Config, file: str | None) -> None:
+    t = cfg.transactions
+    if t.rows not in TRANSACTION_ROWS:
+        raise ConfigError(f"'transactions.rows' is {t.rows!r}"
+                          f"{_nearest(t.rows, list(TRANSACTION_ROWS))}", file=file)
+    if not 1 <= t.top_levels <= 20:
+        raise ConfigError("'transactions.top_levels' must be between 1 and 20", file=file)
+    if not 7 <= t.window_days <= 366:
+        raise ConfigError("'transactions.window_days' must be between 7 and 366", file=file)
+    if t.amount is not None and t.price is not None:
+        raise ConfigError("give 'transactions.amount' or 'transactions.price' (amount = "
+                          "quantity × price), not both", file=file)
+    if t.price is not None and t.quantity is None:
+        raise ConfigError("'transactions.price' needs 'transactions.quantity' (amount = "
+                          "quantity × price)", file=file)
 
 
 def _validate_branding(cfg: Config, file: str | None) -> None:

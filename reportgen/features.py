@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import pandas as pd
 from .clean import Cleaned
 from .config import Config
 from .errors import ConfigError, InputError, ModelError
+from .orders import Derived
 from .report import FeatureInfo
 from .schema import Schema, normalise
 
@@ -321,6 +323,29 @@ def _frame(columns: dict[str, pd.Series], index: pd.Index) -> pd.DataFrame:
     for j, name in enumerate(names):
         block[j] = columns.pop(name).to_numpy(dtype="float64")
     return pd.DataFrame(block.T, index=index, columns=names, copy=False)
+
+
+# Default model features of a table aggregated from order lines: RFM, tenure and basket,
+# then behaviour (returns, discounts) and the category and channel mix. The spend windows,
+# gaps and active months describe segments; they mostly restate recency and frequency.
+ORDER_MODEL = ["recency", "frequency", "total_spend", "avg_basket", "tenure_months",
+               "items_per_order", "return_share", "deal_share"]
+
+
+def order_features(cleaned: Cleaned, derived: Mapping[str, Derived], cfg: Config,
+                   file: str | None = None) -> FeatureFrame:
+    """The features of customers aggregated from order lines (orders.aggregate): its
+    columns as they are, each with how it was derived."""
+    out = cleaned.frame[list(derived)].astype("float64")
+    meta = {name: FeatureMeta(d.label, d.unit, d.group, d.description, d.level)
+            for name, d in derived.items()}
+    if cfg.features.model:
+        model = _model_features(cfg, out, meta)
+    else:
+        mix = [f for f, m in meta.items() if m.group in ("product_mix", "channel_mix")]
+        chosen = [f for f in ORDER_MODEL if f in out] + mix[:MAX_PRODUCT_SHARES]
+        model = [f for f in chosen if out[f].std() > 0]
+    return FeatureFrame(frame=out, meta=meta, model=model, value="total_spend")
 
 
 def _add_levels(add: object, s: pd.Series, column: str, prefix: str,

@@ -31,6 +31,9 @@ from .report import CleaningStep
 from .resources import sample_path
 
 DELIMITERS = [",", "\t", ";", "|"]
+# The delimiter of whitespace-aligned text (fixed-width exports, CDNOW_master.txt): any run
+# of spaces or tabs separates two fields, and leading spaces are no field.
+WHITESPACE = " "
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-", "#N/A"]
@@ -198,12 +201,45 @@ def sniff_delimiter(sample: str) -> str:
             best, best_fields = d, n
     if best:
         return best
+    if _whitespace_aligned(lines):
+        return WHITESPACE
     if max(len(ln) for ln in lines) > 4096:
         return ","  # long cells make the csv module's regexes slow, and its guess no better
     try:
         return csv.Sniffer().sniff("\n".join(lines[:20]), delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
         return ","
+
+
+def _whitespace_aligned(lines: list[str]) -> bool:
+    """Every line splits on runs of blanks into the same number (≥ 2) of fields, and none
+    holds a quote (quoted cells with spaces inside need a real delimiter)."""
+    if any('"' in ln for ln in lines):
+        return False
+    counts = {len(ln.split()) for ln in lines}
+    return len(counts) == 1 and counts.pop() >= 2
+
+
+def _text_columns(sample: str, delimiter: str) -> list[str]:
+    """Columns whose values are digits with leading zeros ("00042", zip codes, zero-padded
+    customer ids): read as text, so "00042" stays "00042" and never becomes 42."""
+    lines = [ln for ln in sample.splitlines()[:SNIFF_LINES + 1] if ln.strip()]
+    if len(lines) > 1 and len(sample) >= SNIFF_BYTES:
+        lines = lines[:-1]
+    if len(lines) < 2:
+        return []
+    if delimiter == WHITESPACE:
+        rows = [ln.split() for ln in lines]
+    else:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    header, body = rows[0], rows[1:]
+    out = []
+    for i, name in enumerate(header):
+        values = [r[i].strip() for r in body if i < len(r) and r[i].strip()]
+        if values and all(v.isdigit() for v in values) and \
+                any(len(v) > 1 and v.startswith("0") for v in values):
+            out.append(name.strip())
+    return out
 
 
 def _read_text(raw: bytes, where: str, cfg: InputConfig
@@ -221,11 +257,13 @@ def _read_text(raw: bytes, where: str, cfg: InputConfig
         raise InputError("the file is binary, not a delimited text table", file=where,
                          hint="export it as CSV")
     delimiter = cfg.delimiter or sniff_delimiter(sample)
+    text_columns = _text_columns(sample, delimiter)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
-            sep=delimiter,
+            sep=r"\s+" if delimiter == WHITESPACE else delimiter,
             engine="c",
+            dtype={c: str for c in text_columns} or None,
             skipinitialspace=True,
             na_values=NA_VALUES,
             keep_default_na=False,

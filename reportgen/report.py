@@ -155,6 +155,59 @@ class TopAction:
 
 
 @dataclass(frozen=True)
+class OrderLines:
+    """How a table of order lines became one row per customer (None for a customer table)."""
+
+    method: str  # "28,492 order lines of 1,051 customers, aggregated to customers as of …"
+    lines: int  # rows of the table
+    lines_used: int  # lines aggregated
+    customers: int  # customers segmented or left out with a reason
+    columns: dict[str, str]  # role -> column: customer, order, date, amount ("Qty × Price")…
+    revenue: float  # gross amount of the purchases aggregated
+    no_customer_lines: int  # lines without a customer: counted, never imputed
+    no_customer_revenue_share: float  # their share of the revenue of all lines
+    duplicate_lines: int  # exact duplicates, counted once
+    return_lines: int  # returns and cancellations netted against spend
+    after_as_of: int  # lines dated after as_of, left out of this snapshot
+    only_returns: int  # customers left out: nothing but returns
+
+
+@dataclass(frozen=True)
+class RfmGroup:
+    """One of the named RFM groups (templates/rfm.toml) and who is in it."""
+
+    name: str
+    rule: str  # the scores it needs, e.g. "R 5, F 4-5"
+    description: str
+    customers: int
+    share: float  # of segmented customers
+    value_share: float  # of their total value
+    recency: float  # mean days since the last order
+    frequency: float  # mean orders
+    monetary: float  # mean net spend
+
+
+@dataclass(frozen=True)
+class RfmCell:
+    """One cell of the recency × frequency grid (scores 1-5)."""
+
+    r: int
+    f: int
+    customers: int
+    group: str  # the RFM group most of the cell's customers are in ("" for an empty cell)
+
+
+@dataclass(frozen=True)
+class Rfm:
+    """RFM next to the clusters: the groups, which groups each segment holds, the grid."""
+
+    method: str  # how the scores were made, in words
+    groups: list[RfmGroup]  # largest first; groups nobody is in are left out
+    by_segment: dict[str, dict[str, int]]  # segment id (as text) -> group -> customers
+    grid: list[RfmCell]  # 25 cells, R 5..1 × F 1..5
+
+
+@dataclass(frozen=True)
 class Headline:
     customers_in: int  # rows in the source table
     customers: int  # customers segmented
@@ -200,6 +253,8 @@ class Report:
     # Unit of the value measure: "money" for spend, "number" for a score (the Mall table's
     # spending score is no amount of money); format value figures with it, not as money.
     value_unit: str = "money"
+    orders: OrderLines | None = None  # the table was order lines: how they became customers
+    rfm: Rfm | None = None  # RFM scores and groups (order tables)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

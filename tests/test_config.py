@@ -104,6 +104,21 @@ def test_overrides_apply_and_are_validated():
         Config().with_overrides(segment__k=1)
 
 
+def test_transactions_settings_at_their_defaults_leave_the_run_id_as_it_was():
+    import hashlib
+    import json
+
+    from reportgen.pipeline import run_id_for
+
+    before = Config().to_dict()
+    before.pop("transactions")  # the config as it was before order tables existed
+    digest = hashlib.sha256(("abc" + json.dumps(before, sort_keys=True)).encode()).hexdigest()
+    assert run_id_for("2014-06", "abc", Config()) == f"2014-06-{digest[:8]}"
+    pinned = Config().with_overrides(transactions__customer="Customer ID")
+    assert pinned.run_key()["transactions"] == {"customer": "Customer ID"}
+    assert run_id_for("2014-06", "abc", pinned) != run_id_for("2014-06", "abc", Config())
+
+
 def test_every_setting_has_help():
     rows = describe()
     defaults = {key: default for key, default, _ in rows}

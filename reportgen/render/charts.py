@@ -24,7 +24,7 @@ from altair.utils.schemapi import debug_mode
 
 from .. import fmt
 from ..fmt import signed
-from ..report import ChartSpec, FeatureInfo, KRow, Method, Segment
+from ..report import ChartSpec, FeatureInfo, KRow, Method, Rfm, Segment
 from .pdf import page_rank
 
 log = logging.getLogger(__name__)
@@ -500,6 +500,41 @@ def campaigns(segments: Sequence[Segment], features: Sequence[FeatureInfo]) -> a
     )
 
 
+def rfm_grid(rfm: Rfm) -> alt.Chart:
+    """Recency score (rows, 5 on top) × frequency score (columns): customers per cell, each
+    cell labelled with its count and the RFM group most of its customers are in."""
+    top = max((c.customers for c in rfm.grid), default=0)
+    rows = [{"r": c.r, "f": c.f, "customers": c.customers, "group": c.group,
+             "count": f"{c.customers:,}" if c.customers else ""} for c in rfm.grid]
+    base = alt.Chart(_frame(rows)).encode(
+        x=alt.X("f:O", title="Frequency score (F): 5 = the most orders",
+                axis=alt.Axis(labelAngle=0, ticks=False, domain=False)),
+        y=alt.Y("r:O", sort="descending", title="Recency score (R): 5 = the most recent",
+                axis=alt.Axis(ticks=False, domain=False)),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.condition("datum.customers == 0", alt.value("#f5f7fa"), alt.Color(
+            "customers:Q", scale=alt.Scale(scheme="blues", domainMin=0), legend=None)),
+        tooltip=[alt.Tooltip("r:O", title="R"), alt.Tooltip("f:O", title="F"),
+                 alt.Tooltip("customers:Q", format=",", title="Customers"),
+                 alt.Tooltip("group:N", title="Mostly")],
+    )
+    ink = alt.condition(f"datum.customers > {0.55 * top}", alt.value("white"), alt.value(INK))
+    # Two one-line texts, not one two-line text: WeasyPrint draws a multi-line SVG text
+    # left-aligned whatever its anchor.
+    count = base.mark_text(fontSize=10, fontWeight="bold", dy=-6).encode(text="count:N",
+                                                                         color=ink)
+    group = base.mark_text(fontSize=8, dy=7).encode(
+        text=alt.condition("datum.customers > 0", "group:N", alt.value("")), color=ink)
+    text = alt.layer(count, group)
+    chart = alt.layer(cells, text).properties(width=WIDTH - 120, height=5 * 46)
+    biggest = sorted(rfm.grid, key=lambda c: (-c.customers, -c.r, -c.f))[:3]
+    words = "; ".join(f"R {c.r} F {c.f}: {c.customers:,} ({c.group})" for c in biggest
+                      if c.customers)
+    return _finish(chart, "Customers by recency score (rows) and frequency score (columns), "
+                          f"each cell named by its main RFM group. Largest cells: {words}.")
+
+
 def k_metrics(method: Method) -> alt.Chart:
     """The k search as small multiples, one per metric, with the chosen k marked."""
     table: list[KRow] = method.k_table
@@ -601,6 +636,7 @@ def _plan(
     points: pd.DataFrame | None,
     *,
     value_label: str = "spend",
+    rfm: Rfm | None = None,
 ) -> list[ChartSpec]:
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
@@ -616,6 +652,8 @@ def _plan(
                          ("campaigns", "Response to past campaigns")):
         if _group(features, group):
             plan.append((group, title, False))
+    if rfm is not None:
+        plan.append(("rfm_grid", "Customers by recency and frequency (RFM scores)", False))
     if _model_features(features):
         plan += [(f"persona_{s.id}", f"{s.name} against the average customer", False)
                  for s in segments]
@@ -634,6 +672,7 @@ def build_charts(
     value_label: str = "spend",
     value_unit: str = "money",
     currency: str = "$",
+    rfm: Rfm | None = None,
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
@@ -654,9 +693,11 @@ def build_charts(
         "product_mix": lambda: product_mix(segments, features),
         "campaigns": lambda: campaigns(segments, features),
         "k_metrics": lambda: k_metrics(method),
+        "rfm_grid": lambda: rfm_grid(rfm),  # type: ignore[arg-type]
     }
     charts: dict[str, ChartSpec] = {}
-    for planned in _plan(segments, features, method, points, value_label=value_label):
+    for planned in _plan(segments, features, method, points, value_label=value_label,
+                         rfm=rfm):
         name = planned.name
         # Altair's debug mode validates every object as it is made (~10% of the build);
         # the specs are checked where it matters, by vl-convert rendering them in the tests.

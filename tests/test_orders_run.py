@@ -1,0 +1,203 @@
+"""Order tables through a whole run, zero-config: one row per customer in segments.csv, RFM
+columns and groups, no id or invoice number among the features or traits, nothing on the
+last day "in the future", and the report says how the lines became customers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import reportgen
+from reportgen.cli import main
+from reportgen.config import Config
+from tests.order_tables import Facts, cdnow_text, invoice_lines, order_export, write_csv
+from tests.test_orders import ORDER_FEATURES
+
+GROUPS = {"Champions", "Loyal", "Potential loyalist", "New", "Promising", "Need attention",
+          "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost"}
+KEYS = {"invoices": "CustomerID", "orders": "Customer ID", "cdnow": "customer_id"}
+
+
+def _table(name: str, folder: Path) -> tuple[Path, Facts]:
+    if name == "invoices":
+        frame, facts = invoice_lines()
+        return write_csv(frame, folder / "invoices.csv"), facts
+    if name == "orders":
+        frame, facts = order_export()
+        return write_csv(frame, folder / "orders.csv"), facts
+    text, facts = cdnow_text()
+    path = folder / "cdnow.txt"
+    path.write_text(text, newline="")
+    return path, facts
+
+
+@pytest.fixture(scope="module", params=["invoices", "orders", "cdnow"])
+def run(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp(request.param)
+    path, facts = _table(request.param, folder)
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0)
+    result = reportgen.run(path, cfg, folder / "out")
+    segments = pd.read_csv(result.run_dir / "segments.csv",
+                           dtype={KEYS[request.param]: str, "rfm_score": str})
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    return request.param, facts, segments, summary
+
+
+def test_segments_csv_has_one_row_per_customer(run) -> None:  # type: ignore[no-untyped-def]
+    name, facts, segments, summary = run
+    key = KEYS[name]
+    assert segments[key].is_unique
+    assert set(segments[key]) == facts.customers | facts.only_returns
+    kept = segments[segments["left_out"].isna()]
+    assert set(kept[key]) == facts.customers
+    assert summary["headline"]["customers"] == len(facts.customers)
+    left = segments[segments["left_out"].notna()]
+    assert set(left[key]) == facts.only_returns
+    assert left["left_out"].astype(str).str.startswith("only returns").all()
+
+
+def test_rfm_columns_and_groups(run) -> None:  # type: ignore[no-untyped-def]
+    _, facts, segments, summary = run
+    kept = segments[segments["left_out"].isna()]
+    assert kept["rfm_score"].astype(str).str.fullmatch(r"[1-5]{3}").all()
+    assert set(kept["rfm_group"]) <= GROUPS
+    rfm = summary["rfm"]
+    assert sum(g["customers"] for g in rfm["groups"]) == len(facts.customers)
+    assert sum(c["customers"] for c in rfm["grid"]) == len(facts.customers)
+    counted = {}
+    for groups in rfm["by_segment"].values():
+        for group, n in groups.items():
+            counted[group] = counted.get(group, 0) + n
+    assert counted == kept["rfm_group"].value_counts().to_dict()
+    assert "rfm_grid" in summary["charts"]
+
+
+def test_no_id_or_invoice_among_features_or_traits(run) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, summary = run
+    words = ("customerid", "customer id", "customer_id", "invoice", "order id", "row id",
+             "stock", "product id")
+    for f in summary["features"]:
+        assert not any(w in (f["name"] + " " + f["label"]).lower() for w in words), f
+        assert f["name"] in ORDER_FEATURES or f["name"].startswith(("share_", "country_")), f
+    for s in summary["segments"]:
+        for t in s["traits"]:
+            assert not any(w in t["text"].lower() for w in words), t
+    assert not any(w in " ".join(summary["method"]["features"]) for w in ("id", "invoice"))
+
+
+def test_the_last_day_is_not_in_the_future(run) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _, summary = run
+    assert summary["as_of"] == facts.last_day.isoformat()  # type: ignore[union-attr]
+    assert not any("future" in step["reason"] or "after as_of" in step["detail"]
+                   for step in summary["cleaning"])
+    assert summary["orders"]["after_as_of"] == 0
+
+
+def test_the_report_says_how_lines_became_customers(run) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _, summary = run
+    o = summary["orders"]
+    assert o["method"] == (f"{o['lines_used']:,} order lines of {len(facts.customers):,} "
+                           f"customers, aggregated to customers as of {summary['as_of']}")
+    assert o["lines"] == facts.lines
+    assert o["no_customer_lines"] == facts.no_customer_lines
+    roles = {c["column"]: c["role"] for c in summary["columns"]}
+    assert all(r.startswith("order ") or r == "ignore" for r in roles.values())
+
+
+def test_invoice_lines_name_order_personas_and_actions(tmp_path: Path) -> None:
+    path, facts = _table("invoices", tmp_path)
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0)
+    report = reportgen.run(path, cfg, tmp_path / "out").report
+    segments = pd.read_csv(next((tmp_path / "out").glob("*/segments.csv")),
+                           dtype={"CustomerID": str})
+    kinds = segments.set_index("CustomerID")["persona"].dropna().groupby(
+        pd.Series(facts.kinds)).agg(lambda s: s.value_counts().index[0])
+    assert kinds["regular"] == "Loyal regulars"
+    assert kinds["new"] == "New one-time buyers"
+    rules = {s.name: {a.rule for a in s.actions} for s in report.segments}
+    assert "regulars-rewards" in rules["Loyal regulars"]
+    assert "second-purchase" in rules["New one-time buyers"]
+    assert "lapsed-win-back" in rules[kinds["lapsed"]]
+    lapsed = report.segment(next(s.id for s in report.segments if s.name == kinds["lapsed"]))
+    assert lapsed.value_share > 0.5 and lapsed.zscores["recency"] > 1
+
+
+def test_as_of_makes_a_snapshot(tmp_path: Path) -> None:
+    path, _ = _table("invoices", tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--format", "json",
+                                       "--as-of", "2011-06-30", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(next(out.glob("2011-06-*/summary.json")).read_text())
+    assert summary["as_of"] == "2011-06-30" and summary["period"] == "June 2011"
+    assert summary["orders"]["after_as_of"] > 0
+    step = next(s for s in summary["cleaning"] if "after as_of 2011-06-30" in s["detail"])
+    assert step["rows"] == summary["orders"]["after_as_of"]
+    assert dt.date.fromisoformat(summary["as_of"]) < dt.date(2011, 12, 9)
+
+
+def test_validate_and_init_say_it_is_an_order_table(tmp_path: Path) -> None:
+    path, _ = _table("invoices", tmp_path)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Order lines: one row per order line, aggregated to one row per customer" in \
+        result.output
+    assert "aggregated to customers as of 2011-12-09" in result.output
+    toml = tmp_path / "reportgen.toml"
+    result = CliRunner().invoke(main, ["init", str(path), "--out", str(toml)])
+    assert result.exit_code == 0, result.output
+    text = toml.read_text()
+    assert '[transactions]\nrows = "orders"' in text
+    assert 'customer = "CustomerID"' in text and 'order = "InvoiceNo"' in text
+    from reportgen.config import load_config
+
+    cfg = load_config(toml)
+    assert (cfg.transactions.customer, cfg.transactions.price) == ("CustomerID", "UnitPrice")
+    assert cfg.columns == {}
+
+
+def test_month_ends_cover_the_data_and_stop_at_its_last_day() -> None:
+    from reportgen.pipeline import month_ends
+
+    first, last = dt.date(2010, 12, 1), dt.date(2011, 12, 9)
+    ends = month_ends(first, last)
+    assert ends[0] == dt.date(2010, 12, 31) and ends[-1] == last and len(ends) == 13
+    assert month_ends(first, last, dt.date(2011, 2, 1), dt.date(2011, 4, 1)) == \
+        [dt.date(2011, 2, 28), dt.date(2011, 3, 31), dt.date(2011, 4, 30)]
+    assert month_ends(first, last, dt.date(2012, 1, 1)) == []
+
+
+def test_backfill_makes_one_run_per_month_into_one_root(tmp_path: Path) -> None:
+    path, facts = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2011-09", "--to",
+                                       "2011-12", "--out", str(out), "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "4 monthly runs" in result.output
+    runs = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert [r[:7] for r in runs] == ["2011-09", "2011-10", "2011-11", "2011-12"]
+    as_of = [json.loads((out / r / "summary.json").read_text())["as_of"] for r in runs]
+    assert as_of == ["2011-09-30", "2011-10-31", "2011-11-30", "2011-12-09"]
+    last = pd.read_csv(out / runs[-1] / "segments.csv", dtype={"CustomerID": str})
+    assert set(last["CustomerID"]) == facts.customers | facts.only_returns
+    first = pd.read_csv(out / runs[0] / "segments.csv", dtype={"CustomerID": str})
+    assert len(first) < len(last)  # the new customers of November are not there yet
+
+
+def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> None:
+    from tests.tables import marketing_table, write_tsv
+
+    path = write_tsv(marketing_table(20), tmp_path / "customers.tsv")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "backfill needs order lines" in result.output
+    orders, _ = _table("invoices", tmp_path)
+    result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-13"])
+    assert result.exit_code == 2 and "--from '2011-13' is not a month" in result.output
+    result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-06", "--to",
+                                       "2011-01"])
+    assert result.exit_code == 2 and "before --from" in result.output
