@@ -159,3 +159,37 @@ def test_segments_parquet_holds_what_segments_csv_says(tmp_path) -> None:
     from_csv = pd.read_csv(tmp_path / "segments.csv", keep_default_na=False,
                            na_values=[""])
     assert from_csv["segment"].astype("Int64").tolist() == back["segment"].tolist()
+
+
+@pytest.mark.parametrize("default, overrides", [
+    ("auto", {}), ("standard", {}), ("robust", {"b": "log1p"}), ("auto", {"a": "robust"})])
+def test_fit_transform_is_fit_scaling_then_transform_bit_for_bit(default, overrides) -> None:
+    from reportgen.scaling import fit_scaling, fit_transform
+
+    rng = np.random.default_rng(11)
+    x = np.column_stack([rng.lognormal(5, 2, 5000), rng.poisson(3, 5000).astype(float),
+                         rng.normal(0, 1, 5000), np.zeros(5000)])
+    features = ["a", "b", "c", "d"]
+    units = {"a": "money", "b": "count", "c": "number", "d": "count"}
+    plain = fit_scaling(x, features, units, default, overrides)
+    expected = plain.transform(x)
+    scaling, z = fit_transform(x.copy(), features, units, default, overrides)
+    assert scaling.methods == plain.methods
+    assert np.array_equal(scaling.center, plain.center)
+    assert np.array_equal(scaling.scale, plain.scale)
+    assert np.array_equal(z, expected)
+
+
+def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
+    from reportgen.profile import _by_segment
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"spend": rng.lognormal(4, 2, 20_000),
+                          "count": rng.integers(0, 30, 20_000).astype(float),
+                          "share": rng.random(20_000)})
+    labels = pd.Series(rng.integers(1, 6, 20_000), index=frame.index, name="segment")
+    means, medians = _by_segment(frame, labels)
+    grouped = frame.groupby(labels)
+    assert np.array_equal(means.to_numpy(), grouped.mean().to_numpy())
+    assert np.array_equal(medians.to_numpy(), grouped.median().to_numpy())
+    assert list(means.index) == list(grouped.mean().index)
