@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import progress
 from .errors import ReportgenError
 from .report import Report
 
@@ -152,6 +153,7 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     with open(path, "wb") as f:
         f.write((",".join(_csv_field(str(c)) for c in table.columns) + "\n").encode())
         for start in range(0, len(table), CSV_BLOCK):
+            progress.update("output", start, len(table), "rows written")
             block = table.iloc[start:start + CSV_BLOCK]
             cells = [_csv_text(block[c]) for c in block.columns]
             if any(c is None for c in cells):
@@ -160,13 +162,18 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
             lines = pc.binary_join_element_wise(lines, "", "\n")
             _write_text(f, lines)
         else:
+            progress.update("output", len(table), len(table), "rows written")
             return
     table.to_csv(path, index=False, lineterminator="\n")
 
 
-def _write_text(f: Any, text: pa.Array) -> None:
+def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:
     """The characters of a string array without nulls, one after the other."""
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:]
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    wide = pa.types.is_large_string(text.type)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32
+                            )[text.offset:]
     first, last = int(offsets[0]), int(offsets[len(text)])
     f.write(memoryview(text.buffers()[2])[first:last])
 

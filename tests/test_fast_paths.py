@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -193,3 +194,18 @@ def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
     assert np.array_equal(means.to_numpy(), grouped.mean().to_numpy())
     assert np.array_equal(medians.to_numpy(), grouped.median().to_numpy())
     assert list(means.index) == list(grouped.mean().index)
+
+
+def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeypatch) -> None:
+    # DuckDB's order aggregation hands over Arrow-backed columns (chunked arrays)
+    from reportgen import output
+
+    monkeypatch.setattr(output, "CSV_BLOCK", 3)
+    frame = pd.DataFrame({
+        "id": pd.array([1, 2, None, 4, 5], dtype="int64[pyarrow]"),
+        "name": pd.array(["a", None, "b,c", 'd"e', "=f"], dtype="string[pyarrow]"),
+        "x": pd.array([1.5, None, 2.0, 1e16, 0.1], dtype="double[pyarrow]"),
+        "big": pd.array(["x" * 10] * 5, dtype=pd.ArrowDtype(pa.large_string())),
+    })
+    output.write_csv(frame, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
