@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
-from . import algorithms, fmt
+from . import algorithms, fmt, progress
 from .config import SegmentConfig
 from .errors import SegmentationError
 from .features import FeatureFrame
@@ -123,7 +123,12 @@ def _search_fits(algorithm: str, zs: np.ndarray, ks: list[int], cfg: SegmentConf
     # k-prototypes is too slow to fit at every k (~0.7 s per fit on 2,240 customers): the
     # search uses k-means on the numbers, and k-prototypes fits the chosen k with the categories.
     family = "kmeans" if algorithm == "kprototypes" else algorithm
-    return {k: algorithms.fit(family, zs, k, cfg.random_state, cfg.n_init) for k in ks}
+    fits = {}
+    for i, k in enumerate(ks):
+        progress.update("segment", i, len(ks), "k searched")
+        fits[k] = algorithms.fit(family, zs, k, cfg.random_state, cfg.n_init)
+    progress.update("segment", len(ks), len(ks), "k searched")
+    return fits
 
 
 def segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | None = None
