@@ -280,7 +280,9 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
     snapshot: the table as it was at as_of: customers who signed up after it are left out,
     with the reason (None = when learning at the config's as_of, ``--as-of``).
     """
-    df = frame.copy()
+    # Columns are replaced, never written into: a shallow copy (copy-on-write) keeps the
+    # caller's frame as it was without a second copy of every column.
+    df = frame.copy(deep=False)
     log: list[CleaningStep] = list(notes)
     excluded: dict[object, str] = {}
     d = decisions
@@ -349,7 +351,7 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
     numbers = _impute_numbers(df, schema, kept, log, numbers, d is not None)
     categories = _clean_categories(df, schema, kept, log, d.categories if d else None, file)
 
-    frame_kept = df.loc[kept]
+    frame_kept = df if kept.all() else df.loc[kept]
     if frame_kept.empty:
         raise InputError("no usable rows left after cleaning", file=file,
                          hint="see the cleaning log with `reportgen validate`")

@@ -30,8 +30,12 @@ log = logging.getLogger("reportgen")
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    from . import progress
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("reportgen: %(message)s"))
+    live = progress.install(sys.stderr, quiet)
+    handler.setFormatter(progress.ClearingFormatter("reportgen: %(message)s") if live
+                         else logging.Formatter("reportgen: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False

@@ -292,7 +292,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                                      schema.cols("gender") else "cat",
                                      decisions.levels[column] if decisions else None)
 
-    out = pd.DataFrame(columns, index=df.index) if columns else out
+    out = _frame(columns, df.index) if columns else out
     if not meta:
         ignored = len(schema.cols("ignore"))
         raise InputError(f"no column to measure customers by ({ignored} of "
@@ -312,6 +312,17 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                                   "was fitted on")
     return FeatureFrame(frame=out, meta=meta, model=model, value=value, levels=levels,
                         fills=fills if decisions is None else dict(decisions.fills))
+
+
+def _frame(columns: dict[str, pd.Series], index: pd.Index) -> pd.DataFrame:
+    """The float64 columns as one DataFrame block, each column moved into it and let go at
+    once: the features exist once (``pd.DataFrame(columns)`` held them twice). The block is
+    laid out as pandas lays out the columns it stacks (one contiguous row per column)."""
+    names = list(columns)
+    block = np.empty((len(names), len(index)), dtype="float64")
+    for j, name in enumerate(names):
+        block[j] = columns.pop(name).to_numpy(dtype="float64")
+    return pd.DataFrame(block.T, index=index, columns=names, copy=False)
 
 
 # Default model features of a table aggregated from order lines: RFM, tenure and basket,

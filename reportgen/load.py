@@ -467,7 +467,9 @@ def _read_parquet(raw: bytes, where: str, limits: LimitsConfig
             table = table.set_column(i, field, pa.chunked_array(
                 [chunk.dictionary_decode().cast(field.type) for chunk in column.chunks],
                 type=field.type))
-        return table.to_pandas(), notes
+        # One column at a time, each freed from the Arrow table as it is converted: the
+        # table and the frame are never both whole in memory (2× the table, otherwise).
+        return table.to_pandas(split_blocks=True, self_destruct=True), notes
     except ReportgenError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on a bad file

@@ -40,9 +40,11 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     frame = ff.frame
     labels = pd.Series(seg.labels, index=frame.index, name="segment")
     mean = frame.mean()
-    std = frame.std(ddof=0).replace(0.0, np.nan)
-    grouped = frame.groupby(labels)
-    means, medians, sizes = grouped.mean(), grouped.median(), grouped.size()
+    # column by column: frame.std() squares a copy of the whole frame at once
+    std = pd.Series([frame[c].std(ddof=0) for c in frame.columns], index=frame.columns,
+                    dtype="float64").replace(0.0, np.nan)
+    means, medians = _by_segment(frame, labels)
+    sizes = labels.value_counts().sort_index()
     value = frame[ff.value] if ff.value else pd.Series(1.0, index=frame.index)
     value_by = value.groupby(labels).sum()
     total = float(value.sum())
@@ -69,3 +71,15 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
         overall_std={k: float(v) for k, v in std.fillna(0.0).items()},
         total_value=total,
     )
+
+
+def _by_segment(frame: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each feature's mean and median per segment (rows: segment id, columns: features),
+    one column at a time: the grouped reductions of the whole frame, which first copied the
+    whole frame in segment order, hold a column's copy at a time instead."""
+    means, medians = {}, {}
+    for column in frame.columns:
+        grouped = frame[column].groupby(labels)
+        means[column] = grouped.mean()
+        medians[column] = grouped.median()
+    return pd.DataFrame(means), pd.DataFrame(medians)

@@ -17,12 +17,12 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
-from . import algorithms, fmt
+from . import algorithms, fmt, progress
 from .config import SegmentConfig
 from .errors import SegmentationError
 from .features import FeatureFrame
 from .report import TENTATIVE_BELOW, KRow
-from .scaling import Scaling, fit_scaling
+from .scaling import Scaling, fit_transform
 from .stability import Stability, measure
 
 SEARCH_FROM = 2  # the table always shows k=2, so a reader sees what the metrics alone would pick
@@ -123,7 +123,12 @@ def _search_fits(algorithm: str, zs: np.ndarray, ks: list[int], cfg: SegmentConf
     # k-prototypes is too slow to fit at every k (~0.7 s per fit on 2,240 customers): the
     # search uses k-means on the numbers, and k-prototypes fits the chosen k with the categories.
     family = "kmeans" if algorithm == "kprototypes" else algorithm
-    return {k: algorithms.fit(family, zs, k, cfg.random_state, cfg.n_init) for k in ks}
+    fits = {}
+    for i, k in enumerate(ks):
+        progress.update("segment", i, len(ks), "k searched")
+        fits[k] = algorithms.fit(family, zs, k, cfg.random_state, cfg.n_init)
+    progress.update("segment", len(ks), len(ks), "k searched")
+    return fits
 
 
 def segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | None = None
@@ -141,10 +146,10 @@ def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | No
             "fewer than two model features vary across customers",
             hint="check [features] model or the column roles with `reportgen validate`",
         )
-    x = ff.frame[ff.model].to_numpy(dtype="float64", copy=True)
-    scaler = fit_scaling(x, ff.model, {f: ff.meta[f].unit for f in ff.model}, cfg.scaling,
-                         cfg.feature_scaling)
-    z = scaler.transform(x)
+    # The one copy of the model matrix: scaled in place.
+    scaler, z = fit_transform(ff.frame[ff.model].to_numpy(dtype="float64", copy=True),
+                              ff.model, {f: ff.meta[f].unit for f in ff.model}, cfg.scaling,
+                              cfg.feature_scaling)
     rng = np.random.default_rng(cfg.random_state)
     distinct = len(np.unique(z, axis=0)) if n <= 100_000 else n
     hi = min(cfg.k if cfg.k else cfg.k_max, distinct - 1)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import silhouette_score
 
 from reportgen.render import vega
@@ -68,3 +72,140 @@ def test_charts_are_exported_for_print_in_the_order_the_pdf_shows_them() -> None
     assert {n: kind for n, (kind, _) in exported.items()} == {
         n: "png" if n == "projection" else "svg" for n in names}
     assert exported["projection"][1][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# segments.csv written with pyarrow ----------------------------------------------------------
+
+def _edge_frame(n: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    odd = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-5, 5e-5, 1e-4, 1e9, 999_999_999.9999, 1e15,
+           1e16, 123_456_789_012.5, -2.5e-7, 58_138.0]
+    floats = np.concatenate([rng.normal(0, 1, n), rng.lognormal(5, 3, n), odd])
+    m = len(floats)
+    texts = ["Affluent, big", 'a "quoted" one', "two\nlines", "cr\rin", "plain", None,
+             "'=1+1", "", "ünïcode €"]
+    return pd.DataFrame({
+        "ID": np.arange(m),
+        "segment": pd.array(np.where(rng.random(m) < .2, None, rng.integers(1, 6, m)),
+                            dtype="Int64"),
+        "persona": pd.array(rng.choice(np.array(texts, dtype=object), m), dtype="string"),
+        "left_out": pd.array([None] * m, dtype="string"),
+        "raw": floats,
+        "rounded": np.round(floats, 4),
+        "with, comma": rng.integers(-5, 5, m),
+    })
+
+
+def test_write_csv_is_byte_identical_to_pandas_to_csv(tmp_path, monkeypatch) -> None:
+    from reportgen import output
+
+    monkeypatch.setattr(output, "CSV_BLOCK", 333)  # several blocks, a short last one
+    frame = _edge_frame()
+    frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    output.write_csv(frame, tmp_path / "arrow.csv")
+    assert (tmp_path / "arrow.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=60),
+       st.lists(st.text(max_size=8) | st.none(), min_size=1, max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_write_csv_formats_any_float_and_text_as_pandas_does(floats, texts) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from reportgen.output import write_csv
+
+    n = min(len(floats), len(texts))
+    frame = pd.DataFrame({"x": np.array(floats[:n], dtype="float64"),
+                          "t": pd.array(texts[:n], dtype="string")})
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(frame, Path(tmp) / "a.csv")
+        assert (Path(tmp) / "a.csv").read_bytes() == \
+            frame.to_csv(index=False, lineterminator="\n").encode()
+
+
+def test_write_csv_leaves_a_dtype_it_does_not_format_to_pandas(tmp_path) -> None:
+    from reportgen.output import write_csv
+
+    frame = pd.DataFrame({"flag": [True, False, True], "when": pd.to_datetime(
+        ["2014-01-02", "2014-03-04", None]), "n": [1.5, 2.0, np.nan]})
+    write_csv(frame, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
+
+
+def test_neutralised_text_equals_neutralise_cell_by_cell() -> None:
+    from reportgen.output import _neutralised, neutralise
+
+    s = pd.Series(["=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "plain", None, "a=b"],
+                  dtype="string")
+    expected = s.map(neutralise, na_action="ignore")
+    pd.testing.assert_series_equal(_neutralised(s), expected)
+    mixed = pd.Series(["=x", 3, None], dtype=object)
+    assert _neutralised(mixed).tolist() == ["'=x", 3, None]
+
+
+def test_segments_parquet_holds_what_segments_csv_says(tmp_path) -> None:
+    from reportgen.output import write_csv, write_parquet
+
+    frame = _edge_frame(200)
+    # (an unquoted \r, as Python's csv writes it, ends a line for pandas' CSV reader)
+    frame["persona"] = frame["persona"].str.replace("\r", " ")
+    write_csv(frame, tmp_path / "segments.csv")
+    write_parquet(frame, tmp_path / "segments.parquet")
+    back = pd.read_parquet(tmp_path / "segments.parquet")
+    assert list(back.columns) == list(frame.columns)
+    assert back["segment"].dtype == "Int64"
+    pd.testing.assert_series_equal(back["rounded"], frame["rounded"])
+    assert back["persona"].isna().tolist() == frame["persona"].isna().tolist()
+    from_csv = pd.read_csv(tmp_path / "segments.csv", keep_default_na=False,
+                           na_values=[""])
+    assert from_csv["segment"].astype("Int64").tolist() == back["segment"].tolist()
+
+
+@pytest.mark.parametrize("default, overrides", [
+    ("auto", {}), ("standard", {}), ("robust", {"b": "log1p"}), ("auto", {"a": "robust"})])
+def test_fit_transform_is_fit_scaling_then_transform_bit_for_bit(default, overrides) -> None:
+    from reportgen.scaling import fit_scaling, fit_transform
+
+    rng = np.random.default_rng(11)
+    x = np.column_stack([rng.lognormal(5, 2, 5000), rng.poisson(3, 5000).astype(float),
+                         rng.normal(0, 1, 5000), np.zeros(5000)])
+    features = ["a", "b", "c", "d"]
+    units = {"a": "money", "b": "count", "c": "number", "d": "count"}
+    plain = fit_scaling(x, features, units, default, overrides)
+    expected = plain.transform(x)
+    scaling, z = fit_transform(x.copy(), features, units, default, overrides)
+    assert scaling.methods == plain.methods
+    assert np.array_equal(scaling.center, plain.center)
+    assert np.array_equal(scaling.scale, plain.scale)
+    assert np.array_equal(z, expected)
+
+
+def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
+    from reportgen.profile import _by_segment
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"spend": rng.lognormal(4, 2, 20_000),
+                          "count": rng.integers(0, 30, 20_000).astype(float),
+                          "share": rng.random(20_000)})
+    labels = pd.Series(rng.integers(1, 6, 20_000), index=frame.index, name="segment")
+    means, medians = _by_segment(frame, labels)
+    grouped = frame.groupby(labels)
+    assert np.array_equal(means.to_numpy(), grouped.mean().to_numpy())
+    assert np.array_equal(medians.to_numpy(), grouped.median().to_numpy())
+    assert list(means.index) == list(grouped.mean().index)
+
+
+def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeypatch) -> None:
+    # DuckDB's order aggregation hands over Arrow-backed columns (chunked arrays)
+    from reportgen import output
+
+    monkeypatch.setattr(output, "CSV_BLOCK", 3)
+    frame = pd.DataFrame({
+        "id": pd.array([1, 2, None, 4, 5], dtype="int64[pyarrow]"),
+        "name": pd.array(["a", None, "b,c", 'd"e', "=f"], dtype="string[pyarrow]"),
+        "x": pd.array([1.5, None, 2.0, 1e16, 0.1], dtype="double[pyarrow]"),
+        "big": pd.array(["x" * 10] * 5, dtype=pd.ArrowDtype(pa.large_string())),
+    })
+    output.write_csv(frame, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")

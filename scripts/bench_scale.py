@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Issue 14's bench: `reportgen run` against the floor at 100 k / 1 M / 10 M customers.
+
+    python scripts/bench_scale.py                          # 100k and 1M, 3 rounds, this tree
+    python scripts/bench_scale.py --sizes 10000000 --runs 3
+    python scripts/bench_scale.py --sizes 1000000 --old /work/wt/base   # old code paired too
+
+Each size gets a marketing-shaped Parquet table of the sample's columns (the bundled sample
+resampled with replacement, amounts and counts with ±10 % noise), written once in chunks into
+--tables (default /tmp/reportgen-scale; never into git) and reused. Then, in one batch, the
+floor (scripts/floor_scale.py: read, standardise, k-means k=5 one init on a 50k sample, assign
+in chunks, write id+segment as Parquet) and `python -m reportgen run` (every format) of each
+tree alternate, rotating the order every round, so a drift of the shared machine's load falls
+on all of them alike. Each figure is the whole process: wall time and peak RSS (the child's own
+ru_maxrss from wait4, PERFORMANCE.md trap 8). Prints the medians, the ratio to the floor, the
+stage times of the last reportgen run, and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CHUNK = 1_000_000
+
+
+def make_table(n: int, path: Path, seed: int = 0) -> Path:
+    """n customers shaped like the sample, written in chunks (bounded memory at any n)."""
+    if path.exists():
+        return path
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = pd.read_csv(ROOT / "data" / "marketing_campaign.csv", sep="\t")
+    noisy = [c for c in base.columns if c.startswith(("Mnt", "Num"))]
+    rng = np.random.default_rng(seed)
+    tmp = path.with_suffix(".partial")
+    writer = None
+    try:
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            frame = base.iloc[rng.integers(0, len(base), m)].reset_index(drop=True)
+            frame["ID"] = np.arange(start, start + m, dtype="int64")
+            for col in noisy:
+                frame[col] = (frame[col] * rng.uniform(0.9, 1.1, m)).round().astype("int64")
+            frame["Income"] = (frame["Income"] * rng.uniform(0.95, 1.05, m)).round()
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    tmp.rename(path)
+    return path
+
+
+def one_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of one process; exits on failure."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.stderr.write(err)
+        raise SystemExit(f"failed: {' '.join(argv)}")
+    return wall, usage.ru_maxrss / 1024 / 1024
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def stage_times(out: Path) -> dict[str, float]:
+    manifests = sorted(out.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return {}
+    return json.loads(manifests[-1].read_text())["timings_s"]
+
+
+def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: str,
+               work: Path) -> dict[str, object]:
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        "floor": ([sys.executable, str(HERE / "floor_scale.py"), str(table),
+                   str(work / f"floor-{n}.parquet")], dict(os.environ))}
+    for name, tree in trees.items():
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--out",
+                           str(work / f"out-{name}-{n}"), "--format", formats, str(table)], env)
+    walls: dict[str, list[float]] = {k: [] for k in commands}
+    peaks: dict[str, list[float]] = {k: [] for k in commands}
+    before = load_average()
+    names = list(commands)
+    for r in range(runs):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            wall, peak = one_run(*commands[name])
+            walls[name].append(wall)
+            peaks[name].append(peak)
+        print(f"  {n:,} round {r + 1}: " + ", ".join(
+            f"{k} {walls[k][-1]:.1f} s {peaks[k][-1]:.2f} GB" for k in names)
+            + f"  (load {load_average()})", file=sys.stderr)
+    result: dict[str, object] = {"customers": n, "runs": runs, "load_before": before,
+                                 "load_after": load_average()}
+    for name in names:
+        result[name] = {"wall_s": round(statistics.median(walls[name]), 2),
+                        "peak_gb": round(statistics.median(peaks[name]), 2),
+                        "walls": [round(w, 2) for w in walls[name]]}
+        if name != "floor":
+            result[name]["stages_s"] = stage_times(work / f"out-{name}-{n}")  # type: ignore
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000",
+                    help="comma-separated customer counts (default 100000,1000000)")
+    ap.add_argument("--runs", type=int, default=3, help="rounds per size (median of these)")
+    ap.add_argument("--tree", default=str(ROOT), help="reportgen tree to time (default: this)")
+    ap.add_argument("--old", help="another tree to pair in the same batch (old code)")
+    ap.add_argument("--format", default="html,pdf,email", help="formats to render")
+    ap.add_argument("--tables", default="/tmp/reportgen-scale",
+                    help="folder for the generated tables (kept between runs)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    opts = ap.parse_args()
+
+    tables = Path(opts.tables)
+    tables.mkdir(parents=True, exist_ok=True)
+    work = tables / f"work-{os.getpid()}"
+    work.mkdir()
+    trees = {"reportgen": Path(opts.tree).resolve()}
+    if opts.old:
+        trees = {"old": Path(opts.old).resolve(), **trees}
+    results = []
+    try:
+        for n in (int(s) for s in opts.sizes.split(",")):
+            table = make_table(n, tables / f"marketing_{n}.parquet")
+            print(f"{n:,} customers: {table}", file=sys.stderr)
+            results.append(bench_size(n, table, trees, opts.runs, opts.format, work))
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    if opts.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    heads = list(trees)
+    print("| customers | " + " | ".join(f"{h} time, peak" for h in heads)
+          + " | floor time, peak | " + " | ".join(f"{h}/floor" for h in heads) + " | load |")
+    print("|---" * (2 + 2 * len(heads)) + "|---|")
+    for res in results:
+        floor = res["floor"]
+        cells = [f"{res[h]['wall_s']} s, {res[h]['peak_gb']} GB" for h in heads]  # type: ignore
+        ratios = [f"{res[h]['wall_s'] / floor['wall_s']:.1f}× time, "  # type: ignore
+                  f"{res[h]['peak_gb'] / floor['peak_gb']:.1f}× memory" for h in heads]  # type: ignore
+        print(f"| {res['customers']:,} | " + " | ".join(cells)
+              + f" | {floor['wall_s']} s, {floor['peak_gb']} GB | "  # type: ignore
+              + " | ".join(ratios) + f" | {res['load_before']} → {res['load_after']} |")
+    for res in results:
+        for h in heads:
+            print(f"{res['customers']:,} {h} stages: {res[h]['stages_s']}")  # type: ignore
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
