@@ -774,7 +774,7 @@ def email_run(tmp_path_factory, fast) -> Path:
     result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--out", str(out), "--format",
                     "email", "-q", "--config", fast)
     assert result.exit_code == 0, result.output
-    (run_dir,) = out.iterdir()
+    run_dir = only_run(out)
     (run_dir / "report.pdf").write_bytes(b"%PDF-1.7\n% a stand-in\n%%EOF\n")
     return run_dir
 
@@ -1201,7 +1201,7 @@ def test_an_editors_svg_logo_is_cleaned_and_drawn_offline(tmp_path, fast, no_net
     result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg, "--out",
                     str(tmp_path / "out"), "--format", "html,email", "-q")
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "out").iterdir()
+    run_dir = only_run(tmp_path / "out")
     html = (run_dir / "report.html").read_text()
     uri = re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)
     assert uri, "the logo is inlined"
@@ -1402,7 +1402,7 @@ def test_a_link_inside_the_template_folder_is_followed(tmp_path, fast):
     result = invoke("run", str(CORPUS / "duplicated_ids.csv"), "--config", fast, "--out",
                     str(out), "--format", "html", "-q", "--template-dir", str(folder))
     assert result.exit_code == 0, result.output
-    (run_dir,) = out.iterdir()
+    run_dir = only_run(out)
     assert (run_dir / "report.html").read_text() == "<h1>Ours: Customer segmentation</h1>"
 
 
