@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from .errors import ConfigError
 from .features import FeatureFrame
 from .profile import Profiles, SegmentProfile
 from .report import Trait
-from .resources import templates_dir
+from .resources import read_toml, templates_dir
 
 MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
@@ -40,10 +39,7 @@ class Persona:
 
 def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     path = path or templates_dir() / "personas.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the persona vocabulary: {exc}", file=str(path)) from None
+    data = read_toml(path, "the persona vocabulary")
     vocab = {}
     for i, entry in enumerate(data.get("trait", []), start=1):
         if "feature" not in entry:

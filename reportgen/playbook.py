@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from .features import FeatureFrame
 from .personas import evidence, matching
 from .profile import Profiles, SegmentProfile
 from .report import Action
-from .resources import templates_dir
+from .resources import read_toml, templates_dir
 
 MIN_ACTIONS = 3
 MAX_ACTIONS = 5
@@ -61,10 +60,7 @@ class Rule:
 def load_playbook(path: Path | None = None) -> list[Rule]:
     path = path or templates_dir() / "playbook.toml"
     where = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the playbook: {exc}", file=where) from None
+    data = read_toml(path, "the playbook")
     rules = []
     for i, raw in enumerate(data.get("rule", []), start=1):
         name = raw.get("id", f"rule {i}")

@@ -3,7 +3,11 @@ wheel."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -22,3 +26,12 @@ def templates_dir() -> Path:
 def sample_path() -> Path:
     return _find("data") / "marketing_campaign.csv"
 
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A shipped (or user-given) TOML file, parsed; unreadable or malformed is one ConfigError
+    naming the file: "cannot read <what>: ..."."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {what}: {exc}", file=str(path)) from None

@@ -9,7 +9,6 @@ same value share a score; a tied group takes the lowest of its places (see rfm.t
 from __future__ import annotations
 
 import itertools
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from .errors import ConfigError
 from .report import Rfm, RfmCell, RfmGroup
-from .resources import templates_dir
+from .resources import read_toml, templates_dir
 
 SCORES = (1, 2, 3, 4, 5)
 METHOD = ("R, F and M are quintile scores 1-5 among the segmented customers: 5 = the fifth "
@@ -69,10 +68,7 @@ def load_groups(path: Path | None = None) -> list[Group]:
     """The groups of rfm.toml, checked: ranges within 1-5, every code from 111 to 555 named."""
     path = path or templates_dir() / "rfm.toml"
     where = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the RFM groups: {exc}", file=where) from None
+    data = read_toml(path, "the RFM groups")
     groups = []
     for i, raw in enumerate(data.get("group", []), start=1):
         name = raw.get("name")
