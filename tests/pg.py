@@ -21,14 +21,15 @@ PG_URL = os.environ.get("REPORTGEN_TEST_PG_URL",
 PG_PASSWORD = os.environ.get("REPORTGEN_TEST_PG_PASSWORD", "rg-Secret-42")
 
 
-@pytest.fixture(scope="module")
-def pg_table():
-    """A customers table in a real PostgreSQL; skipped only when no server runs outside CI."""
+def pg_engine(driver: str = ""):
+    """An engine on the test server (``driver``: e.g. "+psycopg" after "postgresql"); skipped
+    only when no server runs outside CI, a failure in CI."""
     sa = pytest.importorskip("sqlalchemy")
     os.environ.setdefault("REPORTGEN_TEST_PG_PASSWORD", PG_PASSWORD)
     from reportgen.load import _expand_env
 
     url, _ = _expand_env(PG_URL, "postgres")
+    url = url.replace("postgresql://", f"postgresql{driver}://", 1)
     engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
     try:
         with engine.connect():
@@ -39,6 +40,13 @@ def pg_table():
             pytest.fail(f"PostgreSQL is not reachable in CI ({exc.__class__.__name__}); "
                         ".ci/run must install and start it")
         pytest.skip(f"no PostgreSQL server reachable ({exc.__class__.__name__})")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def pg_table():
+    """A customers table in a real PostgreSQL; skipped only when no server runs outside CI."""
+    engine = pg_engine()
     name = f"customers_{uuid.uuid4().hex[:8]}"
     frame = mall_table()
     frame["joined"] = pd.date_range("2019-01-01", periods=len(frame), freq="D").date

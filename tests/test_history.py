@@ -26,36 +26,13 @@ import pytest
 from reportgen import compare, history
 from reportgen.errors import ConfigError, HistoryError
 
-PG_URL = os.environ.get("REPORTGEN_TEST_PG_URL",
-                        "postgresql://reportgen:${REPORTGEN_TEST_PG_PASSWORD}@127.0.0.1:5432/"
-                        "reportgen_test")
-PG_PASSWORD = os.environ.get("REPORTGEN_TEST_PG_PASSWORD", "rg-Secret-42")
-
-
-def _pg_engine():
-    sa = pytest.importorskip("sqlalchemy")
-    os.environ.setdefault("REPORTGEN_TEST_PG_PASSWORD", PG_PASSWORD)
-    from reportgen.load import _expand_env
-
-    url, _ = _expand_env(PG_URL, "postgres")
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
-                              connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable in CI ({exc.__class__.__name__}); "
-                        ".ci/run must install and start it")
-        pytest.skip(f"no PostgreSQL server reachable ({exc.__class__.__name__})")
-    return engine
+from .pg import PG_PASSWORD, PG_URL, pg_engine
 
 
 @pytest.fixture
 def pg_url():
     """A URL whose search_path is a fresh schema, dropped afterwards."""
-    engine = _pg_engine()
+    engine = pg_engine("+psycopg")
     schema = f"hist_{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
