@@ -240,6 +240,7 @@ def _run_json(result: Any) -> dict[str, Any]:
                       "value_share": s.value_share} for s in report.segments],
         "gates": [dataclasses.asdict(g) for g in report.gates],
         "changes": dataclasses.asdict(report.changes) if report.changes else None,
+        "streamed": result.streamed,
     }
 
 
@@ -253,6 +254,13 @@ def _echo_run(result: Any) -> None:
             f"  {'tentative' if s.tentative else 'stable'} {s.stability:.2f}"
         click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
                    f"{s.value_share:>4.0%} of {report.value_label}{stable}")
+    if result.streamed is not None:
+        counts = result.streamed["customers"]
+        click.echo(f"Streamed: {result.streamed['rows']:,} customers in segments.csv and "
+                   f"segments.parquet, the figures above measured on a sample of "
+                   f"{result.streamed['sample_rows']:,}: " + ", ".join(
+                       f"{name} {count:,}" for name, count in counts.items()
+                       if name != "left out" or count))
     changes = report.changes
     if changes is not None:
         line = f"Compared with {changes.previous_period} (run {changes.previous_run_id}, " \

@@ -203,6 +203,14 @@ class LimitsConfig:
     seconds: int = _setting(
         3600, "Longest a command may run, in seconds (then it stops, writing nothing).",
         range=(1, 7 * 24 * 3600))
+    out_of_core: str = _setting(
+        "auto", "Tables larger than memory: auto (a Parquet file of more than `rows` rows, or a "
+        "folder or glob of Parquet files, is streamed: fitted and reported on a sample of "
+        "`sample_rows` customers, every customer assigned in batches), always (stream any "
+        "Parquet source), never (refuse past `rows`).")
+    sample_rows: int = _setting(
+        500_000, "Customers a streamed (out-of-core) run is fitted and profiled on, drawn at "
+        "random with the seed.", range=(1_000, 10_000_000))
 
 
 @dataclass(frozen=True)
@@ -434,6 +442,9 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             )
     _validate_branding(cfg, file)
     _validate_transactions(cfg, file)
+    if cfg.limits.out_of_core not in OUT_OF_CORE:
+        raise ConfigError(f"'limits.out_of_core' is {cfg.limits.out_of_core!r}"
+                          f"{_nearest(cfg.limits.out_of_core, list(OUT_OF_CORE))}", file=file)
     if cfg.series.policy not in SERIES_POLICIES:
         raise ConfigError(f"'series.policy' is {cfg.series.policy!r}"
                           f"{_nearest(cfg.series.policy, list(SERIES_POLICIES))}", file=file)
@@ -492,6 +503,7 @@ def _validate_text(cfg: Config, file: str | None) -> None:
 
 
 TRANSACTION_ROWS = ("auto", "orders", "customers")
+OUT_OF_CORE = ("auto", "always", "never")
 
 
 def _validate_transactions(cfg: Config, file: str | None) -> None:

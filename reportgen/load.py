@@ -1106,3 +1106,10 @@ def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
             s = s.astype("float64")  # nullable Int64 / Float64 → float with NaN
         frame[column] = s
     return frame, notes
+
+
+def frame_from_arrow(table: Any) -> pd.DataFrame:
+    """A batch of a streamed Parquet table as ``load`` gives a whole one: converted column by
+    column, with tidy column names and dtypes (out of core reads the table this way)."""
+    frame, _ = _tidy(table.to_pandas(split_blocks=True, self_destruct=True))
+    return frame

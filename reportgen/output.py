@@ -161,20 +161,71 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     or cell (DataFrame.to_csv took 85 s of a 10 M-customer run). A column of a dtype it does
     not format (booleans, dates, mixed objects) leaves the whole file to pandas."""
     with open(path, "wb") as f:
-        f.write((",".join(_csv_field(str(c)) for c in table.columns) + "\n").encode())
+        f.write(_csv_header(table.columns))
         for start in range(0, len(table), CSV_BLOCK):
             progress.update("output", start, len(table), "rows written")
-            block = table.iloc[start:start + CSV_BLOCK]
-            cells = [_csv_text(block[c]) for c in block.columns]
-            if any(c is None for c in cells):
+            lines = _csv_lines(table.iloc[start:start + CSV_BLOCK])
+            if lines is None:
                 break
-            lines = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
-            lines = pc.binary_join_element_wise(lines, "", "\n")
             _write_text(f, lines)
         else:
             progress.update("output", len(table), len(table), "rows written")
             return
     table.to_csv(path, index=False, lineterminator="\n")
+
+
+def _csv_header(columns: pd.Index) -> bytes:
+    return (",".join(_csv_field(str(c)) for c in columns) + "\n").encode()
+
+
+def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
+    """The CSV lines of block (each ending in \\n), or None when a column's dtype is one this
+    writer does not format."""
+    cells = [_csv_text(block[c]) for c in block.columns]
+    if any(c is None for c in cells):
+        return None
+    lines = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
+    return pc.binary_join_element_wise(lines, "", "\n")
+
+
+class SegmentsWriter:
+    """segments.csv and segments.parquet written a block of rows at a time, for a table that
+    never is whole in memory (out of core): the same bytes as write_csv and the same columns
+    and types as write_parquet give for the whole table."""
+
+    def __init__(self, csv_path: Path, parquet_path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self._pq = pq
+        self._csv = open(csv_path, "wb")  # noqa: SIM115 - closed by close()
+        self._parquet_path = parquet_path
+        self._parquet: Any = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, block: pd.DataFrame) -> None:
+        if self._schema is None:
+            self._csv.write(_csv_header(block.columns))
+            self._schema = pa.Schema.from_pandas(block, preserve_index=False)
+            self._parquet = self._pq.ParquetWriter(self._parquet_path, self._schema)
+        lines = _csv_lines(block)
+        if lines is None:
+            self._csv.write(block.to_csv(index=False, header=False,
+                                         lineterminator="\n").encode())
+        else:
+            _write_text(self._csv, lines)
+        self._parquet.write_table(pa.Table.from_pandas(block, schema=self._schema,
+                                                       preserve_index=False))
+
+    def close(self) -> None:
+        self._csv.close()
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def __enter__(self) -> SegmentsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:

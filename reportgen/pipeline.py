@@ -40,6 +40,9 @@ class RunResult:
     report: Report
     files: list[Path]
     timings: dict[str, float] = field(default_factory=dict)
+    # A streamed run (outofcore): rows of the table, the sample's size and customers per
+    # persona in the whole table ("left out" too); None for a run held in memory.
+    streamed: dict[str, Any] | None = None
 
     @property
     def failed_gates(self) -> list[Gate]:
@@ -50,6 +53,9 @@ class RunResult:
 @dataclass
 class _Clock:
     timings: dict[str, float] = field(default_factory=dict)
+    # A streamed run (outofcore): rows of the table, the sample's size and customers per
+    # persona in the whole table ("left out" too); None for a run held in memory.
+    streamed: dict[str, Any] | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -105,7 +111,13 @@ def run(
     previous run of its series: ``previous`` names that run (default: the latest earlier
     one), ``fresh`` starts the series afresh. ``loaded``: the table SOURCE already read
     (backfill reads it once for every month)."""
+    from . import outofcore
+
     inputs = read_inputs(cfg)
+    if source is None:
+        source = cfg.input.source
+    if loaded is None and source is not None and outofcore.wanted(source, cfg):
+        return outofcore.run(source, cfg, out_root, inputs, previous, fresh)
     return _run(source, cfg, out_root, inputs, loaded, previous, fresh)
 
 

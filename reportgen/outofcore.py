@@ -1,0 +1,213 @@
+"""Tables larger than memory (issue 14): a Parquet file, folder or glob streamed in batches.
+
+A streamed run never holds the whole table. It reads the source once in record batches
+(pyarrow.dataset) to draw a seeded random sample of ``limits.sample_rows`` customers, runs the
+ordinary pipeline on that sample (schema, clean, features, the k search and fit, profile,
+personas, playbook, the Report and every format: the same Report as any run, measured on the
+sample), then reads the source a second time, batch by batch, and puts every customer in a
+segment with the run's saved model (``Model.apply``: the sample's cleaning decisions, scaling
+and centres, as ``reportgen score`` does), writing segments.csv and segments.parquet a batch
+at a time and counting each segment's customers as it goes. Memory is bounded by the sample's
+run and one batch, whatever the size of the table.
+
+When: ``limits.out_of_core`` = auto streams a Parquet file of more than ``limits.rows`` rows
+(refused otherwise) and any folder or glob of Parquet files; always streams any Parquet
+source; never refuses past ``limits.rows`` as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import progress
+from .config import Config
+from .errors import ConfigError, InputError
+from .report import CleaningStep
+
+if TYPE_CHECKING:
+    from .pipeline import Inputs, RunResult
+
+log = logging.getLogger("reportgen")
+
+BATCH = 500_000  # rows per record batch read (and per block written)
+PARQUET_MAGIC = b"PAR1"
+
+
+def parquet_files(source: str | None) -> list[str] | None:
+    """The Parquet files of SOURCE (a file, a folder of them, or a glob), or None when SOURCE
+    is something else (a text or Excel file, a database, the sample)."""
+    if source is None or "://" in source:
+        return None
+    if any(ch in source for ch in "*?["):
+        files = sorted(f for f in glob.glob(source, recursive=True) if _is_parquet(Path(f)))
+        if not files:
+            raise InputError("no Parquet file matches this pattern", file=source)
+        return files
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(str(f) for f in path.rglob("*") if f.is_file() and _is_parquet(f))
+        if not files:
+            raise InputError("the folder holds no Parquet file", file=source)
+        return files
+    return [source] if path.is_file() and _is_parquet(path) else None
+
+
+def _is_parquet(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == PARQUET_MAGIC
+    except OSError:
+        return False
+
+
+def wanted(source: str | None, cfg: Config) -> bool:
+    """Whether SOURCE runs out of core (see the module's docstring)."""
+    mode = cfg.limits.out_of_core
+    if mode == "never":
+        return False
+    files = parquet_files(source)
+    if files is None:
+        if mode == "always" and source is not None and "://" not in source \
+                and Path(source).exists():
+            raise ConfigError("out of core ('limits.out_of_core = \"always\"') reads Parquet "
+                              "files, folders or globs", file=source,
+                              hint="convert the table to Parquet, or set out_of_core = auto")
+        return False
+    assert source is not None
+    if mode == "always" or len(files) > 1 or Path(source).is_dir() or source != files[0]:
+        return True
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(files[0]).metadata.num_rows
+    except Exception:  # noqa: BLE001 - a bad file: load says what is wrong with it
+        return False
+    return bool(rows > cfg.limits.rows)
+
+
+def _dataset(files: list[str], where: str) -> Any:
+    import pyarrow.dataset as ds
+
+    try:
+        return ds.dataset(files, format="parquet")
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds on a bad file
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:80]
+        raise InputError(f"not a readable Parquet table ({first})", file=where) from None
+
+
+def _batches(dataset: Any) -> Any:
+    # one thread reading ahead: memory stays at a batch or two
+    return dataset.to_batches(batch_size=BATCH, batch_readahead=1, fragment_readahead=1)
+
+
+def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str | None,
+        fresh: bool) -> RunResult:
+    """The streamed run of SOURCE (see the module's docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .load import load
+    from .pipeline import _Clock, _run
+
+    files = parquet_files(source)
+    assert files is not None
+    clock = _Clock()
+    dataset = _dataset(files, source)
+    total = dataset.count_rows()
+    if total == 0:
+        raise InputError("the table has no rows", file=source)
+    n = min(cfg.limits.sample_rows, total)
+    seed = cfg.segment.random_state
+    picked = np.sort(np.random.default_rng(seed).choice(total, n, replace=False)) \
+        if n < total else None
+    # the report names the file, or the folder or glob as given
+    name = Path(source).name if source == files[0] else source
+    with tempfile.TemporaryDirectory(prefix="reportgen-sample-") as tmp:
+        sample_path = Path(tmp) / "sample.parquet"
+        with clock.stage("sample"):
+            offset = 0
+            with pq.ParquetWriter(sample_path, dataset.schema) as writer:
+                for batch in _batches(dataset):
+                    if picked is None:
+                        part = batch
+                    else:
+                        lo, hi = np.searchsorted(picked, [offset, offset + len(batch)])
+                        part = batch.take(pa.array(picked[lo:hi] - offset))
+                    writer.write_table(pa.Table.from_batches([part], schema=dataset.schema))
+                    offset += len(batch)
+                    progress.update("sample", offset, total, "rows read")
+        loaded = load(str(sample_path), cfg.input, cfg.limits)
+        note = CleaningStep(
+            "*", "sampled rows", total - n,
+            f"{n:,} of {total:,} customers drawn at random (seed {seed})",
+            "the table is read in batches (larger than memory): segments are fitted and the "
+            "report's figures measured on this sample; segments.csv and segments.parquet "
+            "assign every customer")
+        loaded = dataclasses.replace(loaded, name=name, where=source, path=Path(files[0]),
+                                     notes=(*loaded.notes, note))
+        result = _run(source, cfg, out_root, inputs, loaded, previous, fresh)
+    with clock.stage("assign"):
+        counts = _assign_all(dataset, total, result.run_dir, source)
+    streamed = {"rows": total, "sample_rows": n, "customers": counts}
+    _amend_manifest(result.run_dir, streamed, clock.timings)
+    result.timings.update(clock.timings)
+    return dataclasses.replace(result, streamed=streamed)
+
+
+def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str, int]:
+    """Every customer of dataset segmented with the run's model, segments.csv and
+    segments.parquet written a batch at a time; customers per persona (and left out)."""
+    from .load import frame_from_arrow
+    from .output import SegmentsWriter, segments_table
+    from .scoring import load_model, score
+
+    model = load_model(run_dir)
+    counts: dict[str, int] = {name: 0 for name in model.names.values()}
+    counts["left out"] = 0
+    parts = [run_dir / f".{name}.partial-{os.getpid()}"
+             for name in ("segments.csv", "segments.parquet")]
+    try:
+        with SegmentsWriter(*parts) as out:
+            offset = 0
+            for batch in _batches(dataset):
+                frame = frame_from_arrow(batch)
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+                scored = score(frame, model, where)
+                out.write(segments_table(scored.names, frame, scored.key, scored.kept_index,
+                                         scored.labels, scored.excluded, scored.features))
+                for segment_id, count in zip(*np.unique(scored.labels, return_counts=True),
+                                             strict=True):
+                    counts[model.names[int(segment_id)]] += int(count)
+                counts["left out"] += len(frame) - len(scored.labels)
+                offset += len(frame)
+                progress.update("assign", offset, total, "customers assigned")
+        for part, final in zip(parts, ("segments.csv", "segments.parquet"), strict=True):
+            os.replace(part, run_dir / final)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return counts
+
+
+def _amend_manifest(run_dir: Path, streamed: dict[str, Any], timings: dict[str, float]
+                    ) -> None:
+    """manifest.json says the run was streamed: rows of the table, the sample, and how many
+    customers each segment holds in the whole table (the report's counts are the sample's)."""
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["input"]["rows"] = streamed["rows"]
+    manifest["timings_s"] = {**manifest["timings_s"], **timings}
+    manifest["out_of_core"] = streamed
+    part = run_dir / f".manifest.json.partial-{os.getpid()}"
+    part.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(part, path)
