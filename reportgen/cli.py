@@ -183,6 +183,8 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
     SOURCE: a CSV/TSV/delimited text, Parquet or .xlsx file, or a database URL
     (postgresql://user@host/db, sqlite:///file.db) with --table or --query; passwords come
     from the environment (PGPASSWORD, or ${VAR} in the URL). Default: the bundled sample.
+    A folder or glob of Parquet files, or a Parquet file past limits.rows, is streamed
+    in batches (fitted on a sample of limits.sample_rows customers, everyone assigned).
     """
     _setup_logging(verbose, quiet)
     if verbose and quiet:

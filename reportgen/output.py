@@ -251,6 +251,26 @@ def write_parquet(table: pd.DataFrame, path: Path) -> None:
             writer.write_table(pa.Table.from_pandas(block, schema=schema, preserve_index=False))
 
 
+def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key: str,
+                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
+                   features: pd.DataFrame, previous: pd.DataFrame | None = None) -> None:
+    """segments.csv and segments.parquet of segments_table(...) into folder, made and written
+    a block of CSV_BLOCK rows at a time: the whole table is never built (at 1 M customers it
+    was ~0.2 GB of a run's peak). The same bytes as write_csv and write_parquet of the whole
+    table (blocks are formatted alike; segments_table works row by row)."""
+    labels = np.asarray(labels)
+    position = pd.Series(np.arange(len(kept_index)), index=kept_index)
+    with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet") as out:
+        for start in range(0, max(len(frame), 1), CSV_BLOCK):
+            progress.update("output", start, len(frame), "rows written")
+            block = frame.iloc[start:start + CSV_BLOCK]
+            rows = position.reindex(block.index).dropna().to_numpy(dtype=np.int64)
+            out.write(segments_table(
+                names, block, key, kept_index[rows], labels[rows], excluded,
+                features.iloc[rows], None if previous is None else previous.iloc[rows]))
+        progress.update("output", len(frame), len(frame), "rows written")
+
+
 # What write_outputs leaves while it works: .<run id>.partial-<pid>, .<run id>.old-<pid>
 _WORKING = re.compile(r"^\.(?P<run>.+)\.(?:partial|old)-(?P<pid>\d+)$")
 
@@ -317,10 +337,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                              file=str(out_root)) from None
     try:
         names = {s.id: s.name for s in report.segments}
-        table = segments_table(names, frame, key, kept_index, labels, excluded, features,
-                               previous)
-        write_csv(table, tmp / "segments.csv")
-        write_parquet(table, tmp / "segments.parquet")
+        write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
+                       previous)
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")

@@ -209,3 +209,41 @@ def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeyp
     })
     output.write_csv(frame, tmp_path / "a.csv")
     assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
+
+
+@pytest.mark.parametrize("with_previous", [False, True])
+def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeypatch,
+                                                               with_previous) -> None:
+    """write_segments (a block of rows at a time, never the whole table) writes the bytes
+    write_csv writes and the rows write_parquet writes for segments_table(...) whole, with
+    rows left out (a reason instead of a segment) spread over several blocks."""
+    from reportgen import output
+
+    monkeypatch.setattr(output, "CSV_BLOCK", 333)
+    rng = np.random.default_rng(7)
+    n = 2000
+    frame = pd.DataFrame({"ID": np.arange(10, 10 + n),
+                          "name": ["=x", "a, b", "c"] * 666 + ["d", "e"]})
+    kept = pd.Index(np.sort(rng.choice(n, 1700, replace=False)))
+    labels = rng.integers(1, 4, len(kept))
+    excluded = pd.Series("income above the fence", index=frame.index.difference(kept),
+                         dtype="string")
+    features = pd.DataFrame({"income": rng.lognormal(10, 1, len(kept)),
+                             "share_web": rng.random(len(kept))}, index=kept)
+    previous = pd.DataFrame({
+        "previous_segment": pd.array(rng.integers(1, 4, len(kept)), dtype="Int64"),
+        "previous_persona": pd.array(["Old one"] * len(kept), dtype="string"),
+        "movement": pd.array(["stayed"] * len(kept), dtype="string")}, index=kept) \
+        if with_previous else None
+    names = {1: "One", 2: "+Two", 3: "Three, with comma"}
+    whole = output.segments_table(names, frame, "ID", kept, labels, excluded, features, previous)
+    output.write_csv(whole, tmp_path / "whole.csv")
+    output.write_parquet(whole, tmp_path / "whole.parquet")
+    (tmp_path / "blocks").mkdir()
+    output.write_segments(tmp_path / "blocks", names, frame, "ID", kept, labels, excluded,
+                          features, previous)
+    assert (tmp_path / "blocks" / "segments.csv").read_bytes() == \
+        (tmp_path / "whole.csv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blocks" / "segments.parquet"),
+                                  pd.read_parquet(tmp_path / "whole.parquet"))
+    assert pd.read_parquet(tmp_path / "whole.parquet")["left_out"].notna().sum() == 300

@@ -159,3 +159,31 @@ def test_the_cli_says_how_many_were_streamed(tmp_path: Path) -> None:
     assert "1,000 customers" in proc.stdout
     assert "Streamed: 2,240 customers in segments.csv and segments.parquet, the figures " \
            "above measured on a sample of 1,000" in proc.stdout
+
+
+def test_the_streamed_stages_show_progress_on_a_terminal(tmp_path: Path, small_batches: None,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    import io
+
+    from reportgen import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    table = tmp_path / "customers.parquet"
+    _sample().to_parquet(table, index=False)
+    stream = Terminal()
+    progress.install(stream, quiet=False)
+    try:
+        reportgen.run(table, _cfg(out_of_core="always", sample_rows=1000), tmp_path / "out")
+    finally:
+        progress.install(io.StringIO(), quiet=True)
+    shown = [part for part in stream.getvalue().split("\r\033[K") if part]
+    # each batch of 700 rows read (the sample drawn), then each batch assigned; the last
+    # update of a stage clears the live line (its "done in" line follows)
+    read = [s.split(" rows read")[0] for s in shown if "rows read" in s]
+    assigned = [s.split(" customers assigned")[0] for s in shown if "customers assigned" in s]
+    assert read == [f"reportgen: sample: {n} of 2,240" for n in ("700", "1,400", "2,100")]
+    assert assigned == [f"reportgen: assign: {n} of 2,240" for n in ("700", "1,400", "2,100")]
