@@ -146,7 +146,7 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str 
                     writer.write_table(pa.Table.from_batches([part], schema=dataset.schema))
                     offset += len(batch)
                     progress.update("sample", offset, total, "rows read")
-        loaded = load(str(sample_path), cfg.input, cfg.limits)
+            loaded = load(str(sample_path), cfg.input, cfg.limits)
         note = CleaningStep(
             "*", "sampled rows", total - n,
             f"{n:,} of {total:,} customers drawn at random (seed {seed})",
