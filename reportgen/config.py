@@ -191,7 +191,9 @@ class LimitsConfig:
     bytes: int = _setting(
         1_000_000_000, "Largest table read, in bytes after decompression (a 1 GB CSV is ~10 "
         "million customers).", range=(1_000, 100_000_000_000))
-    rows: int = _setting(10_000_000, "Most rows read from a table.", range=(10, 1_000_000_000))
+    rows: int = _setting(10_000_000, "Most rows read from a table into memory (a Parquet table "
+                         "past it is streamed instead: see out_of_core).",
+                         range=(10, 1_000_000_000))
     columns: int = _setting(1_000, "Most columns a table may have.", range=(2, 100_000))
     cell_chars: int = _setting(1_000_000, "Longest text cell, in characters.",
                                range=(100, 100_000_000))
@@ -204,13 +206,13 @@ class LimitsConfig:
         3600, "Longest a command may run, in seconds (then it stops, writing nothing).",
         range=(1, 7 * 24 * 3600))
     out_of_core: str = _setting(
-        "auto", "Tables larger than memory: auto (a Parquet file of more than `rows` rows, or a "
+        "auto", "Tables larger than memory: auto (a Parquet file past `rows` or `bytes`, or a "
         "folder or glob of Parquet files, is streamed: fitted and reported on a sample of "
         "`sample_rows` customers, every customer assigned in batches), always (stream any "
-        "Parquet source), never (refuse past `rows`).")
+        "Parquet source), never (refuse past `rows` or `bytes`).")
     sample_rows: int = _setting(
         500_000, "Customers a streamed (out-of-core) run is fitted and profiled on, drawn at "
-        "random with the seed.", range=(1_000, 10_000_000))
+        "random with the seed (at most `rows`).", range=(1_000, 10_000_000))
 
 
 @dataclass(frozen=True)

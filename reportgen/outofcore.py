@@ -11,7 +11,8 @@ at a time and counting each segment's customers as it goes. Memory is bounded by
 run and one batch, whatever the size of the table.
 
 When: ``limits.out_of_core`` = auto streams a Parquet file of more than ``limits.rows`` rows
-(refused otherwise) and any folder or glob of Parquet files; always streams any Parquet
+or ``limits.bytes`` bytes uncompressed (refused otherwise) and any folder or glob of Parquet
+files; always streams any Parquet
 source; never refuses past ``limits.rows`` as before.
 """
 
@@ -89,10 +90,13 @@ def wanted(source: str | None, cfg: Config) -> bool:
     import pyarrow.parquet as pq
 
     try:
-        rows = pq.ParquetFile(files[0]).metadata.num_rows
+        meta = pq.ParquetFile(files[0]).metadata
     except Exception:  # noqa: BLE001 - a bad file: load says what is wrong with it
         return False
-    return bool(rows > cfg.limits.rows)
+    # what load would refuse: more rows than limits.rows, or more bytes uncompressed (the
+    # footer's count, before anything is read) than limits.bytes
+    inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return bool(meta.num_rows > cfg.limits.rows or inflated > cfg.limits.bytes)
 
 
 def _dataset(files: list[str], where: str) -> Any:
@@ -126,7 +130,7 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str 
     total = dataset.count_rows()
     if total == 0:
         raise InputError("the table has no rows", file=source)
-    n = min(cfg.limits.sample_rows, total)
+    n = min(cfg.limits.sample_rows, cfg.limits.rows, total)  # the sample is read whole
     seed = cfg.segment.random_state
     picked = np.sort(np.random.default_rng(seed).choice(total, n, replace=False)) \
         if n < total else None

@@ -115,14 +115,15 @@ def test_auto_streams_a_parquet_file_past_the_rows_limit_and_never_refuses_it(
         tmp_path: Path) -> None:
     table = tmp_path / "customers.parquet"
     _sample().to_parquet(table, index=False)
-    streamed = reportgen.run(table, _cfg(rows=1000, sample_rows=1000), tmp_path / "out")
+    streamed = reportgen.run(table, _cfg(rows=1000), tmp_path / "out")  # sample: ≤ rows
     assert streamed.streamed is not None
     assert streamed.streamed["sample_rows"] == 1000
     assert sum(streamed.streamed["customers"].values()) == 2240
     assert len(pd.read_parquet(streamed.run_dir / "segments.parquet")) == 2240
     with pytest.raises(LimitError, match="2,240 rows"):
         reportgen.run(table, _cfg(rows=1000, out_of_core="never"), tmp_path / "never")
-    assert not outofcore.wanted(str(table), _cfg())  # within the limit: read whole
+    assert not outofcore.wanted(str(table), _cfg())  # within the limits: read whole
+    assert outofcore.wanted(str(table), _cfg(bytes=10_000))  # larger than limits.bytes
 
 
 def test_what_cannot_stream_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -187,3 +188,25 @@ def test_the_streamed_stages_show_progress_on_a_terminal(tmp_path: Path, small_b
     assigned = [s.split(" customers assigned")[0] for s in shown if "customers assigned" in s]
     assert read == [f"reportgen: sample: {n} of 2,240" for n in ("700", "1,400", "2,100")]
     assert assigned == [f"reportgen: assign: {n} of 2,240" for n in ("700", "1,400", "2,100")]
+
+
+def test_a_parquet_file_whose_text_decodes_past_the_bytes_limit_is_streamed(
+        tmp_path: Path) -> None:
+    """The footer says ~100 KB (a dictionary of one long value); decoded, the column is
+    4.5 MB, past limits.bytes: load refuses it, and the run streams it instead."""
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "customers.parquet"
+    frame = _sample()
+    frame["Note"] = "x" * 2000
+    frame.to_parquet(table, index=False)
+    meta = pq.ParquetFile(table).metadata
+    assert sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) \
+        < 3_000_000
+    cfg = _cfg(bytes=3_000_000, sample_rows=1000)
+    assert not outofcore.wanted(str(table), cfg)  # the footer alone does not tell
+    streamed = reportgen.run(table, cfg, tmp_path / "out")
+    assert streamed.streamed is not None and streamed.streamed["sample_rows"] == 1000
+    assert sum(streamed.streamed["customers"].values()) == 2240
+    with pytest.raises(LimitError, match="limits.bytes"):
+        reportgen.run(table, _cfg(bytes=3_000_000, out_of_core="never"), tmp_path / "never")
