@@ -444,6 +444,10 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             check_series(cfg.series.name)
         except ConfigError as exc:
             raise ConfigError(f"'series.name': {exc.message}", file=file, hint=exc.hint) from None
+    if cfg.history.url:
+        from .history import check_history_url
+
+        check_history_url(cfg.history.url)
     return cfg
 
 

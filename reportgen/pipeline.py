@@ -231,7 +231,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
     from . import series as series_
     from .assemble import build_report, period_label
     from .errors import ModelError
-    from .history import write_assignments
+    from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
     from .playbook import recommend
@@ -335,10 +335,6 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         extra: dict[str, Any] = {
             "series.json": lambda path: path.write_text(entry.to_json(), encoding="utf-8"),
         }
-        if keys is not None:
-            assigned = series_.assignments_of(keys, seg.labels, value, step.distances)
-            extra["assignments.parquet"] = lambda path: write_assignments(
-                path, assigned, key_name=cleaned.key, run_id=run_id)
         if changes is not None and keys is not None and step.flows is not None:
             movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
             extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
@@ -360,6 +356,9 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
+            # the next run of the series reads this run's customers from segments.parquet
+            parquet_meta=segments_metadata(key=cleaned.key if keys is not None else None,
+                                           value=ff.value, run_id=run_id),
         )
         if history is None:
             from .history import open_history

@@ -28,7 +28,6 @@ import pandas as pd
 from . import compare
 from .errors import HistoryError
 from .history import (
-    ASSIGNMENTS_FILE,
     DEFAULT_SERIES,
     History,
     RunRecord,
@@ -91,13 +90,13 @@ def read_previous(history: History, series: str, period: str, out_root: Path, *,
         record = history.previous(series, period)
         if record is None:
             return None
-    folder = record.folder(out_root)
     from .scoring import ModelError, load_model
 
     try:
+        folder = record.folder(out_root)  # inside the output root, or a HistoryError
         if not folder.is_dir():
             raise HistoryError("the previous run's folder is missing", file=str(folder))
-        assignments = read_assignments(folder / ASSIGNMENTS_FILE)
+        assignments = read_assignments(folder)
         model = load_model(folder)
     except (HistoryError, ModelError) as exc:
         if run_id:
