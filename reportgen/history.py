@@ -57,6 +57,7 @@ DEFAULT_SERIES = "default"
 SEGMENTS_FILE = "segments.parquet"  # every run's customers: what the next run compares with
 ASSIGNMENTS_FILE = "assignments.parquet"  # the same, as runs before segments.parquet wrote it
 RECORD_FILE = "series.json"  # the run's history entry, kept in its folder: the database's backup
+RECORD_MAX_BYTES = 10_000_000  # a series.json larger than this is not one reportgen wrote
 BUSY_TIMEOUT = 10.0  # seconds SQLite waits for another writer before "database is locked"
 SERIES_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # PostgreSQL advisory locks are keyed by two int4: this one says "a reportgen series".
@@ -718,8 +719,13 @@ def find_records(root: Path) -> list[RunRecord]:
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue  # a partial or old folder of an unfinished run
         try:
-            out.append(RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            if path.is_symlink() or not path.is_file() \
+                    or path.stat().st_size > RECORD_MAX_BYTES:
+                raise ValueError("a link, a special file or too large")
+            record = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            check_series(record.series)
+            out.append(record)
+        except (OSError, ValueError, TypeError, KeyError, ConfigError) as exc:
             log.warning("%s: not a readable run record (%s); left out of the rebuilt history",
                         path, exc.__class__.__name__)
     # One entry per series and period: the newest record wins, as recording would have done.

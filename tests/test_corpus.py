@@ -1546,3 +1546,240 @@ def test_a_sender_from_the_environment_cannot_smuggle_headers(email_run, tmp_pat
     assert result.stderr.strip() == \
         "Error: sender 'me@x.com\\r\\nBcc: y@evil.com' is not an email address"
     assert not (run / "message.eml").exists()
+
+
+# Issue 13 for the series: hostile series names, history URLs and tampered output roots ------
+# Each refused at once with one line (exit 2), or a logged recovery; nothing is read or written
+# outside the output root.
+
+SERIES_HINT = ("(use letters, digits, '.', '-' and '_' (at most 64), starting with a letter "
+               "or digit)")
+HOSTILE_SERIES = ["../outside", "a/b", "/etc", "..", ".", "-rf", "x" * 65, "a\nb",
+                  "a\x1b[2Jb", "a\rBcc: x", " leading-space", "ünïcode"]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under folder with its bytes (links as their target): to show it unchanged."""
+    return {str(p.relative_to(folder)): (os.readlink(p).encode() if p.is_symlink() else
+                                         p.read_bytes() if p.is_file() else b"<dir>")
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", HOSTILE_SERIES)
+def test_a_hostile_series_name_is_refused(name, tmp_path):
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--series", name],
+                   tmp_path / "out")
+    assert line == f"Error: 'series.name': series name {name!r} is not allowed {SERIES_HINT}"
+    result = invoke("history", "--out", str(tmp_path / "out"), "--series", name)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: series name {name!r} is not allowed {SERIES_HINT}"
+    assert _tree(tmp_path) == {}
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "../../x", "a/b"])
+def test_a_hostile_series_name_in_the_config_is_refused(name, tmp_path):
+    cfg = _cfg(tmp_path, "[series]\nname = " + json.dumps(name) + "\n")
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {cfg}: 'series.name': series name {name!r} is not allowed " \
+                   + SERIES_HINT
+    assert sorted(_tree(tmp_path)) == ["reportgen.toml"]
+
+
+SQLITE_HINT = "(e.g. postgresql://reportgen@db/crm or sqlite:///path/to/history.db)"
+PG_OPTIONS = ("(accepted: application_name, connect_timeout, sslcert, sslcrl, sslkey, sslmode, "
+              "sslrootcert, target_session_attrs)")
+
+
+@pytest.mark.parametrize("url, shown, message", [
+    # sqlite3 URI options: a file: URI can open or create any database the URI names
+    ("sqlite:///file:{tmp}/made.db?mode=rwc&uri=true", "sqlite:///file%3A{tmp}/made.db?mode"
+     "=rwc&uri=true", "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    ("sqlite:///{tmp}/made.db?mode=rwc", None,
+     "[history] url: SQLite options are not accepted (mode) (name the file only: "
+     "sqlite:///path/to/history.db)"),
+    ("sqlite:///{tmp}/made.db?uri=true&vfs=unix-dotfile", None,
+     "[history] url: SQLite options are not accepted (uri, vfs) (name the file only: "
+     "sqlite:///path/to/history.db)"),
+    ("sqlite://", None, "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    ("sqlite:///:memory:", "sqlite:///%3Amemory%3A",
+     "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    # other places and kinds of database
+    ("mysql://evil.example/x", None, "[history] url: 'mysql' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("file:///etc/passwd", None, "[history] url: 'file' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("http://127.0.0.1:9/x", None, "[history] url: 'http' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("not a url", None, "[history] url is not a valid database URL " + SQLITE_HINT),
+    # libpq options that read files or name other servers
+    ("postgresql://u@evil.example/x?service=other", None,
+     "[history] url: option 'service' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?passfile=/etc/passwd", "postgresql://u@db/x?passfile=%2Fetc%2Fpasswd",
+     "[history] url: option 'passfile' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?options=-c%20default_transaction_read_only%3Doff",
+     "postgresql://u@db/x?options=-c+default_transaction_read_only%3Doff",
+     "[history] url: option 'options' is not accepted " + PG_OPTIONS),
+])
+def test_a_history_url_that_would_create_files_or_reach_out_is_refused(url, shown, message,
+                                                                        tmp_path):
+    url = url.format(tmp=tmp_path)
+    shown = (shown or url).format(tmp=tmp_path)
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--history", url],
+                   tmp_path / "out")
+    assert line == f"Error: {shown}: {message}"
+    result = invoke("history", "--out", str(tmp_path / "out"), "--history", url)
+    assert (result.exit_code, result.stderr.strip()) == (2, f"Error: {shown}: {message}")
+    cfg = _cfg(tmp_path, "[history]\nurl = " + json.dumps(url) + "\n")
+    line = refused(["validate", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {shown}: {message}"
+    assert sorted(_tree(tmp_path)) == ["reportgen.toml"]  # no database file made
+
+
+@pytest.fixture(scope="module")
+def june_root(tmp_path_factory, fast):
+    """An output root after June's run of a small series, and July's table."""
+    from .series_tables import group_months
+
+    folder = tmp_path_factory.mktemp("series")
+    june, july = group_months()[:2]
+    paths = []
+    for month in (june, july):
+        path = folder / f"{month.period}.tsv"
+        month.frame.drop(columns=["kind"]).to_csv(path, sep="\t", index=False)
+        paths.append(path)
+    root = folder / "out"
+    result = invoke("run", str(paths[0]), "--out", str(root), "--format", "json", "-q",
+                    "--config", fast)
+    assert result.exit_code == 0, result.output
+    return {"root": root, "july": paths[1], "june_id": only_run(root).name,
+            "customers": len(june.frame)}
+
+
+def _copy_root(june_root, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of June's output root, and a folder outside it holding a copy of June's run (a
+    real run folder: were it followed, July would compare with its customers)."""
+    import shutil
+
+    root = tmp_path / "out"
+    shutil.copytree(june_root["root"], root)
+    outside = tmp_path / "outside"
+    shutil.copytree(root / june_root["june_id"], outside / june_root["june_id"])
+    return root, outside
+
+
+def _july(june_root, root: Path, fast: str, *extra: str):
+    return invoke("run", str(june_root["july"]), "--out", str(root), "--format", "json",
+                  "--json", "--config", fast, *extra)
+
+
+def _set_run_dir(root: Path, run_dir: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(root / "history.sqlite") as db:
+        assert db.execute("UPDATE reportgen_runs SET run_dir = ?", (run_dir,)).rowcount == 1
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute", "series.json"])
+def test_a_previous_run_folder_outside_the_root_is_never_followed(june_root, tmp_path, fast,
+                                                                   where, caplog):
+    root, outside = _copy_root(june_root, tmp_path)
+    june = june_root["june_id"]
+    target = f"../outside/{june}" if where != "absolute" else str(outside / june)
+    if where == "series.json":
+        # the database damaged, the run folder's record edited: the history is rebuilt from it
+        record = root / june / "series.json"
+        record.write_text(record.read_text().replace(f'"run_dir": "{june}"',
+                                                     f'"run_dir": "{target}"'))
+        (root / "history.sqlite").write_bytes(b"not a database" * 100)
+    else:
+        _set_run_dir(root, target)
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 0, result.output
+    changes = json.loads(result.stdout)["changes"]
+    assert changes["previous_run_id"] == june
+    # the customers could not be followed: nothing of the folder outside was read
+    assert changes["new_customers"] is None and changes["returning_customers"] is None
+    assert f"run {june!r} names a folder outside the output root ({target!r})" in result.stderr
+    assert _tree(outside) == before
+
+
+def test_a_previous_run_outside_the_root_asked_for_by_id_is_one_line(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    june = june_root["june_id"]
+    _set_run_dir(root, f"../outside/{june}")
+    before = _tree(root)
+    result = _july(june_root, root, fast, "--previous", june)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: run {june!r} cannot be compared with: {root}: run {june!r} names a folder "
+        f"outside the output root ('../outside/{june}') (the history or a series.json was "
+        "edited; --no-previous starts afresh) (--no-previous starts afresh)")
+    assert _tree(root) == before
+
+
+@pytest.mark.parametrize("previous", ["../../etc/passwd", "/etc", "..", "x\x00y"])
+def test_a_previous_run_id_that_names_a_path_is_one_line(june_root, tmp_path, fast, previous):
+    root, _ = _copy_root(june_root, tmp_path)
+    before = _tree(root)
+    result = _july(june_root, root, fast, "--previous", previous)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'history.sqlite'}: series 'default' has no run {previous!r} "
+        "(`reportgen history` lists its runs)")
+    assert _tree(root) == before
+
+
+def test_a_series_folder_linked_out_of_the_root_is_refused(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    (root / "shop").symlink_to(outside, target_is_directory=True)
+    before = _tree(outside)
+    result = _july(june_root, root, fast, "--series", "shop")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'shop'}: the series folder is a link out of the output root (remove "
+        "the link: a series' runs are kept inside the output root)")
+    assert _tree(outside) == before
+
+
+def test_a_history_database_linked_out_of_the_root_is_refused(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    (root / "history.sqlite").rename(outside / "history.sqlite")
+    (root / "history.sqlite").symlink_to(outside / "history.sqlite")
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'history.sqlite'}: is a link, not the history database (a history "
+        "kept elsewhere is named with --history sqlite:///PATH ([history] url))")
+    assert _tree(outside) == before
+    assert run_folders(root) == [root / june_root["june_id"]]
+
+
+@pytest.mark.parametrize("pointer", ["link", "folder"])
+def test_a_tampered_latest_pointer_is_not_followed(june_root, tmp_path, fast, pointer):
+    root, outside = _copy_root(june_root, tmp_path)
+    secret = outside / "secret.json"
+    secret.write_text('{"period": "9999-12"}\n')  # were it read, July would not be latest
+    (root / "latest").unlink()
+    if pointer == "link":
+        (root / "latest").symlink_to(secret)
+    else:
+        (root / "latest").mkdir()
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 0, result.output
+    july = json.loads(result.stdout)["run_id"]
+    assert _tree(outside) == before
+    if pointer == "link":
+        assert not (root / "latest").is_symlink()
+        assert json.loads((root / "latest").read_text())["run_id"] == july
+    else:
+        assert (root / "latest").is_dir() and not any((root / "latest").iterdir())
+        assert f"{root / 'latest'} is a folder, not the pointer to the newest run: left " \
+               "alone" in result.stderr
