@@ -312,8 +312,11 @@ def backfill(source: str, start: str | None, end: str | None, config_path: str |
         report__formats=_formats(formats), input__table=table, input__query=query)
     from .pipeline import backfill as backfill_series
 
-    results = backfill_series(source, cfg, Path(out_root), _month(start, "--from"),
-                              _month(end, "--to"))
+    # One limit for the whole backfill, not each month: the months finished before it stay
+    # (each run folder is moved into place complete), the one in progress leaves nothing.
+    with deadline(cfg.limits.seconds, "the backfill"):
+        results = backfill_series(source, cfg, Path(out_root), _month(start, "--from"),
+                                  _month(end, "--to"))
     for result in results:
         report = result.report
         names = ", ".join(s.name for s in report.segments)

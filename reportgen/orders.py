@@ -745,8 +745,16 @@ def _mix_aggregate(role: str, i: int | None, n: int) -> str:
 def _connect() -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    con = duckdb.connect(config={"preserve_insertion_order": False})
+    # The connection reads only the frames handed to it (con.register): no file, URL or
+    # extension can be reached from SQL (read_csv, COPY, ATTACH, INSTALL/LOAD, replacement
+    # scans of file names), whatever a column name or value put into a query says, and the
+    # configuration is locked so no statement can turn that back on.
+    con = duckdb.connect(config={"preserve_insertion_order": False,
+                                 "enable_external_access": False,
+                                 "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
     con.execute("SET enable_progress_bar = false")  # it draws on stderr, over our progress
+    con.execute("SET lock_configuration = true")
     return con
 
 

@@ -202,3 +202,51 @@ def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> Non
     result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-06", "--to",
                                        "2011-01"])
     assert result.exit_code == 2 and "before --from" in result.output
+
+
+def test_limits_seconds_bounds_the_whole_backfill_not_each_month(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Four months of 4 s each under seconds = 6: no month is over the limit, the backfill
+    is, and it stops in its first or second month (depending on how long reading the table
+    took) with the one line of the time limit."""
+    import time
+
+    from reportgen import pipeline
+
+    path, _ = _table("invoices", tmp_path)
+    months: list[dt.date] = []
+
+    def slow_month(source, cfg, out_root, loaded=None):
+        months.append(cfg.report.as_of)
+        time.sleep(4)
+        if len(months) > 2:
+            raise AssertionError("the limit should have stopped the backfill by now")
+
+    monkeypatch.setattr(pipeline, "run", slow_month)
+    cfg = tmp_path / "limits.toml"
+    cfg.write_text("[limits]\nseconds = 6\n")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2011-09", "--to",
+                                       "2011-12", "--out", str(tmp_path / "series"),
+                                       "--config", str(cfg), "-q"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: the backfill took longer than limits.seconds = "
+                                     "6 s (raise seconds under [limits] in the config, or give "
+                                     "a smaller table)")
+    assert months in ([dt.date(2011, 9, 30)], [dt.date(2011, 9, 30), dt.date(2011, 10, 31)])
+
+
+def test_a_backfill_past_its_time_limit_leaves_only_whole_months(tmp_path: Path) -> None:
+    path, _ = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text("[segment]\nstability_runs = 100\nn_init = 100\n[limits]\nseconds = 2\n")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--out", str(out), "--config",
+                                       str(cfg), "--format", "json", "-q"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: the backfill took longer than limits.seconds = "
+                                     "2 s (raise seconds under [limits] in the config, or give "
+                                     "a smaller table)")
+    if out.exists():  # a month finished before the limit is whole; nothing half-written
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+        for run in run_folders(out):
+            assert (run / "manifest.json").is_file() and (run / "series.json").is_file()
