@@ -1783,3 +1783,56 @@ def test_a_tampered_latest_pointer_is_not_followed(june_root, tmp_path, fast, po
         assert (root / "latest").is_dir() and not any((root / "latest").iterdir())
         assert f"{root / 'latest'} is a folder, not the pointer to the newest run: left " \
                "alone" in result.stderr
+
+
+def test_a_gzip_bomb_is_refused_holding_one_chunk_not_limits_bytes():
+    """A gzip file that inflates to 120 MB under limits.bytes = 50 MB: refused with the one
+    line, having held about one GZIP_CHUNK of it (the old read held all 50 MB)."""
+    import gzip
+    import io
+    import tracemalloc
+
+    from reportgen.config import InputConfig, LimitsConfig
+    from reportgen.errors import LimitError
+    from reportgen.load import GZIP_CHUNK, load
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
+        f.write(b"customer_id,income\n")
+        row = b"C1,50000\n" * 100_000
+        for _ in range(120_000_000 // len(row)):
+            f.write(row)
+    limit = 50_000_000
+    assert len(buffer.getvalue()) * 1032 > limit  # could inflate past it: counted first
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bomb-{os.getpid()}.csv.gz"
+    path.write_bytes(buffer.getvalue())
+    try:
+        tracemalloc.start()
+        with pytest.raises(LimitError) as caught:
+            load(str(path), InputConfig(), LimitsConfig(bytes=limit))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        path.unlink()
+    assert str(caught.value.message) == ("the file is too large once decompressed (more than "
+                                         "limits.bytes = 50,000,000 bytes)")
+    assert peak < len(buffer.getvalue()) * 3 + 4 * GZIP_CHUNK < 10_000_000
+
+
+def test_a_gzip_file_that_could_be_a_bomb_but_is_not_is_read(tmp_path):
+    """Small enough once inflated, but its compressed size would allow more than the limit:
+    counted, then read as usual."""
+    import gzip
+
+    from reportgen.config import InputConfig, LimitsConfig
+    from reportgen.load import load
+
+    rows = "".join(f"C{i},{40 + i % 30},{30_000 + 97 * i},{i % 500}\n" for i in range(3000))
+    text = "customer_id,age,income,wine_spend\n" + rows
+    path = tmp_path / "customers.csv.gz"
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+    limit = len(text) + 10
+    assert path.stat().st_size * 1032 > limit
+    loaded = load(str(path), InputConfig(), LimitsConfig(bytes=limit))
+    assert loaded.frame.shape == (3000, 4)
+    assert loaded.frame["income"].iloc[-1] == 30_000 + 97 * 2999
