@@ -201,7 +201,8 @@ class LimitsConfig:
         20_000_000, "Most cells read from an .xlsx sheet (rows × columns as stored; openpyxl "
         "reads about a million a second).", range=(100, 1_000_000_000))
     seconds: int = _setting(
-        3600, "Longest a command may run, in seconds (then it stops, writing nothing).",
+        3600, "Longest a command may run, in seconds (then it stops; a backfill keeps the months "
+        "it finished).",
         range=(1, 7 * 24 * 3600))
 
 
