@@ -582,7 +582,13 @@ def _open_sqlite(root: Path, path: Path) -> History:
 # for TLS and timeouts (nothing that names a service file, a password file or other options).
 PG_URL_OPTIONS = frozenset({"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl",
                             "connect_timeout", "target_session_attrs", "application_name"})
+# options= only to keep the history in a schema of its own: -c search_path=NAME[,NAME]
+PG_SEARCH_PATH = re.compile(r"-c\s*search_path=[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*")
 HISTORY_URL_HINT = "e.g. postgresql://reportgen@db/crm or sqlite:///path/to/history.db"
+
+
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def check_history_url(url: str, masked: str | None = None) -> Any:
@@ -591,7 +597,8 @@ def check_history_url(url: str, masked: str | None = None) -> Any:
     other database types, an SQLite URL with no file (in memory: the history would vanish) or
     with options (``?mode=rwc&uri=true`` and other sqlite3 URI options, which can open a
     database other than the named file), a ``file:`` URI as the path, and PostgreSQL options
-    other than PG_URL_OPTIONS. ``${VAR}`` references may be left in (checked as text)."""
+    other than PG_URL_OPTIONS and an ``options`` that sets search_path (a schema of its
+    own). ``${VAR}`` references may be left in (checked as text)."""
     from sqlalchemy import exc as sa_exc
     from sqlalchemy.engine import make_url
 
@@ -618,10 +625,13 @@ def check_history_url(url: str, masked: str | None = None) -> Any:
         if "\x00" in database:
             raise ConfigError("[history] url: the file name has a NUL character", file=where)
     elif backend == "postgresql":
-        unknown = [o for o in options if o not in PG_URL_OPTIONS]
+        unknown = [o for o in options if o not in PG_URL_OPTIONS and not (
+            o == "options" and all(PG_SEARCH_PATH.fullmatch(v) for v in
+                                   _values(parsed.query[o])))]
         if unknown:
             raise ConfigError(f"[history] url: option {unknown[0]!r} is not accepted", file=where,
-                              hint=f"accepted: {', '.join(sorted(PG_URL_OPTIONS))}")
+                              hint=f"accepted: {', '.join(sorted(PG_URL_OPTIONS))}; options "
+                                   "only as -c search_path=SCHEMA")
     else:
         raise ConfigError(f"[history] url: {parsed.drivername!r} is not a history database",
                           file=where, hint="the history is kept in PostgreSQL or SQLite: "

@@ -1588,7 +1588,7 @@ def test_a_hostile_series_name_in_the_config_is_refused(name, tmp_path):
 
 SQLITE_HINT = "(e.g. postgresql://reportgen@db/crm or sqlite:///path/to/history.db)"
 PG_OPTIONS = ("(accepted: application_name, connect_timeout, sslcert, sslcrl, sslkey, sslmode, "
-              "sslrootcert, target_session_attrs)")
+              "sslrootcert, target_session_attrs; options only as -c search_path=SCHEMA)")
 
 
 @pytest.mark.parametrize("url, shown, message", [
@@ -1622,6 +1622,9 @@ PG_OPTIONS = ("(accepted: application_name, connect_timeout, sslcert, sslcrl, ss
      "[history] url: option 'passfile' is not accepted " + PG_OPTIONS),
     ("postgresql://u@db/x?options=-c%20default_transaction_read_only%3Doff",
      "postgresql://u@db/x?options=-c+default_transaction_read_only%3Doff",
+     "[history] url: option 'options' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?options=-csearch_path%3Dh%20-cssl_library%3Dx",
+     "postgresql://u@db/x?options=-csearch_path%3Dh+-cssl_library%3Dx",
      "[history] url: option 'options' is not accepted " + PG_OPTIONS),
 ])
 def test_a_history_url_that_would_create_files_or_reach_out_is_refused(url, shown, message,
