@@ -9,8 +9,8 @@ the test skips when one is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import dataclasses
+import importlib.util
 import json
 import os
 from collections.abc import Iterator

@@ -189,7 +189,7 @@ def test_neighbouring_mix_colours_differ_in_lightness() -> None:
 
     shades = [lightness(c) for c in scale["range"]]
     assert len(shades) >= 5
-    gaps = [abs(a - b) for a, b in zip(shades, shades[1:])]
+    gaps = [abs(a - b) for a, b in zip(shades, shades[1:], strict=False)]
     spread = max(shades) - min(shades)
     assert min(gaps) >= 0.3 * spread  # a plain dark-to-light ramp would give spread / (n-1)
     assert charts._alternating(6) == [0, 3, 1, 4, 2, 5]

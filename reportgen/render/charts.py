@@ -294,6 +294,8 @@ def migration(table: MigrationTable, previous_period: str) -> alt.Chart:
         for r in table.rows for col, n in zip(columns, r.customers, strict=True)
     ]
     width = HEAT_COLUMN * len(columns)
+    wrapped = [label for label in labels if len(_lines(label, 17)) > 1]
+    two_lines = f"indexof({json.dumps(wrapped)}, datum.value) >= 0"
     col_scale = alt.Scale(domain=columns, range=list(table.colors))
     row_scale = alt.Scale(domain=labels, range=[r.color for r in table.rows])
     x = alt.X("to:N", sort=columns, title="Now")
@@ -313,7 +315,12 @@ def migration(table: MigrationTable, previous_period: str) -> alt.Chart:
         x=x.axis(None),
         y=alt.Y("from:N", sort=labels, title=f"In {previous_period}",
                 axis=alt.Axis(ticks=False, domain=False, labelColor=INK, labelPadding=18,
-                              labelLimit=HEAT_LABELS + 20, labelExpr=_wrap_labels(labels, 18))),
+                              labelFontSize=10, labelLimit=HEAT_LABELS,
+                              labelExpr=_wrap_labels(labels, 17),
+                              # Vega sets a label's first line on the row's middle: lift
+                              # the two-line ones by half a line
+                              labelOffset={"condition": {"test": two_lines, "value": -5},
+                                           "value": 0})),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
         color=alt.condition("datum.customers == 0", alt.value("#f5f7fa"), alt.Color(
