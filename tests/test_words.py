@@ -156,7 +156,7 @@ def test_stability_and_overlap_are_said_in_plain_words() -> None:
     assert not re.search(r"[+\u2212]\d\.\d SD\b", visible)  # no z-scores beside the traits
     # the definition is in the appendix
     appendix = visible.partition("How the segments were made")[2]
-    assert "Jaccard overlap of its customers" in appendix
+    assert '"holds together: 75%" is a Jaccard index of 0.75' in appendix
 
 
 def _attention(silhouette: float) -> list[str]:
