@@ -21,6 +21,7 @@ from .personas import Persona
 from .profile import Profiles
 from .render import charts
 from .report import (
+    OVERLAP_BELOW,
     TENTATIVE_BELOW,
     Action,
     Changes,
@@ -42,10 +43,13 @@ RECENCY_ALERT_Z = 0.4
 CONCENTRATION_ALERT = 1.8  # value index above which losing a segment would hurt
 
 
-def period_label(cfg: Config, as_of: dt.date | None) -> str:
+def period_label(cfg: Config, as_of: dt.date | None, undated: str = "undated") -> str:
+    """The period in words ("June 2014"): [report] period, else the month of ``as_of``. A table
+    without dates has no period: ``undated`` (the series history's label; the Report's
+    is "" so that no page header says "undated")."""
     if cfg.report.period:
         return cfg.report.period
-    return as_of.strftime("%B %Y") if as_of else "undated"
+    return as_of.strftime("%B %Y") if as_of else undated
 
 
 def build_report(
@@ -122,12 +126,13 @@ def build_report(
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
         value_label=value_label, value_unit=value_unit, currency=currency, rfm=summary,
-        trend_points=trend,
+        trend_points=trend, moves=changes.table if changes is not None else None,
+        previous_period=changes.previous_period if changes is not None else "last period",
     )
     as_of = cleaned.as_of
     return Report(
         title=cfg.report.title, company=cfg.report.company,
-        period=period_label(cfg, as_of), as_of=as_of.isoformat() if as_of else "",
+        period=period_label(cfg, as_of, undated=""), as_of=as_of.isoformat() if as_of else "",
         run_id=run_id, source=source, currency=currency, value_label=value_label,
         value_unit=value_unit,
         headline=headline, segments=segments,
@@ -212,12 +217,12 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
                              f"{fmt.pct(profiles.overall_mean['complained'], 1)}).")
     for s in segments:
         if s.tentative and s.stability is not None:
-            notes.append(f"{s.name} is tentative (stability {s.stability:.2f}): refitted on "
-                         "resampled customers it is not reliably found again; test on a small "
+            notes.append(f"{s.name} is tentative: when the model is refitted on other customers "
+                         f"only {fmt.pct(s.stability)} of it is found again; test on a small "
                          "group before building a campaign on it alone.")
-    if seg.silhouette < 0.25:
-        notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
-                     "not sharply separated groups: customers near a boundary could sit in either.")
+    if seg.silhouette < OVERLAP_BELOW:  # the silhouette itself is in the appendix
+        notes.append("The segments overlap: customers shade from one segment into the next, so "
+                     "treat the boundaries as soft; a customer near one could sit in either.")
     excluded = len(cleaned.excluded)
     if excluded:
         notes.append(f"{excluded:,} rows were left out of the segmentation (see the cleaning log; "

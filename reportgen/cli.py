@@ -245,7 +245,8 @@ def _run_json(result: Any) -> dict[str, Any]:
 
 def _echo_run(result: Any) -> None:
     report = result.report
-    click.echo(f"{report.title}: {report.period}, {report.headline.customers:,} customers, "
+    period = f"{report.period}, " if report.period else ""
+    click.echo(f"{report.title}: {period}{report.headline.customers:,} customers, "
                f"{report.headline.k} segments (run {report.run_id})")
     width = max(len(s.name) for s in report.segments)
     for s in report.segments:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TENTATIVE_BELOW = 0.6  # a segment whose stability is below this is flagged as tentative
+OVERLAP_BELOW = 0.25  # a silhouette below this: the segments overlap (said plainly up front)
 
 
 @dataclass(frozen=True)
