@@ -19,7 +19,7 @@ MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
 MIN_TRAITS = 3
 TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement", "profile",
-                "outcome")
+                "outcome", "satisfaction")
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,20 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     return vocab
 
 
-def evidence(label: str, unit: str, value: float, overall: float, currency: str) -> str:
-    """'income $78k vs $52k overall', with the ratio for money when it is large."""
-    text = f"{label[0].lower()}{label[1:]} {fmt.by_unit(value, unit, currency)} vs " \
+# Units said after the number: "tenure 32 months", never a bare "tenure 32".
+_UNIT_WORDS = ("months", "days", "minutes", "seconds")
+
+
+def evidence(label: str, unit: str, value: float, overall: float, currency: str,
+             level: str = "") -> str:
+    """'income $78k vs $52k overall', with the ratio for money when it is large; a coded
+    category level as the category it is: 'Channel 1: 96% of the segment vs 68% overall'."""
+    if level and re.fullmatch(r"-?\d+", level.strip()):
+        return f"{label}: {fmt.pct(value)} of the segment vs {fmt.pct(overall)} overall"
+    shown = fmt.by_unit(value, unit, currency)
+    if unit in _UNIT_WORDS:
+        shown += f" {unit}"
+    text = f"{label[0].lower()}{label[1:]} {shown} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
     if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
         text += f" ({value / overall:.1f}×)"
@@ -74,7 +85,8 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
         out.append(Trait(
             feature=f, label=m.label, direction="high" if sp.zscores[f] >= 0 else "low",
             z=round(sp.zscores[f], 4), value=sp.means[f], overall=profiles.overall_mean[f],
-            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency),
+            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency,
+                          m.level),
         ))
     return out
 
