@@ -86,7 +86,8 @@ def build_report(
             color=colors[sp.id], size=sp.size, share=sp.share,
             value_share=sp.value_share, value_per_customer=sp.value_per_customer,
             traits=by_id[sp.id].traits, actions=actions[sp.id],
-            means=sp.means, medians=sp.medians, zscores=sp.zscores,
+            # a share of nothing for the whole segment (nobody in it bought) has no mean
+            means=_defined(sp.means), medians=_defined(sp.medians), zscores=sp.zscores,
             stability=seg.stability.per_segment.get(sp.id) if seg.stability else None,
             tentative=bool(seg.stability and
                            seg.stability.per_segment.get(sp.id, 1.0) < TENTATIVE_BELOW),
@@ -157,8 +158,9 @@ def outlier_list(cleaned: Cleaned, values: pd.Series | None, headline: Headline
     if frame is None or frame.empty:
         return None
     worth = values if values is not None else pd.Series(1.0, index=frame.index)
+    by_row = cleaned.decisions.key_from == "row number"  # the key would repeat the row
     rows = [
-        Outlier(row=int(i) + 2, customer=str(frame.at[i, cleaned.key]),
+        Outlier(row=int(i) + 2, customer="" if by_row else str(frame.at[i, cleaned.key]),
                 reason=str(cleaned.excluded[i]).removeprefix("outlier: "),
                 value=float(worth.get(i, 0.0)))
         for i in frame.index
@@ -180,6 +182,10 @@ def outlier_note(outliers: Outliers, value_label: str, value_unit: str, currency
             f"(amounts far beyond everyone else's, listed with the reason): {value_label} "
             f"{worth(outliers.total_value_with - outliers.value)} without them, "
             f"{worth(outliers.total_value_with)} with them.")
+
+
+def _defined(values: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in values.items() if np.isfinite(v)}
 
 
 def order_columns(raw: pd.DataFrame, orders: Orders) -> list[ColumnInfo]:

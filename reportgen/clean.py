@@ -695,7 +695,8 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
             numbers[column] = NumberDecision(
                 role=role, text=d.text if d else text_read, scale=float(factor),
                 nonnegative=nonnegative, at_most=at_most, plausible=plausible,
-                outlier_above=fence, fill=d.fill if d else 0.0,
+                outlier_above=fence, set_aside_above=d.set_aside_above if d else None,
+                fill=d.fill if d else 0.0,
                 fill_median=d.fill_median if d else True)
     return yes_no, numbers
 

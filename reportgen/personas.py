@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
     candidates = [
         f for f in ff.meta
         if ff.meta[f].group in TRAIT_GROUPS and f != "household_size" and f in sp.zscores
+        and math.isfinite(sp.means.get(f, math.nan))  # a share of nothing says nothing
     ]
     ranked = sorted(candidates, key=lambda f: (-abs(sp.zscores[f]), f))
     chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z][:MAX_TRAITS]
