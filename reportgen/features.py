@@ -25,7 +25,7 @@ from .config import Config
 from .errors import ConfigError, InputError, ModelError
 from .orders import Derived
 from .report import FeatureInfo
-from .schema import Schema, basket_note, normalise
+from .schema import PRIOR, Schema, basket_note, normalise
 
 # Default model features, in order of preference; those the table can give are used.
 # Behaviour and value first; demographics that drive buying (income, children, age);
@@ -235,7 +235,10 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     if purchase_cols:
         channels = [c for c in purchase_cols if c != total_purchases]
         purchases = df[total_purchases] if total_purchases else df[purchase_cols].sum(axis=1)
-        add("purchases_total", purchases, "Purchases", "count", "value",
+        # "Previous Purchases" says which purchases it counts: its own name is the label
+        label = _title(purchase_cols[0]) if len(purchase_cols) == 1 and \
+            re.search(PRIOR, normalise(purchase_cols[0])) else "Purchases"
+        add("purchases_total", purchases, label, "count", "value",
             f"from {total_purchases}" if total_purchases else
             f"sum of {', '.join(purchase_cols)}" if len(purchase_cols) > 1
             else f"from {purchase_cols[0]}")
@@ -430,6 +433,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
         if schema is not None and schema.col("tenure") and "tenure_months" in out:
             chosen.append("tenure_months")  # a tenure column is behaviour, not an enrolment date
         chosen += [f for f, m in meta.items() if f.startswith("rate_")]
+        chosen += [f for f, m in meta.items() if f.startswith("time_")]  # minutes on app/site
         products = [f for f, m in meta.items() if m.group == "product_mix"]
         if not any(f in chosen for f in products) and len(products) <= MAX_PRODUCT_SHARES:
             chosen += products

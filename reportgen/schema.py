@@ -152,7 +152,7 @@ CONTACT_NOTE = ("about the bank's last marketing contact (call type, day, length
 # One purchase's amount (a survey's "Purchase Amount") and purchases made before it ("Previous
 # Purchases"): the amount is not the total of those purchases, so no average basket from them.
 _ONE_AMOUNT = r"^(purchase|order|transaction|ticket|basket|last_?purchase)_?(amount|value|total)"
-_PRIOR = r"(previous|prior|^past|earlier|before)"
+PRIOR = r"(previous|prior|^past|earlier|before)"
 
 # Tokens stripped from a column name to get the category/channel it stands for.
 _NOISE = {"mnt", "amt", "amount", "spend", "spent", "products", "product", "prods", "prod",
@@ -534,7 +534,7 @@ def basket_note(schema: Schema) -> str | None:
     if not spend or not purchases:
         return None
     one = [c for c in spend if re.search(_ONE_AMOUNT, normalise(c))]
-    prior = [c for c in purchases if re.search(_PRIOR, normalise(c))]
+    prior = [c for c in purchases if re.search(PRIOR, normalise(c))]
     if len(spend) == 1 and one:
         return (f"{one[0]} is the amount of one purchase, not the total of "
                 f"{', '.join(purchases)}: no average basket is computed")
