@@ -144,6 +144,17 @@ def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | 
     return names
 
 
+def _leaning(sp: SegmentProfile, ff: FeatureFrame) -> list[str]:
+    """Names for a second segment without a strong trait, from the way it leans: "Mainstream
+    customers, lower tenure" rather than "Mainstream customers (4)"."""
+    features = sorted((f for f in ff.meta if ff.meta[f].group in TRAIT_GROUPS
+                       and not ff.meta[f].level and sp.zscores.get(f)
+                       and math.isfinite(sp.means.get(f, math.nan))),
+                      key=lambda f: (-abs(sp.zscores[f]), f))
+    return [f"Mainstream customers, {'higher' if sp.zscores[f] > 0 else 'lower'} "
+            f"{ff.meta[f].label[0].lower()}{ff.meta[f].label[1:]}" for f in features]
+
+
 def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
                   vocab: dict[str, Words],
                   fixed: dict[int, str] | None = None,
@@ -162,7 +173,8 @@ def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_lab
     for sp in order:
         if sp.id in fixed:
             continue
-        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"]
+        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"] + \
+            _leaning(sp, ff)
         name = next((n for n in options if n.lower() not in taken), None)
         if name is None:
             name = f"{options[0]} ({sp.id})"

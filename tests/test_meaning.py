@@ -288,3 +288,21 @@ def test_the_cleaning_log_counts_only_the_rows_it_keeps():
     imputed = [s for s in cleaned.log if s.action == "imputed"]
     assert all(s.rows <= mt.NEW_SUBSCRIBERS for s in imputed), imputed
     assert not [s for s in imputed if s.column in ("Churn", "gender", "Contract")]
+
+
+def test_segments_without_a_vocabulary_word_get_distinct_names_without_numbers():
+    from types import SimpleNamespace
+
+    from reportgen.personas import name_personas
+    from reportgen.profile import profile
+
+    _, _, ff = prepared(mt.ecommerce())
+    labels = (ff.frame["tenure_months"].rank(method="first") * 3 // (len(ff.frame) + 1)) + 1
+    profiles = profile(ff, SimpleNamespace(labels=labels.astype(int).to_numpy()))
+    personas = name_personas(profiles, ff, "$", "spend", vocab={})
+    names = [p.name for p in personas]
+    assert len(set(names)) == 3
+    assert not any(re.search(r"\(\d+\)$", n) for n in names), names
+    assert "Mainstream customers" in names
+    assert "Mainstream customers, higher tenure" in names or \
+        "Mainstream customers, lower tenure" in names
