@@ -214,6 +214,9 @@ def test_an_earlier_segmentation_is_left_out_of_features_and_traits(tmp_path):
     report = run(frame, tmp_path).report
     text = traits(report)
     assert not re.search(r"\b(cluster|rfm|[rfm]) \d", text, re.I), text
+    # a key spelled CLIENTNUM is the key, not a number to cluster on
+    keyed = frame.rename(columns={"CustomerID": "CLIENTNUM"})
+    assert infer_schema(keyed, {}).roles["CLIENTNUM"] == "id"
 
 
 def test_bank_contact_columns_never_feed_the_model():
