@@ -25,17 +25,18 @@ from . import meaning_tables as mt
 from .runs import only_run
 
 
-def _config() -> Config:
+def _config(formats: tuple[str, ...] = ("json",)) -> Config:
     cfg = Config()
     return dataclasses.replace(
-        cfg, report=dataclasses.replace(cfg.report, formats=["json"]),
+        cfg, report=dataclasses.replace(cfg.report, formats=list(formats)),
         segment=dataclasses.replace(cfg.segment, stability_runs=0))
 
 
-def run(frame: pd.DataFrame, tmp_path: Path) -> pipeline.RunResult:
+def run(frame: pd.DataFrame, tmp_path: Path, formats: tuple[str, ...] = ("json",)
+        ) -> pipeline.RunResult:
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    return pipeline.run(str(path), _config(), tmp_path / "out")
+    return pipeline.run(str(path), _config(formats), tmp_path / "out")
 
 
 def prepared(frame: pd.DataFrame):
@@ -54,7 +55,7 @@ def traits(report) -> str:
 def wholesale_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wholesale")
     frame = mt.wholesale()
-    return frame, run(frame, tmp)
+    return frame, run(frame, tmp, formats=("html",))
 
 
 def test_extreme_wholesale_accounts_are_listed_as_outliers_with_their_reason(wholesale_run):
@@ -108,6 +109,21 @@ def test_outliers_are_in_segments_csv_and_summary_json_left_out_with_the_reason(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["outliers"]["customers"]) == 12
     assert summary["outliers"]["rule"].startswith("upper quartile")
+
+
+def test_the_report_lists_the_outliers_and_gives_totals_with_and_without(wholesale_run):
+    import html
+
+    _, result = wholesale_run
+    page = html.unescape(re.sub(r"<[^>]+>|\s+", " ", (result.run_dir / "report.html")
+                                .read_text(encoding="utf-8")))
+    page = re.sub(r"\s+", " ", page)
+    o = result.report.outliers
+    assert "Customers set aside as outliers" in page
+    for c in o.customers:
+        assert c.reason in page
+    assert re.search(r"Total spend \$11\.\dM without the 12 outliers, \$1\d\d\.\dM with them",
+                     page), re.findall(r"Total spend [^.]*\.", page)[:3]
 
 
 def test_a_coded_category_reads_as_a_category(wholesale_run):
