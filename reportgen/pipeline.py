@@ -287,6 +287,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         seg = step.seg
     with clock.stage("profile"):
         profiles = profile(ff, seg)
+        outlier_values = _outlier_values(cleaned, schema, ff, cfg, loaded.where, orders)
     value_label = ff.value_label
     with clock.stage("personas"):
         personas = name_personas(
@@ -325,6 +326,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
+            outlier_values=outlier_values,
         )
     entry = dataclasses.replace(entry, gates=tuple(
         {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
@@ -370,6 +372,19 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         else:
             history.record(entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+def _outlier_values(cleaned: Any, schema: Any, ff: Any, cfg: Config, file: str | None,
+                    orders: Any) -> pd.Series | None:
+    """The value of each customer set aside as an outlier, featured with the run's own
+    decisions (None: nobody set aside, or no value measure)."""
+    from .features import build_features
+
+    if cleaned.outliers is None or orders is not None or not ff.value:
+        return None
+    aside = build_features(dataclasses.replace(cleaned, frame=cleaned.outliers), schema, cfg,
+                           file=file, decisions=ff.decisions())
+    return aside.frame[ff.value]
 
 
 def _keys(frame: pd.DataFrame, key: str, index: pd.Index) -> pd.Index | None:

@@ -141,7 +141,7 @@ def keep(model: Model, ff: FeatureFrame, labels: np.ndarray, cfg: Config,
 
     scaler = model.scaling
     features = list(scaler.features)
-    z = scaler.transform(ff.frame[features].to_numpy(dtype="float64", copy=True))
+    z = scaler.transform(ff.matrix(features))
     ids = list(model.segment_ids)
     n = len(z)
     s = cfg.segment
@@ -238,7 +238,7 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
     cannot be followed)."""
     notes = list(notes or ())
     features = list(seg.scaler.features)
-    x = ff.frame[features].to_numpy(dtype="float64", copy=True)
+    x = ff.matrix(features)
     z = seg.scaler.transform(x)
     seed = cfg.segment.random_state
     bins = compare.reference_bins(x, features, seed=seed)

@@ -163,8 +163,9 @@ REPAIRED = [
                                "'maybe' is not yes/no, first at row 11"),
                               ("churned", "imputed", 1,
                                "blank → 0 (the most common answer)")]),
-    ("rate_above_one.csv", [("purchase_frequency", "set missing", 1,
-                             "values above 1, first at row 7")]),
+    # a frequency of 1.7 is capped at 1 (issue 12), not set missing and imputed
+    ("rate_above_one.csv", [("purchase_frequency", "capped", 1,
+                             "values up to 1.70 → 1, first at row 7")]),
     ("mixed_number_formats.csv", [("yearly_earnings", "converted", 20,
                                    "'$21,000' → 21000, first at row 3")]),
     ("birth_years_no_dates.csv", [("year_birth", "set missing", 1, "birth years 1893"),
