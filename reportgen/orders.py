@@ -73,7 +73,7 @@ MIX_ROLES = ("category", "channel", "store", "country")
 ROLE_TEXT = {
     "customer": "customer key: the lines are aggregated per customer; never a feature",
     "order": "order or invoice number: counts orders, marks cancellations (C…); never a feature",
-    "date": "when the order was placed: recency, tenure, gaps, active months, the as_of cut",
+    "date": "when the order was placed: recency, tenure, gaps, active months, the cut at as_of",
     "amount": "amount of the line: spend, order value, returns",
     "quantity": "items of the line: items per order, returns (negative quantities)",
     "price": "unit price: amount = quantity × price",
@@ -885,7 +885,8 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
     recency = (at - agg["last_day"].astype("datetime64[ns]")).dt.days
     tenure = (at - agg["first_day"].astype("datetime64[ns]")).dt.days
     add("recency", recency, "Days since last order", "days", "engagement",
-        f"days from the last purchase ({cols.date}) to as_of {as_of.isoformat()}")
+        f"days from the last purchase ({cols.date}) to {as_of.isoformat()}, the date the "
+        "data is as of")
     add("frequency", agg["orders"], "Orders", "count", "value",
         f"{orders_of} with a purchase" + ("" if cols.order else
                                           " (the table has no order number)"))
@@ -896,7 +897,7 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
         f"sum of {amount} over all lines, {ret} subtracted; below zero → 0")
     add("tenure_months", tenure / DAYS_PER_MONTH, "Months as a customer", "months",
         "engagement",
-        f"months from the first purchase ({cols.date}) to as_of {as_of.isoformat()}")
+        f"months from the first purchase ({cols.date}) to {as_of.isoformat()}")
     add("avg_basket", _ratio(agg["gross"], agg["orders"]), "Average order value", "money",
         "value", f"purchase {amount} per order ({orders_of})")
     if cols.quantity:
@@ -914,14 +915,14 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
     add("active_months", agg["active_months"], "Active months", "count", "engagement",
         "calendar months with a purchase")
     add("spend_last_window", agg["spend_recent"], f"Spend last {window} days", "money", "value",
-        f"net {amount} in the {window} days up to as_of")
+        f"net {amount} in the {window} days up to {as_of.isoformat()}")
     add("spend_prev_window", agg["spend_before"], f"Spend previous {window} days", "money",
         "value", f"net {amount} in the {window} days before those")
     both = agg["spend_recent"].abs() + agg["spend_before"].abs()
     add("spend_trend", _ratio(agg["spend_recent"] - agg["spend_before"], both).fillna(0.0),
         "Spend trend", "number", "engagement",
-        f"(last {window} days − previous {window}) / (both): +1 all recent, −1 all before, 0 "
-        "level or none")
+        f"(last {window} days − previous {window}) ÷ the two together: +1 all in the last "
+        f"{window} days, −1 all before them, 0 level or no spend")
     if (agg["return_lines"] > 0).any():  # no return in the data: nothing to tell apart
         add("return_share", _ratio(agg["returned"], agg["gross"]).fillna(0.0).clip(0, 1),
             "Returned share", "share", "engagement",

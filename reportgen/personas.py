@@ -49,9 +49,14 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     return vocab
 
 
-def evidence(label: str, unit: str, value: float, overall: float, currency: str) -> str:
-    """'income $78k vs $52k overall', with the ratio for money when it is large."""
-    text = f"{label[0].lower()}{label[1:]} {fmt.by_unit(value, unit, currency)} vs " \
+def evidence(label: str, unit: str, value: float, overall: float, currency: str,
+             level: str = "") -> str:
+    """'income $78k vs $52k overall', with the ratio for money when it is large. A label that
+    starts with a level's name written as a proper name keeps its case ("Office Supplies
+    share 100% vs 31% overall", not "office Supplies")."""
+    if not (level and label.startswith(level) and level[1:] != level[1:].lower()):
+        label = label[0].lower() + label[1:]
+    text = f"{label} {fmt.by_unit(value, unit, currency)} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
     if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
         text += f" ({value / overall:.1f}×)"
@@ -74,7 +79,8 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
         out.append(Trait(
             feature=f, label=m.label, direction="high" if sp.zscores[f] >= 0 else "low",
             z=round(sp.zscores[f], 4), value=sp.means[f], overall=profiles.overall_mean[f],
-            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency),
+            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency,
+                          m.level),
         ))
     return out
 
