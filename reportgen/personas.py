@@ -58,7 +58,9 @@ def evidence(label: str, unit: str, value: float, overall: float, currency: str,
         label = label[0].lower() + label[1:]
     text = f"{label} {fmt.by_unit(value, unit, currency)} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
-    if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
+    # the ratio when it is large; none for a value near zero ("$0 … (0.0×)" says it twice)
+    if unit == "money" and overall > 0 and (value / overall >= 1.5
+                                            or 0.05 <= value / overall <= 0.5):
         text += f" ({value / overall:.1f}×)"
     return text
 

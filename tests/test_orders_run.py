@@ -245,3 +245,35 @@ def test_backfill_is_one_series_each_month_compared_with_the_one_before(tmp_path
     assert summaries[-1]["headline"]["customers"] == len(facts.customers)
     assert sum(s["changes"]["new_customers"] for s in summaries[1:]) == \
         len(facts.customers) - summaries[0]["headline"]["customers"]
+
+
+def test_the_pdf_explains_every_order_feature_and_keeps_the_rfm_groups_whole(
+        tmp_path: Path) -> None:
+    from markupsafe import escape
+
+    from reportgen.render.environment import Assets, render_template
+    from reportgen.render.pdf import PDF_TEMPLATE, chart_images, column_roles
+    from tests.test_report_craft import layout, split_across_pages
+
+    path, _ = _table("cdnow", tmp_path)
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0)
+    report = reportgen.run(path, cfg, tmp_path / "out").report
+    html = render_template(PDF_TEMPLATE, report, Assets(images=chart_images(report),
+                                                        column_roles=column_roles(report)))
+    # every derived feature, in the model or not, with how it was made from the lines
+    described = [f for f in report.features if not f.in_model]
+    assert {f.name for f in described} >= {"one_time", "days_between_orders",
+                                               "active_months", "spend_trend"}
+    for f in report.features:
+        assert str(escape(f.description)) in html, f.name
+    assert "Also derived" not in html
+    # each RFM group with what it means, and its table on one page
+    for g in report.rfm.groups:  # type: ignore[union-attr]
+        assert str(escape(g.description)) in html, g.name
+    document = layout(report)
+    pages = [i for i, page in enumerate(document.pages)
+             for box in page._page_box.descendants()
+             if getattr(box, "element", None) is not None and box.element.tag == "table"
+             and "rfm" in (box.element.get("class") or "").split()]
+    assert len(set(pages)) == 1
+    assert split_across_pages(document) == []
