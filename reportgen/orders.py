@@ -593,8 +593,8 @@ FROM source"""
         con.unregister("source")
     # 1. exact duplicates: the rows whose hash repeats, compared in full
     # (numpy sorts the hashes: a group-by of as many groups as lines costs DuckDB 3× more)
-    hashes = np.sort(np.asarray(con.execute("SELECT row_hash FROM typed_lines"
-                                            ).fetchnumpy()["row_hash"]))
+    hashes = np.asarray(con.execute("SELECT row_hash FROM typed_lines").fetchnumpy()["row_hash"])
+    hashes.sort()  # in place: the fetched array is ours (no second 80 MB copy at 10 M lines)
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes
     hashed = np.zeros(0, dtype=np.int64)
