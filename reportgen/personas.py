@@ -50,22 +50,29 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     return vocab
 
 
-# Units said after the number: "tenure 32 months", never a bare "tenure 32".
+# Units said after the number: "tenure 32 months", never a bare "tenure 32" (unless the
+# label says it already: "days since last order 277").
 _UNIT_WORDS = ("months", "days", "minutes", "seconds")
 
 
 def evidence(label: str, unit: str, value: float, overall: float, currency: str,
              level: str = "") -> str:
     """'income $78k vs $52k overall', with the ratio for money when it is large; a coded
-    category level as the category it is: 'Channel 1: 96% of the segment vs 68% overall'."""
+    category level as the category it is: 'Channel 1: 96% of the segment vs 68% overall'.
+    A label that starts with a level's name written as a proper name keeps its case
+    ("Office Supplies share 100% vs 31% overall", not "office Supplies")."""
     if level and re.fullmatch(r"-?\d+", level.strip()):
         return f"{label}: {fmt.pct(value)} of the segment vs {fmt.pct(overall)} overall"
     shown = fmt.by_unit(value, unit, currency)
-    if unit in _UNIT_WORDS:
+    if unit in _UNIT_WORDS and unit not in label.lower():
         shown += f" {unit}"
-    text = f"{label[0].lower()}{label[1:]} {shown} vs " \
+    if not (level and label.startswith(level) and level[1:] != level[1:].lower()):
+        label = label[0].lower() + label[1:]
+    text = f"{label} {shown} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
-    if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
+    # the ratio when it is large; none for a value near zero ("$0 … (0.0×)" says it twice)
+    if unit == "money" and overall > 0 and (value / overall >= 1.5
+                                            or 0.05 <= value / overall <= 0.5):
         text += f" ({value / overall:.1f}×)"
     return text
 

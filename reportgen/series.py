@@ -118,8 +118,11 @@ def keep_reason(model: Model, ff: FeatureFrame) -> str:
     features = list(model.scaling.features)
     if features == list(ff.model):
         return ""
-    added = [f for f in ff.model if f not in features]
-    removed = [f for f in features if f not in ff.model]
+    # as the report names them ("Months as a customer"); a feature gone from this table has
+    # no label here any more: its name, spaced
+    added = [ff.meta[f].label for f in ff.model if f not in features]
+    removed = [ff.meta[f].label if f in ff.meta else f.replace("_", " ") for f in features
+               if f not in ff.model]
     parts = []
     if added:
         parts.append(f"{', '.join(added)} added")

@@ -431,3 +431,23 @@ def test_hostile_column_names_reach_no_file(tmp_path: Path) -> None:
     o = _aggregate(frame)
     assert set(o.customers.index) == facts.customers
     assert list(tmp_path.iterdir()) == []
+
+
+def test_small_words_of_order_reports() -> None:
+    from reportgen import fmt
+    from reportgen.personas import evidence
+
+    # a category level written as a name keeps its case; a plain word is lower-cased
+    assert evidence("Office Supplies share", "share", 1.0, 0.31, "$", "Office Supplies") == \
+        "Office Supplies share 100% vs 31% overall"
+    assert evidence("Technology share", "share", 1.0, 0.31, "$", "Technology") == \
+        "technology share 100% vs 31% overall"
+    assert evidence("Days since last order", "days", 277, 91, "$") == \
+        "days since last order 277 vs 91 overall"
+    # a money ratio when it says something: not "(0.0×)" next to $0
+    assert evidence("Net spend", "money", 3189, 1013, "$").endswith("(3.1×)")
+    assert evidence("Spend last 90 days", "money", 0.0, 98, "$") == \
+        "spend last 90 days $0 vs $98 overall"
+    # 76 of 23,570 customers is not "0%"; a spend trend of -0.01 is not "-0.0"
+    assert (fmt.share(76 / 23570), fmt.share(0.0), fmt.share(0.213)) == ("<1%", "0%", "21%")
+    assert (fmt.num(-0.01), fmt.num(-0.3), fmt.num(2.0)) == ("0.0", "-0.3", "2")

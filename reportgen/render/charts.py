@@ -262,7 +262,9 @@ def trend(points: Sequence[TrendPoint]) -> alt.Chart:
     order = sorted(latest.values(), key=lambda p: p.id)
     scale = alt.Scale(domain=[p.name for p in order], range=[p.color for p in order])
     chart = alt.Chart(_frame(rows)).mark_line(point=True, strokeWidth=2).encode(
-        x=alt.X("period:O", sort=periods, title=None, axis=alt.Axis(labelAngle=0)),
+        # past six periods "September 1997" and "October 1997" would overlap: slanted
+        x=alt.X("period:O", sort=periods, title=None,
+                axis=alt.Axis(labelAngle=0 if len(periods) <= 6 else -35)),
         y=alt.Y("share:Q", title="Share of customers", axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("segment:N", scale=scale, title=None,
                         legend=_legend([p.name for p in order])),

@@ -144,6 +144,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     # formatting only: templates never compute
     env.filters.update(
         pct=fmt.pct,
+        share=fmt.share,
         money=_money,
         value=_value,
         num=_num,
