@@ -171,17 +171,22 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str 
 def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str, int]:
     """Every customer of dataset segmented with the run's model, segments.csv and
     segments.parquet written a batch at a time; customers per persona (and left out)."""
+    import pyarrow.parquet as pq
+
     from .load import frame_from_arrow
     from .output import SegmentsWriter, segments_table
     from .scoring import load_model, score
 
     model = load_model(run_dir)
+    # the sample's segments.parquet says which columns the series reads back: kept
+    stored = (pq.read_schema(run_dir / "segments.parquet").metadata or {}).get(b"reportgen")
+    meta = json.loads(stored) if stored else None
     counts: dict[str, int] = {name: 0 for name in model.names.values()}
     counts["left out"] = 0
     parts = [run_dir / f".{name}.partial-{os.getpid()}"
              for name in ("segments.csv", "segments.parquet")]
     try:
-        with SegmentsWriter(*parts) as out:
+        with SegmentsWriter(parts[0], parts[1], meta) as out:
             offset = 0
             for batch in _batches(dataset):
                 frame = frame_from_arrow(batch)

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +51,8 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
                    previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every input row: its key, segment and persona (names: segment id -> persona), or the
     reason it was left out. previous: previous_segment, previous_persona and movement of the
-    kept rows (series.customer_columns), placed after the persona."""
+    kept rows (series.customer_columns), placed after the persona. The values as they are:
+    ``csv_safe`` neutralises what a spreadsheet would run, for segments.csv."""
     segment = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     segment.loc[kept_index] = labels
     keys = frame[key] if key in frame else pd.Series(
@@ -71,6 +73,14 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
     for column in features.columns:
         rounded = features[column].round(4)
         out[column] = rounded if aligned else rounded.reindex(frame.index)
+    return out
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """table for segments.csv: every text cell and header a spreadsheet would run as a formula
+    neutralised (segments.parquet keeps the values as they are: the series reads its keys
+    back from it, and no spreadsheet opens it)."""
+    out = table.copy(deep=False)
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = _neutralised(out[column])
@@ -190,27 +200,32 @@ def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
 
 class SegmentsWriter:
     """segments.csv and segments.parquet written a block of rows at a time, for a table that
-    never is whole in memory (out of core): the same bytes as write_csv and the same columns
-    and types as write_parquet give for the whole table."""
+    never is whole in memory (out of core): the same bytes as write_csv(csv_safe(table)) and
+    the same columns, types and metadata as write_parquet give for the whole table."""
 
-    def __init__(self, csv_path: Path, parquet_path: Path) -> None:
+    def __init__(self, csv_path: Path, parquet_path: Path,
+                 metadata: dict[str, Any] | None = None) -> None:
         import pyarrow.parquet as pq
 
         self._pq = pq
         self._csv = open(csv_path, "wb")  # noqa: SIM115 - closed by close()
         self._parquet_path = parquet_path
+        self._metadata = metadata
         self._parquet: Any = None
         self._schema: pa.Schema | None = None
 
     def write(self, block: pd.DataFrame) -> None:
+        """The next rows of segments_table(...): neutralised for the CSV, as they are for
+        the Parquet file."""
+        safe = csv_safe(block)
         if self._schema is None:
-            self._csv.write(_csv_header(block.columns))
-            self._schema = pa.Schema.from_pandas(block, preserve_index=False)
+            self._csv.write(_csv_header(safe.columns))
+            self._schema = _parquet_schema(block, self._metadata)
             self._parquet = self._pq.ParquetWriter(self._parquet_path, self._schema)
-        lines = _csv_lines(block)
+        lines = _csv_lines(safe)
         if lines is None:
-            self._csv.write(block.to_csv(index=False, header=False,
-                                         lineterminator="\n").encode())
+            self._csv.write(safe.to_csv(index=False, header=False,
+                                        lineterminator="\n").encode())
         else:
             _write_text(self._csv, lines)
         self._parquet.write_table(pa.Table.from_pandas(block, schema=self._schema,
@@ -239,12 +254,23 @@ def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:
     f.write(memoryview(text.buffers()[2])[first:last])
 
 
-def write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """segments.parquet: the rows and columns of segments.csv, typed (what the monthly
-    series and other programs read back without parsing text)."""
+def _parquet_schema(table: pd.DataFrame, metadata: dict[str, Any] | None) -> pa.Schema:
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    if metadata is not None:
+        schema = schema.with_metadata({**(schema.metadata or {}),
+                                       b"reportgen": json.dumps(metadata).encode()})
+    return schema
+
+
+def write_parquet(table: pd.DataFrame, path: Path,
+                  metadata: dict[str, Any] | None = None) -> None:
+    """segments.parquet: the rows and columns of segments.csv, typed and not neutralised
+    (what the monthly series and other programs read back without parsing text).
+    ``metadata``: kept as JSON under the schema's "reportgen" key (the series' key and value
+    columns and the run id: history.read_assignments)."""
     import pyarrow.parquet as pq
 
-    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    schema = _parquet_schema(table, metadata)
     with pq.ParquetWriter(path, schema) as writer:  # in blocks: bounded memory at any size
         for start in range(0, max(len(table), 1), CSV_BLOCK):
             block = table.iloc[start:start + CSV_BLOCK]
@@ -253,14 +279,16 @@ def write_parquet(table: pd.DataFrame, path: Path) -> None:
 
 def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key: str,
                    kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
-                   features: pd.DataFrame, previous: pd.DataFrame | None = None) -> None:
+                   features: pd.DataFrame, previous: pd.DataFrame | None = None,
+                   parquet_meta: dict[str, Any] | None = None) -> None:
     """segments.csv and segments.parquet of segments_table(...) into folder, made and written
     a block of CSV_BLOCK rows at a time: the whole table is never built (at 1 M customers it
-    was ~0.2 GB of a run's peak). The same bytes as write_csv and write_parquet of the whole
-    table (blocks are formatted alike; segments_table works row by row)."""
+    was ~0.2 GB of a run's peak). The same bytes as write_csv(csv_safe(...)) and
+    write_parquet of the whole table (segments_table and csv_safe work row by row)."""
     labels = np.asarray(labels)
     position = pd.Series(np.arange(len(kept_index)), index=kept_index)
-    with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet") as out:
+    with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet",
+                        parquet_meta) as out:
         for start in range(0, max(len(frame), 1), CSV_BLOCK):
             progress.update("output", start, len(frame), "rows written")
             block = frame.iloc[start:start + CSV_BLOCK]
@@ -318,12 +346,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   timings: dict[str, float], model: dict[str, Any] | None = None,
                   previous: pd.DataFrame | None = None,
                   extra: dict[str, Callable[[Path], object]] | None = None,
-                  latest: dict[str, Any] | None = None) -> tuple[Path, list[Path]]:
+                  latest: dict[str, Any] | None = None,
+                  parquet_meta: dict[str, Any] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
-    ``latest``: the pointer written to out_root/latest once the run folder is in place."""
+    ``latest``: the pointer written to out_root/latest once the run folder is in place;
+    ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet)."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -338,7 +368,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
     try:
         names = {s.id: s.name for s in report.segments}
         write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
-                       previous)
+                       previous, parquet_meta)
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
@@ -401,9 +431,22 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
 
 def _newer_or_same(latest: dict[str, Any], path: Path) -> bool:
     """Whether the run ``latest`` names is at least as recent as the one path names (a rerun
-    of an older period does not move the pointer back)."""
+    of an older period does not move the pointer back). Only a regular file is read, and only
+    its first 64 KB: a pointer replaced by a link (to /dev/zero, to a file outside the root),
+    a FIFO or a device is replaced without being opened; a folder there is left alone, with a
+    warning."""
     try:
-        current = json.loads(path.read_text(encoding="utf-8"))
+        mode = path.lstat().st_mode
+    except OSError:
+        return True
+    if stat.S_ISDIR(mode):
+        log.warning("%s is a folder, not the pointer to the newest run: left alone", path)
+        return False
+    if not stat.S_ISREG(mode):
+        return True
+    try:
+        with path.open("rb") as f:
+            current = json.loads(f.read(65536).decode("utf-8"))
         return str(latest.get("period", "")) >= str(current.get("period", ""))
     except (OSError, ValueError, AttributeError):
         return True
@@ -422,7 +465,7 @@ def write_scores(*, out_dir: Path, frame: pd.DataFrame, key: str, kept_index: pd
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
-        write_csv(table, parts[0])
+        write_csv(csv_safe(table), parts[0])
         parts[1].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
                             encoding="utf-8")
         for part, path in zip(parts, final, strict=True):

@@ -237,13 +237,19 @@ def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeyp
         if with_previous else None
     names = {1: "One", 2: "+Two", 3: "Three, with comma"}
     whole = output.segments_table(names, frame, "ID", kept, labels, excluded, features, previous)
-    output.write_csv(whole, tmp_path / "whole.csv")
-    output.write_parquet(whole, tmp_path / "whole.parquet")
+    meta = {"key": "ID", "run_id": "2014-06-abc"}
+    output.write_csv(output.csv_safe(whole), tmp_path / "whole.csv")
+    output.write_parquet(whole, tmp_path / "whole.parquet", meta)
     (tmp_path / "blocks").mkdir()
     output.write_segments(tmp_path / "blocks", names, frame, "ID", kept, labels, excluded,
-                          features, previous)
+                          features, previous, meta)
     assert (tmp_path / "blocks" / "segments.csv").read_bytes() == \
         (tmp_path / "whole.csv").read_bytes()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blocks" / "segments.parquet"),
                                   pd.read_parquet(tmp_path / "whole.parquet"))
     assert pd.read_parquet(tmp_path / "whole.parquet")["left_out"].notna().sum() == 300
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(tmp_path / "blocks" / "segments.parquet").metadata[b"reportgen"] == \
+        pq.read_schema(tmp_path / "whole.parquet").metadata[b"reportgen"]
+    assert b"'+Two" in (tmp_path / "blocks" / "segments.csv").read_bytes()  # neutralised

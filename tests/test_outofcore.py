@@ -50,6 +50,11 @@ def test_a_table_streamed_whole_gives_the_in_memory_run_byte_for_byte(
     a = pd.read_parquet(memory.run_dir / "segments.parquet")
     b = pd.read_parquet(streamed.run_dir / "segments.parquet")
     pd.testing.assert_frame_equal(a, b)
+    import pyarrow.parquet as pq
+
+    stored = [json.loads(pq.read_schema(r.run_dir / "segments.parquet").metadata[b"reportgen"])
+              for r in (memory, streamed)]
+    assert stored[0]["key"] == stored[1]["key"] == "ID"  # the series reads the keys back
     assert [(s.name, s.size, s.value_share) for s in streamed.report.segments] == \
         [(s.name, s.size, s.value_share) for s in memory.report.segments]
     counts = streamed.streamed["customers"]
