@@ -85,8 +85,6 @@ class ModelError(ReportgenError):
 class LimitError(InputError):
     """The input is larger than a limit in [limits] allows (the message names the limit)."""
 
-    limit = ""  # the [limits] setting passed (rows, bytes, ...), when load.over_limit says it
-
 
 class RefusedResourceError(ReportgenError):
     """The PDF renderer was asked for something outside data: URIs and the template folders."""

@@ -139,10 +139,8 @@ def over_limit(what: str, key: str, limits: LimitsConfig, where: str | None,
                unit: str = "") -> LimitError:
     """The one line for an input past a limit: what, which limit, how to raise it."""
     value = getattr(limits, key)
-    error = LimitError(f"{what} (more than limits.{key} = {value:,}{unit})", file=where,
-                       hint=f"raise {key} under [limits] in the config if the input is right")
-    error.limit = key
-    return error
+    return LimitError(f"{what} (more than limits.{key} = {value:,}{unit})", file=where,
+                      hint=f"raise {key} under [limits] in the config if the input is right")
 
 
 def _read_file(path: Path, where: str, limits: LimitsConfig) -> bytes:

@@ -55,11 +55,9 @@ def parquet_files(source: str | None) -> list[str] | None:
             raise InputError("no Parquet file matches this pattern", file=source)
         return files
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir():  # without Parquet files in it, load says it is a folder
         files = sorted(str(f) for f in path.rglob("*") if f.is_file() and _is_parquet(f))
-        if not files:
-            raise InputError("the folder holds no Parquet file", file=source)
-        return files
+        return files or None
     return [source] if path.is_file() and _is_parquet(path) else None
 
 

@@ -168,10 +168,9 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          preloaded: Loaded | None = None, previous_id: str | None = None,
          fresh: bool = False) -> RunResult:
     from . import history as history_
-    from . import outofcore
     from . import series as series_
     from .clean import clean, require_rows
-    from .errors import HistoryError, LimitError
+    from .errors import HistoryError
     from .features import build_features, order_features
     from .load import load
     from .orders import aggregate, detect
@@ -182,19 +181,8 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     if source is None:
         source = cfg.input.source
     with clock.stage("load"):
-        try:
-            loaded = preloaded if preloaded is not None else load(source, cfg.input,
-                                                                  cfg.limits)
-        except LimitError as exc:
-            # A Parquet file too large to hold (its text decoded, say) is streamed instead
-            if not (exc.limit in ("rows", "bytes") and cfg.limits.out_of_core == "auto"
-                    and outofcore.parquet_files(source)):
-                raise
-            log.info("%s: %s: streamed instead", source, exc.message)
-            loaded = None
-    if loaded is None:
-        assert source is not None
-        return outofcore.run(source, cfg, out_root, inputs, previous_id, fresh)
+        loaded = preloaded if preloaded is not None else load(source, cfg.input,
+                                                              cfg.limits)
     file = loaded.where
     with clock.stage("schema"):
         # Order lines (a customer key that repeats, dates, amounts) or customers; the roles

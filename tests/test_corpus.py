@@ -428,7 +428,9 @@ def _limits(tmp_path: Path, text: str) -> str:
                                                       "than limits.excel_cells = 100)"),
     ("declared_dimensions.xlsx", "rows = 10", "the sheet has too many rows (more than "
                                               "limits.rows = 10)"),
-    ("nested_columns.parquet", "rows = 10", "the table has 24 rows (more than limits.rows = "
+    # (past rows, a Parquet table is streamed unless out_of_core = "never": test_outofcore)
+    ("nested_columns.parquet", "rows = 10\nout_of_core = \"never\"",
+     "the table has 24 rows (more than limits.rows = "
                                             "10)"),
     ("nested_columns.parquet", "columns = 5", "the table has 11 columns (more than "
                                               "limits.columns = 5)"),
@@ -449,7 +451,8 @@ def test_the_limits_have_documented_defaults():
     assert {k: v for k, v in rows.items() if k.startswith("limits.")} == {
         "limits.bytes": "1000000000", "limits.rows": "10000000", "limits.columns": "1000",
         "limits.cell_chars": "1000000", "limits.header_chars": "1000",
-        "limits.excel_cells": "20000000", "limits.seconds": "3600"}
+        "limits.excel_cells": "20000000", "limits.seconds": "3600",
+        "limits.out_of_core": '"auto"', "limits.sample_rows": "500000"}
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "| `limits.bytes` | `1000000000` |" in readme
 

@@ -140,7 +140,7 @@ def test_what_cannot_stream_is_refused_in_one_line(tmp_path: Path) -> None:
         reportgen.run(f"{tmp_path}/nothing-*.parquet", _cfg(), tmp_path / "out")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="holds no Parquet file"):
+    with pytest.raises(InputError, match="is a folder, not a file"):
         reportgen.run(empty, _cfg(), tmp_path / "out")
     with pytest.raises(ConfigError, match="out_of_core"):
         _cfg(out_of_core="sometimes")
@@ -195,10 +195,11 @@ def test_the_streamed_stages_show_progress_on_a_terminal(tmp_path: Path, small_b
     assert assigned == [f"reportgen: assign: {n} of 2,240" for n in ("700", "1,400", "2,100")]
 
 
-def test_a_parquet_file_whose_text_decodes_past_the_bytes_limit_is_streamed(
+def test_a_parquet_file_whose_text_decodes_past_the_bytes_limit_is_refused_not_streamed(
         tmp_path: Path) -> None:
     """The footer says ~100 KB (a dictionary of one long value); decoded, the column is
-    4.5 MB, past limits.bytes: load refuses it, and the run streams it instead."""
+    4.5 MB, past limits.bytes: auto does not stream what only its decoding reveals (a batch of
+    such rows would be as large), load refuses it in one line; always streams it."""
     import pyarrow.parquet as pq
 
     table = tmp_path / "customers.parquet"
@@ -208,10 +209,10 @@ def test_a_parquet_file_whose_text_decodes_past_the_bytes_limit_is_streamed(
     meta = pq.ParquetFile(table).metadata
     assert sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) \
         < 3_000_000
-    cfg = _cfg(bytes=3_000_000, sample_rows=1000)
-    assert not outofcore.wanted(str(table), cfg)  # the footer alone does not tell
-    streamed = reportgen.run(table, cfg, tmp_path / "out")
-    assert streamed.streamed is not None and streamed.streamed["sample_rows"] == 1000
-    assert sum(streamed.streamed["customers"].values()) == 2240
+    assert not outofcore.wanted(str(table), _cfg(bytes=3_000_000))
     with pytest.raises(LimitError, match="limits.bytes"):
-        reportgen.run(table, _cfg(bytes=3_000_000, out_of_core="never"), tmp_path / "never")
+        reportgen.run(table, _cfg(bytes=3_000_000), tmp_path / "auto")
+    streamed = reportgen.run(table, _cfg(bytes=3_000_000, out_of_core="always",
+                                         sample_rows=1000), tmp_path / "always")
+    assert streamed.streamed is not None
+    assert sum(streamed.streamed["customers"].values()) == 2240
