@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,16 @@ def period_label(cfg: Config, as_of: dt.date | None) -> str:
     return as_of.strftime("%B %Y") if as_of else "undated"
 
 
+@dataclass(frozen=True)
+class Totals:
+    """The counts of the whole table when the frames given are a sample of it (the Spark
+    engine): rows read, customers segmented, blanks per source column."""
+
+    customers_in: int
+    customers: int
+    missing: dict[str, int]
+
+
 def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
@@ -57,6 +69,7 @@ def build_report(
     colors: dict[int, str] | None = None, series: str = "default",
     changes: Changes | None = None, trend: Sequence[TrendPoint] = (),
     extra_gates: Sequence[Gate] = (),
+    totals: Totals | None = None,
 ) -> Report:
     """The complete Report of one run.
 
@@ -67,7 +80,8 @@ def build_report(
     series keeps a segment's colour; default: the palette by id). ``series``, ``changes``,
     ``trend``: the run as a period of its series (``series.changes``, ``series.trend``).
     ``extra_gates``: gates measured outside the segmentation (the series' drift gate), after
-    the others.
+    the others. ``totals``: the whole table's counts when raw, cleaned and ff are a sample
+    of it (the profiles are then the whole table's).
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -99,8 +113,9 @@ def build_report(
         stability_runs=seg.stability.runs if seg.stability else 0,
         stability=seg.stability_text,
     )
-    n = len(ff.frame)
-    customers_in = orders.stats.customers + orders.stats.only_returns if orders else len(raw)
+    n = len(ff.frame) if totals is None else totals.customers
+    customers_in = orders.stats.customers + orders.stats.only_returns if orders else \
+        len(raw) if totals is None else totals.customers_in
     headline = Headline(
         customers_in=customers_in, customers=n, excluded=customers_in - n,
         total_value=profiles.total_value,
@@ -108,11 +123,13 @@ def build_report(
     )
     columns = [
         ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),
-                   missing=int(raw[c].isna().sum()),
+                   missing=totals.missing[c] if totals is not None and c in totals.missing
+                   else int(raw[c].isna().sum()),
                    note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
         for c in raw.columns
     ] if orders is None else order_columns(raw, orders)
-    features = ff.info()
+    features = ff.info() if totals is None else [
+        dataclasses.replace(f, overall_mean=profiles.overall_mean[f.name]) for f in ff.info()]
     summary = None
     if orders is not None and rfm is not None:
         index = ff.frame.index
@@ -131,8 +148,9 @@ def build_report(
         run_id=run_id, source=source, currency=currency, value_label=value_label,
         value_unit=value_unit,
         headline=headline, segments=segments,
-        top_actions=top_actions(segments), attention=attention(segments, seg, cleaned, ff,
-                                                               profiles, currency),
+        top_actions=top_actions(segments), attention=attention(
+            segments, seg, cleaned, ff, profiles, currency,
+            None if totals is None else customers_in - n),
         method=method, cleaning=cleaned.log, columns=columns, features=features,
         charts=report_charts,
         gates=[*gates.evaluate(seg.silhouette, segments, cfg.gates), *extra_gates],
@@ -190,7 +208,7 @@ def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:
 
 
 def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: FeatureFrame,
-              profiles: Profiles, currency: str) -> list[str]:
+              profiles: Profiles, currency: str, excluded: int | None = None) -> list[str]:
     notes = []
     for s in segments:
         index = s.value_share / s.share if s.share else 0
@@ -218,7 +236,8 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
     if seg.silhouette < 0.25:
         notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
                      "not sharply separated groups: customers near a boundary could sit in either.")
-    excluded = len(cleaned.excluded)
+    if excluded is None:
+        excluded = len(cleaned.excluded)
     if excluded:
         notes.append(f"{excluded:,} rows were left out of the segmentation (see the cleaning log; "
                      "segments.csv gives the reason per row).")

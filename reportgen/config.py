@@ -240,6 +240,27 @@ class TransactionsConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy work runs: this process (default) or Spark (``--engine spark``)."""
+
+    name: str = _setting(
+        "default", "default (pandas and scikit-learn in this process) or spark (pyspark: Spark "
+        "reads, cleans, assigns and profiles; the k search runs on a sample; or --engine).")
+    master: str | None = _setting(
+        None, "Spark master URL (local[*], spark://host:7077, yarn); empty = what spark-submit "
+        "or the cluster gives, else local[*].")
+    conf: dict[str, str] = _setting(
+        {}, "Spark settings for the session, e.g. \"spark.sql.shuffle.partitions\" = \"64\".")
+    sample: int = _setting(
+        100_000, "Customers read to the driver to learn the cleaning decisions, search k and "
+        "draw the charts (the whole table is cleaned, assigned and profiled by Spark).",
+        range=(1_000, 2_000_000))
+    segments: str | None = _setting(
+        None, "Where Spark writes the segments (Parquet: key, segment, persona): a path or URI; "
+        "empty = <source>.segments.parquet beside a file source, <table>_segments for a table.")
+
+
+@dataclass(frozen=True)
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     columns: dict[str, str] = field(
@@ -260,6 +281,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def with_overrides(self, **dotted: Any) -> Config:
         """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
@@ -288,7 +310,7 @@ class Config:
         config that does not use them keeps the run id it had before series existed; the same
         for [transactions], so a customer table keeps the run id it had before order tables."""
         data = self.to_dict()
-        for section in ("history", "email"):
+        for section in ("history", "email", "engine"):
             data.pop(section)
         data["input"].pop("source")
         series = {k: v for k, v in data.pop("series").items()
@@ -309,6 +331,7 @@ class Config:
 VALID_FORMATS = ("html", "pdf", "email", "json")
 LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+ENGINES = ("default", "spark")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
 CONFIG_BYTES = 1_000_000  # a reportgen.toml is a few kilobytes
@@ -434,6 +457,9 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             )
     _validate_branding(cfg, file)
     _validate_transactions(cfg, file)
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(f"'engine.name' is {cfg.engine.name!r}"
+                          f"{_nearest(cfg.engine.name, list(ENGINES))}", file=file)
     if cfg.series.policy not in SERIES_POLICIES:
         raise ConfigError(f"'series.policy' is {cfg.series.policy!r}"
                           f"{_nearest(cfg.series.policy, list(SERIES_POLICIES))}", file=file)

@@ -247,12 +247,15 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   timings: dict[str, float], model: dict[str, Any] | None = None,
                   previous: pd.DataFrame | None = None,
                   extra: dict[str, Callable[[Path], object]] | None = None,
-                  latest: dict[str, Any] | None = None) -> tuple[Path, list[Path]]:
+                  latest: dict[str, Any] | None = None,
+                  segments: bool = True) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
-    ``latest``: the pointer written to out_root/latest once the run folder is in place."""
+    ``latest``: the pointer written to out_root/latest once the run folder is in place;
+    ``segments``: False when the segments are written elsewhere (the Spark engine's
+    Parquet), so no segments.csv/.parquet of a sample is written here."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -265,11 +268,12 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        names = {s.id: s.name for s in report.segments}
-        table = segments_table(names, frame, key, kept_index, labels, excluded, features,
-                               previous)
-        write_csv(table, tmp / "segments.csv")
-        write_parquet(table, tmp / "segments.parquet")
+        if segments:
+            names = {s.id: s.name for s in report.segments}
+            table = segments_table(names, frame, key, kept_index, labels, excluded, features,
+                                   previous)
+            write_csv(table, tmp / "segments.csv")
+            write_parquet(table, tmp / "segments.parquet")
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")

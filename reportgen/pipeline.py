@@ -106,7 +106,25 @@ def run(
     one), ``fresh`` starts the series afresh. ``loaded``: the table SOURCE already read
     (backfill reads it once for every month)."""
     inputs = read_inputs(cfg)
+    if cfg.engine.name == "spark":
+        return _spark_run(source, cfg, out_root, inputs, previous, fresh)
     return _run(source, cfg, out_root, inputs, loaded, previous, fresh)
+
+
+def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
+               previous: str | None, fresh: bool) -> RunResult:
+    from .errors import ConfigError
+    from .spark import run as spark_run
+
+    source = source if source is not None else cfg.input.source
+    if source is None:
+        raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
+                          "or glob) or a catalog table spark:db.customers")
+    if previous or fresh:
+        raise ConfigError(f"{'--previous' if previous else '--no-previous'} and --engine spark "
+                          "cannot be used together: a Spark run is not compared with a "
+                          "previous one")
+    return spark_run(source, cfg, out_root, inputs)
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
