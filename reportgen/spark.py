@@ -87,14 +87,18 @@ def session(engine: EngineConfig) -> Iterator[SparkSession]:
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         raise ConfigError("--engine spark needs Java (17 or later), which is not installed",
                           hint="apt-get install openjdk-17-jre-headless, or set JAVA_HOME")
-    builder = SparkSession.builder.appName("reportgen").master(engine.master or "local[*]")
-    for key, value in DEFAULT_CONF.items():
-        builder = builder.config(key, value)
-    for key, value in engine.conf.items():
-        builder = builder.config(key, value)
+    from pyspark import SparkConf
+
     try:
+        builder = SparkSession.builder.appName("reportgen")
+        # spark-submit's --master arrives as spark.master in the JVM's defaults: keep it
+        if engine.master or not SparkConf().contains("spark.master"):
+            builder = builder.master(engine.master or "local[*]")
+        for key, value in {**DEFAULT_CONF, **engine.conf}.items():
+            builder = builder.config(key, value)
         spark = builder.getOrCreate()
-    except Exception as exc:  # py4j/JVM start-up: a missing or too old Java
+        spark.sparkContext.setLogLevel("ERROR")  # Spark's warnings are not the report's
+    except Exception as exc:  # py4j/JVM start-up: a missing or too old Java, a bad setting
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise ConfigError(f"Spark did not start ({first})",
                           hint="check Java 17+ and [engine] master / conf") from None
