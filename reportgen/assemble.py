@@ -236,9 +236,11 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
     if seg.silhouette < 0.25:
         notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
                      "not sharply separated groups: customers near a boundary could sit in either.")
+    per_row = "segments.csv gives the reason per row" if excluded is None else \
+        "rows without a customer key or repeating one"
     if excluded is None:
         excluded = len(cleaned.excluded)
     if excluded:
         notes.append(f"{excluded:,} rows were left out of the segmentation (see the cleaning log; "
-                     "segments.csv gives the reason per row).")
+                     f"{per_row}).")
     return notes

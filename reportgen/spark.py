@@ -226,10 +226,12 @@ def table_facts(sdf: DataFrame, d: CleaningDecisions) -> tuple[dict[str, int], d
             when.date() if when is not None else None)
 
 
-def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions) -> DataFrame:
+def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions,
+                  snapshot: bool = False) -> DataFrame:
     """sdf cleaned as clean.clean applies the decisions d: the same values, row by row; rows
     without a key or repeating one are left out (first occurrence kept, in the source's
-    order). Columns that are not the key are replaced by their clean values."""
+    order), and with ``snapshot`` (--as-of) the customers who signed up after as_of. The
+    decided columns are replaced by their clean values, the others pass through."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -286,15 +288,20 @@ def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions) -> DataF
         raise ConfigError("--engine spark needs a customer key column (the table has none; "
                           "the default engine numbers the rows instead)",
                           hint="name it in [columns]: <column> = \"id\"")
-    keyed = sdf.withColumn(key, F.when(F.trim(F.col(key).cast("string")) != "",
-                                       F.col(key)) if dict(sdf.dtypes)[key] == "string"
-                           else F.col(key))
+    keyed = sdf.withColumn(key, F.when(F.trim(F.col(key)) != "", F.trim(F.col(key)))
+                           if dict(sdf.dtypes)[key] == "string" else F.col(key))
     keyed = keyed.where(F.col(key).isNotNull())
     # first occurrence in the source's order: the row's position, then one row per key
     order = F.monotonically_increasing_id()
     first = Window.partitionBy(key).orderBy("_rg_order")
     deduped = keyed.withColumn("_rg_order", order) \
         .withColumn("_rg_n", F.row_number().over(first)).where(F.col("_rg_n") == 1)
+    signup = schema.col("signup_date")
+    if snapshot and d.as_of is not None and signup in d.dates:
+        # a snapshot at as_of (--as-of): who signed up later was no customer yet
+        joined = _date(signup, d.dates[signup], dict(sdf.dtypes)[signup])
+        deduped = deduped.where(joined.isNull() |
+                                (joined <= F.lit(d.as_of.isoformat()).cast("timestamp")))
     rest = [F.col(c) for c in sdf.columns if c not in cols and c != key]
     return deduped.select(F.col(key), "_rg_order", *[c.alias(name) for name, c in cols.items()],
                           *rest)
@@ -561,7 +568,8 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         seg = segment(ff, cfg.segment)
         label = assign_column(seg)  # refuses a model without centres before Spark works
     with clock.stage("spark"):
-        clean_sdf = clean_columns(sdf, schema, cleaned.decisions)
+        clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
+                                  snapshot=cfg.report.as_of is not None)
         exprs = feature_columns(schema, cleaned.decisions, ff)
         feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
                                  *[e.alias(f) for f, e in exprs.items()])
