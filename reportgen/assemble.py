@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import fmt, gates
-from .clean import Cleaned
+from .clean import FENCE_RULE, Cleaned
 from .config import Config
 from .features import FeatureFrame
 from .orders import ROLE_TEXT, Orders
@@ -23,6 +23,7 @@ from .personas import Persona
 from .profile import Profiles
 from .render import charts
 from .report import (
+    OVERLAP_BELOW,
     TENTATIVE_BELOW,
     Action,
     Changes,
@@ -30,6 +31,8 @@ from .report import (
     Gate,
     Headline,
     Method,
+    Outlier,
+    Outliers,
     Report,
     Segment,
     TopAction,
@@ -44,10 +47,13 @@ RECENCY_ALERT_Z = 0.4
 CONCENTRATION_ALERT = 1.8  # value index above which losing a segment would hurt
 
 
-def period_label(cfg: Config, as_of: dt.date | None) -> str:
+def period_label(cfg: Config, as_of: dt.date | None, undated: str = "undated") -> str:
+    """The period in words ("June 2014"): [report] period, else the month of ``as_of``. A table
+    without dates has no period: ``undated`` (the series history's label; the Report's
+    is "" so that no page header says "undated")."""
     if cfg.report.period:
         return cfg.report.period
-    return as_of.strftime("%B %Y") if as_of else "undated"
+    return as_of.strftime("%B %Y") if as_of else undated
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ def build_report(
     colors: dict[int, str] | None = None, series: str = "default",
     changes: Changes | None = None, trend: Sequence[TrendPoint] = (),
     extra_gates: Sequence[Gate] = (),
+    outlier_values: pd.Series | None = None,
     totals: Totals | None = None,
 ) -> Report:
     """The complete Report of one run.
@@ -80,8 +87,10 @@ def build_report(
     series keeps a segment's colour; default: the palette by id). ``series``, ``changes``,
     ``trend``: the run as a period of its series (``series.changes``, ``series.trend``).
     ``extra_gates``: gates measured outside the segmentation (the series' drift gate), after
-    the others. ``totals``: the whole table's counts when raw, cleaned and ff are a sample
-    of it (the profiles are then the whole table's).
+    the others. ``outlier_values``: the value of each customer cleaning set aside as an
+    outlier (index: cleaned.outliers'), for the outlier list and the totals with them.
+    ``totals``: the whole table's counts when raw, cleaned and ff are a sample of it (the
+    profiles are then the whole table's).
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -96,7 +105,8 @@ def build_report(
             color=colors[sp.id], size=sp.size, share=sp.share,
             value_share=sp.value_share, value_per_customer=sp.value_per_customer,
             traits=by_id[sp.id].traits, actions=actions[sp.id],
-            means=sp.means, medians=sp.medians, zscores=sp.zscores,
+            # a share of nothing for the whole segment (nobody in it bought) has no mean
+            means=_defined(sp.means), medians=_defined(sp.medians), zscores=sp.zscores,
             stability=seg.stability.per_segment.get(sp.id) if seg.stability else None,
             tentative=bool(seg.stability and
                            seg.stability.per_segment.get(sp.id, 1.0) < TENTATIVE_BELOW),
@@ -139,25 +149,67 @@ def build_report(
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
         value_label=value_label, value_unit=value_unit, currency=currency, rfm=summary,
-        trend_points=trend,
+        trend_points=trend, moves=changes.table if changes is not None else None,
+        previous_period=changes.previous_period if changes is not None else "last period",
     )
     as_of = cleaned.as_of
+    outliers = outlier_list(cleaned, outlier_values, headline)
+    notes = attention(segments, seg, cleaned, ff, profiles, currency,
+                      None if totals is None else customers_in - n)
+    if outliers is not None:
+        notes.append(outlier_note(outliers, value_label, value_unit, currency))
     return Report(
         title=cfg.report.title, company=cfg.report.company,
-        period=period_label(cfg, as_of), as_of=as_of.isoformat() if as_of else "",
+        period=period_label(cfg, as_of, undated=""), as_of=as_of.isoformat() if as_of else "",
         run_id=run_id, source=source, currency=currency, value_label=value_label,
         value_unit=value_unit,
         headline=headline, segments=segments,
-        top_actions=top_actions(segments), attention=attention(
-            segments, seg, cleaned, ff, profiles, currency,
-            None if totals is None else customers_in - n),
+        top_actions=top_actions(segments), attention=notes,
         method=method, cleaning=cleaned.log, columns=columns, features=features,
         charts=report_charts,
         gates=[*gates.evaluate(seg.silhouette, segments, cfg.gates), *extra_gates],
         primary_color=cfg.report.primary_color, logo=logo,
         orders=orders.summary() if orders is not None else None, rfm=summary,
-        series=series, changes=changes, trend=list(trend),
+        series=series, changes=changes, trend=list(trend), outliers=outliers,
     )
+
+
+def outlier_list(cleaned: Cleaned, values: pd.Series | None, headline: Headline
+                 ) -> Outliers | None:
+    """The customers cleaning set aside as outliers, largest value first, with the totals
+    the headline would show with them."""
+    frame = cleaned.outliers
+    if frame is None or frame.empty:
+        return None
+    worth = values if values is not None else pd.Series(1.0, index=frame.index)
+    by_row = cleaned.decisions.key_from == "row number"  # the key would repeat the row
+    rows = [
+        Outlier(row=int(i) + 2, customer="" if by_row else str(frame.at[i, cleaned.key]),
+                reason=str(cleaned.excluded[i]).removeprefix("outlier: "),
+                value=float(worth.get(i, 0.0)))
+        for i in frame.index
+    ]
+    rows.sort(key=lambda o: (-o.value, o.row))
+    value = float(sum(o.value for o in rows))
+    with_them = headline.total_value + value
+    n = headline.customers + len(rows)
+    return Outliers(rule=FENCE_RULE, customers=rows, value=value, total_value_with=with_them,
+                    value_per_customer_with=with_them / n if n else 0.0)
+
+
+def outlier_note(outliers: Outliers, value_label: str, value_unit: str, currency: str) -> str:
+    """The sentence for "Needs attention": who was set aside and what they weigh."""
+    n = len(outliers.customers)
+    def worth(v: float) -> str:
+        return fmt.money(v, currency) if value_unit == "money" else fmt.num(v)
+    return (f"{n:,} {'customer was' if n == 1 else 'customers were'} set aside as outliers "
+            f"(amounts far beyond everyone else's, listed with the reason): {value_label} "
+            f"{worth(outliers.total_value_with - outliers.value)} without them, "
+            f"{worth(outliers.total_value_with)} with them.")
+
+
+def _defined(values: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in values.items() if np.isfinite(v)}
 
 
 def order_columns(raw: pd.DataFrame, orders: Orders) -> list[ColumnInfo]:
@@ -230,14 +282,14 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
                              f"{fmt.pct(profiles.overall_mean['complained'], 1)}).")
     for s in segments:
         if s.tentative and s.stability is not None:
-            notes.append(f"{s.name} is tentative (stability {s.stability:.2f}): refitted on "
-                         "resampled customers it is not reliably found again; test on a small "
+            notes.append(f"{s.name} is tentative: when the model is refitted on other customers "
+                         f"only {fmt.pct(s.stability)} of it is found again; test on a small "
                          "group before building a campaign on it alone.")
-    if seg.silhouette < 0.25:
-        notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
-                     "not sharply separated groups: customers near a boundary could sit in either.")
+    if seg.silhouette < OVERLAP_BELOW:  # the silhouette itself is in the appendix
+        notes.append("The segments overlap: customers shade from one segment into the next, so "
+                     "treat the boundaries as soft; a customer near one could sit in either.")
     per_row = "segments.csv gives the reason per row" if excluded is None else \
-        "rows without a customer key or repeating one"
+        "rows without a customer key or repeating one, and outliers"
     if excluded is None:
         excluded = len(cleaned.excluded)
     if excluded:

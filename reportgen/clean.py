@@ -67,6 +67,7 @@ from .schema import (
     Schema,
     as_binary,
     as_numbers,
+    basket_note,
     value_kind,
 )
 
@@ -83,10 +84,28 @@ NATIVE_DATES = "date"
 # Numeric roles whose missing values are filled with the median (and said so).
 IMPUTED_ROLES = ("birth_year", "age", "income", "tenure", "recency", "spend", "monthly_spend",
                  "purchases", "deals", "visits", "balance", "credit_limit", "cash_advance",
-                 "payments", "rate", "children", "score", "numeric")
+                 "payments", "rate", "children", "score", "rating", "duration", "numeric")
 # Roles where a wild high value is a typing error, not a customer (unlike spend: whales exist).
 OUTLIER_ROLES = ("income",)
 OUTLIER_IQR = 6.0
+# Amounts where a customer far beyond the others is real but extreme (a wholesale account of
+# 23 million among accounts of at most 112,151): set aside as a listed outlier, never imputed,
+# never allowed to form a segment of its own. The fence is on a log scale, because amounts
+# spread multiplicatively: the upper quartile plus AMOUNT_LOG_IQR interquartile ranges of the
+# logs of the positive amounts, i.e. Q3 × (Q3/Q1)^3.
+AMOUNT_ROLES = ("spend", "monthly_spend", "balance", "credit_limit", "cash_advance", "payments")
+AMOUNT_LOG_IQR = 3.0
+FENCE_RULE = "upper quartile × (upper quartile / lower quartile)³ of the positive amounts"
+# Fewer positive amounts than this: no fence (too little to tell an extreme from the spread).
+FENCE_MIN_VALUES = 20
+# More customers than this share above the fence: a long tail, not a few extreme accounts.
+FENCE_MAX_SHARE = 0.05
+# The name set_aside gives the row total of several spend columns in the log and the reasons.
+TOTAL_SPEND = "total spend"
+# Roles of money billed over time: blank for a customer of tenure 0 means nothing billed yet.
+BILLED_ROLES = ("spend", "monthly_spend")
+# A rate above its limit (1) and at most this many times it is capped, beyond it set missing.
+RATE_CAP_UPTO = 2.0
 # Roles that may be negative: a balance in credit, a generic measure.
 SIGNED_ROLES = ("balance", "numeric")
 # No customer measure reaches this; values beyond it are overflow or filler (1e308, 9e99).
@@ -140,6 +159,7 @@ class NumberDecision:
     at_most: float | None = None  # above this is an error (1 for a rate)
     plausible: tuple[float, float] | None = None  # outside is an error (birth years, ages)
     outlier_above: float | None = None  # above this is a typing error (income: Q3 + 6 IQR)
+    set_aside_above: float | None = None  # above this the customer is a listed outlier
     fill: float = 0.0  # what fills a blank or an error
     fill_median: bool = True  # fill is the median (False: no usable value, 0)
 
@@ -167,6 +187,8 @@ class CleaningDecisions:
     categories: dict[str, CategoryDecision] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()  # columns left out (the schema's "ignore" role)
     version: int = DECISIONS_VERSION
+    # The fence on the row total of several spend columns (None: no such total, or no fence)
+    total_set_aside_above: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (dates as ISO text, tuples as lists)."""
@@ -195,6 +217,7 @@ class CleaningDecisions:
                                             recoded=dict(d["recoded"]))
                         for c, d in data["categories"].items()},
             ignored=tuple(data["ignored"]), version=int(data["version"]),
+            total_set_aside_above=data.get("total_set_aside_above"),
         )
 
     @property
@@ -211,6 +234,9 @@ class Cleaned:
     as_of: dt.date | None
     key: str  # the customer key column
     decisions: CleaningDecisions  # what was learned (or applied): hand it to the next batch
+    # The customers set aside as outliers, cleaned like the others (also in excluded, with
+    # their reason): the report lists them and shows totals with and without them.
+    outliers: pd.DataFrame | None = None
 
 
 def infer_date_format(values: pd.Series, column: str, file: str | None) -> str:
@@ -288,8 +314,15 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
     d = decisions
 
     for column in schema.cols("ignore"):
-        log.append(CleaningStep(column, "ignored column", 0, schema.notes.get(column, ""),
+        note = schema.notes.get(column, "")
+        log.append(CleaningStep(column, "ignored column", 0, note,
+                                "not a trait of the customer: never a feature or a trait"
+                                if "left out" in note else
                                 "carries no information for segmentation"))
+    if basket := basket_note(schema):
+        log.append(CleaningStep(", ".join(schema.cols("spend")), "not divided", 0, basket,
+                                "an average basket needs the total spent over the purchases "
+                                "counted"))
 
     # The key: given, or the row number.
     key = schema.col("id")
@@ -348,7 +381,10 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
     if when is None:
         as_of_from = "none"
     yes_no, numbers = _clean_numbers(df, schema, when, log, d, file)
-    numbers = _impute_numbers(df, schema, kept, log, numbers, d is not None)
+    numbers, total_fence, outliers = _set_aside(df, schema, kept, log, numbers, excluded,
+                                                d)
+    kept = ~df.index.isin(list(excluded))
+    numbers = _impute_numbers(df, schema, kept, log, numbers, d is not None, yes_no)
     categories = _clean_categories(df, schema, kept, log, d.categories if d else None, file)
 
     frame_kept = df if kept.all() else df.loc[kept]
@@ -361,9 +397,10 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
         learned = CleaningDecisions(
             key=key, key_from=key_from, as_of=when, as_of_from=as_of_from,
             dates=date_decisions, yes_no=yes_no, numbers=numbers, categories=categories,
-            ignored=tuple(schema.cols("ignore")))
+            ignored=tuple(schema.cols("ignore")), total_set_aside_above=total_fence)
     return Cleaned(frame=frame_kept, excluded=pd.Series(excluded, dtype="string"), log=log,
-                   as_of=when, key=key, decisions=learned)
+                   as_of=when, key=key, decisions=learned,
+                   outliers=df.loc[outliers] if len(outliers) else None)
 
 
 def require_rows(cleaned: Cleaned, cfg: Config, file: str | None = None) -> None:
@@ -546,11 +583,7 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
         else:
             fill = float(b.median()) if b.notna().any() else 0.0
             fill = 1.0 if fill >= 0.5 else 0.0
-        if b.isna().any():
-            log.append(CleaningStep(column, "imputed", int(b.isna().sum()),
-                                    f"blank → {fill:.0f} (the most common answer)",
-                                    "missing answer"))
-        df[column] = b.fillna(fill)
+        df[column] = b  # blanks are filled with the others (_impute_numbers), kept rows counted
         yes_no[column] = YesNoDecision(answers=answers, fill=fill)
 
     numbers: dict[str, NumberDecision] = {}
@@ -602,13 +635,24 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                 s = s.mask(neg)
             at_most = d.at_most if d else (1.0 if role == "rate" else None)
             if at_most is not None:
+                # A frequency of 1.2 is a count rounded up or a month counted twice: capped at
+                # 1. Beyond twice the limit it is no frequency at all: missing.
                 over = s > at_most
-                if over.any():
-                    log.append(CleaningStep(column, "set missing", int(over.sum()),
-                                            f"values above {at_most:g}, first at row "
-                                            f"{_first(over)}",
+                capped = over & (s <= RATE_CAP_UPTO * at_most)
+                if capped.any():
+                    log.append(CleaningStep(column, "capped", int(capped.sum()),
+                                            f"values up to {s[capped].max():.2f} → {at_most:g}, "
+                                            f"first at row {_first(capped)}",
+                                            "a share or frequency cannot exceed 1: rounding "
+                                            "in the source"))
+                    s = s.mask(capped, at_most)
+                wrong = over & ~capped
+                if wrong.any():
+                    log.append(CleaningStep(column, "set missing", int(wrong.sum()),
+                                            f"values above {RATE_CAP_UPTO * at_most:g}, first "
+                                            f"at row {_first(wrong)}",
                                             "a share or frequency lies between 0 and 1"))
-                    s = s.mask(over)
+                    s = s.mask(wrong)
             plausible = d.plausible if d else None
             if role == "birth_year":
                 reason = (f"implies an age outside {MIN_AGE}-{MAX_AGE}" if as_of else
@@ -651,7 +695,8 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
             numbers[column] = NumberDecision(
                 role=role, text=d.text if d else text_read, scale=float(factor),
                 nonnegative=nonnegative, at_most=at_most, plausible=plausible,
-                outlier_above=fence, fill=d.fill if d else 0.0,
+                outlier_above=fence, set_aside_above=d.set_aside_above if d else None,
+                fill=d.fill if d else 0.0,
                 fill_median=d.fill_median if d else True)
     return yes_no, numbers
 
@@ -673,9 +718,85 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _set_aside(df: pd.DataFrame, schema: Schema, kept: np.ndarray, log: list[CleaningStep],
+               numbers: dict[str, NumberDecision], excluded: dict[object, str],
+               stored: CleaningDecisions | None
+               ) -> tuple[dict[str, NumberDecision], float | None, pd.Index]:
+    """Customers with an amount beyond its fence (FENCE_RULE) are set aside: left out with
+    the reason, listed as outliers. Returns the decisions with the fences, the fence on the
+    row total of several spend columns, and the rows set aside."""
+    reasons: dict[object, list[str]] = {}
+    decided = dict(numbers)
+    checks: list[tuple[str, pd.Series, float | None, str]] = []
+    for role in AMOUNT_ROLES:
+        for column in schema.cols(role):
+            d = numbers[column]
+            s = df[column]
+            fence = d.set_aside_above if stored is not None else _amount_fence(s[kept])
+            decided[column] = replace(d, set_aside_above=fence)
+            checks.append((column, s, fence, ""))
+    parts = [c for c in schema.cols("spend") if c != schema.totals.get("spend")]
+    total_fence = None
+    if len(parts) > 1 and "spend" not in schema.totals:
+        total = df[parts].sum(axis=1, min_count=1)
+        total_fence = stored.total_set_aside_above if stored is not None else \
+            _amount_fence(total[kept])
+        checks.append((TOTAL_SPEND, total, total_fence, f" (sum of {', '.join(parts)})"))
+    for column, s, fence, how in checks:
+        if fence is None:
+            continue
+        over = (s > fence) & kept
+        if not over.any():
+            continue
+        if stored is None and over.sum() > FENCE_MAX_SHARE * kept.sum():
+            log.append(CleaningStep(column, "kept", int(over.sum()),
+                                    f"{int(over.sum()):,} amounts above {fence:,.0f}",
+                                    "a long tail rather than a few extreme accounts: kept"))
+            if column in decided:
+                decided[column] = replace(decided[column], set_aside_above=None)
+            else:
+                total_fence = None
+            continue
+        values = ", ".join(f"{v:,.0f}" for v in sorted(s[over].unique(), reverse=True)[:5])
+        log.append(CleaningStep(column, "set aside", int(over.sum()),
+                                f"{values}{how} above the fence {fence:,.0f}",
+                                f"an extreme amount (fence: {FENCE_RULE}): listed as an "
+                                "outlier, left out of the segments and their totals"))
+        for i in s.index[over.to_numpy()]:
+            if column != TOTAL_SPEND or i not in reasons:  # one amount says it: not the total
+                reasons.setdefault(i, []).append(
+                    f"{column} {s[i]:,.0f} above the fence {fence:,.0f}")
+    for i, why in reasons.items():
+        excluded[i] = "outlier: " + "; ".join(why)
+    return decided, total_fence, pd.Index(list(reasons), dtype=df.index.dtype)
+
+
+def _amount_fence(s: pd.Series) -> float | None:
+    """FENCE_RULE on these amounts; None with too few positive amounts or no spread."""
+    positive = s[s > 0]
+    if len(positive) < FENCE_MIN_VALUES:
+        return None
+    logs = np.log(positive.to_numpy(dtype="float64"))
+    q1, q3 = np.quantile(logs, [0.25, 0.75])
+    if not q3 > q1:
+        return None
+    return float(np.exp(q3 + AMOUNT_LOG_IQR * (q3 - q1)))
+
+
 def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                     log: list[CleaningStep], numbers: dict[str, NumberDecision],
-                    applying: bool) -> dict[str, NumberDecision]:
+                    applying: bool, yes_no: dict[str, YesNoDecision]
+                    ) -> dict[str, NumberDecision]:
+    for column, answer in yes_no.items():
+        gaps = df[column].isna()
+        if gaps.any():
+            if (gaps & kept).any():
+                log.append(CleaningStep(column, "imputed", int((gaps & kept).sum()),
+                                        f"blank → {answer.fill:.0f} (the most common answer)",
+                                        "missing answer"))
+            df[column] = df[column].fillna(answer.fill)
+    tenure = schema.col("tenure")
+    new = (df[tenure] == 0) if tenure else pd.Series(False, index=df.index)
     decided: dict[str, NumberDecision] = {}
     for role in IMPUTED_ROLES:
         for column in schema.cols(role):
@@ -686,9 +807,20 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                 d = replace(d, fill=float(s[kept].median()) if usable else 0.0,
                             fill_median=usable)
             decided[column] = d
+            if role in BILLED_ROLES and tenure:
+                # A subscriber of tenure 0 has not been billed yet: blank charges are 0.
+                unbilled = s.isna() & new
+                if (unbilled & kept).any():
+                    log.append(CleaningStep(column, "imputed", int((unbilled & kept).sum()),
+                                            f"blank → 0 where {tenure} is 0",
+                                            "a brand-new customer has not been billed yet"))
+                if unbilled.any():
+                    s = s.mask(unbilled, 0.0)
+                    df[column] = s
+            if s.isna().any():  # rows left out too: an outlier is listed with its features
+                df[column] = s.fillna(d.fill)
             gaps = s.isna() & kept
             if gaps.any():
-                df[column] = s.fillna(d.fill)
                 if d.fill_median:
                     log.append(CleaningStep(column, "imputed", int(gaps.sum()),
                                             f"blank → median {number_text(d.fill, role)}",

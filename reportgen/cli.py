@@ -248,7 +248,8 @@ def _run_json(result: Any) -> dict[str, Any]:
 
 def _echo_run(result: Any) -> None:
     report = result.report
-    click.echo(f"{report.title}: {report.period}, {report.headline.customers:,} customers, "
+    period = f"{report.period}, " if report.period else ""
+    click.echo(f"{report.title}: {period}{report.headline.customers:,} customers, "
                f"{report.headline.k} segments (run {report.run_id})")
     width = max(len(s.name) for s in report.segments)
     for s in report.segments:
@@ -315,8 +316,11 @@ def backfill(source: str, start: str | None, end: str | None, config_path: str |
         report__formats=_formats(formats), input__table=table, input__query=query)
     from .pipeline import backfill as backfill_series
 
-    results = backfill_series(source, cfg, Path(out_root), _month(start, "--from"),
-                              _month(end, "--to"))
+    # One limit for the whole backfill, not each month: the months finished before it stay
+    # (each run folder is moved into place complete), the one in progress leaves nothing.
+    with deadline(cfg.limits.seconds, "the backfill"):
+        results = backfill_series(source, cfg, Path(out_root), _month(start, "--from"),
+                                  _month(end, "--to"))
     for result in results:
         report = result.report
         names = ", ".join(s.name for s in report.segments)

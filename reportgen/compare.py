@@ -719,14 +719,16 @@ def largest_flows(flows_: Flows, previous_names: dict[int, str], current_names: 
             people = "new customer" if f.customers == 1 else "new customers"
             out.append(f"{count} {people}{worth}{',' if money else ''} joined "
                        f"{name(current_names, f.target)}")
-        elif f.target == LOST:
+            continue
+        # a segment's name is a plural: one customer is "1 of the Loyal regulars"
+        who = f"{count} {name(previous_names, f.source)}" if f.customers != 1 else \
+            f"1 of the {name(previous_names, f.source)}"
+        if f.target == LOST:
             last = f"{worth} last period," if money else ""
             verb = "is" if f.customers == 1 else "are"
-            out.append(f"{count} {name(previous_names, f.source)}{last} {verb} not in this "
-                       "period's table")
+            out.append(f"{who}{last} {verb} not in this period's table")
         else:
-            out.append(f"{count} {name(previous_names, f.source)}{worth}{',' if money else ''} "
-                       "moved to "
+            out.append(f"{who}{worth}{',' if money else ''} moved to "
                        f"{name(current_names, f.target)}")
     return out
 

@@ -201,7 +201,8 @@ class LimitsConfig:
         20_000_000, "Most cells read from an .xlsx sheet (rows × columns as stored; openpyxl "
         "reads about a million a second).", range=(100, 1_000_000_000))
     seconds: int = _setting(
-        3600, "Longest a command may run, in seconds (then it stops, writing nothing).",
+        3600, "Longest a command may run, in seconds (then it stops; a backfill keeps the months "
+        "it finished).",
         range=(1, 7 * 24 * 3600))
 
 
@@ -470,6 +471,10 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             check_series(cfg.series.name)
         except ConfigError as exc:
             raise ConfigError(f"'series.name': {exc.message}", file=file, hint=exc.hint) from None
+    if cfg.history.url:
+        from .history import check_history_url
+
+        check_history_url(cfg.history.url)
     return cfg
 
 

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import ConfigError, InputError, ModelError
 from .orders import Derived
 from .report import FeatureInfo
-from .schema import Schema, normalise
+from .schema import PRIOR, Schema, basket_note, normalise
 
 # Default model features, in order of preference; those the table can give are used.
 # Behaviour and value first; demographics that drive buying (income, children, age);
@@ -44,7 +44,7 @@ MAX_PRODUCT_SHARES = 8
 # Categories with more levels than this are described by their largest levels only.
 MAX_LEVELS = 6
 # Groups that describe a segment but never make it: outcomes and one-hot profile columns.
-DESCRIPTIVE_GROUPS = ("campaigns", "profile", "outcome")
+DESCRIPTIVE_GROUPS = ("campaigns", "profile", "outcome", "satisfaction")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,17 @@ class FeatureFrame:
     value: str | None  # the feature that measures customer value (total spend)
     levels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> levels
     fills: dict[str, float] = field(default_factory=dict)  # feature -> median filling gaps
+
+    def matrix(self, features: list[str]) -> np.ndarray:
+        """These features as a float matrix for the model: a share that is 0/0 (a customer
+        with no purchases has no channel mix) is missing in the frame, and here takes the
+        feature's fill (its median), so it pulls the customer to no side."""
+        x = self.frame[features].to_numpy(dtype="float64", copy=True)
+        gaps = np.isnan(x)
+        if gaps.any():
+            for j in np.flatnonzero(gaps.any(axis=0)):
+                x[gaps[:, j], j] = self.fills.get(features[j], 0.0)
+        return x
 
     def decisions(self) -> FeatureDecisions:
         return FeatureDecisions(model=tuple(self.model), value=self.value,
@@ -156,7 +167,9 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         return values
 
     def add(name: str, values: pd.Series | np.ndarray, label: str, unit: str, group: str,
-            description: str, level: str = "") -> None:
+            description: str, level: str = "", undefined: bool = False) -> None:
+        """undefined: a blank is a ratio of nothing (0/0): kept missing, so means skip it,
+        and filled with the median only in the model matrix (FeatureFrame.matrix)."""
         s = pd.Series(values, index=df.index).astype("float64")
         if s.isna().all():
             return
@@ -164,16 +177,22 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         while name in columns:
             name = f"{base}_{n}"
             n += 1
-        columns[name] = s.fillna(0.0) if s.isna().any() else s
+        if undefined:
+            if decisions is None and np.isfinite(s.median()):
+                fills[name] = float(s.median())
+            columns[name] = s
+        else:
+            columns[name] = s.fillna(0.0) if s.isna().any() else s
         meta[name] = FeatureMeta(label, unit, group, description, level)
 
     def add_shares(columns: list[str], whole: pd.Series, group: str, of: str) -> None:
-        """share_<tag> = column / whole for each column (0 where the whole is 0)."""
+        """share_<tag> = column / whole for each column (missing where the whole is 0)."""
         safe = whole.replace(0, np.nan)
         for column in columns:
             tag = schema.tags.get(column, column.lower())
-            add(f"share_{tag}", (df[column] / safe).clip(0, 1).fillna(0.0),
-                f"{_title(tag)} share", "share", group, f"{column} as a share of {of}")
+            add(f"share_{tag}", (df[column] / safe).clip(0, 1),
+                f"{_title(tag)} share", "share", group, f"{column} as a share of {of}",
+                undefined=True)
 
     as_of = cleaned.as_of
     if (by := schema.col("birth_year")) and as_of is not None:
@@ -188,9 +207,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         add("tenure_months", months, "Tenure", "months", "engagement",
             f"months between {signup} and {as_of.isoformat()}")
     elif tenure := schema.col("tenure"):
-        norm = normalise(tenure)
-        factor, unit_word = (12.0, "years") if "year" in norm else \
-            (1 / 30.4375, "days") if "day" in norm else (1.0, "months")
+        factor, unit_word = _tenure_unit(tenure, df[tenure])
         add("tenure_months", df[tenure] * factor, "Tenure", "months", "engagement",
             f"from {tenure} ({unit_word})")
     if income := schema.col("income"):
@@ -218,7 +235,10 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     if purchase_cols:
         channels = [c for c in purchase_cols if c != total_purchases]
         purchases = df[total_purchases] if total_purchases else df[purchase_cols].sum(axis=1)
-        add("purchases_total", purchases, "Purchases", "count", "value",
+        # "Previous Purchases" says which purchases it counts: its own name is the label
+        label = _title(purchase_cols[0]) if len(purchase_cols) == 1 and \
+            re.search(PRIOR, normalise(purchase_cols[0])) else "Purchases"
+        add("purchases_total", purchases, label, "count", "value",
             f"from {total_purchases}" if total_purchases else
             f"sum of {', '.join(purchase_cols)}" if len(purchase_cols) > 1
             else f"from {purchase_cols[0]}")
@@ -226,11 +246,11 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         if len(channels) > 1 or (total_purchases and channels):
             add_shares(channels, purchases, "channel_mix", "all purchases")
         if deals := schema.col("deals"):
-            add("deal_share", (df[deals] / safe).clip(upper=1.0).fillna(0.0), "Deal share",
-                "share", "engagement", f"{deals} as a share of all purchases")
-        if "total_spend" in columns:
-            add("avg_basket", (columns["total_spend"] / safe).fillna(0.0), "Average basket",
-                "money", "value", "total spend per purchase")
+            add("deal_share", (df[deals] / safe).clip(upper=1.0), "Deal share",
+                "share", "engagement", f"{deals} as a share of all purchases", undefined=True)
+        if "total_spend" in columns and basket_note(schema) is None:
+            add("avg_basket", columns["total_spend"] / safe, "Average basket",
+                "money", "value", "total spend per purchase", undefined=True)
 
     if balance := schema.col("balance"):
         add("balance", df[balance], "Balance", "money", "value", f"from {balance}")
@@ -278,6 +298,14 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     for column in schema.cols("score"):
         name = "score" if "score" not in columns else f"score_{_slug(column)}"
         add(name, df[column], _title(column), "number", "value", f"from {column}")
+    for column in schema.cols("rating"):
+        # How the customer rated us: describes a segment, never its value or its spending.
+        add(f"rating_{_slug(column)}", df[column], _title(column), "number", "satisfaction",
+            f"a rating given by the customer ({column})")
+    for column in schema.cols("duration"):
+        unit = "seconds" if re.search(r"sec", normalise(column)) else "minutes"
+        add(f"time_{_slug(column)}", df[column], _title(column), unit, "engagement",
+            f"time spent, in {unit} ({column}); not a count of visits")
     for column in schema.cols("numeric"):
         add(f"num_{_slug(column)}", df[column], _title(column), "number", "engagement",
             f"from {column}")
@@ -312,6 +340,22 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                                   "was fitted on")
     return FeatureFrame(frame=out, meta=meta, model=model, value=value, levels=levels,
                         fills=fills if decisions is None else dict(decisions.fills))
+
+
+def _tenure_unit(column: str, values: pd.Series) -> tuple[float, str]:
+    """Months per unit of a tenure column, and the unit: the name says it (tenure_years), or
+    fractional values that stay small (3.5 for 'Length of Membership') are years."""
+    norm = normalise(column)
+    if "year" in norm:
+        return 12.0, "years"
+    if "day" in norm:
+        return 1 / 30.4375, "days"
+    if "month" not in norm:
+        v = values.dropna()
+        if len(v) and (v != v.round()).mean() > 0.5 and v.quantile(0.95) <= 12:
+            return 12.0, "years: the name gives no unit, and the values are fractions up to " \
+                f"{v.max():.1f}"
+    return 1.0, "months"
 
 
 def _frame(columns: dict[str, pd.Series], index: pd.Index) -> pd.DataFrame:
@@ -364,7 +408,9 @@ def _add_levels(add: object, s: pd.Series, column: str, prefix: str,
         text = str(level)
         name = f"gender_{_slug(text)}" if prefix == "gender" else \
             f"cat_{_slug(column)}_{_slug(text)}"
-        label = text if prefix == "gender" else f"{_title(column)}: {text}"
+        # A coded level (Channel 1, Region 3) reads as the category it is, not as a number.
+        label = text if prefix == "gender" else f"{_title(column)} {text}" \
+            if re.fullmatch(r"-?\d+", text) else f"{_title(column)}: {text}"
         add(name, (s == level).astype(float), label, "share",  # type: ignore[operator]
             "profile", f"share with {column} = {text}", text)
     return given
@@ -387,6 +433,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
         if schema is not None and schema.col("tenure") and "tenure_months" in out:
             chosen.append("tenure_months")  # a tenure column is behaviour, not an enrolment date
         chosen += [f for f, m in meta.items() if f.startswith("rate_")]
+        chosen += [f for f, m in meta.items() if f.startswith("time_")]  # minutes on app/site
         products = [f for f, m in meta.items() if m.group == "product_mix"]
         if not any(f in chosen for f in products) and len(products) <= MAX_PRODUCT_SHARES:
             chosen += products

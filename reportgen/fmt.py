@@ -25,13 +25,22 @@ def pct(value: float, digits: int = 0) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+def share(value: float) -> str:
+    """A share of a whole, as pct but "<1%" for a part too small to round to 1% ("0%" would
+    say there is none): 0.003 -> '<1%', 0 -> '0%', 0.213 -> '21%'."""
+    if value is not None and 0 < value < 0.005:
+        return "<1%"
+    return pct(value)
+
+
 def num(value: float, digits: int = 1) -> str:
     """1.84 -> '1.8', 12 -> '12', 23456 -> '23,456'."""
     if value is None or not math.isfinite(value):
         return "–"
     if abs(value) >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
-    return f"{value:,.{digits}f}"
+    text = f"{value:,.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
 
 
 def by_unit(value: float, unit: str, currency: str = "$") -> str:

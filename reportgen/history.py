@@ -18,9 +18,10 @@ assignments as a Parquet file beside the run.
   does not answer. A corrupt SQLite file can be recovered instead (``recover=True``): it is
   moved aside and the history rebuilt from the ``series.json`` each run folder keeps, with a
   warning, so no recorded run is lost.
-- **Assignments** (``assignments.parquet``: customer key, segment, value, distance to the
-  segment's centre) are written and read with pyarrow, column-wise, with no Python loop over
-  customers, so ten million of them take about a second.
+- **Assignments**: the next run reads a run's customers (key, segment, value) from the
+  segments.parquet it wrote anyway, whose metadata names the key and value columns; pyarrow
+  reads only those columns, with no Python loop over customers. Run folders written before
+  that have an assignments.parquet, still read.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ log = logging.getLogger("reportgen")
 SCHEMA_VERSION = 1  # bump with a migration in _migrate when a table changes
 HISTORY_FILE = "history.sqlite"
 DEFAULT_SERIES = "default"
-ASSIGNMENTS_FILE = "assignments.parquet"
+SEGMENTS_FILE = "segments.parquet"  # every run's customers: what the next run compares with
+ASSIGNMENTS_FILE = "assignments.parquet"  # the same, as runs before segments.parquet wrote it
 RECORD_FILE = "series.json"  # the run's history entry, kept in its folder: the database's backup
+RECORD_MAX_BYTES = 10_000_000  # a series.json larger than this is not one reportgen wrote
 BUSY_TIMEOUT = 10.0  # seconds SQLite waits for another writer before "database is locked"
 SERIES_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # PostgreSQL advisory locks are keyed by two int4: this one says "a reportgen series".
@@ -118,7 +121,21 @@ class RunRecord:
         return dt.date.fromisoformat(self.as_of) if self.as_of else None
 
     def folder(self, root: Path) -> Path:
-        return root / Path(self.run_dir)
+        """The run folder, which must lie inside the output root: a run_dir edited into the
+        database or a series.json to name another place (``../..``, an absolute path, a link
+        out of the root) is a HistoryError, never read or written."""
+        folder = root / Path(self.run_dir)
+        try:
+            inside = folder.resolve().is_relative_to(root.resolve()) \
+                and not Path(self.run_dir).is_absolute() and ".." not in Path(self.run_dir).parts
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL
+            inside = False
+        if not inside:
+            raise HistoryError(f"run {self.run_id!r} names a folder outside the output root "
+                               f"({self.run_dir!r})", file=str(root),
+                               hint="the history or a series.json was edited; --no-previous "
+                                    "starts afresh")
+        return folder
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -433,6 +450,10 @@ def series_lock(root: Path, series: str, where: str) -> Iterator[None]:
     import fcntl
 
     folder = root if series == DEFAULT_SERIES else root / series
+    if folder != root and (folder.is_symlink() or (folder.exists() and not folder.resolve()
+                                                   .is_relative_to(root.resolve()))):
+        raise HistoryError("the series folder is a link out of the output root", file=str(folder),
+                           hint="remove the link: a series' runs are kept inside the output root")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY)
@@ -476,7 +497,7 @@ def open_history(root: Path, url: str | None = None, *, create: bool = True,
     if url:
         return _open_url(root, url)
     path = root / HISTORY_FILE
-    if not path.exists() and not create:
+    if not path.exists() and not path.is_symlink() and not create:
         return None
     try:
         return _open_sqlite(root, path)
@@ -503,8 +524,15 @@ def _open_sqlite(root: Path, path: Path) -> History:
     import sqlalchemy as sa
 
     where = str(path)
+    if path.is_symlink():
+        raise HistoryError("is a link, not the history database", file=where,
+                           hint="a history kept elsewhere is named with --history "
+                                "sqlite:///PATH ([history] url)")
     if path.is_dir():
         raise HistoryError("is a folder, not a history database", file=where)
+    if path.exists() and not path.is_file():
+        raise HistoryError("is not a regular file (a FIFO or a device), not a history database",
+                           file=where)
     if path.exists() and path.stat().st_size > 0:
         try:
             with path.open("rb") as f:
@@ -550,21 +578,76 @@ def _open_sqlite(root: Path, path: Path) -> History:
     return history
 
 
+# What a history URL may say besides where the database is: libpq's connection settings
+# for TLS and timeouts (nothing that names a service file, a password file or other options).
+PG_URL_OPTIONS = frozenset({"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl",
+                            "connect_timeout", "target_session_attrs", "application_name"})
+# options= only to keep the history in a schema of its own: -c search_path=NAME[,NAME]
+PG_SEARCH_PATH = re.compile(r"-c\s*search_path=[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*")
+HISTORY_URL_HINT = "e.g. postgresql://reportgen@db/crm or sqlite:///path/to/history.db"
+
+
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def check_history_url(url: str, masked: str | None = None) -> Any:
+    """The parsed [history] url, or one ConfigError line. A history is PostgreSQL (the team
+    database, on any host: that is its purpose) or an SQLite file named by its path. Refused:
+    other database types, an SQLite URL with no file (in memory: the history would vanish) or
+    with options (``?mode=rwc&uri=true`` and other sqlite3 URI options, which can open a
+    database other than the named file), a ``file:`` URI as the path, and PostgreSQL options
+    other than PG_URL_OPTIONS and an ``options`` that sets search_path (a schema of its
+    own). ``${VAR}`` references may be left in (checked as text)."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
+    from .load import ENV_REFERENCE
+
+    where = masked or history_location(Path("."), url)
+    try:
+        parsed = make_url(ENV_REFERENCE.sub("x", url))
+        real = make_url(url) if not ENV_REFERENCE.search(url) else parsed
+    except (sa_exc.ArgumentError, ValueError):
+        raise ConfigError("[history] url is not a valid database URL", file=where,
+                          hint=HISTORY_URL_HINT) from None
+    backend = parsed.get_backend_name()
+    options = sorted(parsed.query)
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConfigError("[history] url must name an SQLite file by its path",
+                              file=where, hint=HISTORY_URL_HINT)
+        if options:
+            raise ConfigError(f"[history] url: SQLite options are not accepted "
+                              f"({', '.join(options)})", file=where,
+                              hint="name the file only: sqlite:///path/to/history.db")
+        if "\x00" in database:
+            raise ConfigError("[history] url: the file name has a NUL character", file=where)
+    elif backend == "postgresql":
+        unknown = [o for o in options if o not in PG_URL_OPTIONS and not (
+            o == "options" and all(PG_SEARCH_PATH.fullmatch(v) for v in
+                                   _values(parsed.query[o])))]
+        if unknown:
+            raise ConfigError(f"[history] url: option {unknown[0]!r} is not accepted", file=where,
+                              hint=f"accepted: {', '.join(sorted(PG_URL_OPTIONS))}; options "
+                                   "only as -c search_path=SCHEMA")
+    else:
+        raise ConfigError(f"[history] url: {parsed.drivername!r} is not a history database",
+                          file=where, hint="the history is kept in PostgreSQL or SQLite: "
+                                           + HISTORY_URL_HINT)
+    return real
+
+
 def _open_url(root: Path, url: str) -> History:
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
-    from sqlalchemy.engine import make_url
 
     from .load import _expand_env
 
     masked = history_location(root, url)
     expanded, secrets = _expand_env(url, masked)
-    try:
-        parsed = make_url(expanded)
-    except (sa_exc.ArgumentError, ValueError):
-        raise ConfigError("[history] url is not a valid database URL", file=masked,
-                          hint="e.g. postgresql://reportgen@db/crm or sqlite:///history.db"
-                          ) from None
+    parsed = check_history_url(expanded, masked)
     if parsed.password:
         secrets.append(str(parsed.password))
     masked = parsed.render_as_string(hide_password=True)
@@ -646,8 +729,13 @@ def find_records(root: Path) -> list[RunRecord]:
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue  # a partial or old folder of an unfinished run
         try:
-            out.append(RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            if path.is_symlink() or not path.is_file() \
+                    or path.stat().st_size > RECORD_MAX_BYTES:
+                raise ValueError("a link, a special file or too large")
+            record = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            check_series(record.series)
+            out.append(record)
+        except (OSError, ValueError, TypeError, KeyError, ConfigError) as exc:
             log.warning("%s: not a readable run record (%s); left out of the rebuilt history",
                         path, exc.__class__.__name__)
     # One entry per series and period: the newest record wins, as recording would have done.
@@ -659,61 +747,78 @@ def find_records(root: Path) -> list[RunRecord]:
 
 # assignments -------------------------------------------------------------------------------
 
-def write_assignments(path: Path, assignments: Assignments, *, key_name: str = "key",
-                      run_id: str = "") -> None:
-    """assignments.parquet: key, segment, value, distance (zstd), column-wise."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    keys = assignments.keys
-    if pd.api.types.is_integer_dtype(keys.dtype):
-        key_array = pa.array(keys.to_numpy(dtype=np.int64), type=pa.int64())
-    else:
-        key_array = pa.array(keys.astype("string").to_numpy(dtype=object), type=pa.string()) \
-            if keys.dtype == object else pa.array(keys.astype("string"), type=pa.string())
-    columns = {
-        "key": key_array,
-        "segment": pa.array(np.asarray(assignments.segments, dtype=np.int32)),
-        "value": pa.array(np.asarray(assignments.values, dtype=np.float64)),
-    }
-    if assignments.distances is not None:
-        columns["distance"] = pa.array(np.asarray(assignments.distances, dtype=np.float32))
-    table = pa.table(columns).replace_schema_metadata(
-        {"reportgen": json.dumps({"key": key_name, "run_id": run_id, "format": 1})})
-    try:
-        pq.write_table(table, path, compression="zstd")
-    except OSError as exc:
-        raise HistoryError(f"cannot write the assignments ({exc})", file=str(path)) from None
+def segments_metadata(*, key: str | None, value: str | None, run_id: str) -> dict[str, Any]:
+    """What segments.parquet says about itself for the next run of the series: the column of
+    the customer keys (None: the table had no unique key, customers cannot be followed), the
+    value column (None: every customer counts 1) and the run id."""
+    return {"key": key, "value": value, "run_id": run_id, "format": 2}
 
 
-def read_assignments(path: Path) -> Assignments:
-    """The assignments a run wrote; a missing or damaged file is a HistoryError."""
+def read_assignments(folder: Path) -> Assignments | None:
+    """The customers of the run in ``folder``: key, segment and value of every segmented
+    customer, read column-wise from its segments.parquet (the left-out rows dropped); a run
+    written before segments.parquet served the series has assignments.parquet, read instead.
+    None when that run's customers had no key to follow them by. A missing or damaged file
+    is a HistoryError."""
     import pyarrow.parquet as pq
 
     from .compare import Assignments
 
+    old = folder / ASSIGNMENTS_FILE
+    if old.is_file():
+        return _read_old_assignments(old)
+    path = folder / SEGMENTS_FILE
     if not path.is_file():
         raise HistoryError("the previous run's customer assignments are missing",
                            file=str(path), hint="was its folder moved or deleted? --previous "
                                                 "RUN_ID picks another, --no-previous starts afresh")
     try:
+        raw = (pq.read_schema(path).metadata or {}).get(b"reportgen")
+        meta = json.loads(raw) if raw else None
+        if not isinstance(meta, dict) or meta.get("format") != 2:
+            raise ValueError("it does not say which column holds the customer keys")
+        key, value = meta.get("key"), meta.get("value")
+        if key is None:
+            return None
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+            raise ValueError("its key or value column is not a column name")
+        table = pq.read_table(path, columns=[key, "segment"] + ([value] if value else []))
+        table = table.filter(table.column("segment").is_valid())
+        keys_col = table.column(key)
+        segments = table.column("segment").to_numpy()
+        values = table.column(value).to_numpy() if value else np.ones(table.num_rows)
+    except (OSError, KeyError, ValueError) as exc:
+        raise HistoryError(f"cannot read the previous run's customer assignments ({exc})",
+                           file=str(path)) from None
+    return Assignments(keys=_key_index(keys_col), segments=np.asarray(segments, dtype=np.int64),
+                       values=np.asarray(values, dtype=np.float64))
+
+
+def _key_index(keys_col: Any) -> pd.Index:
+    import pyarrow as pa
+
+    if pa.types.is_integer(keys_col.type):
+        return pd.Index(keys_col.to_numpy(), dtype="int64")
+    return pd.Index(keys_col.to_pandas(), dtype="string")
+
+
+def _read_old_assignments(path: Path) -> Assignments:
+    """assignments.parquet (key, segment, value, distance), as runs wrote it before their
+    segments.parquet carried the series' metadata."""
+    import pyarrow.parquet as pq
+
+    from .compare import Assignments
+
+    try:
         table = pq.read_table(path)
         keys_col = table.column("key")
         segments = table.column("segment").to_numpy()
         values = table.column("value").to_numpy()
-        distances = table.column("distance").to_numpy().astype(np.float64) \
-            if "distance" in table.column_names else None
     except (OSError, KeyError, ValueError) as exc:
         raise HistoryError(f"cannot read the previous run's customer assignments ({exc})",
                            file=str(path)) from None
-    import pyarrow as pa
-
-    if pa.types.is_integer(keys_col.type):
-        keys = pd.Index(keys_col.to_numpy(), dtype="int64")
-    else:
-        keys = pd.Index(keys_col.to_pandas(), dtype="string")
-    return Assignments(keys=keys, segments=np.asarray(segments, dtype=np.int64),
-                       values=np.asarray(values, dtype=np.float64), distances=distances)
+    return Assignments(keys=_key_index(keys_col), segments=np.asarray(segments, dtype=np.int64),
+                       values=np.asarray(values, dtype=np.float64))
 
 
 # listing -----------------------------------------------------------------------------------
@@ -758,8 +863,15 @@ def listing(root: Path, url: str | None = None, series: str | None = None) -> li
                     personas=[s.name for s in sorted(r.segments, key=lambda s: s.segment_id)],
                     gates=[dict(g) for g in r.gates], policy=r.policy,
                     previous_run_id=r.previous_run_id, folder=r.run_dir,
-                    folder_exists=r.folder(root).is_dir()))
+                    folder_exists=_folder_exists(r, root)))
     return out
+
+
+def _folder_exists(record: RunRecord, root: Path) -> bool:
+    try:
+        return record.folder(root).is_dir()
+    except HistoryError:  # names a place outside the root: listed, never looked at
+        return False
 
 
 def describe(runs: Sequence[Listed], where: str) -> str:

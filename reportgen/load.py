@@ -164,7 +164,11 @@ def _read_file(path: Path, where: str, limits: LimitsConfig) -> bytes:
                          hint="save the table to a file and give its path")
     try:
         with path.open("rb") as f:
-            raw = f.read(limits.bytes + 1)
+            # no more than the file holds: read(n) allocates n bytes before it reads
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(min(size, limits.bytes) + 1)
+            if size < len(raw) <= limits.bytes:  # it grew since: the rest, up to the limit
+                raw += f.read(limits.bytes + 1 - len(raw))
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
                          file=where, hint="check the file's permissions") from None
@@ -173,9 +177,25 @@ def _read_file(path: Path, where: str, limits: LimitsConfig) -> bytes:
     return raw
 
 
+# Deflate inflates at most ~1032:1, so a gzip file smaller than limits.bytes / GZIP_MAX_RATIO
+# cannot pass the limit; a larger one is first inflated in chunks and counted, holding one
+# chunk at a time, so a bomb is refused with bounded memory instead of limits.bytes of it.
+GZIP_MAX_RATIO = 1032
+GZIP_CHUNK = 1 << 20
+
+
 def _gunzip(raw: bytes, where: str, limits: LimitsConfig) -> bytes:
-    """Decompress, stopping one byte past limits.bytes: a gzip bomb never inflates."""
+    """Decompress. A file that could inflate past limits.bytes is counted first, streaming
+    (one GZIP_CHUNK in memory at a time): a bomb is refused without being held."""
     try:
+        if len(raw) * GZIP_MAX_RATIO > limits.bytes:
+            total = 0
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+                while chunk := f.read(GZIP_CHUNK):
+                    total += len(chunk)
+                    if total > limits.bytes:
+                        raise over_limit("the file is too large once decompressed", "bytes",
+                                         limits, where, " bytes")
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
             data = f.read(limits.bytes + 1)
     except (OSError, EOFError, zlib.error):

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +51,8 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
                    previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every input row: its key, segment and persona (names: segment id -> persona), or the
     reason it was left out. previous: previous_segment, previous_persona and movement of the
-    kept rows (series.customer_columns), placed after the persona."""
+    kept rows (series.customer_columns), placed after the persona. The values as they are:
+    ``csv_safe`` neutralises what a spreadsheet would run, for segments.csv."""
     segment = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     segment.loc[kept_index] = labels
     keys = frame[key] if key in frame else pd.Series(
@@ -71,6 +73,14 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
     for column in features.columns:
         rounded = features[column].round(4)
         out[column] = rounded if aligned else rounded.reindex(frame.index)
+    return out
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """table for segments.csv: every text cell and header a spreadsheet would run as a formula
+    neutralised (segments.parquet keeps the values as they are: the series reads its keys
+    back from it, and no spreadsheet opens it)."""
+    out = table.copy(deep=False)
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = _neutralised(out[column])
@@ -188,12 +198,18 @@ def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:
     f.write(memoryview(text.buffers()[2])[first:last])
 
 
-def write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """segments.parquet: the rows and columns of segments.csv, typed (what the monthly
-    series and other programs read back without parsing text)."""
+def write_parquet(table: pd.DataFrame, path: Path,
+                  metadata: dict[str, Any] | None = None) -> None:
+    """segments.parquet: the rows and columns of segments.csv, typed and not neutralised
+    (what the monthly series and other programs read back without parsing text).
+    ``metadata``: kept as JSON under the schema's "reportgen" key (the series' key and value
+    columns and the run id: history.read_assignments)."""
     import pyarrow.parquet as pq
 
     schema = pa.Schema.from_pandas(table, preserve_index=False)
+    if metadata is not None:
+        schema = schema.with_metadata({**(schema.metadata or {}),
+                                       b"reportgen": json.dumps(metadata).encode()})
     with pq.ParquetWriter(path, schema) as writer:  # in blocks: bounded memory at any size
         for start in range(0, max(len(table), 1), CSV_BLOCK):
             block = table.iloc[start:start + CSV_BLOCK]
@@ -248,12 +264,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   previous: pd.DataFrame | None = None,
                   extra: dict[str, Callable[[Path], object]] | None = None,
                   latest: dict[str, Any] | None = None,
+                  parquet_meta: dict[str, Any] | None = None,
                   segments: bool = True) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
     ``latest``: the pointer written to out_root/latest once the run folder is in place;
+    ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
     ``segments``: False when the segments are written elsewhere (the Spark engine's
     Parquet), so no segments.csv/.parquet of a sample is written here."""
     final = out_root / report.run_id
@@ -272,8 +290,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             names = {s.id: s.name for s in report.segments}
             table = segments_table(names, frame, key, kept_index, labels, excluded, features,
                                    previous)
-            write_csv(table, tmp / "segments.csv")
-            write_parquet(table, tmp / "segments.parquet")
+            write_csv(csv_safe(table), tmp / "segments.csv")
+            write_parquet(table, tmp / "segments.parquet", parquet_meta)
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
@@ -336,9 +354,22 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
 
 def _newer_or_same(latest: dict[str, Any], path: Path) -> bool:
     """Whether the run ``latest`` names is at least as recent as the one path names (a rerun
-    of an older period does not move the pointer back)."""
+    of an older period does not move the pointer back). Only a regular file is read, and only
+    its first 64 KB: a pointer replaced by a link (to /dev/zero, to a file outside the root),
+    a FIFO or a device is replaced without being opened; a folder there is left alone, with a
+    warning."""
     try:
-        current = json.loads(path.read_text(encoding="utf-8"))
+        mode = path.lstat().st_mode
+    except OSError:
+        return True
+    if stat.S_ISDIR(mode):
+        log.warning("%s is a folder, not the pointer to the newest run: left alone", path)
+        return False
+    if not stat.S_ISREG(mode):
+        return True
+    try:
+        with path.open("rb") as f:
+            current = json.loads(f.read(65536).decode("utf-8"))
         return str(latest.get("period", "")) >= str(current.get("period", ""))
     except (OSError, ValueError, AttributeError):
         return True
@@ -357,7 +388,7 @@ def write_scores(*, out_dir: Path, frame: pd.DataFrame, key: str, kept_index: pd
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         table = segments_table(names, frame, key, kept_index, labels, excluded, features)
-        write_csv(table, parts[0])
+        write_csv(csv_safe(table), parts[0])
         parts[1].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
                             encoding="utf-8")
         for part, path in zip(parts, final, strict=True):

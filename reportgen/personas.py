@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
 MIN_TRAITS = 3
 TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement", "profile",
-                "outcome")
+                "outcome", "satisfaction")
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,29 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     return vocab
 
 
-def evidence(label: str, unit: str, value: float, overall: float, currency: str) -> str:
-    """'income $78k vs $52k overall', with the ratio for money when it is large."""
-    text = f"{label[0].lower()}{label[1:]} {fmt.by_unit(value, unit, currency)} vs " \
+# Units said after the number: "tenure 32 months", never a bare "tenure 32" (unless the
+# label says it already: "days since last order 277").
+_UNIT_WORDS = ("months", "days", "minutes", "seconds")
+
+
+def evidence(label: str, unit: str, value: float, overall: float, currency: str,
+             level: str = "") -> str:
+    """'income $78k vs $52k overall', with the ratio for money when it is large; a coded
+    category level as the category it is: 'Channel 1: 96% of the segment vs 68% overall'.
+    A label that starts with a level's name written as a proper name keeps its case
+    ("Office Supplies share 100% vs 31% overall", not "office Supplies")."""
+    if level and re.fullmatch(r"-?\d+", level.strip()):
+        return f"{label}: {fmt.pct(value)} of the segment vs {fmt.pct(overall)} overall"
+    shown = fmt.by_unit(value, unit, currency)
+    if unit in _UNIT_WORDS and unit not in label.lower():
+        shown += f" {unit}"
+    if not (level and label.startswith(level) and level[1:] != level[1:].lower()):
+        label = label[0].lower() + label[1:]
+    text = f"{label} {shown} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
-    if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
+    # the ratio when it is large; none for a value near zero ("$0 … (0.0×)" says it twice)
+    if unit == "money" and overall > 0 and (value / overall >= 1.5
+                                            or 0.05 <= value / overall <= 0.5):
         text += f" ({value / overall:.1f}×)"
     return text
 
@@ -63,6 +82,7 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
     candidates = [
         f for f in ff.meta
         if ff.meta[f].group in TRAIT_GROUPS and f != "household_size" and f in sp.zscores
+        and math.isfinite(sp.means.get(f, math.nan))  # a share of nothing says nothing
     ]
     ranked = sorted(candidates, key=lambda f: (-abs(sp.zscores[f]), f))
     chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z][:MAX_TRAITS]
@@ -74,7 +94,8 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
         out.append(Trait(
             feature=f, label=m.label, direction="high" if sp.zscores[f] >= 0 else "low",
             z=round(sp.zscores[f], 4), value=sp.means[f], overall=profiles.overall_mean[f],
-            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency),
+            text=evidence(m.label, m.unit, sp.means[f], profiles.overall_mean[f], currency,
+                          m.level),
         ))
     return out
 
@@ -130,6 +151,17 @@ def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | 
     return names
 
 
+def _leaning(sp: SegmentProfile, ff: FeatureFrame) -> list[str]:
+    """Names for a second segment without a strong trait, from the way it leans: "Mainstream
+    customers, lower tenure" rather than "Mainstream customers (4)"."""
+    features = sorted((f for f in ff.meta if ff.meta[f].group in TRAIT_GROUPS
+                       and not ff.meta[f].level and sp.zscores.get(f)
+                       and math.isfinite(sp.means.get(f, math.nan))),
+                      key=lambda f: (-abs(sp.zscores[f]), f))
+    return [f"Mainstream customers, {'higher' if sp.zscores[f] > 0 else 'lower'} "
+            f"{ff.meta[f].label[0].lower()}{ff.meta[f].label[1:]}" for f in features]
+
+
 def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_label: str,
                   vocab: dict[str, Words],
                   fixed: dict[int, str] | None = None,
@@ -148,7 +180,8 @@ def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_lab
     for sp in order:
         if sp.id in fixed:
             continue
-        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"]
+        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"] + \
+            _leaning(sp, ff)
         name = next((n for n in options if n.lower() not in taken), None)
         if name is None:
             name = f"{options[0]} ({sp.id})"

@@ -249,7 +249,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
     from . import series as series_
     from .assemble import build_report, period_label
     from .errors import ModelError
-    from .history import write_assignments
+    from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
     from .playbook import recommend
@@ -305,6 +305,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         seg = step.seg
     with clock.stage("profile"):
         profiles = profile(ff, seg)
+        outlier_values = _outlier_values(cleaned, schema, ff, cfg, loaded.where, orders)
     value_label = ff.value_label
     with clock.stage("personas"):
         personas = name_personas(
@@ -343,6 +344,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
+            outlier_values=outlier_values,
         )
     entry = dataclasses.replace(entry, gates=tuple(
         {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
@@ -353,10 +355,6 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         extra: dict[str, Any] = {
             "series.json": lambda path: path.write_text(entry.to_json(), encoding="utf-8"),
         }
-        if keys is not None:
-            assigned = series_.assignments_of(keys, seg.labels, value, step.distances)
-            extra["assignments.parquet"] = lambda path: write_assignments(
-                path, assigned, key_name=cleaned.key, run_id=run_id)
         if changes is not None and keys is not None and step.flows is not None:
             movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
             extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
@@ -378,6 +376,9 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
+            # the next run of the series reads this run's customers from segments.parquet
+            parquet_meta=segments_metadata(key=cleaned.key if keys is not None else None,
+                                           value=ff.value, run_id=run_id),
         )
         if history is None:
             from .history import open_history
@@ -389,6 +390,19 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         else:
             history.record(entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+def _outlier_values(cleaned: Any, schema: Any, ff: Any, cfg: Config, file: str | None,
+                    orders: Any) -> pd.Series | None:
+    """The value of each customer set aside as an outlier, featured with the run's own
+    decisions (None: nobody set aside, or no value measure)."""
+    from .features import build_features
+
+    if cleaned.outliers is None or orders is not None or not ff.value:
+        return None
+    aside = build_features(dataclasses.replace(cleaned, frame=cleaned.outliers), schema, cfg,
+                           file=file, decisions=ff.decisions())
+    return aside.frame[ff.value]
 
 
 def _keys(frame: pd.DataFrame, key: str, index: pd.Index) -> pd.Index | None:

@@ -137,7 +137,8 @@ def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Prof
         z = sp.zscores[name]
         holds = z > cond.threshold if cond.bound in ("z_above", "above") else z < cond.threshold
         m = ff.meta[name]
-        text = evidence(m.label, m.unit, sp.means[name], profiles.overall_mean[name], currency)
+        text = evidence(m.label, m.unit, sp.means[name], profiles.overall_mean[name], currency,
+                        m.level)
         if best is None or (holds, abs(z)) > (best[0], best[1]):
             best = (holds, abs(z), text)
     return best

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TENTATIVE_BELOW = 0.6  # a segment whose stability is below this is flagged as tentative
+OVERLAP_BELOW = 0.25  # a silhouette below this: the segments overlap (said plainly up front)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,27 @@ class Headline:
 
 
 @dataclass(frozen=True)
+class Outlier:
+    """A customer set aside: an amount far beyond everyone else's (cleaning's fences)."""
+
+    row: int  # row in the source table, as a spreadsheet shows it (header = row 1)
+    customer: str  # the customer key
+    reason: str  # e.g. "Frozen 23,000,000 above the fence 342,581"
+    value: float  # the customer's value (the report's value measure)
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """The customers set aside as outliers, and the totals with and without them."""
+
+    rule: str  # the fence, in words
+    customers: list[Outlier]  # largest value first
+    value: float  # their total value
+    total_value_with: float  # everyone's total value, outliers included
+    value_per_customer_with: float  # per customer, outliers included
+
+
+@dataclass(frozen=True)
 class Gate:
     """A CI gate from the config or the command line, and whether the run passed it."""
 
@@ -359,6 +381,8 @@ class Report:
     # What changed since the previous run of the series; None on its first run.
     changes: Changes | None = None
     trend: list[TrendPoint] = field(default_factory=list)  # the last 12 periods, oldest first
+    # Customers set aside by the amount fences (None: nobody); headline totals are without them.
+    outliers: Outliers | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -49,6 +49,8 @@ ROLES: dict[str, str] = {
     "churn": "left or cancelled (yes/no or 0/1)",
     "flag": "another yes/no attribute",
     "score": "a spending or loyalty score",
+    "rating": "a review or satisfaction rating: how the customer judged us, not what they spent",
+    "duration": "time spent (session length, minutes on the app or site): not a count of visits",
     "numeric": "other numeric behaviour",
     "categorical": "other category",
     "ignore": "not used (constant, free text, or a key-like column)",
@@ -57,7 +59,7 @@ ROLES: dict[str, str] = {
 # Roles whose values must be numbers; amounts of money among them.
 NUMERIC_ROLES = {"birth_year", "age", "income", "tenure", "recency", "spend", "monthly_spend",
                  "purchases", "deals", "visits", "balance", "credit_limit", "cash_advance",
-                 "payments", "rate", "children", "score", "numeric"}
+                 "payments", "rate", "children", "score", "rating", "duration", "numeric"}
 MONEY_ROLES = ("income", "spend", "monthly_spend", "balance", "credit_limit", "cash_advance",
                "payments")
 # Roles of yes/no columns: "Yes"/"No", "true"/"false" and 0/1 are all read as 1/0.
@@ -82,7 +84,8 @@ _CODES = (r"channel|region|segment|type|class|category|group|area|zone|city|stat
 # role, wins.
 _NAME_RULES: list[tuple[str, str]] = [
     ("id", r"^(customer|cust|client|member|user|account|acct|kunden|cliente)?_?"
-           r"(id|no|nr|number|key|code|nummer)$|^(unnamed_\d+|index|idx|row_?id)$"),
+           r"(id|no|nr|number|key|code|nummer)$|^(unnamed_\d+|index|idx|row_?id)$"
+           r"|^(customer|cust|client|member|account|acct)_?(num|nr)$"),
     ("birth_year", r"(year_?(of_?)?birth|birth_?year|^yob$|^born|geburtsjahr|annee_?naissance)"),
     ("age", r"^(age|edad|alter|eta|idade|age_?years?|customer_?age|client_?age)$"),
     ("gender", r"^(gender|genre|sex|geschlecht|sexe|genero|sexo)$"),
@@ -93,6 +96,10 @@ _NAME_RULES: list[tuple[str, str]] = [
     ("churn", r"(churn|attrition|^exited$|^cancell?ed$|^is_?churn)"),
     ("complaint", r"(complain)"),
     ("campaign", r"(accepted_?cmp|campaign|^response$|responded|accepted)"),
+    ("rating", r"(rating|satisfaction|review_?score|^stars?$|^nps$|^csat)"),
+    ("duration", r"(session_?(length|duration|time|minutes)|time_?on_?(app|web|site|website)"
+                 r"|time_?spent|minutes|_mins?$|^mins?_|seconds|_secs?$|^duration$"
+                 r"|(call|visit)_?duration)"),
     ("rate", r"(frequency|_freq$|^freq_|^prc_|^pct_|_pct$|percent|_ratio$|^ratio_|_rate$"
              r"|^rate_|proportion|share_of)"),
     ("numeric", r"cash_?adv\w*_(trx|txn|count|num|n)$"),
@@ -106,11 +113,12 @@ _NAME_RULES: list[tuple[str, str]] = [
                       r"|^mrr$|^arpu$|per_?month$|^monthly$)"),
     ("tenure", r"(^tenure|tenure$|tenure_?(months?|years?)$|months?_?(as|with)_?(customer|us)"
                r"|^months?_?on_?book|^customer_?months|^years_?with|^months_?active$"
+               r"|length_?of_?membership|^membership_?(length|years|months|duration)$"
                r"|^antiguedad)"),
     ("income", r"(income|salary|earnings|einkommen|ingreso|revenu|salaire|wage)"),
     ("recency", r"(recency|days_?since|last_?purchase|last_?order_?days)"),
     ("deals", r"(deal|discount|promo|coupon)"),
-    ("score", r"(score|rating)"),
+    ("score", r"score"),
     ("spend", r"(^mnt|^amt|amount|spend|spent|^sales|monetary|purchases_?amount|charges?$"
               r"|^total_?charges?|revenue|turnover|^bill|^clv$|^ltv$|lifetime_?value"
               r"|^(" + _PRODUCTS + r")(_\w+)?$)"),
@@ -120,6 +128,31 @@ _NAME_RULES: list[tuple[str, str]] = [
     ("children", r"(kid|child|teen|minor|dependents?$|kinder|enfants|hijos)"),
     ("categorical", r"^(" + _CODES + r")(_?(id|code|type|name))?$"),
 ]
+
+# Columns left out whatever their values, with the reason: a label an earlier model gave
+# (segmenting on it would rebuild the old segments), RFM scores or letters (a summary of
+# recency, frequency and spend already there: counted twice, and "f 3 vs 2.0" is no trait).
+_LEFT_OUT: list[tuple[str, str]] = [
+    (r"(cluster|^k_?means|^segment_?(label|id|no|nr|number)$|^persona$|^labels?$"
+     r"|^predicted_?(segment|cluster|group)|^old_?segment)",
+     "an earlier segmentation's label: left out so the new segments are not built from the old"),
+    (r"(^rfm|_rfm$|_rfm_|^(r|f|m)$|^(r|f|m)_?(score|quartile|quintile|rank|segment|group|class)$"
+     r"|^(recency|frequency|monetary)_?(score|quartile|quintile|rank|segment|group|class)$)",
+     "an earlier RFM score or group: a summary of recency, frequency and spend, left out of "
+     "the features"),
+]
+# A bank-marketing table: these describe the last call of a campaign (how and when the bank
+# rang, how long the call lasted, how often it tried), not the customer. Recognised when the
+# table has one of the telling columns (pdays, poutcome, contact).
+_CONTACT_SIGNS = {"pdays", "poutcome", "contact"}
+_CONTACT = {"contact", "contact_type", "day", "day_of_week", "month", "duration", "campaign",
+            "pdays", "previous", "poutcome"}
+CONTACT_NOTE = ("about the bank's last marketing contact (call type, day, length, attempts), "
+                "not a customer trait: left out of the segments")
+# One purchase's amount (a survey's "Purchase Amount") and purchases made before it ("Previous
+# Purchases"): the amount is not the total of those purchases, so no average basket from them.
+_ONE_AMOUNT = r"^(purchase|order|transaction|ticket|basket|last_?purchase)_?(amount|value|total)"
+PRIOR = r"(previous|prior|^past|earlier|before)"
 
 # Tokens stripped from a column name to get the category/channel it stands for.
 _NOISE = {"mnt", "amt", "amount", "spend", "spent", "products", "product", "prods", "prod",
@@ -351,6 +384,9 @@ def infer_role(column: str, s: pd.Series, n_rows: int) -> tuple[str, str]:
     nunique = int(non_null.nunique())
     if nunique <= 1:
         return "ignore", "constant: the same value in every row"
+    for pattern, why in _LEFT_OUT:
+        if re.search(pattern, norm):
+            return "ignore", why
     kind = value_kind(s)
     for role, pattern in _NAME_RULES:
         if not re.search(pattern, norm):
@@ -453,6 +489,11 @@ def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | Non
             roles[column], notes[column] = overrides[column], "set in the config"
         else:
             roles[column], notes[column] = infer_role(column, frame[column], len(frame))
+    names = {normalise(c) for c in frame.columns}
+    if names & _CONTACT_SIGNS:
+        for column in frame.columns:
+            if column not in overrides and normalise(column) in _CONTACT:
+                roles[column], notes[column] = "ignore", CONTACT_NOTE
     # One key, one birth year, one income...: extra candidates become plain numbers.
     for single in SINGLE_ROLES:
         found = [c for c, r in roles.items() if r == single]
@@ -483,6 +524,24 @@ def infer_schema(frame: pd.DataFrame, overrides: dict[str, str], file: str | Non
     dates = tuple(c for c, r in roles.items() if r == "signup_date")
     return Schema(roles=roles, tags=tags, notes=notes, date_columns=dates, totals=totals,
                   scales=scales)
+
+
+def basket_note(schema: Schema) -> str | None:
+    """Why the spend is not divided by the purchases ("average basket"), or None when it
+    may be: the spend is one purchase's amount, or the purchases are the earlier ones."""
+    spend = [c for c in schema.cols("spend") if c != schema.totals.get("spend")]
+    purchases = schema.cols("purchases")
+    if not spend or not purchases:
+        return None
+    one = [c for c in spend if re.search(_ONE_AMOUNT, normalise(c))]
+    prior = [c for c in purchases if re.search(PRIOR, normalise(c))]
+    if len(spend) == 1 and one:
+        return (f"{one[0]} is the amount of one purchase, not the total of "
+                f"{', '.join(purchases)}: no average basket is computed")
+    if prior:
+        return (f"{', '.join(prior)} counts purchases before the one {', '.join(spend)} "
+                "measures: no average basket is computed")
+    return None
 
 
 def _factor_words(factor: float) -> str:

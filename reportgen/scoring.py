@@ -214,7 +214,7 @@ class Model:
 
         from .algorithms import predict_labels, segment_ids
 
-        x = ff.frame[list(self.scaling.features)].to_numpy(dtype="float64")
+        x = ff.matrix(list(self.scaling.features))
         if not np.isfinite(x).all():
             raise InputError("the model features of some customers are not finite", file=file)
         z = self.scaling.transform(x)

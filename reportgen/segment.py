@@ -147,7 +147,7 @@ def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | No
             hint="check [features] model or the column roles with `reportgen validate`",
         )
     # The one copy of the model matrix: scaled in place.
-    scaler, z = fit_transform(ff.frame[ff.model].to_numpy(dtype="float64", copy=True),
+    scaler, z = fit_transform(ff.matrix(ff.model),
                               ff.model, {f: ff.meta[f].unit for f in ff.model}, cfg.scaling,
                               cfg.feature_scaling)
     rng = np.random.default_rng(cfg.random_state)

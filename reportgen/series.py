@@ -28,7 +28,6 @@ import pandas as pd
 from . import compare
 from .errors import HistoryError
 from .history import (
-    ASSIGNMENTS_FILE,
     DEFAULT_SERIES,
     History,
     RunRecord,
@@ -91,13 +90,13 @@ def read_previous(history: History, series: str, period: str, out_root: Path, *,
         record = history.previous(series, period)
         if record is None:
             return None
-    folder = record.folder(out_root)
     from .scoring import ModelError, load_model
 
     try:
+        folder = record.folder(out_root)  # inside the output root, or a HistoryError
         if not folder.is_dir():
             raise HistoryError("the previous run's folder is missing", file=str(folder))
-        assignments = read_assignments(folder / ASSIGNMENTS_FILE)
+        assignments = read_assignments(folder)
         model = load_model(folder)
     except (HistoryError, ModelError) as exc:
         if run_id:
@@ -119,8 +118,11 @@ def keep_reason(model: Model, ff: FeatureFrame) -> str:
     features = list(model.scaling.features)
     if features == list(ff.model):
         return ""
-    added = [f for f in ff.model if f not in features]
-    removed = [f for f in features if f not in ff.model]
+    # as the report names them ("Months as a customer"); a feature gone from this table has
+    # no label here any more: its name, spaced
+    added = [ff.meta[f].label for f in ff.model if f not in features]
+    removed = [ff.meta[f].label if f in ff.meta else f.replace("_", " ") for f in features
+               if f not in ff.model]
     parts = []
     if added:
         parts.append(f"{', '.join(added)} added")
@@ -142,7 +144,7 @@ def keep(model: Model, ff: FeatureFrame, labels: np.ndarray, cfg: Config,
 
     scaler = model.scaling
     features = list(scaler.features)
-    z = scaler.transform(ff.frame[features].to_numpy(dtype="float64", copy=True))
+    z = scaler.transform(ff.matrix(features))
     ids = list(model.segment_ids)
     n = len(z)
     s = cfg.segment
@@ -239,7 +241,7 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
     cannot be followed)."""
     notes = list(notes or ())
     features = list(seg.scaler.features)
-    x = ff.frame[features].to_numpy(dtype="float64", copy=True)
+    x = ff.matrix(features)
     z = seg.scaler.transform(x)
     seed = cfg.segment.random_state
     bins = compare.reference_bins(x, features, seed=seed)

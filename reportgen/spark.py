@@ -255,6 +255,7 @@ def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions,
             v = raw.cast("double")
             b = F.when(v.isin(0.0, 1.0), v)
         cols[column] = F.coalesce(b, F.lit(yn.fill))
+    unfilled: dict[str, Column] = {}
     for column, nd in d.numbers.items():
         s = _number(F.col(column), dict(sdf.dtypes)[column] == "string")
         s = F.when(~F.isnan(s) & (F.abs(s) < 1e12), s)
@@ -268,6 +269,7 @@ def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions,
             s = F.when(s.between(nd.plausible[0], nd.plausible[1]), s)
         if nd.outlier_above is not None:
             s = F.when(s <= nd.outlier_above, s)
+        unfilled[column] = s
         cols[column] = F.coalesce(s, F.lit(nd.fill))
     for column, cd in d.categories.items():
         raw = F.col(column)
@@ -297,6 +299,17 @@ def clean_columns(sdf: DataFrame, schema: Schema, d: CleaningDecisions,
     first = Window.partitionBy(key).orderBy("_rg_order")
     deduped = keyed.withColumn("_rg_order", order) \
         .withColumn("_rg_n", F.row_number().over(first)).where(F.col("_rg_n") == 1)
+    # customers with an amount beyond its fence are set aside as outliers (clean._set_aside)
+    beyond = [unfilled[c] > nd.set_aside_above for c, nd in d.numbers.items()
+              if nd.set_aside_above is not None]
+    parts = [c for c in schema.cols("spend") if c != schema.totals.get("spend")]
+    if d.total_set_aside_above is not None and parts:
+        total = F.coalesce(unfilled[parts[0]], F.lit(0.0))
+        for c in parts[1:]:
+            total = total + F.coalesce(unfilled[c], F.lit(0.0))
+        beyond.append(total > d.total_set_aside_above)
+    for over in beyond:
+        deduped = deduped.where(F.coalesce(~over, F.lit(True)))
     signup = schema.col("signup_date")
     if snapshot and d.as_of is not None and signup in d.dates:
         # a snapshot at as_of (--as-of): who signed up later was no customer yet

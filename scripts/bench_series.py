@@ -4,6 +4,10 @@ batch against the old code (a run that compares with nothing).
 
     python scripts/bench_series.py --customers 1000000 --runs 3
     python scripts/bench_series.py --old /work/wt/base     # the tree of the old code
+    python scripts/bench_series.py --old no-previous       # this code, --no-previous
+
+With `--old no-previous` the baseline is this code's own run of month 2 with --no-previous
+(the same fit and files, no comparison): the ratios are then the comparison's cost alone.
 
 Month 1 is bench.synthetic's table (the sample resampled with noise); month 2 changes 5% of
 the customers' spend, drops 1% and adds 2% new ones dated a month later. Month 1 is run once
@@ -83,10 +87,13 @@ def main() -> int:
     ap.add_argument("--format", default="json", help="formats to render (default: the data "
                                                       "files only, where the comparison's "
                                                       "share is largest)")
-    ap.add_argument("--old", default=str(HERE.parent / "base"), help="tree of the old code")
+    ap.add_argument("--old", default=str(HERE.parent / "base"),
+                    help="tree of the old code, or no-previous: this code with --no-previous")
     opts = ap.parse_args()
-    old = Path(opts.old)
-    with tempfile.TemporaryDirectory() as tmp:
+    old = HERE if opts.old == "no-previous" else Path(opts.old)
+    old_extra = ["--no-previous"] if opts.old == "no-previous" else []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         folder = Path(tmp)
         first, second = months(opts.customers, folder)
         common = ["--format", opts.format, "--seed", "42"]
@@ -98,7 +105,7 @@ def main() -> int:
         times: dict[str, list[float]] = {"old": [], "refit": [], "keep": []}
         compare_s: dict[str, list[float]] = {"refit": [], "keep": []}
         for i in range(opts.runs):
-            for name, tree, extra in (("old", old, []), ("refit", HERE, ["--refit"]),
+            for name, tree, extra in (("old", old, old_extra), ("refit", HERE, ["--refit"]),
                                       ("keep", HERE, [])):
                 root = folder / f"{name}-{i}"
                 shutil.copytree(seeded["old" if name == "old" else "new"], root)
@@ -113,7 +120,8 @@ def main() -> int:
     medians = {k: round(statistics.median(v), 2) for k, v in times.items()}
     print(json.dumps({
         "customers": opts.customers, "runs": opts.runs, "format": opts.format,
-        "load_avg": os.getloadavg(), "median_s": medians,
+        "old": opts.old, "load_avg_before": load_before, "load_avg": os.getloadavg(),
+        "median_s": medians,
         "refit_over_old": round(medians["refit"] / medians["old"], 3),
         "keep_over_old": round(medians["keep"] / medians["old"], 3),
         "compare_stage_s": {k: round(statistics.median(v), 3) for k, v in compare_s.items()},

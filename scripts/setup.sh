@@ -12,8 +12,9 @@ want_test=0
 # WeasyPrint renders through Pango; DejaVu is the font the report is set in (no web fonts).
 apt_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core)
 if (( want_test )); then
-    # poppler-utils: PDF pages to PNG for the visual review script.
-    apt_packages+=(poppler-utils)
+    # poppler-utils: PDF pages to PNG for the visual review script. shellcheck: actionlint runs
+    # it on the example workflow's run: steps (tests/test_examples.py, .ci/run).
+    apt_packages+=(poppler-utils shellcheck)
 fi
 if [[ -n "${REPORTGEN_EXTRA_APT:-}" ]]; then
     read -r -a extra <<<"$REPORTGEN_EXTRA_APT"

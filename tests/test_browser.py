@@ -9,15 +9,18 @@ the test skips when one is absent.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from reportgen.render import charts
 from reportgen.render.html import render_html
-from reportgen.report import Report
+from reportgen.report import Changes, MigrationRow, MigrationTable, Report
 
 from .factories import make_report
 
@@ -124,3 +127,55 @@ def test_the_segments_table_sorts_by_size_and_value(browser: Chromium, report: R
     assert browser.evaluate(ROW_SIZES) == by_value
     browser.evaluate("document.querySelector('th[data-sort-key=id] button').click()")
     assert browser.evaluate(ROW_SIZES) == sizes  # back to the report's order
+
+
+# Each chart's drawn width against the width its box has, and the page's own width.
+WIDTHS = """JSON.stringify({page: document.documentElement.scrollWidth,
+  charts: Array.prototype.map.call(document.querySelectorAll("div.chart"), function (el) {
+    var svg = el.querySelector("svg");
+    return {id: el.id, box: el.clientWidth, drawn: svg ? svg.getBoundingClientRect().width : -1,
+            natural: svg ? +svg.getAttribute("width") : -1,
+            scrolls: el.scrollWidth > el.clientWidth};
+  })})"""
+
+
+def _with_migration(report: Report) -> Report:
+    """The report as a second month: a migration table (4 segments + new × 4 + lost) and
+    its chart."""
+    names = [s.name for s in report.segments]
+    counts = [[90, 5, 3, 0, 4], [2, 80, 6, 1, 3], [0, 4, 70, 9, 2], [1, 0, 5, 99, 6],
+              [12, 9, 7, 20, 0]]
+    table = MigrationTable(
+        columns=[*names, "Lost"], colors=[*(s.color for s in report.segments), "#999999"],
+        rows=[MigrationRow(label=label, color=color, customers=row, total=sum(row))
+              for label, color, row in zip([*names, "New customers"],
+                                           [*(s.color for s in report.segments), "#999999"],
+                                           counts, strict=True)])
+    changes = Changes(previous_run_id="2014-05-abc", previous_period="May 2014", policy="keep",
+                      new_customers=48, lost_customers=15, returning_customers=400,
+                      migration=[], segments=[], drift=None, table=table)
+    built = charts.build_charts(report.segments, report.features, report.method, None,
+                                moves=table, previous_period="May 2014")
+    return dataclasses.replace(report, changes=changes,
+                               charts={**report.charts, "migration": built["migration"]})
+
+
+def test_on_a_phone_the_grids_fit_the_screen_and_nothing_widens_the_page(
+    report: Report, tmp_path: Path
+) -> None:
+    second = _with_migration(report)
+    path = tmp_path / "report.html"
+    path.write_text(render_html(second), encoding="utf-8")
+    with Chromium() as phone:
+        phone.open(path, width=390, height=800)
+        state = phone.evaluate(WAIT_FOR_CHARTS % json.dumps(list(second.charts)))
+        assert set(state.values()) == {"drawn"}
+        seen = json.loads(phone.evaluate(WIDTHS))
+    assert seen["page"] == 390  # no chart or table makes the whole page scroll sideways
+    by_id = {c["id"]: c for c in seen["charts"]}
+    for name in ("zscore_heatmap", "migration"):
+        chart = by_id[f"chart-{name}"]
+        assert 0 < chart["drawn"] <= chart["box"] <= 390, chart  # whole, not cut
+        assert not chart["scrolls"], chart
+        # shrunk no further than legible: at least 70% of its size (10 px text >= 7 px)
+        assert chart["drawn"] >= 0.7 * chart["natural"], chart

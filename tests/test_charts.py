@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reportgen import fmt
 from reportgen.render import charts, vega
 from reportgen.report import FeatureInfo
 
@@ -121,16 +122,86 @@ def test_descriptions_are_alt_text_with_the_numbers(built: dict[str, Any]) -> No
     assert "chosen k = 4" in built["k_metrics"].description
     assert "300 sampled customers" in built["projection"].description
     assert "Wine 55%" in built["product_mix"].description
-    assert "+1.3" in built["persona_1"].description
+    first = make_segments()[0]
+    spend = next(f for f in make_features() if f.name == "total_spend")
+    index = round(100 * first.means["total_spend"] / spend.overall_mean)
+    assert f"Total spend {index}" in built["persona_1"].description
 
 
-def test_heatmap_clips_z_scores_but_labels_the_real_value() -> None:
+def _heat_cells(chart: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for data in _data_rows(chart) for row in data if "feature" in row]
+
+
+def test_heatmap_shows_an_index_of_the_average_customer_not_standard_deviations() -> None:
     segments = make_segments()
-    extreme = dataclasses.replace(segments[0], zscores={**segments[0].zscores, "income": 4.2})
+    features = make_features()
+    spec = charts._spec(charts.zscore_heatmap(segments, features))
+    cells = _heat_cells(spec)
+    by = {(c["segment"], c["feature"]): c for c in cells}
+    for s in segments:
+        for f in features:
+            if not f.in_model:
+                continue
+            expected = 100 * s.means[f.name] / f.overall_mean
+            assert by[(s.name, f.label)]["label"] == f"{expected:,.0f}"
+            assert by[(s.name, f.label)]["index"] == pytest.approx(expected, abs=0.05)
+    text = json.dumps(spec)
+    assert "standard deviation" not in text and "z-score" not in text and "SD" not in text
+    titles = [" ".join(t) if isinstance(t, list) else t for node in walk_dicts(spec)
+              for t in [node.get("title")] if isinstance(t, (str, list))]
+    assert charts.INDEX_TITLE in titles  # the key says what the numbers are
+    assert "as an index where 100 is the average customer" in spec["description"]
+
+
+def test_heatmap_clips_the_colour_but_labels_the_real_index() -> None:
+    segments = make_segments()
+    extreme = dataclasses.replace(segments[0], means={**segments[0].means, "income": 1e7})
     chart = charts.zscore_heatmap([extreme, *segments[1:]], make_features()).to_dict()
-    cells = [row for data in _data_rows(chart) for row in data if "z" in row]
-    assert max(row["z"] for row in cells) == charts.Z_CLIP
-    assert any(row["label"] == "+4.2" for row in cells)
+    cells = _heat_cells(chart)
+    assert max(row["pos"] for row in cells) == charts.INDEX_CLIP
+    income = next(f for f in make_features() if f.name == "income")
+    assert any(row["label"] == f"{1e9 / income.overall_mean:,.0f}" for row in cells)
+
+
+def test_index_is_left_out_where_a_ratio_means_nothing() -> None:
+    segment = make_segments()[0]
+    balance = FeatureInfo(name="balance", label="Balance", unit="money", group="value",
+                          description="", in_model=True, overall_mean=-20.0)
+    low = dataclasses.replace(segment, means={**segment.means, "balance": -300.0},
+                              zscores={**segment.zscores, "balance": -1.4})
+    assert charts.index(low, balance) is None
+    cells = _heat_cells(charts.zscore_heatmap([low], [balance]).to_dict())
+    assert [(c["label"], c["index"]) for c in cells] == [("below", None)]
+    assert cells[0]["pos"] == pytest.approx(-1.4 / charts.Z_CLIP * charts.INDEX_CLIP, abs=1e-3)
+    zero = dataclasses.replace(balance, overall_mean=0.0)
+    assert charts.index(dataclasses.replace(low, means={"balance": 5.0}), zero) is None
+
+
+def test_neighbouring_mix_colours_differ_in_lightness() -> None:
+    """Grey scale: next to each other in a stacked bar, two parts must not share a shade."""
+    spec = charts._spec(charts.product_mix(make_segments(), make_features()))
+    scale = next(node["scale"] for node in walk_dicts(spec)
+                 if node.get("field") == "component" and "scale" in node)
+
+    def lightness(colour: str) -> float:  # relative luminance, 0..1 (sRGB, not linearised)
+        r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    shades = [lightness(c) for c in scale["range"]]
+    assert len(shades) >= 5
+    gaps = [abs(a - b) for a, b in zip(shades, shades[1:], strict=False)]
+    spread = max(shades) - min(shades)
+    assert min(gaps) >= 0.3 * spread  # a plain dark-to-light ramp would give spread / (n-1)
+    assert charts._alternating(6) == [0, 3, 1, 4, 2, 5]
+    assert charts._alternating(5) == [0, 3, 1, 4, 2]
+    assert sorted(charts._alternating(7)) == list(range(7))
+
+
+def test_projection_has_no_meaningless_axis_titles(built: dict[str, Any]) -> None:
+    text = json.dumps(built["projection"].spec["encoding"])
+    assert "Dimension" not in text
+    assert "Dimension" not in built["projection"].title
+    assert "alike" in built["projection"].title
 
 
 def test_mix_bars_are_normalised_to_one_per_segment() -> None:
@@ -143,21 +214,25 @@ def test_mix_bars_are_normalised_to_one_per_segment() -> None:
         assert max(r["end"] for r in mine) == pytest.approx(1, abs=1e-3)
 
 
-def test_persona_traits_shows_only_model_features_sorted_by_z() -> None:
+def test_persona_traits_shows_only_model_features_highest_index_first() -> None:
     segment = make_segments()[0]
     features = make_features()
     chart = charts.persona_traits(segment, features).to_dict()
     rows = next(d for d in _data_rows(chart) if d and "feature" in d[0])
     labels = [r["feature"] for r in rows]
     assert set(labels) == {f.label for f in features if f.in_model}
-    zs = [r["z_raw"] for r in rows]
-    assert zs == sorted(zs, reverse=True)
+    positions = [r["pos"] for r in rows]
+    assert positions == sorted(positions, reverse=True)
+    spend = next(f for f in features if f.name == "total_spend")
+    row = next(r for r in rows if r["feature"] == spend.label)
+    assert row["label"] == f"{100 * segment.means['total_spend'] / spend.overall_mean:,.0f}"
+    assert "standard deviation" not in json.dumps(chart)
 
 
 def test_signed_formats_z_scores_with_a_real_minus() -> None:
-    assert charts.signed(1.23) == "+1.2"
-    assert charts.signed(-0.84) == "\u22120.8"
-    assert charts.signed(-0.01) == "0.0"
+    assert fmt.signed(1.23) == "+1.2"
+    assert fmt.signed(-0.84) == "\u22120.8"
+    assert fmt.signed(-0.01) == "0.0"
 
 
 def test_exports_render_offline_and_refuse_external_data(built: dict[str, Any]) -> None:

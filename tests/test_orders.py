@@ -388,3 +388,66 @@ def test_exact_duplicates_are_found_in_a_table_many_threads_read() -> None:
     assert len(expected) >= 40
     assert lines.stats.duplicates == len(expected)
     assert (np.asarray(found) == expected).all()
+
+
+@pytest.mark.parametrize("statement, refusal", [
+    ("SELECT * FROM read_csv('{secret}')", "file system operations are disabled"),
+    ("SELECT * FROM read_text('{secret}')", "file system operations are disabled"),
+    ("COPY (SELECT 42) TO '{made}'", "file system operations are disabled"),
+    ("ATTACH '{made}' AS other", "file system operations are disabled"),
+    ("INSTALL httpfs", "Permission Error"),
+    ("LOAD httpfs", "Loading external extensions is disabled"),
+    ("SET enable_external_access = true", "Cannot change configuration option"),
+    ("SET lock_configuration = false", "Cannot change configuration option"),
+])
+def test_the_duckdb_connection_reaches_no_file_and_cannot_be_opened_up(
+        tmp_path: Path, statement: str, refusal: str) -> None:
+    import duckdb
+
+    from reportgen.orders import _connect
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    made = tmp_path / "made.out"
+    con = _connect()
+    try:
+        con.register("lines", pd.DataFrame({"a": [1, 2]}))  # frames handed in still work
+        assert con.execute("SELECT sum(a) FROM lines").fetchone() == (3,)
+        with pytest.raises(duckdb.Error, match=refusal):
+            con.execute(statement.format(secret=secret, made=made))
+    finally:
+        con.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.csv"]
+
+
+def test_hostile_column_names_reach_no_file(tmp_path: Path) -> None:
+    """Column names are quoted into DuckDB's SQL; one that tried to close the quote and run a
+    statement of its own is only a name, and could reach no file if it were not."""
+    frame, facts = invoice_lines(40)
+    made = tmp_path / "made.csv"
+    hostile = f"x\"); COPY (SELECT 1) TO '{made}'; --"
+    frame[hostile] = "note"
+    frame[f"y'; ATTACH '{tmp_path / 'other.db'}'; --"] = 1
+    o = _aggregate(frame)
+    assert set(o.customers.index) == facts.customers
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_small_words_of_order_reports() -> None:
+    from reportgen import fmt
+    from reportgen.personas import evidence
+
+    # a category level written as a name keeps its case; a plain word is lower-cased
+    assert evidence("Office Supplies share", "share", 1.0, 0.31, "$", "Office Supplies") == \
+        "Office Supplies share 100% vs 31% overall"
+    assert evidence("Technology share", "share", 1.0, 0.31, "$", "Technology") == \
+        "technology share 100% vs 31% overall"
+    assert evidence("Days since last order", "days", 277, 91, "$") == \
+        "days since last order 277 vs 91 overall"
+    # a money ratio when it says something: not "(0.0×)" next to $0
+    assert evidence("Net spend", "money", 3189, 1013, "$").endswith("(3.1×)")
+    assert evidence("Spend last 90 days", "money", 0.0, 98, "$") == \
+        "spend last 90 days $0 vs $98 overall"
+    # 76 of 23,570 customers is not "0%"; a spend trend of -0.01 is not "-0.0"
+    assert (fmt.share(76 / 23570), fmt.share(0.0), fmt.share(0.213)) == ("<1%", "0%", "21%")
+    assert (fmt.num(-0.01), fmt.num(-0.3), fmt.num(2.0)) == ("0.0", "-0.3", "2")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -202,3 +203,125 @@ def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> Non
     result = CliRunner().invoke(main, ["backfill", str(orders), "--from", "2011-06", "--to",
                                        "2011-01"])
     assert result.exit_code == 2 and "before --from" in result.output
+
+
+def test_limits_seconds_bounds_the_whole_backfill_not_each_month(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Four months of 4 s each under seconds = 6: no month is over the limit, the backfill
+    is, and it stops in its first or second month (depending on how long reading the table
+    took) with the one line of the time limit."""
+    import time
+
+    from reportgen import pipeline
+
+    path, _ = _table("invoices", tmp_path)
+    months: list[dt.date] = []
+
+    def slow_month(source, cfg, out_root, loaded=None):
+        months.append(cfg.report.as_of)
+        time.sleep(4)
+        if len(months) > 2:
+            raise AssertionError("the limit should have stopped the backfill by now")
+
+    monkeypatch.setattr(pipeline, "run", slow_month)
+    cfg = tmp_path / "limits.toml"
+    cfg.write_text("[limits]\nseconds = 6\n")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2011-09", "--to",
+                                       "2011-12", "--out", str(tmp_path / "series"),
+                                       "--config", str(cfg), "-q"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: the backfill took longer than limits.seconds = "
+                                     "6 s (raise seconds under [limits] in the config, or give "
+                                     "a smaller table)")
+    assert months in ([dt.date(2011, 9, 30)], [dt.date(2011, 9, 30), dt.date(2011, 10, 31)])
+
+
+def test_a_backfill_past_its_time_limit_leaves_only_whole_months(tmp_path: Path) -> None:
+    path, _ = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text("[segment]\nstability_runs = 100\nn_init = 100\n[limits]\nseconds = 2\n")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--out", str(out), "--config",
+                                       str(cfg), "--format", "json", "-q"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: the backfill took longer than limits.seconds = "
+                                     "2 s (raise seconds under [limits] in the config, or give "
+                                     "a smaller table)")
+    if out.exists():  # a month finished before the limit is whole; nothing half-written
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+        for run in run_folders(out):
+            assert (run / "manifest.json").is_file() and (run / "series.json").is_file()
+
+
+def test_backfill_is_one_series_each_month_compared_with_the_one_before(tmp_path: Path
+                                                                        ) -> None:
+    path, facts = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2011-06", "--to",
+                                       "2011-12", "--out", str(out), "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    listed = CliRunner().invoke(main, ["history", "--out", str(out), "--json"])
+    assert listed.exit_code == 0, listed.output
+    history = json.loads(listed.output)
+    # one series, seven months in order, each run chained to the one before
+    assert {h["series"] for h in history} == {"default"}
+    assert [h["period"] for h in history] == [f"2011-{m:02d}" for m in range(6, 13)]
+    assert history[0]["policy"] == "first" and history[0]["previous_run_id"] is None
+    for before, after in zip(history, history[1:], strict=False):
+        assert after["previous_run_id"] == before["run_id"]
+        assert after["personas"] == before["personas"]  # the segments keep their names
+    summaries = [json.loads((out / h["folder"] / "summary.json").read_text()) for h in history]
+    assert summaries[0]["changes"] is None
+    for before, after in zip(summaries, summaries[1:], strict=False):
+        c = after["changes"]
+        assert c["previous_period"] == before["period"]  # "What changed since June 2011"
+        customers, previous = after["headline"]["customers"], before["headline"]["customers"]
+        assert c["new_customers"] + c["returning_customers"] == customers
+        assert c["returning_customers"] + c["lost_customers"] == previous
+        assert c["lost_customers"] == 0  # an order history only grows: nobody leaves it
+        then = {s["name"]: s["size"] for s in before["segments"]}
+        for s in c["segments"]:
+            assert s["previous_customers"] == then[s["name"]]
+            assert s["text"] == "Continued"
+        names = {s["name"] for s in after["segments"]}
+        for line in c["largest_flows"]:  # "29 new customers, $1,306 of spend, joined …"
+            assert re.fullmatch(r"(\d[\d,]* new customers?|1 of the .+|\d[\d,]* .+), "
+                                r"\$[\d,.]+k? of spend, (joined|moved to) (.+)", line), line
+            assert line.split(" joined " if " joined " in line else " moved to ")[1] in names
+            assert "1 new customers" not in line and not line.startswith("1 Loyal")
+    # the months add up to the whole table: the last one holds every customer
+    assert summaries[-1]["headline"]["customers"] == len(facts.customers)
+    assert sum(s["changes"]["new_customers"] for s in summaries[1:]) == \
+        len(facts.customers) - summaries[0]["headline"]["customers"]
+
+
+def test_the_pdf_explains_every_order_feature_and_keeps_the_rfm_groups_whole(
+        tmp_path: Path) -> None:
+    from markupsafe import escape
+
+    from reportgen.render.environment import Assets, render_template
+    from reportgen.render.pdf import PDF_TEMPLATE, chart_images, column_roles
+    from tests.test_report_craft import layout, split_across_pages
+
+    path, _ = _table("cdnow", tmp_path)
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0)
+    report = reportgen.run(path, cfg, tmp_path / "out").report
+    html = render_template(PDF_TEMPLATE, report, Assets(images=chart_images(report),
+                                                        column_roles=column_roles(report)))
+    # every derived feature, in the model or not, with how it was made from the lines
+    described = [f for f in report.features if not f.in_model]
+    assert {f.name for f in described} >= {"one_time", "days_between_orders",
+                                               "active_months", "spend_trend"}
+    for f in report.features:
+        assert str(escape(f.description)) in html, f.name
+    assert "Also derived" not in html
+    # each RFM group with what it means, and its table on one page
+    for g in report.rfm.groups:  # type: ignore[union-attr]
+        assert str(escape(g.description)) in html, g.name
+    document = layout(report)
+    pages = [i for i, page in enumerate(document.pages)
+             for box in page._page_box.descendants()
+             if getattr(box, "element", None) is not None and box.element.tag == "table"
+             and "rfm" in (box.element.get("class") or "").split()]
+    assert len(set(pages)) == 1
+    assert split_across_pages(document) == []

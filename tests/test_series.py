@@ -105,6 +105,38 @@ def test_three_months_of_known_groups_give_the_exact_migration(tmp_path, fast, p
         assert (now.loc[sorted(after.new), "movement"] == "new").all()
 
 
+def test_one_file_serves_the_report_and_the_next_run_and_old_folders_still_compare(
+        tmp_path, fast):
+    """segments.parquet is what the next run reads (its metadata names the key and value
+    columns); a previous run written before that, with assignments.parquet and a
+    segments.parquet without the metadata, gives the same comparison."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    june, july = group_months()[:2]
+    runs = _months([june, july], tmp_path / "new", fast)
+    parquet = Path(runs[0]["run_dir"]) / "segments.parquet"
+    meta = json.loads(pq.read_schema(parquet).metadata[b"reportgen"])
+    assert meta == {"key": "ID", "value": meta["value"], "run_id": runs[0]["run_id"],
+                    "format": 2} and meta["value"]
+    # the old layout: June's folder as an earlier reportgen left it
+    out = tmp_path / "old" / "out"
+    first = _run(_write(june, tmp_path / "old" / "in"), out, "--config", fast)
+    folder = Path(first["run_dir"])
+    table = pq.read_table(folder / "segments.parquet")
+    kept = table.filter(table.column("segment").is_valid())
+    pq.write_table(pa.table({"key": kept.column("ID"),
+                             "segment": kept.column("segment").cast(pa.int32()),
+                             "value": kept.column(meta["value"]).cast(pa.float64())}),
+                   folder / "assignments.parquet")
+    pq.write_table(table.replace_schema_metadata(None), folder / "segments.parquet")
+    second = _run(_write(july, tmp_path / "old" / "in"), out, "--config", fast)
+    new, old = _summary(runs[1])["changes"], _summary(second)["changes"]
+    for field in ("new_customers", "lost_customers", "returning_customers", "migration"):
+        assert new[field] == old[field], field
+    assert new["returning_customers"] == len(june.frame) - len(july.gone)
+
+
 def test_the_sample_keeps_its_names_for_three_months_under_both_policies(tmp_path, fast):
     months = sample_months()
     for policy in ("keep", "refit"):
@@ -134,7 +166,8 @@ def test_a_first_run_says_changes_come_next_period_and_files_of_the_series(tmp_p
     assert summary["changes"] is None and summary["series"] == "shop"
     assert Path(run["run_dir"]).parent == out / "shop"
     assert {p.name for p in Path(run["run_dir"]).iterdir()} >= {
-        "assignments.parquet", "series.json", "segments.csv", "summary.json", "model.skops"}
+        "segments.parquet", "series.json", "segments.csv", "summary.json", "model.skops"}
+    assert not (Path(run["run_dir"]) / "assignments.parquet").exists()  # segments.parquet serves
     latest = json.loads((out / "shop" / "latest").read_text())
     assert latest["run_id"] == run["run_id"] and latest["period"] == "2014-06"
     assert (out / "history.sqlite").is_file()

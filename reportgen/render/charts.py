@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -23,8 +24,16 @@ import pandas as pd
 from altair.utils.schemapi import debug_mode
 
 from .. import fmt
-from ..fmt import signed
-from ..report import ChartSpec, FeatureInfo, KRow, Method, Rfm, Segment, TrendPoint
+from ..report import (
+    ChartSpec,
+    FeatureInfo,
+    KRow,
+    Method,
+    MigrationTable,
+    Rfm,
+    Segment,
+    TrendPoint,
+)
 from .pdf import page_rank
 
 log = logging.getLogger(__name__)
@@ -35,7 +44,17 @@ MUTED = "#52606d"
 GRID = "#e4e7eb"
 MAX_POINTS = 5_000  # Altair's own row limit; sampling beyond it adds ink, not insight
 Z_CLIP = 2.5  # z-scores beyond this are clipped so one extreme cell does not wash out the rest
+# The heatmap and the persona bars show an index (100 = the average customer), coloured on a
+# log scale so that half (50) and twice (200) sit at the same distance from average; past a
+# third or three times the average the colour saturates (the label keeps the real index).
+INDEX_CLIP = 1.585  # log2(3)
+INDEX_KEY = [33, 40, 50, 67, 80, 100, 125, 150, 200, 250, 300]
+INDEX_TITLE = "Index: 100 = the average customer, 200 = twice the average, 50 = half"
 WIDTH = 560  # fits the A4 text column of the PDF at 100% and the HTML column
+# Grids (heatmap, migration): px per column, narrow enough to fit a phone at five segments,
+# and px for the row names.
+HEAT_COLUMN = 58
+HEAT_LABELS = 118
 
 # Okabe & Ito (2008), reordered so the first colours are the most distinct on white
 # (yellow and black last: yellow has poor contrast, black reads as text).
@@ -49,8 +68,8 @@ MIX_DARK, MIX_LIGHT = (0x17, 0x2f, 0x4a), (0xdd, 0xe6, 0xef)
 DIVERGING: Final = "blueorange"  # colour-blind-safe: blue below average, orange above
 # "16k" for inertia, "0.24" for silhouette: SI prefixes would print 0.24 as "240m"
 _SHORT_NUMBER = "abs(datum.value) >= 1000 ? format(datum.value, '~s') : format(datum.value, '~r')"
-_SIGNED = "datum.value === 0 ? '0' : format(datum.value, '+.0f')"
-_SIGNED_OR_AVERAGE = "datum.value === 0 ? 'average' : format(datum.value, '+.0f')"
+_INDEX_OR_AVERAGE = "datum.value === 100 ? 'average' : format(datum.value, 'd')"
+_LOG_INDEX = "datum.value === 0 ? 'average' : format(100 * pow(2, datum.value), 'd')"
 
 METRICS = [  # (KRow field, facet label): arrows say which direction is better
     ("silhouette", "Silhouette ↑"),
@@ -101,12 +120,12 @@ def _names(segments: Sequence[Segment]) -> list[str]:
     return [s.name for s in segments]
 
 
-def _legend(labels: Sequence[str], width: int = WIDTH) -> alt.Legend:
+def _legend(labels: Sequence[str], width: int = WIDTH, **options: Any) -> alt.Legend:
     """A bottom legend that wraps into columns rather than growing wider than the chart."""
     # ~7 px per character at 11 px, plus the symbol and padding
     needed = sum(7 * len(label) + 34 for label in labels)
     rows = max(1, -(-needed // width))
-    return alt.Legend(title=None, columns=-(-len(labels) // rows))
+    return alt.Legend(title=None, columns=-(-len(labels) // rows), **options)
 
 
 def _ramp(n: int) -> list[str]:
@@ -118,6 +137,20 @@ def _ramp(n: int) -> list[str]:
         rgb = (round(a + (b - a) * t) for a, b in zip(MIX_DARK, MIX_LIGHT, strict=True))
         out.append("#" + "".join(f"{c:02x}" for c in rgb))
     return out
+
+
+def _alternating(n: int) -> list[int]:
+    """Ramp positions for n stacked parts, dark and light in turn (0, 3, 1, 4, 2, 5 for six):
+    neighbouring parts then differ by about half the ramp in lightness, so they stay apart in
+    grey scale and for any colour vision, where a plain dark-to-light ramp puts near-equal
+    shades side by side."""
+    half = (n + 1) // 2
+    order = []
+    for i in range(half):
+        order.append(i)
+        if half + i < n:
+            order.append(half + i)
+    return order
 
 
 def _finish(chart: Any, description: str) -> Any:
@@ -229,7 +262,9 @@ def trend(points: Sequence[TrendPoint]) -> alt.Chart:
     order = sorted(latest.values(), key=lambda p: p.id)
     scale = alt.Scale(domain=[p.name for p in order], range=[p.color for p in order])
     chart = alt.Chart(_frame(rows)).mark_line(point=True, strokeWidth=2).encode(
-        x=alt.X("period:O", sort=periods, title=None, axis=alt.Axis(labelAngle=0)),
+        # past six periods "September 1997" and "October 1997" would overlap: slanted
+        x=alt.X("period:O", sort=periods, title=None,
+                axis=alt.Axis(labelAngle=0 if len(periods) <= 6 else -35)),
         y=alt.Y("share:Q", title="Share of customers", axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("segment:N", scale=scale, title=None,
                         legend=_legend([p.name for p in order])),
@@ -247,6 +282,78 @@ def trend(points: Sequence[TrendPoint]) -> alt.Chart:
                      f"{fmt.pct(end.share)} in {end.period_label}")
     return _finish(chart, f"Share of customers per segment from {first} to {last}: "
                           + "; ".join(parts) + ".")
+
+
+def migration(table: MigrationTable, previous_period: str) -> alt.Chart:
+    """Where last period's customers are now: previous segments and the new customers (rows)
+    × this period's segments and "Lost" (columns), each cell its customers, shaded by the
+    share of its row (a single-hue ramp: lightness alone carries it, so it reads in grey).
+    The table is aggregated already: at most (k + 1)², whatever the number of customers."""
+    columns, labels = list(table.columns), [r.label for r in table.rows]
+    rows = [
+        {"from": r.label, "to": col, "customers": n,
+         "share": _r(n / r.total if r.total else 0.0), "count": fmt.num(n) if n else "·"}
+        for r in table.rows for col, n in zip(columns, r.customers, strict=True)
+    ]
+    width = HEAT_COLUMN * len(columns)
+    wrapped = [label for label in labels if len(_lines(label, 17)) > 1]
+    two_lines = f"indexof({json.dumps(wrapped)}, datum.value) >= 0"
+    col_scale = alt.Scale(domain=columns, range=list(table.colors))
+    row_scale = alt.Scale(domain=labels, range=[r.color for r in table.rows])
+    x = alt.X("to:N", sort=columns, title="Now")
+    strip = (
+        alt.Chart(_frame([{"to": c} for c in columns]))
+        .mark_rect(height=6)
+        .encode(
+            x=x.axis(orient="top", labelAngle=0, labelExpr=_wrap_labels(columns, 9),
+                     labelColor=INK, labelFontSize=10, domain=False, ticks=False,
+                     labelLimit=HEAT_COLUMN + 4, labelLineHeight=12, titlePadding=4,
+                     labelPadding=6 + 12 * (max(len(_lines(c, 9)) for c in columns) - 1)),
+            color=alt.Color("to:N", scale=col_scale, legend=None),
+        )
+        .properties(width=width, height=6)
+    )
+    base = alt.Chart(_frame(rows)).encode(
+        x=x.axis(None),
+        y=alt.Y("from:N", sort=labels, title=f"In {previous_period}",
+                axis=alt.Axis(ticks=False, domain=False, labelColor=INK, labelPadding=18,
+                              labelFontSize=10, labelLimit=HEAT_LABELS,
+                              labelExpr=_wrap_labels(labels, 17),
+                              # Vega sets a label's first line on the row's middle: lift
+                              # the two-line ones by half a line
+                              labelOffset={"condition": {"test": two_lines, "value": -5},
+                                           "value": 0})),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
+        color=alt.condition("datum.customers == 0", alt.value("#f5f7fa"), alt.Color(
+            "share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), legend=None)),
+        tooltip=[alt.Tooltip("from:N", title=f"In {previous_period}"),
+                 alt.Tooltip("to:N", title="Now"),
+                 alt.Tooltip("customers:Q", format=",", title="Customers"),
+                 alt.Tooltip("share:Q", format=".0%", title="Share of the row")],
+    )
+    text = base.mark_text(fontSize=10).encode(
+        text="count:N",
+        color=alt.condition("datum.share > 0.55", alt.value("white"), alt.value(INK)))
+    # each row's persona colour, as a square between its label and the grid
+    swatches = (
+        alt.Chart(_frame([{"from": lab} for lab in labels]))
+        .mark_square(size=90, opacity=1)
+        .encode(x=alt.value(-9), y=alt.Y("from:N", sort=labels),
+                color=alt.Color("from:N", scale=row_scale, legend=None))
+    )
+    grid = alt.layer(cells, text, swatches).resolve_scale(color="independent").properties(
+        width=width, height=30 * len(labels))  # room for a row name on two lines
+    chart = alt.vconcat(strip, grid, spacing=2).resolve_scale(color="independent")
+    parts = []
+    for r in table.rows:
+        moves = sorted(((n, c) for c, n in zip(columns, r.customers, strict=True) if n),
+                       key=lambda t: -t[0])[:3]
+        parts.append(f"{r.label} ({fmt.num(r.total)}): "
+                     + ", ".join(f"{fmt.num(n)} {c}" for n, c in moves))
+    return _finish(chart, f"Where the customers of {previous_period} are now (rows: "
+                          f"{previous_period}'s segments and the new customers; columns: this "
+                          "period's segments and the lost). " + "; ".join(parts) + ".")
 
 
 def _model_features(features: Sequence[FeatureInfo]) -> list[FeatureInfo]:
@@ -276,80 +383,115 @@ def _clip(z: float) -> float:
     return max(-Z_CLIP, min(Z_CLIP, z))
 
 
+def index(segment: Segment, feature: FeatureInfo) -> float | None:
+    """The segment's average as an index of everyone's (100 = the average customer), or None
+    where a ratio means nothing (an average of zero or below, a negative segment average)."""
+    mean = segment.means.get(feature.name)
+    overall = feature.overall_mean
+    if mean is None or not math.isfinite(mean) or not math.isfinite(overall) or overall <= 0 \
+            or mean < 0:
+        return None
+    return 100.0 * mean / overall
+
+
+def _position(segment: Segment, feature: FeatureInfo) -> tuple[float, str]:
+    """Where a segment sits on a feature, for the colour or the bar (log2 of index/100,
+    clipped), and the label a reader sees: the index, or "above"/"below" average when there
+    is no index (then the position comes from the z-score, scaled onto the same range)."""
+    idx = index(segment, feature)
+    if idx is None:
+        z = _z(segment, feature.name)
+        word = "average" if abs(z) < 0.05 else ("above" if z > 0 else "below")
+        return _clip(z) / Z_CLIP * INDEX_CLIP, word
+    pos = math.log2(max(idx, 1.0) / 100.0)
+    return max(-INDEX_CLIP, min(INDEX_CLIP, pos)), f"{idx:,.0f}"
+
+
 def _extremes(segment: Segment, features: Sequence[FeatureInfo], n: int = 2) -> str:
-    ranked = sorted(features, key=lambda f: _z(segment, f.name), reverse=True)
-    high = [f"{f.label} {signed(_z(segment, f.name))}" for f in ranked[:n]
-            if _z(segment, f.name) > 0]
-    low = [f"{f.label} {signed(_z(segment, f.name))}" for f in ranked[::-1][:1]
-           if _z(segment, f.name) < 0]
+    placed = sorted(((*_position(segment, f), f) for f in features), key=lambda t: -t[0])
+    high = [f"{f.label} {label}" for pos, label, f in placed[:n] if pos > 0]
+    low = [f"{f.label} {label}" for pos, label, f in placed[::-1][:1] if pos < 0]
     text = "highest " + ", ".join(high) if high else "nothing above average"
     return text + ("; lowest " + ", ".join(low) if low else "")
 
 
+def _index_key(width: int = 260) -> alt.Chart:
+    """The colour key of an index scale, drawn as a row of cells, not a gradient legend:
+    WeasyPrint's SVG renderer drops Vega's gradient fill and would print an empty legend."""
+    steps = [{"index": i, "pos": _r(math.log2(i / 100), 3)} for i in INDEX_KEY]
+    return (
+        alt.Chart(_frame(steps))
+        .mark_rect()
+        .encode(
+            x=alt.X("index:O", title=_lines(INDEX_TITLE, 46), sort=INDEX_KEY,
+                    axis=alt.Axis(values=[33, 50, 100, 200, 300], labelExpr=_INDEX_OR_AVERAGE,
+                                  labelAngle=0, ticks=False, domain=False, titlePadding=6)),
+            color=alt.Color("pos:Q", scale=_index_scale(), legend=None),
+        )
+        .properties(width=width, height=10)
+    )
+
+
+def _index_scale() -> alt.Scale:
+    return alt.Scale(scheme=DIVERGING, domain=[-INDEX_CLIP, INDEX_CLIP], domainMid=0)
+
+
 def zscore_heatmap(segments: Sequence[Segment], features: Sequence[FeatureInfo]) -> alt.Chart:
-    """Segments (columns) × model features (rows): how far each segment sits from everyone."""
+    """Segments (columns) × model features (rows): each segment's average as an index of
+    everyone's (100 = the average customer). Named for the z-scores that pick the features."""
     model = _strongest(_model_features(features),
                        lambda f: max((abs(_z(s, f.name)) for s in segments), default=0.0),
                        MAX_SHOWN)
     labels = [f.label for f in model]
-    rows = [
-        {"segment": s.name, "feature": f.label, "z": _r(_clip(_z(s, f.name)), 3),
-         "z_raw": _r(_z(s, f.name), 3), "label": signed(_z(s, f.name))}
-        for s in segments for f in model
-    ]
-    col_width = max(70, min(120, (WIDTH - 200) // max(1, len(segments))))
-    x = alt.X("segment:N", sort=_names(segments), title=None)
+    rows = []
+    for s in segments:
+        for f in model:
+            pos, label = _position(s, f)
+            idx = index(s, f)
+            rows.append({"segment": s.name, "feature": f.label, "pos": _r(pos, 3),
+                         "label": label, "index": None if idx is None else _r(idx, 1)})
+    names = _names(segments)
+    col_width = HEAT_COLUMN
+    x = alt.X("segment:N", sort=names, title=None)
     strip = (
         alt.Chart(_frame([{"segment": s.name} for s in segments]))
         .mark_rect(height=6)
         .encode(
-            x=x.axis(orient="top", labelAngle=0, labelExpr=_wrap_labels(_names(segments)),
-                     labelColor=INK, labelFontSize=11, domain=False, ticks=False,
-                     labelLimit=col_width, labelLineHeight=13,
+            x=x.axis(orient="top", labelAngle=0, labelExpr=_wrap_labels(names, 9),
+                     labelColor=INK, labelFontSize=10, domain=False, ticks=False,
+                     labelLimit=col_width + 4, labelLineHeight=12,
                      # Vega hangs extra lines of a top label downwards: lift by their height
-                     labelPadding=6 + 13 * (max(len(_lines(n)) for n in _names(segments)) - 1)),
+                     labelPadding=6 + 12 * (max(len(_lines(n, 9)) for n in names) - 1)),
             color=alt.Color("segment:N", scale=_persona_scale(segments), legend=None),
         )
         .properties(width=col_width * len(segments), height=6)
     )
     base = alt.Chart(_frame(rows)).encode(
         x=x.axis(None),
-        y=alt.Y("feature:N", sort=labels, title=None, axis=alt.Axis(ticks=False, domain=False)),
+        y=alt.Y("feature:N", sort=labels, title=None,
+                axis=alt.Axis(ticks=False, domain=False, labelLimit=HEAT_LABELS)),
     )
-    z_scale = alt.Scale(scheme=DIVERGING, domain=[-Z_CLIP, Z_CLIP], domainMid=0)
     cells = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
-        color=alt.Color("z:Q", scale=z_scale, legend=None),
+        color=alt.Color("pos:Q", scale=_index_scale(), legend=None),
         tooltip=[alt.Tooltip("segment:N", title="Segment"),
                  alt.Tooltip("feature:N", title="Feature"),
-                 alt.Tooltip("z_raw:Q", format="+.2f", title="z-score")],
+                 alt.Tooltip("label:N", title="Index (100 = average)")],
     )
     text = base.mark_text(fontSize=10).encode(
         text="label:N",
-        color=alt.condition(f"abs(datum.z) > {Z_CLIP * 0.6}", alt.value("white"), alt.value(INK)),
+        color=alt.condition(f"abs(datum.pos) > {INDEX_CLIP * 0.6:.3f}", alt.value("white"),
+                            alt.value(INK)),
     )
     heat = alt.layer(cells, text).properties(width=col_width * len(segments),
                                              height=22 * len(model))
-    # The colour key is drawn as a row of cells, not a gradient legend: WeasyPrint's SVG
-    # renderer drops Vega's gradient fill and would print an empty legend in the PDF.
-    steps = [{"z": round(-Z_CLIP + 0.25 * i, 2)} for i in range(int(Z_CLIP * 8) + 1)]
-    key = (
-        alt.Chart(_frame(steps))
-        .mark_rect()
-        .encode(
-            x=alt.X("z:O", title="Difference from the average customer (standard deviations)",
-                    axis=alt.Axis(values=[-2, -1, 0, 1, 2], labelExpr=_SIGNED_OR_AVERAGE,
-                                  labelAngle=0, ticks=False, domain=False, titlePadding=6)),
-            color=alt.Color("z:Q", scale=z_scale, legend=None),
-        )
-        .properties(width=260, height=10)
-    )
+    key = _index_key(min(260, max(200, col_width * len(segments))))
     chart = alt.vconcat(strip, alt.vconcat(heat, key, spacing=10), spacing=2).resolve_scale(
         color="independent")
     parts = [f"{s.name}: {_extremes(s, model)}" for s in segments]
     return _finish(
         chart,
         f"How each segment differs from the average customer on {len(model)} model features, "
-        "in standard deviations. " + "; ".join(parts) + ".",
+        "as an index where 100 is the average customer. " + "; ".join(parts) + ".",
     )
 
 
@@ -385,9 +527,10 @@ def projection(points: pd.DataFrame, segments: Sequence[Segment], how: str = "")
         alt.Chart(rows)
         .mark_circle(size=16, opacity=0.6)
         .encode(
-            # the projection's units mean nothing to a reader: no tick labels
-            x=alt.X("x:Q", title="Dimension 1", axis=_BARE_AXIS),
-            y=alt.Y("y:Q", title="Dimension 2", axis=_BARE_AXIS),
+            # the projection's axes and units mean nothing to a reader: no titles, no tick
+            # labels (how the map is made is in the appendix, "Customer map")
+            x=alt.X("x:Q", title=None, axis=_BARE_AXIS),
+            y=alt.Y("y:Q", title=None, axis=_BARE_AXIS),
             color=alt.Color("segment:N", scale=_persona_scale(segments),
                             sort=_names(segments), legend=_legend(_names(segments))),
             tooltip=[alt.Tooltip("segment:N", title="Segment")],
@@ -481,8 +624,11 @@ def _mix(
             start += share
         top = sorted(mine, reverse=True)
         parts.append(f"{s.name}: " + ", ".join(f"{lab} {fmt.pct(sh)}" for sh, lab in top))
-    ramp = _ramp(len(labels))
-    dark = set(labels[: (len(labels) + 1) // 2])  # white text on the darker half of the ramp
+    shades = _ramp(len(labels))
+    positions = _alternating(len(labels))
+    ramp = [shades[p] for p in positions]
+    # white text on the darker half of the ramp
+    dark = {lab for lab, p in zip(labels, positions, strict=True) if p < (len(labels) + 1) // 2}
     height = 30 * len(segments)
     y = alt.Y("segment:N", sort=_names(segments), title=None, axis=None)
     base = alt.Chart(_frame(rows)).encode(y=y)
@@ -491,7 +637,8 @@ def _mix(
                 scale=alt.Scale(domain=[0, 1], nice=False)),
         x2="end:Q",
         color=alt.Color("component:N", sort=labels, scale=alt.Scale(domain=labels, range=ramp),
-                        legend=_legend(labels, WIDTH - 160)),
+                        legend=_legend(labels, WIDTH - 160, symbolType="square",
+                                       symbolStrokeColor="#9aa5b1", symbolStrokeWidth=0.5)),
         tooltip=[alt.Tooltip("segment:N", title="Segment"),
                  alt.Tooltip("component:N", title=noun.capitalize()),
                  alt.Tooltip("share:Q", format=".0%", title="Share")],
@@ -635,23 +782,24 @@ def k_metrics(method: Method) -> alt.Chart:
 
 
 def persona_traits(segment: Segment, features: Sequence[FeatureInfo]) -> alt.Chart:
-    """One segment's z-scores on the model features, as diverging bars (its persona page)."""
-    model = sorted(_model_features(features), key=lambda f: _z(segment, f.name), reverse=True)
+    """One segment against the average customer on the model features: diverging bars of
+    its index (100 = the average customer) on a log scale, highest first (its persona page)."""
+    placed = sorted(((*_position(segment, f), f) for f in _model_features(features)),
+                    key=lambda t: -t[0])
     rows = [
-        {"feature": f.label, "z": _r(_clip(_z(segment, f.name)), 3),
-         "z_raw": _r(_z(segment, f.name), 3),
-         "side": "above" if _z(segment, f.name) >= 0 else "below",
-         "label": signed(_z(segment, f.name))}
-        for f in model
+        {"feature": f.label, "pos": _r(pos, 3), "label": label,
+         "side": "above" if pos >= 0 else "below"}
+        for pos, label, f in placed
     ]
-    order = [f.label for f in model]
+    order = [f.label for _, _, f in placed]
     base = alt.Chart(_frame(rows)).encode(
         y=alt.Y("feature:N", sort=order, title=None,
                 axis=alt.Axis(ticks=False, domain=False, labelColor=INK, labelFontSize=11,
                               labelLimit=170)),
-        x=alt.X("z:Q", title=["Difference from the average customer", "(standard deviations)"],
-                scale=alt.Scale(domain=[-Z_CLIP, Z_CLIP], nice=False),
-                axis=alt.Axis(values=[-2, -1, 0, 1, 2], labelExpr=_SIGNED)),
+        x=alt.X("pos:Q", title=["Index: 100 = the average customer", "(200 = twice, 50 = half)"],
+                # headroom past the clip for the labels at the bars' ends
+                scale=alt.Scale(domain=[-INDEX_CLIP - 0.5, INDEX_CLIP + 0.5], nice=False),
+                axis=alt.Axis(values=[-1, 0, 1], labelExpr=_LOG_INDEX)),
     )
     colour = alt.Color("segment:N", scale=_persona_scale([segment]), legend=None)
     bars = base.mark_bar(height={"band": 0.7}).transform_calculate(
@@ -661,19 +809,19 @@ def persona_traits(segment: Segment, features: Sequence[FeatureInfo]) -> alt.Cha
                                                       range=[1.0, 0.45]), legend=None,
                             sort=["above", "below"]),
         tooltip=[alt.Tooltip("feature:N", title="Feature"),
-                 alt.Tooltip("z_raw:Q", format="+.2f", title="z-score")],
+                 alt.Tooltip("label:N", title="Index (100 = average)")],
     )
-    zero = alt.Chart(_frame([{"z": 0}])).mark_rule(color="#9aa5b1").encode(x="z:Q")
-    above = (base.transform_filter("datum.z >= 0")
+    zero = alt.Chart(_frame([{"pos": 0}])).mark_rule(color="#9aa5b1").encode(x="pos:Q")
+    above = (base.transform_filter("datum.pos >= 0")
              .mark_text(align="left", dx=3, fontSize=10).encode(text="label:N"))
-    below = (base.transform_filter("datum.z < 0")
+    below = (base.transform_filter("datum.pos < 0")
              .mark_text(align="right", dx=-3, fontSize=10).encode(text="label:N"))
     # narrow: it sits in half of a persona page next to the traits, at close to 1:1 scale
-    chart = alt.layer(bars, zero, above, below).properties(width=210, height=18 * len(model))
+    chart = alt.layer(bars, zero, above, below).properties(width=210, height=18 * len(rows))
     return _finish(
         chart,
-        f"{segment.name} compared with the average customer, in standard deviations: "
-        f"{_extremes(segment, model, n=3)}.",
+        f"{segment.name} compared with the average customer, as an index where 100 is the "
+        f"average: {_extremes(segment, _model_features(features), n=3)}.",
     )
 
 
@@ -696,17 +844,22 @@ def _plan(
     value_label: str = "spend",
     rfm: Rfm | None = None,
     trend_points: Sequence[TrendPoint] = (),
+    moves: MigrationTable | None = None,
 ) -> list[ChartSpec]:
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
     (``build_charts`` fills them in): which charts a report has is decided here only."""
     plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
+    if moves is not None and moves.rows and moves.columns:
+        plan.append(("migration", "Who stayed, who moved, who left: darker cells hold more "
+                                  "of their row", False))
     if len({p.period for p in trend_points}) >= 2:
         plan.append(("trend", "Share of customers per segment, period by period", False))
     if _model_features(features):
         plan.append(("zscore_heatmap", "What sets each segment apart", False))
     if points is not None and len(points):
-        plan.append(("projection", "Customers on a map of the model features", True))
+        plan.append(("projection", "A map of the customers: the closer two dots, the more "
+                                   "alike the customers", True))
         if {"income", "value"} <= set(points.columns):
             plan.append(("income_value", f"Income and {value_label}", True))
     for group, title in (("product_mix", "What they buy"), ("channel_mix", "Where they buy"),
@@ -735,12 +888,15 @@ def build_charts(
     currency: str = "$",
     rfm: Rfm | None = None,
     trend_points: Sequence[TrendPoint] = (),
+    moves: MigrationTable | None = None,
+    previous_period: str = "last period",
 ) -> dict[str, ChartSpec]:
     """Every chart the data supports (``_plan``), as specs keyed by name (persona
     charts: persona_<id>).
 
     ``points`` is the caller's seeded sample of customers (columns x, y, segment and
-    optionally income, value); None skips the scatters.
+    optionally income, value); None skips the scatters. ``moves``: the migration table since
+    ``previous_period`` (``Changes.table``; None on a first run or without customer keys).
     """
     by_id = {f"persona_{s.id}": s for s in segments}
     pts = points if points is not None else pd.DataFrame()  # the plan has no scatter then
@@ -757,10 +913,11 @@ def build_charts(
         "k_metrics": lambda: k_metrics(method),
         "trend": lambda: trend(trend_points),
         "rfm_grid": lambda: rfm_grid(rfm),  # type: ignore[arg-type]
+        "migration": lambda: migration(moves, previous_period),  # type: ignore[arg-type]
     }
     charts: dict[str, ChartSpec] = {}
     for planned in _plan(segments, features, method, points, value_label=value_label,
-                         rfm=rfm, trend_points=trend_points):
+                         rfm=rfm, trend_points=trend_points, moves=moves):
         name = planned.name
         # Altair's debug mode validates every object as it is made (~10% of the build);
         # the specs are checked where it matters, by vl-convert rendering them in the tests.

@@ -23,7 +23,7 @@ EMAIL_TEMPLATE = "email.html.j2"
 EMAIL_TEXT_TEMPLATE = "email.txt.j2"
 # What a phone screen can take: who the segments are and how they differ. The rest is one tap
 # away in the attached PDF.
-EMAIL_CHARTS = ("trend", "size_value", "zscore_heatmap")
+EMAIL_CHARTS = ("migration", "trend", "size_value", "zscore_heatmap")
 EMAIL_CONTENT_WIDTH = 552  # the 600 px layout less 24 px padding either side
 EMAIL_PNG_SCALE = 2  # sharp on high-density screens
 MAX_EMAIL_HTML = 100_000  # Gmail clips a message body over 102 KB behind "[Message clipped]"
@@ -67,7 +67,7 @@ class Email:
 
 def email_subject(report: Report) -> str:
     company = f"{report.company}: " if report.company else ""
-    return f"{company}{report.title}, {report.period}"
+    return f"{company}{report.title}" + (f", {report.period}" if report.period else "")
 
 
 def email_specs(report: Report) -> dict[str, dict[str, Any]]:

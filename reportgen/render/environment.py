@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from .. import __version__, fmt
 from ..errors import ConfigError
-from ..report import Report
+from ..report import OVERLAP_BELOW, TENTATIVE_BELOW, Report
 from ..resources import templates_dir
 from . import branding
 
@@ -144,6 +144,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     # formatting only: templates never compute
     env.filters.update(
         pct=fmt.pct,
+        share=fmt.share,
         money=_money,
         value=_value,
         num=_num,
@@ -153,6 +154,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         ink_on=branding.ink_on,
         text_on_white=branding.text_on_white,
     )
+    # the thresholds the templates name
+    env.globals.update(tentative_below=TENTATIVE_BELOW, overlap_below=OVERLAP_BELOW)
     return env
 
 

@@ -52,7 +52,7 @@ def column_roles(report: Report) -> list[RoleGroup]:
 
 # The order report_pdf.html.j2 shows the charts in: these, the persona_<id> charts in id
 # order, then the appendix's k_metrics (and any other chart after that, by name).
-PAGE_ORDER = ("trend", "size_value", "zscore_heatmap", "projection", "income_value",
+PAGE_ORDER = ("migration", "trend", "size_value", "zscore_heatmap", "projection", "income_value",
               "product_mix", "channel_mix", "campaigns", "rfm_grid")
 
 
