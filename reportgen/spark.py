@@ -60,6 +60,8 @@ TABLE_PREFIX = "spark:"
 # Relative error of the per-segment medians (percentile_approx's accuracy 1 / this): a median
 # within 0.01 % of the rank, at a few KB of state per segment and feature.
 MEDIAN_ACCURACY = 10_000
+# The features that are a ratio of nothing (0/0) for some customers: missing, not 0
+UNDEFINED = ("deal_share", "avg_basket")
 # Set before [engine] conf (which wins): no progress bars on the report's stderr, and ANSI
 # SQL as Spark 4 has it (the expressions below never divide by zero or cast text unguarded).
 DEFAULT_CONF = {"spark.ui.showConsoleProgress": "false", "spark.sql.ansi.enabled": "true"}
@@ -337,7 +339,8 @@ def feature_columns(schema: Schema, cleaned: CleaningDecisions, ff: FeatureFrame
         return x if low is None else F.when(x < low, F.lit(low)).otherwise(x)
 
     def share(part: Column, whole: Column, low: float | None = 0.0) -> Column:
-        return F.coalesce(clip(F.when(whole != 0, part / whole), low, 1.0), F.lit(0.0))
+        # null where the whole is 0: a ratio of nothing (features.add(undefined=True))
+        return clip(F.when(whole != 0, part / whole), low, 1.0)
 
     def total(columns: list[str]) -> Column:
         out = F.col(columns[0])
@@ -386,8 +389,7 @@ def feature_columns(schema: Schema, cleaned: CleaningDecisions, ff: FeatureFrame
         if deals := schema.col("deals"):
             out["deal_share"] = share(F.col(deals), purchases, low=None)
         if spend is not None:
-            out["avg_basket"] = F.coalesce(F.when(purchases != 0, spend / purchases),
-                                           F.lit(0.0))
+            out["avg_basket"] = F.when(purchases != 0, spend / purchases)
     for role, name in (("balance", "balance"), ("credit_limit", "credit_limit"),
                        ("cash_advance", "cash_advance"), ("payments", "payments"),
                        ("visits", "web_visits"), ("recency", "recency")):
@@ -430,14 +432,21 @@ def feature_columns(schema: Schema, cleaned: CleaningDecisions, ff: FeatureFrame
     if missing:
         raise ConfigError(f"--engine spark cannot compute the features {', '.join(missing)}",
                           hint="run it with the default engine")
-    # features.add: a gap (0/0, a blank date) is 0 in the frame
-    return {name: F.coalesce(F.nanvl(out[name].cast("double"), F.lit(None).cast("double")),
-                             F.lit(0.0)) for name in ff.frame.columns}
+    # features.add: a gap (a blank date) is 0 in the frame, a ratio of nothing (0/0) stays
+    # missing (the means skip it; the model matrix fills it, see assign_column)
+    undefined = set(ff.frame.columns[ff.frame.isna().any()]) | set(UNDEFINED)
+    exprs = {}
+    for name in ff.frame.columns:
+        value = F.nanvl(out[name].cast("double"), F.lit(None).cast("double"))
+        exprs[name] = value if name in undefined or name.startswith("share_") else \
+            F.coalesce(value, F.lit(0.0))
+    return exprs
 
 
-def assign_column(seg: Segmentation) -> Column:
+def assign_column(seg: Segmentation, fills: Mapping[str, float]) -> Column:
     """The segment id (1..k) of each customer: the nearest centre of seg's model to the
-    scaled model features (columns named as the features), as a SQL expression."""
+    scaled model features (columns named as the features; a missing ratio takes its fill, as
+    in FeatureFrame.matrix), as a SQL expression."""
     from pyspark.sql import functions as F
 
     centers = getattr(seg.model, "cluster_centers_", None)
@@ -447,7 +456,7 @@ def assign_column(seg: Segmentation) -> Column:
     scaler = seg.scaler
     z = []
     for j, (name, method) in enumerate(zip(scaler.features, scaler.methods, strict=True)):
-        x = F.col(name)
+        x = F.coalesce(F.col(name), F.lit(fills.get(name, 0.0)))  # FeatureFrame.matrix
         if method == "log1p":
             x = F.log1p(F.greatest(x, F.lit(0.0)))
         z.append((x - float(scaler.center[j])) / float(scaler.scale[j]))
@@ -478,7 +487,7 @@ def profiles(scored: DataFrame, features: list[str], value: str | None) -> Profi
     aggs = [F.count(F.lit(1)).alias("_n"),
             F.sum(F.col(value) if value else F.lit(1.0)).alias("_value")]
     for i, f in enumerate(features):
-        aggs += [F.avg(f).alias(f"m{i}"), F.var_pop(f).alias(f"v{i}"),
+        aggs += [F.count(f).alias(f"c{i}"), F.avg(f).alias(f"m{i}"), F.var_pop(f).alias(f"v{i}"),
                  F.percentile_approx(f, 0.5, MEDIAN_ACCURACY).alias(f"q{i}")]
     rows = sorted(scored.groupBy("segment").agg(*aggs).toArrow().to_pylist(),
                   key=lambda r: r["segment"])
@@ -487,23 +496,34 @@ def profiles(scored: DataFrame, features: list[str], value: str | None) -> Profi
     total = float(sum(r["_value"] for r in rows))
     mean, std = {}, {}
     for i, f in enumerate(features):
-        m = np.array([r[f"m{i}"] for r in rows], dtype="float64")
-        v = np.array([r[f"v{i}"] for r in rows], dtype="float64")
-        mean[f] = float(sizes @ m / n)
-        std[f] = float(np.sqrt(max(float(sizes @ (v + (m - mean[f]) ** 2)) / n, 0.0)))
+        # weighted by the values each segment has (a missing ratio is skipped, as pandas does)
+        c = np.array([r[f"c{i}"] for r in rows], dtype="float64")
+        m = np.nan_to_num(np.array([r[f"m{i}"] for r in rows], dtype="float64"))
+        v = np.nan_to_num(np.array([r[f"v{i}"] for r in rows], dtype="float64"))
+        have = float(c.sum())
+        mean[f] = float(c @ m / have) if have else 0.0
+        std[f] = float(np.sqrt(max(float(c @ (v + (m - mean[f]) ** 2)) / have, 0.0))) \
+            if have else 0.0
     out = []
     for r in rows:
         size = int(r["_n"])
-        means = {f: float(r[f"m{i}"]) for i, f in enumerate(features)}
+        means = {f: _float(r[f"m{i}"]) for i, f in enumerate(features)}
         out.append(SegmentProfile(
             id=int(r["segment"]), size=size, share=size / n,
             value_share=float(r["_value"]) / total if total else size / n,
             value_per_customer=float(r["_value"]) / size,
             means=means,
-            medians={f: float(r[f"q{i}"]) for i, f in enumerate(features)},
-            zscores={f: (means[f] - mean[f]) / std[f] if std[f] else 0.0 for f in features},
+            medians={f: _float(r[f"q{i}"]) for i, f in enumerate(features)},
+            zscores={f: (means[f] - mean[f]) / std[f] if std[f] and np.isfinite(means[f])
+                     else 0.0 for f in features},
         ))
     return Profiles(segments=out, overall_mean=mean, overall_std=std, total_value=total)
+
+
+def _float(value: float | None) -> float:
+    """A segment's statistic of a feature it has no value of (all ratios of nothing): NaN,
+    as pandas gives it."""
+    return float("nan") if value is None else float(value)
 
 
 # the run ----------------------------------------------------------------------------------------
@@ -544,7 +564,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
     from .orders import detect
     from .output import write_outputs
     from .personas import name_personas
-    from .pipeline import RunResult, _Clock, _manifest, run_id_for
+    from .pipeline import RunResult, _Clock, _manifest, _outlier_values, run_id_for
     from .playbook import recommend
     from .report import CleaningStep
     from .scoring import build_bundle
@@ -586,7 +606,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         ff = build_features(cleaned, schema, cfg, file=where)
     with clock.stage("segment"):
         seg = segment(ff, cfg.segment)
-        label = assign_column(seg)  # refuses a model without centres before Spark works
+        label = assign_column(seg, ff.fills)  # refuses a model without centres before Spark works
     with clock.stage("spark"):
         clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
                                   snapshot=cfg.report.as_of is not None)
@@ -621,6 +641,8 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiled, personas=personas,
             actions=actions, logo=inputs.logo,
+            # the outliers listed are the sample's (Spark leaves out every one of the table)
+            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, None),
             totals=Totals(customers_in=rows, customers=segmented, missing=missing),
         )
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
