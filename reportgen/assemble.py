@@ -15,7 +15,7 @@ import pandas as pd
 from . import fmt, gates
 from .clean import Cleaned
 from .config import Config
-from .features import FeatureFrame
+from .features import OUTCOMES, FeatureFrame
 from .orders import ROLE_TEXT, Orders
 from .personas import Persona
 from .profile import Profiles
@@ -76,11 +76,13 @@ def build_report(
         palette = charts.palette(seg.k)
         colors = {sp.id: palette[(sp.id - 1) % len(palette)] for sp in profiles.segments}
     by_id = {p.segment_id: p for p in personas}
+    valued = bool(ff.value)
     segments = [
         Segment(
             id=sp.id, name=by_id[sp.id].name, story=by_id[sp.id].story,
             color=colors[sp.id], size=sp.size, share=sp.share,
-            value_share=sp.value_share, value_per_customer=sp.value_per_customer,
+            value_share=sp.value_share if valued else None,
+            value_per_customer=sp.value_per_customer if valued else None,
             traits=by_id[sp.id].traits, actions=actions[sp.id],
             means=sp.means, medians=sp.medians, zscores=sp.zscores,
             stability=seg.stability.per_segment.get(sp.id) if seg.stability else None,
@@ -98,13 +100,15 @@ def build_report(
         stability_ari=seg.stability.ari if seg.stability else None,
         stability_runs=seg.stability.runs if seg.stability else 0,
         stability=seg.stability_text,
+        business=ff.business.text if ff.business else "",
     )
     n = len(ff.frame)
     customers_in = orders.stats.customers + orders.stats.only_returns if orders else len(raw)
     headline = Headline(
         customers_in=customers_in, customers=n, excluded=customers_in - n,
-        total_value=profiles.total_value,
-        value_per_customer=profiles.total_value / n if n else 0.0, k=seg.k,
+        total_value=profiles.total_value if valued else None,
+        value_per_customer=(profiles.total_value / n if n else 0.0) if valued else None,
+        k=seg.k,
     )
     columns = [
         ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),
@@ -133,6 +137,8 @@ def build_report(
         headline=headline, segments=segments,
         top_actions=top_actions(segments), attention=attention(segments, seg, cleaned, ff,
                                                                profiles, currency),
+        business=ff.business.type if ff.business else "generic",
+        overall_basis=overall_basis(n, valued),
         method=method, cleaning=cleaned.log, columns=columns, features=features,
         charts=report_charts,
         gates=[*gates.evaluate(seg.silhouette, segments, cfg.gates), *extra_gates],
@@ -166,22 +172,34 @@ def chart_points(seg: Segmentation, ff: FeatureFrame, names: dict[int, str]) -> 
     return pts.reset_index(drop=True)
 
 
+def overall_basis(customers: int, valued: bool) -> str:
+    """What "overall" means beside a segment's figure, said once where the figures are."""
+    text = (f"“Overall” is the average over all {customers:,} segmented customers, each "
+            "counted once (a share is each customer's own share, averaged)")
+    if valued:
+        text += "; a segment's share of value is its part of the total"
+    return text + "."
+
+
 def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:
-    """The strongest action of the segments with the most at stake, one rule each."""
+    """The strongest action of the segments with the most at stake, one rule each. A
+    tentative segment's action comes only when the firm segments have too few, and says so."""
     scored = []
     for s in segments:
         for rank, a in enumerate(s.actions):
             # What is at stake: the segment's value and headcount; how sure: the rule's strength.
-            stake = (s.value_share + s.share) / 2
+            value = s.value_share if s.value_share is not None else s.share
+            stake = (value + s.share) / 2
             scored.append((a.strength * stake / (1 + rank), s, a))
-    scored.sort(key=lambda t: (-t[0], t[1].id, t[2].rule))
+    scored.sort(key=lambda t: (t[1].tentative, -t[0], t[1].id, t[2].rule))
     picked: list[TopAction] = []
     seen_rules: set[str] = set()
     seen_segments: set[int] = set()
     for _, s, a in scored:
         if a.rule in seen_rules or s.id in seen_segments:
             continue
-        picked.append(TopAction(segment_id=s.id, segment_name=s.name, action=a))
+        picked.append(TopAction(segment_id=s.id, segment_name=s.name, action=a,
+                                tentative=s.tentative))
         seen_rules.add(a.rule)
         seen_segments.add(s.id)
         if len(picked) == n:
@@ -191,8 +209,10 @@ def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:
 
 def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: FeatureFrame,
               profiles: Profiles, currency: str) -> list[str]:
-    notes = []
+    notes = outcome_notes(segments, ff, profiles)
     for s in segments:
+        if s.value_share is None:
+            break
         index = s.value_share / s.share if s.share else 0
         if index >= CONCENTRATION_ALERT:
             notes.append(f"{s.name} bring {fmt.pct(s.value_share)} of value from "
@@ -204,7 +224,7 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
             if s.zscores.get("recency", 0) >= RECENCY_ALERT_Z:
                 notes.append(f"{s.name} last bought {s.means['recency']:.0f} days ago on average "
                              f"(everyone: {overall:.0f}): they are drifting away.")
-    if "complained" in ff.frame:
+    if "complained" in ff.frame and "complained" not in OUTCOMES:
         for s in segments:
             if s.zscores.get("complained", 0) >= 0.3 and s.means["complained"] > 0.01:
                 notes.append(f"{s.name} complain more than others "
@@ -218,8 +238,63 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
     if seg.silhouette < 0.25:
         notes.append(f"Segments are a partition of a continuum (silhouette {seg.silhouette:.2f}), "
                      "not sharply separated groups: customers near a boundary could sit in either.")
+    if not ff.value:
+        notes.append("The table has no column that measures value (spend, charges, revenue): "
+                     "segments are compared by headcount and traits, not by value.")
     excluded = len(cleaned.excluded)
     if excluded:
         notes.append(f"{excluded:,} rows were left out of the segmentation (see the cleaning log; "
                      "segments.csv gives the reason per row).")
+    return notes
+
+
+# Far from everyone: half as much again as the overall rate, and 5 points above it.
+OUTCOME_RATIO = 1.5
+OUTCOME_POINTS = 0.05
+# outcome -> (what a customer did, what everyone who did it is called)
+_OUTCOME_WORDS = {
+    "churned": ("churned", "churners"),
+    "complained": ("complained", "customers who complained"),
+    "defaulted": ("are in default", "customers in default"),
+    "subscribed": ("subscribed", "subscribers"),
+    "converted": ("converted", "conversions"),
+}
+
+
+def outcome_segments(segments: list[Segment], ff: FeatureFrame, profiles: Profiles
+                     ) -> list[tuple[str, Segment, float]]:
+    """(outcome, segment, its share of everyone with that outcome) for each segment whose
+    outcome rate is far above everyone's, the largest share first."""
+    found = []
+    for feature, meta in ff.meta.items():
+        if (meta.group != "outcome" and feature not in OUTCOMES) or \
+                feature not in profiles.overall_mean:
+            continue
+        overall = profiles.overall_mean[feature]
+        total = sum(s.means[feature] * s.size for s in segments)
+        if overall <= 0 or total <= 0:
+            continue
+        for s in segments:
+            rate = s.means[feature]
+            if rate >= OUTCOME_RATIO * overall and rate - overall >= OUTCOME_POINTS:
+                found.append((feature, s, rate * s.size / total))
+    return sorted(found, key=lambda t: (-t[2], t[0], t[1].id))
+
+
+def outcome_notes(segments: list[Segment], ff: FeatureFrame, profiles: Profiles) -> list[str]:
+    """The "Needs attention" lines of the outcomes: a segment far above everyone's rate and
+    the share of all such customers it holds."""
+    notes = []
+    for feature, s, held in outcome_segments(segments, ff, profiles):
+        did, who = _OUTCOME_WORDS.get(feature, (f"answered yes to "
+                                                f"{ff.meta[feature].label.lower()}",
+                                                f"customers answering yes to "
+                                                f"{ff.meta[feature].label.lower()}"))
+        count = round(s.means[feature] * s.size)
+        bad = OUTCOMES.get(feature, ("", True))[1]
+        then = ("act on them first" if bad else
+                "they answer: put them, and customers like them, first")
+        notes.append(f"{s.name}: {fmt.pct(s.means[feature])} {did}, against "
+                     f"{fmt.pct(profiles.overall_mean[feature])} of all customers; they are "
+                     f"{fmt.pct(held)} of all {who} ({count:,} customers): {then}.")
     return notes

@@ -54,7 +54,7 @@ def evidence(label: str, unit: str, value: float, overall: float, currency: str)
     text = f"{label[0].lower()}{label[1:]} {fmt.by_unit(value, unit, currency)} vs " \
            f"{fmt.by_unit(overall, unit, currency)} overall"
     if unit == "money" and overall > 0 and (value / overall >= 1.5 or value / overall <= 0.5):
-        text += f" ({value / overall:.1f}×)"
+        text += f" ({fmt.ratio(value / overall)})"
     return text
 
 

@@ -49,8 +49,8 @@ class Segment:
     color: str  # hex colour used for this persona in every chart
     size: int
     share: float  # share of segmented customers
-    value_share: float  # share of total value (spend)
-    value_per_customer: float
+    value_share: float | None  # share of total value (spend); None: the table has no value
+    value_per_customer: float | None
     traits: list[Trait]
     actions: list[Action]
     means: dict[str, float]  # feature -> segment mean
@@ -110,6 +110,7 @@ class Method:
     stability_ari: float | None = None  # mean adjusted Rand index of refits vs the final labels
     stability_runs: int = 0  # bootstrap refits behind the stability numbers
     stability: str = ""  # how stability was measured, in words
+    business: str = ""  # the business type, why, and the value measure, in words
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class TopAction:
     segment_id: int
     segment_name: str
     action: Action
+    tentative: bool = False  # the segment is tentative: test the action on a small group first
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,8 @@ class Headline:
     customers_in: int  # rows in the source table
     customers: int  # customers segmented
     excluded: int  # rows left out (with reasons in the cleaning log)
-    total_value: float
-    value_per_customer: float
+    total_value: float | None  # None: the table has nothing that measures value
+    value_per_customer: float | None
     k: int
 
 
@@ -337,7 +339,7 @@ class Report:
     run_id: str
     source: str  # file name of the input
     currency: str
-    value_label: str  # what "value" means, e.g. "spend"
+    value_label: str  # what "value" means, e.g. "spend"; "" when the table has no measure
     headline: Headline
     segments: list[Segment]
     top_actions: list[TopAction]
@@ -359,6 +361,9 @@ class Report:
     # What changed since the previous run of the series; None on its first run.
     changes: Changes | None = None
     trend: list[TrendPoint] = field(default_factory=list)  # the last 12 periods, oldest first
+    business: str = "generic"  # business type (business.BUSINESS_TYPES): shop, cards, telecom…
+    # What every "overall" figure is: the mean over all segmented customers, each counted once.
+    overall_basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
