@@ -293,7 +293,7 @@ def outcome_notes(segments: list[Segment], ff: FeatureFrame, profiles: Profiles)
         count = round(s.means[feature] * s.size)
         bad = OUTCOMES.get(feature, ("", True))[1]
         then = ("act on them first" if bad else
-                "they answer: put them, and customers like them, first")
+                "offer to them, and to customers like them, first")
         notes.append(f"{s.name}: {fmt.pct(s.means[feature])} {did}, against "
                      f"{fmt.pct(profiles.overall_mean[feature])} of all customers; they are "
                      f"{fmt.pct(held)} of all {who} ({count:,} customers): {then}.")

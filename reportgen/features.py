@@ -11,6 +11,7 @@ else comes from the schema (which shares exist) and from clean's decisions (as_o
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -336,6 +337,9 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                           {f: m.label for f, m in meta.items()})
         model = _model_features(cfg, out, meta, schema)
         value = business.value
+        if value == "total_spend" and business.value_label != "spend":
+            # TotalCharges of a telecom table, PURCHASES of a card table: named as such.
+            meta[value] = dataclasses.replace(meta[value], label=business.value_label.capitalize())
     else:
         business = decide(schema, list(out.columns), cfg.report.business,
                           {f: m.label for f, m in meta.items()})

@@ -700,7 +700,9 @@ def _plan(
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
     (``build_charts`` fills them in): which charts a report has is decided here only."""
-    plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
+    # Without a value measure a share of value would only repeat the share of customers.
+    plan = [("size_value", f"Share of customers vs share of {value_label}", False)] \
+        if value_label else []
     if len({p.period for p in trend_points}) >= 2:
         plan.append(("trend", "Share of customers per segment, period by period", False))
     if _model_features(features):
