@@ -186,7 +186,9 @@ def top_actions(segments: list[Segment], n: int = 3) -> list[TopAction]:
     tentative segment's action comes only when the firm segments have too few, and says so."""
     scored = []
     for s in segments:
-        for rank, a in enumerate(s.actions):
+        # A segment's action on an outcome (retention for churners) is the one it brings.
+        candidates = s.actions[:1] if s.actions and s.actions[0].first else s.actions
+        for rank, a in enumerate(candidates):
             # What is at stake: the segment's value and headcount; how sure: the rule's strength.
             value = s.value_share if s.value_share is not None else s.share
             stake = (value + s.share) / 2
@@ -215,7 +217,7 @@ def attention(segments: list[Segment], seg: Segmentation, cleaned: Cleaned, ff: 
             break
         index = s.value_share / s.share if s.share else 0
         if index >= CONCENTRATION_ALERT:
-            notes.append(f"{s.name} bring {fmt.pct(s.value_share)} of value from "
+            notes.append(f"{s.name} bring {fmt.pct(s.value_share)} of {ff.value_label} from "
                          f"{fmt.pct(s.share)} of customers: losing a few of them costs more than "
                          "losing many others.")
     if "recency" in ff.frame:

@@ -70,7 +70,7 @@ class Business:
         value = f"value is measured by {self.value_label}" if self.value else \
             "the table has no column that measures value (spend, charges, revenue), so the " \
             "report shows no value shares"
-        return f"Business type: {self.label} ({how}); {value}."
+        return f"{self.label[0].upper()}{self.label[1:]} ({how}); {value}."
 
 
 def infer_type(schema: Schema) -> tuple[str, str]:

@@ -420,7 +420,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
                     schema: Schema | None = None) -> list[str]:
     if cfg.features.model:
         for name in cfg.features.model:
-            if meta.get(name) is not None and meta[name].group == "outcome":
+            if name in OUTCOMES or (name in meta and meta[name].group == "outcome"):
                 raise ConfigError(f"features.model names {name!r}, an outcome: outcomes are "
                                   "profiled per segment, never used to make segments",
                                   hint=f"remove {name!r} from features.model")
@@ -445,6 +445,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
         chosen = [f for f in chosen if out[f].nunique() > 2]
         if len(chosen) < 2:
             # A table with little we know: cluster on whatever numbers it has.
-            chosen = [f for f, m in meta.items() if m.group not in DESCRIPTIVE_GROUPS]
+            chosen = [f for f, m in meta.items()
+                      if m.group not in DESCRIPTIVE_GROUPS and f not in OUTCOMES]
     # A feature with no spread cannot separate anyone.
     return [f for f in dict.fromkeys(chosen) if out[f].std() > 0]

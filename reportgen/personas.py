@@ -19,6 +19,7 @@ from .resources import read_toml, templates_dir
 MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
 MIN_TRAITS = 3
+OUTCOME_Z = 0.2  # an outcome is a trait from a fifth of a standard deviation (the playbook's)
 TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement", "profile",
                 "outcome")
 
@@ -83,7 +84,11 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
         if ff.meta[f].group in TRAIT_GROUPS and f != "household_size" and f in sp.zscores
     ]
     ranked = sorted(candidates, key=lambda f: (-abs(sp.zscores[f]), f))
-    chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z][:MAX_TRAITS]
+    # An outcome (churn, a deposit taken up) far from everyone's rate is always shown, first.
+    outcomes = [f for f in ranked if ff.meta[f].group == "outcome" and
+                abs(sp.zscores[f]) >= OUTCOME_Z]
+    ranked = outcomes + [f for f in ranked if f not in outcomes]
+    chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z or f in outcomes][:MAX_TRAITS]
     if len(chosen) < MIN_TRAITS:
         chosen = ranked[:MIN_TRAITS]
     out = []

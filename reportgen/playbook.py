@@ -183,7 +183,8 @@ def _fired(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Pr
         strength = rule.weight * sum(r[1] for r in checked) / len(checked)
         fired.append((rule, Action(
             rule=rule.id, title=rule.title, channel=rule.channel, kpi=rule.kpi,
-            evidence="; ".join(r[2] for r in checked), strength=round(strength, 4))))
+            evidence="; ".join(r[2] for r in checked), strength=round(strength, 4),
+            first=rule.first)))
     return fired
 
 

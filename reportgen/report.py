@@ -37,6 +37,7 @@ class Action:
     kpi: str
     evidence: str
     strength: float  # how strongly the rule's conditions hold (for ranking)
+    first: bool = False  # answers an outcome of the segment (churn...): its action to take first
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,10 @@ def test_report_names_the_business_and_the_value_measure(runs) -> None:
     for name, (kind, value) in expected.items():
         report = runs[name].report
         assert (report.business, report.value_label) == (kind, value), name
-        assert report.method.business.startswith(f"Business type: {BUSINESS_TYPES[kind]}")
+        label = BUSINESS_TYPES[kind]
+        assert report.method.business.startswith(f"{label[0].upper()}{label[1:]} (inferred")
         html = _texts(runs[name])["report.html"]
-        assert f"Business type: {BUSINESS_TYPES[kind]}" in html
+        assert f"Business type {report.method.business}" in html
         if value:
             assert f"value is measured by {value}" in report.method.business
             assert f"Total {value}" in html
@@ -152,6 +153,11 @@ def test_churn_is_profiled_never_modelled_and_its_segment_comes_first(runs) -> N
     assert f"they are {fmt.pct(held)} of all churners" in first
     assert worst.actions[0].rule == "churn-rescue"  # retention first
     assert "retention" in worst.actions[0].title
+    assert worst.traits[0].feature == "churned"
+    assert worst.story.startswith(f"{fmt.pct(worst.share)} of customers bringing "
+                                  f"{fmt.pct(worst.value_share)} of total charges: churned ")
+    assert ("churn-rescue", worst.id) in {(t.action.rule, t.segment_id)
+                                          for t in report.top_actions}
 
 
 def test_bank_marketing_uses_its_loans_and_profiles_the_deposit_answer(runs) -> None:
@@ -165,6 +171,9 @@ def test_bank_marketing_uses_its_loans_and_profiles_the_deposit_answer(runs) -> 
     assert report.attention[0].startswith(f"{best.name}: ")
     assert "of all subscribers" in report.attention[0]
     assert best.actions[0].rule == "deposit-look-alikes"
+    assert best.traits[0].feature == "subscribed"
+    assert ("deposit-look-alikes", best.id) in {(t.action.rule, t.segment_id)
+                                                for t in report.top_actions}
 
 
 def test_an_outcome_named_as_a_model_feature_is_refused(tmp_path) -> None:
