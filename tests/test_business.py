@@ -290,3 +290,18 @@ def test_outcome_words_cover_every_named_outcome() -> None:
     from reportgen.assemble import _OUTCOME_WORDS
 
     assert set(OUTCOMES) == set(_OUTCOME_WORDS)
+
+
+def test_plain_text_email_keeps_one_line_per_figure(runs) -> None:
+    for name in ("sample", "bank"):
+        report = runs[name].report
+        lines = (runs[name].run_dir / "email.txt").read_text(encoding="utf-8").splitlines()
+        for s in report.segments:
+            head = f"   {fmt.pct(s.share)} of customers ({s.size:,})"
+            (line,) = [x for x in lines if x.startswith(head)]
+            assert line.endswith("per customer") if report.value_label else line == head
+        whys = [i for i, x in enumerate(lines) if x.startswith("   Why: ")]
+        assert len(whys) == len(report.top_actions)
+        for i in whys[:-1]:
+            assert lines[i + 1] in ("", "   Tentative segment: test this on a small group first.")
+        assert report.overall_basis in lines
