@@ -305,3 +305,19 @@ def test_plain_text_email_keeps_one_line_per_figure(runs) -> None:
         for i in whys[:-1]:
             assert lines[i + 1] in ("", "   Tentative segment: test this on a small group first.")
         assert report.overall_basis in lines
+
+
+def test_persona_words_by_business_replace_the_general_ones() -> None:
+    from reportgen.personas import for_business, load_vocabulary
+
+    vocab = load_vocabulary()
+
+    def high(business: str | None, feature: str) -> dict[str, str]:
+        (words,) = [w for w in for_business(vocab, business) if w.feature == feature]
+        return words.high
+
+    assert high("grocery", "total_spend")["adjective"] == "High-spending"
+    assert high("telecom", "total_spend") == {"adjective": "High-value"}
+    assert high("wholesale", "total_spend")["noun"] == "key accounts"
+    assert high("deposits", "age")["noun"] == "older savers"
+    assert high("shop", "age")["noun"] == "seniors"
