@@ -255,8 +255,9 @@ def _echo_run(result: Any) -> None:
     for s in report.segments:
         stable = "" if s.stability is None else \
             f"  {'tentative' if s.tentative else 'stable'} {s.stability:.2f}"
-        click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
-                   f"{s.value_share:>4.0%} of {report.value_label}{stable}")
+        value = f"  {s.value_share:>4.0%} of {report.value_label}" \
+            if s.value_share is not None else ""
+        click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers{value}{stable}")
     changes = report.changes
     if changes is not None:
         line = f"Compared with {changes.previous_period} (run {changes.previous_run_id}, " \

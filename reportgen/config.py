@@ -169,6 +169,10 @@ class ReportConfig:
         range=(dt.date(1900, 1, 1), dt.date(2199, 12, 31)))
     period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
     currency: str = _setting("$", "Currency symbol for money amounts.")
+    business: str = _setting(
+        "auto", "Business type: auto (inferred from the columns), shop, grocery, cards, "
+        "deposits, telecom, wholesale or generic. It chooses the value measure, the persona "
+        "words and the playbook rules that may fire.")
     formats: list[str] = _setting(
         ["html", "pdf", "email"], "Outputs to render: html, pdf, email (email.html, email.txt and "
         "their chart images, for `reportgen email`); json = the data files only (summary.json "
@@ -324,6 +328,8 @@ class Config:
             data["transactions"] = transactions
         if self.report.logo is not None:
             data["report"]["logo"] = _file_digest(self.report.logo)
+        if self.report.business == "auto":
+            data["report"].pop("business")  # run ids of before the setting existed
         return data
 
 
@@ -458,6 +464,7 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             )
     _validate_branding(cfg, file)
     _validate_transactions(cfg, file)
+    _validate_business(cfg, file)
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"'engine.name' is {cfg.engine.name!r}"
                           f"{_nearest(cfg.engine.name, list(ENGINES))}", file=file)
@@ -540,6 +547,14 @@ def _validate_transactions(cfg: Config, file: str | None) -> None:
     if t.price is not None and t.quantity is None:
         raise ConfigError("'transactions.price' needs 'transactions.quantity' (amount = "
                           "quantity × price)", file=file)
+
+
+def _validate_business(cfg: Config, file: str | None) -> None:
+    from .business import BUSINESS_SETTINGS
+
+    if cfg.report.business not in BUSINESS_SETTINGS:
+        raise ConfigError(f"'report.business' is {cfg.report.business!r}"
+                          f"{_nearest(cfg.report.business, list(BUSINESS_SETTINGS))}", file=file)
 
 
 def _validate_branding(cfg: Config, file: str | None) -> None:

@@ -252,7 +252,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
     from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
-    from .playbook import recommend
+    from .playbook import recommend_all
     from .profile import profile
     from .render import charts
     from .scoring import build_bundle
@@ -314,11 +314,9 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             reserved=[s.name for s in previous.record.segments] if previous else ())
     with clock.stage("playbook"):
         changed = series_.deltas(step, profiles)
-        actions = {
-            sp.id: recommend(sp, inputs.playbook, ff, profiles, cfg.report.currency,
-                             value_label, changed.get(sp.id))
-            for sp in profiles.segments
-        }
+        actions = recommend_all(profiles.segments, inputs.playbook, ff, profiles,
+                                cfg.report.currency, value_label,
+                                ff.business.type if ff.business else None, changed)
     names = {p.segment_id: p.name for p in personas}
     model = build_bundle(cfg=cfg, schema=schema, raw=table, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,
