@@ -565,7 +565,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
     from .output import write_outputs
     from .personas import name_personas
     from .pipeline import RunResult, _Clock, _manifest, _outlier_values, run_id_for
-    from .playbook import recommend
+    from .playbook import recommend_all
     from .report import CleaningStep
     from .scoring import build_bundle
     from .segment import segment
@@ -625,9 +625,9 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
                                      inputs.vocabulary)
             persona_of = {p.segment_id: p.name for p in personas}
         with clock.stage("playbook"):
-            actions = {sp.id: recommend(sp, inputs.playbook, ff, profiled,
-                                        cfg.report.currency, ff.value_label)
-                       for sp in profiled.segments}
+            actions = recommend_all(profiled.segments, inputs.playbook, ff, profiled,
+                                    cfg.report.currency, ff.value_label,
+                                    ff.business.type if ff.business else None)
         run_id = run_id_for(cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated",
                             loaded.sha256, cfg)
         uri = segments_uri(source, cfg.engine)
