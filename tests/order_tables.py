@@ -239,20 +239,20 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def steady_orders(n_customers: int = 240, seed: int = 3) -> tuple[pd.DataFrame, Facts]:
-    """A shop whose customers do not change: every one joined in the first half of 2009 and
+    """A shop whose customers do not change: every one joined in the second half of 2010 and
     buys on its own cadence (every 2 weeks to 3 months, a random phase) with its own basket
     until the end of 2011, nobody new, nobody leaving. Month to month only the calendar
     moves: a backfill of 2011 should see no drift but its tenure ageing."""
     rng = np.random.default_rng(seed)
-    first_day, end = dt.date(2009, 1, 1), dt.date(2011, 12, 31)
+    first_day, end = dt.date(2010, 7, 1), dt.date(2011, 12, 31)
     facts = Facts(last_day=end)
     rows: list[dict[str, object]] = []
     order = 1000
     for i in range(n_customers):
         cid = f"C{i:04d}"
-        cadence = int(rng.choice([14, 30, 45, 90]))
+        cadence = int(rng.integers(14, 91))
         basket = float(rng.choice([20.0, 60.0, 150.0])) * float(rng.uniform(0.8, 1.2))
-        day = first_day + dt.timedelta(days=int(rng.integers(0, 181)))
+        day = first_day + dt.timedelta(days=int(rng.integers(0, 184)))
         while day <= end:
             order += 1
             rows.append({"Order ID": f"SO-{order}", "Order Date": day.isoformat(),
