@@ -69,6 +69,9 @@ class FeatureMeta:
     group: str
     description: str
     level: str = ""  # for a category level feature ("Month-to-month"): the level's name
+    # The unit in which the feature grows one-for-one with the calendar (compare.CLOCKS:
+    # tenure, age), or "": drift ages last period's customers by it before comparing.
+    clock: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         return values
 
     def add(name: str, values: pd.Series | np.ndarray, label: str, unit: str, group: str,
-            description: str, level: str = "", undefined: bool = False) -> None:
+            description: str, level: str = "", undefined: bool = False,
+            clock: str = "") -> None:
         """undefined: a blank is a ratio of nothing (0/0): kept missing, so means skip it,
         and filled with the median only in the model matrix (FeatureFrame.matrix)."""
         s = pd.Series(values, index=df.index).astype("float64")
@@ -203,7 +207,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             columns[name] = s
         else:
             columns[name] = s.fillna(0.0) if s.isna().any() else s
-        meta[name] = FeatureMeta(label, unit, group, description, level)
+        meta[name] = FeatureMeta(label, unit, group, description, level, clock)
 
     def add_shares(columns: list[str], whole: pd.Series, group: str, of: str) -> None:
         """share_<tag> = column / whole for each column (missing where the whole is 0)."""
@@ -217,19 +221,19 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     as_of = cleaned.as_of
     if (by := schema.col("birth_year")) and as_of is not None:
         add("age", as_of.year - df[by], "Age", "years", "demographics",
-            f"years between {by} and {as_of.isoformat()}")
+            f"years between {by} and {as_of.isoformat()}", clock="calendar years")
     elif age := schema.col("age"):
-        add("age", df[age], "Age", "years", "demographics", f"from {age}")
+        add("age", df[age], "Age", "years", "demographics", f"from {age}", clock="years")
     signup = schema.col("signup_date")
     if signup and as_of is not None and df[signup].notna().any():
         days = (pd.Timestamp(as_of) - df[signup]).dt.days
         months = fill("tenure_months", days / 30.4375)
         add("tenure_months", months, "Tenure", "months", "engagement",
-            f"months between {signup} and {as_of.isoformat()}")
+            f"months between {signup} and {as_of.isoformat()}", clock="months")
     elif tenure := schema.col("tenure"):
         factor, unit_word = _tenure_unit(tenure, df[tenure])
         add("tenure_months", df[tenure] * factor, "Tenure", "months", "engagement",
-            f"from {tenure} ({unit_word})")
+            f"from {tenure} ({unit_word})", clock="months")
     if income := schema.col("income"):
         add("income", df[income], "Income", "money", "demographics", f"from {income}")
 
@@ -422,7 +426,7 @@ def order_features(cleaned: Cleaned, derived: Mapping[str, Derived], cfg: Config
     """The features of customers aggregated from order lines (orders.aggregate): its
     columns as they are, each with how it was derived."""
     out = cleaned.frame[list(derived)].astype("float64")
-    meta = {name: FeatureMeta(d.label, d.unit, d.group, d.description, d.level)
+    meta = {name: FeatureMeta(d.label, d.unit, d.group, d.description, d.level, d.clock)
             for name, d in derived.items()}
     if cfg.features.model:
         model = _model_features(cfg, out, meta)

@@ -301,7 +301,8 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         step = series_.compare_stage(
             seg, ff, keys, previous, cfg, policy=policy,
             next_id=history.next_segment_id(series) if history is not None else 1,
-            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes)
+            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes,
+            as_of=cleaned.as_of)
         seg = step.seg
     with clock.stage("profile"):
         profiles = profile(ff, seg)

@@ -296,6 +296,7 @@ class Drift:
     psi_moderate: float
     psi_significant: float
     distance_threshold: float
+    aged: str = ""  # "Tenure is compared after ageing last month's customers by the month..."
 
 
 @dataclass(frozen=True)

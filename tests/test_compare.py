@@ -283,6 +283,77 @@ def test_a_feature_with_few_values_is_binned_by_its_values():
     assert c.psi(bins, kids[:, 0]) == pytest.approx(0.0)
 
 
+def _calendar_months(n: int = 3000, seed: int = 5):
+    """Two monthly snapshots of the same customers where only the calendar moves: tenure in
+    days / 30.4375 (as orders and signup dates give it) +30 days, whole-year age +1 for the
+    customers whose birthday falls in the month, an income that stays."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 365, n)  # days since the first order on 31 May (a young shop)
+    birth = rng.integers(18, 80, n)
+    birthday_in_june = rng.random(n) < 1 / 12
+    income = rng.lognormal(10, 0.5, n)
+    may = np.column_stack([first / 30.4375, birth, income])
+    june = np.column_stack([(first + 30) / 30.4375, birth + birthday_in_june, income])
+    return may, june
+
+
+FEATURES = ["tenure_months", "age", "income"]
+LABELS = {"tenure_months": "Months as a customer", "age": "Age", "income": "Income"}
+CLOCKS = {"tenure_months": "months", "age": "years", "income": ""}
+MAY, JUNE_END = dt.date(2024, 5, 31), dt.date(2024, 6, 30)
+
+
+def test_tenure_and_age_are_compared_after_ageing_last_months_customers():
+    may, june = _calendar_months()
+    bins = c.reference_bins(may, FEATURES)
+    plain = c.drift(bins, june, FEATURES, LABELS)
+    psi = {f.feature: f.psi for f in plain.features}
+    assert psi["tenure_months"] > 0.1  # the calendar alone reads as drift without ageing
+
+    shifts = c.calendar_shifts(CLOCKS, MAY, JUNE_END)
+    assert shifts == {"tenure_months": pytest.approx(30 / 30.4375),
+                      "age": pytest.approx(30 / 365.25)}
+    text = c.ageing_text(["Months as a customer", "Age"], MAY, JUNE_END)
+    assert text == ("Months as a customer and age are compared after ageing last month's "
+                    "customers by the month between the two reports.")
+    aged = c.drift(bins, june, FEATURES, LABELS, shifts=shifts, aged=text)
+    psi_aged = {f.feature: f.psi for f in aged.features}
+    assert psi_aged["tenure_months"] < 0.01 and psi_aged["age"] < 0.1
+    assert psi_aged["income"] == psi["income"] == 0.0
+    assert all(f.level == "stable" for f in aged.features)
+    assert not aged.exceeded and aged.reasons == [] and aged.aged == text
+
+
+def test_many_new_customers_are_drift_of_tenure_even_after_ageing():
+    may, june = _calendar_months()
+    rng = np.random.default_rng(9)
+    newcomers = np.column_stack([rng.integers(0, 30, 2000) / 30.4375,
+                                 rng.integers(18, 80, 2000), rng.lognormal(10, 0.5, 2000)])
+    bins = c.reference_bins(may, FEATURES)
+    d = c.drift(bins, np.vstack([june, newcomers]), FEATURES, LABELS,
+                shifts=c.calendar_shifts(CLOCKS, MAY, JUNE_END))
+    top = d.features[0]
+    assert top.feature == "tenure_months" and top.level == "significant"
+    assert d.exceeded and d.reasons[0].startswith("Months as a customer moved")
+
+
+def test_elapsed_time_in_each_clock_and_undated_runs_age_nothing():
+    assert c.elapsed(dt.date(2024, 1, 31), dt.date(2024, 3, 31), "days") == 60
+    assert c.elapsed(dt.date(2023, 12, 31), dt.date(2024, 1, 31), "calendar years") == 1
+    assert c.elapsed(dt.date(2024, 1, 31), dt.date(2024, 12, 31), "calendar years") == 0
+    assert c.calendar_shifts({"tenure_months": "months"}, None, JUNE_END) == {}
+    assert c.calendar_shifts({"tenure_months": "months"}, JUNE_END, MAY) == {}
+    assert c.ageing_text(["Tenure"], dt.date(2024, 3, 31), JUNE_END) == (
+        "Tenure is compared after ageing the previous report's customers by the 3 months "
+        "between the two reports.")
+    # A whole-number feature moves by whole units: a tenure column in months ages by 1.
+    months = np.arange(0, 72, dtype="float64").repeat(20)[:, None]
+    bins = c.reference_bins(months, ["tenure_months"])
+    d = c.drift(bins, months + 1, ["tenure_months"],
+                shifts=c.calendar_shifts({"tenure_months": "months"}, MAY, JUNE_END))
+    assert d.features[0].psi < 0.01
+
+
 def test_customers_further_from_their_centres_is_drift():
     d = c.drift([], np.zeros((3, 0)), [], distance_previous=2.0, distance_current=2.5)
     assert d.distance_ratio == 1.25 and d.exceeded

@@ -16,7 +16,15 @@ from click.testing import CliRunner
 import reportgen
 from reportgen.cli import main
 from reportgen.config import Config
-from tests.order_tables import Facts, cdnow_text, invoice_lines, order_export, write_csv
+from reportgen.pipeline import backfill
+from tests.order_tables import (
+    Facts,
+    cdnow_text,
+    invoice_lines,
+    order_export,
+    steady_orders,
+    write_csv,
+)
 from tests.runs import run_folders
 from tests.test_orders import ORDER_FEATURES
 
@@ -189,6 +197,29 @@ def test_backfill_makes_one_run_per_month_into_one_root(tmp_path: Path) -> None:
     assert set(last["CustomerID"]) == facts.customers | facts.only_returns
     first = pd.read_csv(out / runs[0] / "segments.csv", dtype={"CustomerID": str})
     assert len(first) < len(last)  # the new customers of November are not there yet
+
+
+def test_a_backfill_of_unchanged_customers_ages_tenure_and_recommends_no_refit(
+        tmp_path: Path) -> None:
+    """Customers who keep buying as they did: only the calendar moves their months as a
+    customer, which drift takes off before comparing (it used to read as drift every month)."""
+    frame, _ = steady_orders()
+    path = write_csv(frame, tmp_path / "orders.csv")
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0,
+                                  series__policy="keep")
+    results = backfill(str(path), cfg, tmp_path / "series", dt.date(2011, 9, 1),
+                       dt.date(2011, 12, 1))
+    drifts = [json.loads((r.run_dir / "summary.json").read_text())["changes"]["drift"]
+              for r in results[1:]]
+    assert len(drifts) == 3
+    for d in drifts:
+        psi = {f["feature"]: f["psi"] for f in d["features"]}
+        assert psi["tenure_months"] < 0.1, psi
+        assert not d["exceeded"] and d["reasons"] == [], d
+        assert d["aged"] == ("Months as a customer is compared after ageing last month's "
+                             "customers by the month between the two reports.")
+    first = json.loads((results[0].run_dir / "summary.json").read_text())
+    assert first["changes"] is None  # a first run: nothing to compare, nothing aged
 
 
 def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> None:
