@@ -278,12 +278,21 @@ class Matching:
         return tuple(c.label for c in self.current if c.kept is None)
 
 
-def keep_matching(previous: Sequence[SegmentRef], current_sizes: dict[int, int]) -> Matching:
+def keep_matching(previous: Sequence[SegmentRef], current_sizes: dict[int, int],
+                  model_names: dict[int, str] | None = None) -> Matching:
     """Under the keep policy the model is last period's: segment i is segment i. One that
-    nobody is assigned to any more disappeared."""
+    nobody is assigned to any more disappeared. One of the model's segments that had nobody
+    last period (so is not among ``previous``) and has customers again emerged, under its id
+    and, from ``model_names``, the name it had when it last had customers."""
     refs = {p.id: p for p in previous}
-    current = tuple(Identity(label=i, id=i, transition="survived", kept=refs[i], by="model")
-                    for i in sorted(refs) if current_sizes.get(i, 0) > 0)
+    names = model_names or {}
+    current = tuple(
+        Identity(label=i, id=i, transition="survived", kept=refs[i], by="model") if i in refs
+        else Identity(label=i, id=i, transition="emerged",
+                      kept=SegmentRef(id=i, name=names[i]) if names.get(i) else None,
+                      by="model")
+        for i in sorted(set(refs) | {j for j, n in current_sizes.items() if n > 0})
+        if current_sizes.get(i, 0) > 0)
     fates = tuple(Fate(i, "survived", (i,)) if current_sizes.get(i, 0) > 0
                   else Fate(i, "disappeared") for i in sorted(refs))
     return Matching(current=current, previous=fates)

@@ -262,8 +262,9 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                      for s in record.segments]
         sizes = pd.Series(seg.labels).value_counts()
         if policy == "keep":
-            matching = compare.keep_matching(prev_refs, {int(k): int(v) for k, v in
-                                                         sizes.items()})
+            matching = compare.keep_matching(
+                prev_refs, {int(k): int(v) for k, v in sizes.items()},
+                previous.model.names if previous.model is not None else None)
             ids = {i.label: i.id for i in matching.current}
             segment_ids = list(previous.model.segment_ids) if previous.model is not None \
                 else [s.segment_id for s in record.segments]

@@ -220,6 +220,27 @@ def test_keep_policy_identity_and_an_emptied_segment_disappears():
     assert m.fate(2).transition == "disappeared"
 
 
+def test_keep_policy_a_segment_empty_last_period_with_customers_again_emerged():
+    """A kept model's segment nobody was in last period is not in that run's record; when
+    customers land in it again it emerged, under its own id (the model's), with the name the
+    model knows for it, or none (named afresh) when the model knows none."""
+    prev = [c.SegmentRef(i, f"S{i}", "#00000" + str(i)) for i in (2, 4)]
+    m = c.keep_matching(prev, {2: 10, 3: 1, 4: 5}, {2: "S2", 3: "Small-basket newcomers"})
+    assert [(i.id, i.transition) for i in m.current] == \
+        [(2, "survived"), (3, "emerged"), (4, "survived")]
+    assert m.of(3).kept is not None and m.of(3).kept.name == "Small-basket newcomers"
+    assert [f.transition for f in m.previous] == ["survived", "survived"]
+    assert c.keep_matching(prev, {2: 10, 3: 1}).of(3).kept is None
+    # the flows of such a month count the customer in segment 3 as new to it
+    june = c.Assignments(keys=pd.Index(["a", "b"]), segments=np.array([2, 4]),
+                         values=np.array([1.0, 2.0]))
+    july = c.Assignments(keys=pd.Index(["a", "b", "z"]), segments=np.array([2, 4, 3]),
+                         values=np.array([1.0, 2.0, 3.0]))
+    f = c.flows(june, july, previous_ids=[2, 4],
+                current_ids=sorted(i.id for i in m.current))
+    assert f.current_ids == (2, 3, 4) and f.customers[0].tolist() == [0, 1, 0, 0]
+
+
 def test_colours_kept_and_a_new_segment_gets_one_nobody_uses():
     prev = [c.SegmentRef(1, "A", "#E69F00"), c.SegmentRef(2, "B", "#56B4E9")]
     m = c.Matching(current=(

@@ -356,3 +356,27 @@ def test_the_pdf_explains_every_order_feature_and_keeps_the_rfm_groups_whole(
              and "rfm" in (box.element.get("class") or "").split()]
     assert len(set(pages)) == 1
     assert split_across_pages(document) == []
+
+
+def test_a_backfill_from_the_first_month_survives_a_segment_that_empties_and_fills_again(
+        tmp_path: Path) -> None:
+    """Kept month after month, a segment of the first month's model empties (its customers
+    lapse into others) and later takes customers again: that month's run compares as usual,
+    the segment emerged under its own id, no name is shared."""
+    path, _ = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2010-12", "--to",
+                                       "2011-09", "--out", str(out), "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(CliRunner().invoke(main, ["history", "--out", str(out), "--json"]).output)
+    assert len(listed) == 10 and all(h["policy"] == "keep" for h in listed[1:])
+    transitions = []
+    for h in listed[1:]:
+        summary = json.loads((out / h["folder"] / "summary.json").read_text())
+        names = [s["name"] for s in summary["segments"]]
+        assert len(set(names)) == len(names)
+        transitions += [(h["period"], s["id"], s["transition"])
+                        for s in summary["changes"]["segments"]]
+    emptied = {i for _, i, t in transitions if t == "disappeared"}
+    back = [(p, i) for p, i, t in transitions if t == "emerged"]
+    assert back and all(i in emptied for _, i in back), transitions
