@@ -133,6 +133,8 @@ def describe(c: Check) -> str:
         shown_features = [("*" if f in ff.model else "") + f for f in ff.meta]
         lines += ["", "Features (* = used for clustering):"]
         lines += _wrap(", ".join(shown_features), "  ")
+        if ff.business is not None:
+            lines += ["", *_wrap(f"Business type: {ff.business.text}", "")]
     lines += ["", "Cleaning a run would do:"]
     if c.cleaned is not None:
         steps = c.cleaned.log

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import ALGORITHMS, VALID_FORMATS, LimitsConfig, load_config
+from .config import ALGORITHMS, ENGINES, VALID_FORMATS, LimitsConfig, load_config
 from .errors import ConfigError, ReportgenError, printable
 from .limits import deadline
 
@@ -163,6 +163,9 @@ def main() -> None:
 @click.option("--history", "history_url", metavar="URL",
               help="History database URL (e.g. postgresql://user@host/db) instead of "
                    "OUT/history.sqlite.")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="Where the work runs: default (this process) or spark (pyspark; SOURCE a "
+                   "Parquet/CSV path or spark:db.table; see [engine]).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object on stdout (run id, run folder, files, segments, "
                    "gates, changes) and nothing else.")
@@ -177,7 +180,7 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         fail_under_silhouette: float | None, gate_min_share: float | None,
         min_stability: float | None, series_name: str | None, previous: str | None,
         fresh: bool, refit: bool, fail_on_drift: bool | None, history_url: str | None,
-        as_json: bool, verbose: bool, quiet: bool) -> None:
+        engine: str | None, as_json: bool, verbose: bool, quiet: bool) -> None:
     """Segment SOURCE and write the report.
 
     SOURCE: a CSV/TSV/delimited text, Parquet or .xlsx file, or a database URL
@@ -208,7 +211,7 @@ def run(source: str | None, config_path: str | None, out_root: str, formats: str
         gates__fail_under_silhouette=fail_under_silhouette,
         gates__min_segment_share=gate_min_share, gates__min_stability=min_stability,
         series__name=series_name, series__policy="refit" if refit else None,
-        series__fail_on_drift=fail_on_drift, history__url=history_url,
+        series__fail_on_drift=fail_on_drift, history__url=history_url, engine__name=engine,
     )
     from . import run as run_report
 
@@ -255,8 +258,9 @@ def _echo_run(result: Any) -> None:
     for s in report.segments:
         stable = "" if s.stability is None else \
             f"  {'tentative' if s.tentative else 'stable'} {s.stability:.2f}"
-        click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers  "
-                   f"{s.value_share:>4.0%} of {report.value_label}{stable}")
+        value = f"  {s.value_share:>4.0%} of {report.value_label}" \
+            if s.value_share is not None else ""
+        click.echo(f"  {s.id}  {s.name:<{width}}  {s.share:>4.0%} of customers{value}{stable}")
     if result.streamed is not None:
         counts = result.streamed["customers"]
         click.echo(f"Streamed: {result.streamed['rows']:,} customers in segments.csv and "

@@ -27,7 +27,11 @@ assignments and history rows, and hands them in.
   on the previous run (deciles, or the values themselves for a feature with few of them), with
   the thresholds used in credit scoring (Siddiqi, "Credit Risk Scorecards", 2006): below 0.1
   stable, 0.1-0.25 moderate, above 0.25 significant; and the mean distance of customers to
-  their segment's centre, this run against the previous one (``DISTANCE_RATIO``).
+  their segment's centre, this run against the previous one (``DISTANCE_RATIO``). A feature
+  that grows one-for-one with the calendar (tenure, age: its ``clock``) is compared after
+  ageing the previous run's bins by the time between the two runs' as_of dates
+  (``calendar_shifts``): a month on every customer's tenure is the calendar, not a change of
+  customers. Recency has no clock: a customer who did not buy is lapsing, which is behaviour.
 """
 
 from __future__ import annotations
@@ -274,12 +278,21 @@ class Matching:
         return tuple(c.label for c in self.current if c.kept is None)
 
 
-def keep_matching(previous: Sequence[SegmentRef], current_sizes: dict[int, int]) -> Matching:
+def keep_matching(previous: Sequence[SegmentRef], current_sizes: dict[int, int],
+                  model_names: dict[int, str] | None = None) -> Matching:
     """Under the keep policy the model is last period's: segment i is segment i. One that
-    nobody is assigned to any more disappeared."""
+    nobody is assigned to any more disappeared. One of the model's segments that had nobody
+    last period (so is not among ``previous``) and has customers again emerged, under its id
+    and, from ``model_names``, the name it had when it last had customers."""
     refs = {p.id: p for p in previous}
-    current = tuple(Identity(label=i, id=i, transition="survived", kept=refs[i], by="model")
-                    for i in sorted(refs) if current_sizes.get(i, 0) > 0)
+    names = model_names or {}
+    current = tuple(
+        Identity(label=i, id=i, transition="survived", kept=refs[i], by="model") if i in refs
+        else Identity(label=i, id=i, transition="emerged",
+                      kept=SegmentRef(id=i, name=names[i]) if names.get(i) else None,
+                      by="model")
+        for i in sorted(set(refs) | {j for j, n in current_sizes.items() if n > 0})
+        if current_sizes.get(i, 0) > 0)
     fates = tuple(Fate(i, "survived", (i,)) if current_sizes.get(i, 0) > 0
                   else Fate(i, "disappeared") for i in sorted(refs))
     return Matching(current=current, previous=fates)
@@ -463,6 +476,60 @@ class Bins:
         return cls(feature=str(data["feature"]), edges=tuple(float(e) for e in edges),
                    shares=tuple(float(s) for s in shares))
 
+    def aged(self, by: float) -> Bins:
+        """The bins of the same customers ``by`` (in the feature's unit) later. Each edge sits a
+        hair below its moved place, so a value the calendar moved exactly onto it (a tenure of
+        d + e days / 30.4375) stays on its side despite rounding."""
+        if by == 0:
+            return self
+        moved = [e + by for e in self.edges]
+        return Bins(self.feature, tuple(m - 1e-9 * max(1.0, abs(m)) for m in moved),
+                    self.shares)
+
+
+DAYS_PER = {"days": 1.0, "months": 30.4375, "years": 365.25}
+CLOCKS = (*DAYS_PER, "calendar years")  # units a feature can age in (FeatureMeta.clock)
+
+
+def elapsed(previous_as_of: dt.date, current_as_of: dt.date, clock: str) -> float:
+    """The time between two as_of dates in a feature's clock: days, months or years (a month
+    of 30.4375 days, as tenure is computed), or "calendar years" (an age from a birth year
+    moves on 1 January)."""
+    if clock == "calendar years":
+        return float(current_as_of.year - previous_as_of.year)
+    return (current_as_of - previous_as_of).days / DAYS_PER[clock]
+
+
+def whole_shift(values: np.ndarray, by: float) -> float:
+    """The calendar's shift of a feature of whole numbers (an age in years, a tenure column in
+    months) is the nearest whole number: a month ages an age in years by 0."""
+    finite_ = values[np.isfinite(values)]
+    return float(round(by)) if by and np.array_equal(finite_, np.round(finite_)) else by
+
+
+def calendar_shifts(clocks: dict[str, str], previous_as_of: dt.date | None,
+                    current_as_of: dt.date | None) -> dict[str, float]:
+    """feature -> how far the calendar moved it between the two runs (features with a clock
+    only; nothing when a run is undated or the dates do not move forward)."""
+    if previous_as_of is None or current_as_of is None or current_as_of <= previous_as_of:
+        return {}
+    return {f: elapsed(previous_as_of, current_as_of, c) for f, c in clocks.items() if c}
+
+
+def ageing_text(labels: Sequence[str], previous_as_of: dt.date, current_as_of: dt.date) -> str:
+    """One sentence: which features were aged, and by how much time."""
+    if not labels:
+        return ""
+    months = months_between(previous_as_of, current_as_of)
+    days = (current_as_of - previous_as_of).days
+    span = "the month" if months == 1 else f"the {months} months" if months > 1 else \
+        f"the {days} day{'s' if days != 1 else ''}"
+    who = "last month's" if months == 1 else "the previous report's"
+    words = [labels[0]] + [w[:1].lower() + w[1:] for w in labels[1:]]
+    names = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return (f"{names} {'is' if len(words) == 1 else 'are'} compared after ageing {who} "
+            f"customers by {span} between the two reports.")
+
 
 def _sample(n: int, seed: int) -> np.ndarray | slice:
     if n <= BIN_SAMPLE:
@@ -528,22 +595,28 @@ class Drift:
     psi_moderate: float = PSI_MODERATE
     psi_significant: float = PSI_SIGNIFICANT
     distance_threshold: float = DISTANCE_RATIO
+    aged: str = ""  # the sentence saying which features were aged by the calendar, or ""
 
 
 def drift(reference: Sequence[Bins], x: np.ndarray, features: Sequence[str],
           labels: dict[str, str] | None = None, distance_previous: float | None = None,
-          distance_current: float | None = None, seed: int = 0) -> Drift:
+          distance_current: float | None = None, seed: int = 0,
+          shifts: dict[str, float] | None = None, aged: str = "") -> Drift:
     """How far this run's features (columns of x, named by features) moved from the bins of
     the previous run (on a seeded sample of at most BIN_SAMPLE customers), and how far
     customers now sit from the kept centres. A feature the previous run has no bins for is
-    left out."""
+    left out. shifts: feature -> the time the calendar moved it (``calendar_shifts``): its
+    previous bins are aged by that much first (``whole_shift``). distance_current should
+    then be measured on this run's customers aged back as much (``younger``)."""
     labels = labels or {}
+    shifts = shifts or {}
     ref = {b.feature: b for b in reference}
     found = []
     x = np.asarray(x, dtype="float64")[_sample(len(x), seed)]
     for j, name in enumerate(features):
         if name in ref:
-            value = round(psi(ref[name], np.ascontiguousarray(x[:, j])), 4)
+            col = np.ascontiguousarray(x[:, j])
+            value = round(psi(ref[name].aged(whole_shift(col, shifts.get(name, 0.0))), col), 4)
             found.append(FeatureDrift(name, labels.get(name, name), value, psi_level(value)))
     found.sort(key=lambda f: (-f.psi, f.feature))
     reasons = [f"{f.label} moved (population stability index {f.psi:.2f} ≥ "
@@ -556,7 +629,17 @@ def drift(reference: Sequence[Bins], x: np.ndarray, features: Sequence[str],
                            f"than last period (threshold {DISTANCE_RATIO - 1:.0%})")
     return Drift(features=found, distance_previous=distance_previous,
                  distance_current=distance_current, distance_ratio=ratio,
-                 exceeded=bool(reasons), reasons=reasons)
+                 exceeded=bool(reasons), reasons=reasons, aged=aged)
+
+
+def younger(x: np.ndarray, features: Sequence[str], shifts: dict[str, float]) -> np.ndarray:
+    """x with the calendar's shift taken off each aged feature: this run's customers as they
+    were at the previous run's date, for the distance to the kept centres."""
+    out = np.array(x, dtype="float64", copy=True)
+    for j, name in enumerate(features):
+        if shifts.get(name):
+            out[:, j] -= whole_shift(out[:, j], shifts[name])
+    return out
 
 
 def centroid_distances(z: np.ndarray, labels: np.ndarray, centroids: dict[int, np.ndarray]

@@ -169,6 +169,10 @@ class ReportConfig:
         range=(dt.date(1900, 1, 1), dt.date(2199, 12, 31)))
     period: str | None = _setting(None, "Period label, e.g. 'June 2014'; empty = month of as_of.")
     currency: str = _setting("$", "Currency symbol for money amounts.")
+    business: str = _setting(
+        "auto", "Business type: auto (inferred from the columns), shop, grocery, cards, "
+        "deposits, telecom, wholesale or generic. It chooses the value measure, the persona "
+        "words and the playbook rules that may fire.")
     formats: list[str] = _setting(
         ["html", "pdf", "email"], "Outputs to render: html, pdf, email (email.html, email.txt and "
         "their chart images, for `reportgen email`); json = the data files only (summary.json "
@@ -251,6 +255,27 @@ class TransactionsConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the heavy work runs: this process (default) or Spark (``--engine spark``)."""
+
+    name: str = _setting(
+        "default", "default (pandas and scikit-learn in this process) or spark (pyspark: Spark "
+        "reads, cleans, assigns and profiles; the k search runs on a sample; or --engine).")
+    master: str | None = _setting(
+        None, "Spark master URL (local[*], spark://host:7077, yarn); empty = what spark-submit "
+        "or the cluster gives, else local[*].")
+    conf: dict[str, str] = _setting(
+        {}, "Spark settings for the session, e.g. \"spark.sql.shuffle.partitions\" = \"64\".")
+    sample: int = _setting(
+        100_000, "Customers read to the driver to learn the cleaning decisions, search k and "
+        "draw the charts (the whole table is cleaned, assigned and profiled by Spark).",
+        range=(1_000, 2_000_000))
+    segments: str | None = _setting(
+        None, "Where Spark writes the segments (Parquet: key, segment, persona): a path or URI; "
+        "empty = <source>.segments.parquet beside a file source, <table>_segments for a table.")
+
+
+@dataclass(frozen=True)
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     columns: dict[str, str] = field(
@@ -271,6 +296,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def with_overrides(self, **dotted: Any) -> Config:
         """Return a copy with ``section__key=value`` overrides applied (None = leave as is)."""
@@ -299,7 +325,7 @@ class Config:
         config that does not use them keeps the run id it had before series existed; the same
         for [transactions], so a customer table keeps the run id it had before order tables."""
         data = self.to_dict()
-        for section in ("history", "email"):
+        for section in ("history", "email", "engine"):
             data.pop(section)
         data["input"].pop("source")
         series = {k: v for k, v in data.pop("series").items()
@@ -312,6 +338,8 @@ class Config:
             data["transactions"] = transactions
         if self.report.logo is not None:
             data["report"]["logo"] = _file_digest(self.report.logo)
+        if self.report.business == "auto":
+            data["report"].pop("business")  # run ids of before the setting existed
         return data
 
 
@@ -320,6 +348,7 @@ class Config:
 VALID_FORMATS = ("html", "pdf", "email", "json")
 LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+ENGINES = ("default", "spark")
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "ward", "kprototypes")
 SCALINGS = ("auto", "standard", "robust", "log1p")
 CONFIG_BYTES = 1_000_000  # a reportgen.toml is a few kilobytes
@@ -445,6 +474,10 @@ def validate(cfg: Config, file: str | None = None) -> Config:
             )
     _validate_branding(cfg, file)
     _validate_transactions(cfg, file)
+    _validate_business(cfg, file)
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(f"'engine.name' is {cfg.engine.name!r}"
+                          f"{_nearest(cfg.engine.name, list(ENGINES))}", file=file)
     if cfg.limits.out_of_core not in OUT_OF_CORE:
         raise ConfigError(f"'limits.out_of_core' is {cfg.limits.out_of_core!r}"
                           f"{_nearest(cfg.limits.out_of_core, list(OUT_OF_CORE))}", file=file)
@@ -528,6 +561,14 @@ def _validate_transactions(cfg: Config, file: str | None) -> None:
     if t.price is not None and t.quantity is None:
         raise ConfigError("'transactions.price' needs 'transactions.quantity' (amount = "
                           "quantity × price)", file=file)
+
+
+def _validate_business(cfg: Config, file: str | None) -> None:
+    from .business import BUSINESS_SETTINGS
+
+    if cfg.report.business not in BUSINESS_SETTINGS:
+        raise ConfigError(f"'report.business' is {cfg.report.business!r}"
+                          f"{_nearest(cfg.report.business, list(BUSINESS_SETTINGS))}", file=file)
 
 
 def _validate_branding(cfg: Config, file: str | None) -> None:

@@ -11,6 +11,7 @@ else comes from the schema (which shares exist) and from clean's decisions (as_o
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .business import Business, decide
 from .clean import Cleaned
 from .config import Config
 from .errors import ConfigError, InputError, ModelError
@@ -37,7 +39,20 @@ DEFAULT_MODEL = ["income", "total_spend", "avg_basket", "purchases_total", "deal
                  "share_wines", "share_meat"]
 # What other kinds of customer table carry: credit cards (balance, cash advance, limit,
 # payments), subscriptions and telecom (monthly bill, tenure as a number).
-EXTRA_MODEL = ["monthly_spend", "balance", "cash_advance", "credit_limit", "payments"]
+EXTRA_MODEL = ["monthly_spend", "balance", "cash_advance", "credit_limit", "payments",
+               "loans_held"]
+# Outcome columns and what they are called: a feature of the group "outcome" is profiled and
+# named in "Needs attention" when a segment's rate is far from everyone's; never a model
+# feature. bad: a high rate is a problem (churn), not an opportunity (a deposit taken up).
+OUTCOMES: dict[str, tuple[str, bool]] = {
+    "churned": ("Churned", True), "complained": ("Complained", True),
+    "defaulted": ("In default", True), "subscribed": ("Subscribed", False),
+    "converted": ("Converted", False),
+}
+_OUTCOME_NAMES = {"y": "subscribed", "subscribed": "subscribed", "subscription": "subscribed",
+                  "deposit": "subscribed", "term_deposit": "subscribed",
+                  "termdeposit": "subscribed", "converted": "converted",
+                  "conversion": "converted"}
 # Product shares: the two above are the sample's; a table without them (a wholesale table
 # with Fresh, Milk, Grocery...) clusters on all its product shares, up to this many.
 MAX_PRODUCT_SHARES = 8
@@ -54,6 +69,9 @@ class FeatureMeta:
     group: str
     description: str
     level: str = ""  # for a category level feature ("Month-to-month"): the level's name
+    # The unit in which the feature grows one-for-one with the calendar (compare.CLOCKS:
+    # tenure, age), or "": drift ages last period's customers by it before comparing.
+    clock: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,8 @@ class FeatureFrame:
     value: str | None  # the feature that measures customer value (total spend)
     levels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> levels
     fills: dict[str, float] = field(default_factory=dict)  # feature -> median filling gaps
+    # The business type and its value measure (business.decide); None: decided from value.
+    business: Business | None = None
 
     def matrix(self, features: list[str]) -> np.ndarray:
         """These features as a float matrix for the model: a share that is 0/0 (a customer
@@ -103,10 +123,13 @@ class FeatureFrame:
 
     @property
     def value_label(self) -> str:
-        """What "value" means in the report: "spend", or the value feature's label."""
+        """What "value" means in the report: "spend", "total charges"...; "" when the table
+        has nothing that measures value."""
+        if self.business is not None and self.business.value == self.value:
+            return self.business.value_label
         if self.value == "total_spend":
             return "spend"
-        return self.meta[self.value].label.lower() if self.value else "customers"
+        return self.meta[self.value].label.lower() if self.value else ""
 
     def info(self) -> list[FeatureInfo]:
         return [
@@ -167,7 +190,8 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         return values
 
     def add(name: str, values: pd.Series | np.ndarray, label: str, unit: str, group: str,
-            description: str, level: str = "", undefined: bool = False) -> None:
+            description: str, level: str = "", undefined: bool = False,
+            clock: str = "") -> None:
         """undefined: a blank is a ratio of nothing (0/0): kept missing, so means skip it,
         and filled with the median only in the model matrix (FeatureFrame.matrix)."""
         s = pd.Series(values, index=df.index).astype("float64")
@@ -183,7 +207,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             columns[name] = s
         else:
             columns[name] = s.fillna(0.0) if s.isna().any() else s
-        meta[name] = FeatureMeta(label, unit, group, description, level)
+        meta[name] = FeatureMeta(label, unit, group, description, level, clock)
 
     def add_shares(columns: list[str], whole: pd.Series, group: str, of: str) -> None:
         """share_<tag> = column / whole for each column (missing where the whole is 0)."""
@@ -197,19 +221,19 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     as_of = cleaned.as_of
     if (by := schema.col("birth_year")) and as_of is not None:
         add("age", as_of.year - df[by], "Age", "years", "demographics",
-            f"years between {by} and {as_of.isoformat()}")
+            f"years between {by} and {as_of.isoformat()}", clock="calendar years")
     elif age := schema.col("age"):
-        add("age", df[age], "Age", "years", "demographics", f"from {age}")
+        add("age", df[age], "Age", "years", "demographics", f"from {age}", clock="years")
     signup = schema.col("signup_date")
     if signup and as_of is not None and df[signup].notna().any():
         days = (pd.Timestamp(as_of) - df[signup]).dt.days
         months = fill("tenure_months", days / 30.4375)
         add("tenure_months", months, "Tenure", "months", "engagement",
-            f"months between {signup} and {as_of.isoformat()}")
+            f"months between {signup} and {as_of.isoformat()}", clock="months")
     elif tenure := schema.col("tenure"):
         factor, unit_word = _tenure_unit(tenure, df[tenure])
         add("tenure_months", df[tenure] * factor, "Tenure", "months", "engagement",
-            f"from {tenure} ({unit_word})")
+            f"from {tenure} ({unit_word})", clock="months")
     if income := schema.col("income"):
         add("income", df[income], "Income", "money", "demographics", f"from {income}")
 
@@ -295,6 +319,19 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
         add("complained", df[complaint], "Complained", "rate", "engagement", f"from {complaint}")
     if churn := schema.col("churn"):
         add("churned", df[churn], "Churned", "rate", "outcome", f"share who left ({churn})")
+    for column in schema.cols("outcome"):
+        name = _OUTCOME_NAMES.get(normalise(column), "defaulted"
+                                  if "default" in normalise(column) else f"outcome_{_slug(column)}")
+        label = OUTCOMES[name][0] if name in OUTCOMES else _title(column)
+        add(name, df[column], label, "rate", "outcome", f"share answering yes ({column})")
+    loans = schema.cols("loan")
+    for column in loans:
+        add(f"loan_{_slug(column)}", df[column], f"{_title(column)} loan"
+            if "loan" not in normalise(column) else _title(column), "rate", "profile",
+            f"share holding one ({column})")
+    if len(loans) > 1:
+        add("loans_held", df[loans].sum(axis=1), "Loans held", "count", "value",
+            f"sum of {', '.join(loans)}")
     for column in schema.cols("score"):
         name = "score" if "score" not in columns else f"score_{_slug(column)}"
         add(name, df[column], _title(column), "number", "value", f"from {column}")
@@ -328,9 +365,16 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                          file=file, hint="see the roles with `reportgen validate` and give "
                                          "numeric columns a role in [columns]")
     if decisions is None:
+        business = decide(schema, list(out.columns), cfg.report.business,
+                          {f: m.label for f, m in meta.items()})
         model = _model_features(cfg, out, meta, schema)
-        value = next((v for v in ("total_spend", "monthly_spend", "score") if v in out), None)
+        value = business.value
+        if value == "total_spend" and business.value_label != "spend":
+            # TotalCharges of a telecom table, PURCHASES of a card table: named as such.
+            meta[value] = dataclasses.replace(meta[value], label=business.value_label.capitalize())
     else:
+        business = decide(schema, list(out.columns), cfg.report.business,
+                          {f: m.label for f, m in meta.items()})
         model, value = list(decisions.model), decisions.value
         lacking = [f for f in [*model, *([value] if value else [])] if f not in out]
         if lacking:
@@ -339,7 +383,8 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                              hint="use a table with the same columns as the one the model "
                                   "was fitted on")
     return FeatureFrame(frame=out, meta=meta, model=model, value=value, levels=levels,
-                        fills=fills if decisions is None else dict(decisions.fills))
+                        fills=fills if decisions is None else dict(decisions.fills),
+                        business=business)
 
 
 def _tenure_unit(column: str, values: pd.Series) -> tuple[float, str]:
@@ -381,7 +426,7 @@ def order_features(cleaned: Cleaned, derived: Mapping[str, Derived], cfg: Config
     """The features of customers aggregated from order lines (orders.aggregate): its
     columns as they are, each with how it was derived."""
     out = cleaned.frame[list(derived)].astype("float64")
-    meta = {name: FeatureMeta(d.label, d.unit, d.group, d.description, d.level)
+    meta = {name: FeatureMeta(d.label, d.unit, d.group, d.description, d.level, d.clock)
             for name, d in derived.items()}
     if cfg.features.model:
         model = _model_features(cfg, out, meta)
@@ -389,7 +434,12 @@ def order_features(cleaned: Cleaned, derived: Mapping[str, Derived], cfg: Config
         mix = [f for f, m in meta.items() if m.group in ("product_mix", "channel_mix")]
         chosen = [f for f in ORDER_MODEL if f in out] + mix[:MAX_PRODUCT_SHARES]
         model = [f for f in chosen if out[f].std() > 0]
-    return FeatureFrame(frame=out, meta=meta, model=model, value="total_spend")
+    kind = cfg.report.business if cfg.report.business != "auto" else "shop"
+    business = Business(kind, "set in the config" if kind != "shop" else
+                        "order lines: customers' purchases", "total_spend",
+                        "revenue" if kind == "wholesale" else "spend")
+    return FeatureFrame(frame=out, meta=meta, model=model, value="total_spend",
+                        business=business)
 
 
 def _add_levels(add: object, s: pd.Series, column: str, prefix: str,
@@ -420,6 +470,10 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
                     schema: Schema | None = None) -> list[str]:
     if cfg.features.model:
         for name in cfg.features.model:
+            if name in OUTCOMES or (name in meta and meta[name].group == "outcome"):
+                raise ConfigError(f"features.model names {name!r}, an outcome: outcomes are "
+                                  "profiled per segment, never used to make segments",
+                                  hint=f"remove {name!r} from features.model")
             if name not in out:
                 close = difflib.get_close_matches(name, list(out.columns), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else \
@@ -442,6 +496,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
         chosen = [f for f in chosen if out[f].nunique() > 2]
         if len(chosen) < 2:
             # A table with little we know: cluster on whatever numbers it has.
-            chosen = [f for f, m in meta.items() if m.group not in DESCRIPTIVE_GROUPS]
+            chosen = [f for f, m in meta.items()
+                      if m.group not in DESCRIPTIVE_GROUPS and f not in OUTCOMES]
     # A feature with no spread cannot separate anyone.
     return [f for f in dict.fromkeys(chosen) if out[f].std() > 0]

@@ -53,6 +53,13 @@ def by_unit(value: float, unit: str, currency: str = "$") -> str:
     return num(value)
 
 
+def ratio(value: float) -> str:
+    """How many times: 2.34 -> '2.3×'; one that would round to 0.0× reads 'under 0.1×'."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.1f}×" if round(value, 1) > 0 else "under 0.1×"
+
+
 MINUS = "\u2212"  # a real minus sign: a hyphen reads as a dash next to "+1.2"
 
 

@@ -1006,6 +1006,13 @@ def _finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, 
                   notes=tuple(notes + tidy_notes))
 
 
+def finish(frame: pd.DataFrame, path: Path | None, where: str, sha256: str, *, kind: str,
+           notes: list[CleaningStep], name: str | None = None) -> Loaded:
+    """A table read elsewhere (the Spark engine's sample) made Loaded as load makes it:
+    the same checks, column names and dtypes."""
+    return _finish(frame, path, where, sha256, kind=kind, notes=notes, name=name)
+
+
 def _check_size(frame: pd.DataFrame, where: str, limits: LimitsConfig) -> None:
     """Rows, columns, name and cell lengths within the limits, whatever the source."""
     if len(frame) > limits.rows:

@@ -160,6 +160,7 @@ class Derived:
     group: str  # value, engagement, product_mix, channel_mix, profile
     description: str
     level: str = ""  # for a mix share: the level's name
+    clock: str = ""  # grows one-for-one with the calendar in this unit (FeatureMeta.clock)
 
 
 @dataclass(frozen=True)
@@ -906,9 +907,9 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
     meta: dict[str, Derived] = {}
 
     def add(name: str, values: pd.Series, label: str, unit: str, group: str, how: str,
-            level: str = "") -> None:
+            level: str = "", clock: str = "") -> None:
         out[name] = values.astype("float64")
-        meta[name] = Derived(label, unit, group, how, level)
+        meta[name] = Derived(label, unit, group, how, level, clock)
 
     recency = (at - agg["last_day"].astype("datetime64[ns]")).dt.days
     tenure = (at - agg["first_day"].astype("datetime64[ns]")).dt.days
@@ -925,7 +926,7 @@ def _features(agg: pd.DataFrame, cols: OrderColumns, mix: dict[str, list[str]],
         f"sum of {amount} over all lines, {ret} subtracted; below zero → 0")
     add("tenure_months", tenure / DAYS_PER_MONTH, "Months as a customer", "months",
         "engagement",
-        f"months from the first purchase ({cols.date}) to {as_of.isoformat()}")
+        f"months from the first purchase ({cols.date}) to {as_of.isoformat()}", clock="months")
     add("avg_basket", _ratio(agg["gross"], agg["orders"]), "Average order value", "money",
         "value", f"purchase {amount} per order ({orders_of})")
     if cols.quantity:

@@ -347,13 +347,16 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   previous: pd.DataFrame | None = None,
                   extra: dict[str, Callable[[Path], object]] | None = None,
                   latest: dict[str, Any] | None = None,
-                  parquet_meta: dict[str, Any] | None = None) -> tuple[Path, list[Path]]:
+                  parquet_meta: dict[str, Any] | None = None,
+                  segments: bool = True) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
     ``latest``: the pointer written to out_root/latest once the run folder is in place;
-    ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet)."""
+    ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
+    ``segments``: False when the segments are written elsewhere (the Spark engine's
+    Parquet), so no segments.csv/.parquet of a sample is written here."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -366,9 +369,10 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        names = {s.id: s.name for s in report.segments}
-        write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
-                       previous, parquet_meta)
+        if segments:
+            names = {s.id: s.name for s in report.segments}
+            write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
+                           previous, parquet_meta)
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")

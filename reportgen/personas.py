@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import fmt
+from .business import BUSINESS_TYPES
 from .errors import ConfigError
 from .features import FeatureFrame
 from .profile import Profiles, SegmentProfile
@@ -19,6 +20,7 @@ from .resources import read_toml, templates_dir
 MIN_Z = 0.5  # a word is earned half a standard deviation away from everyone
 MAX_TRAITS = 5
 MIN_TRAITS = 3
+OUTCOME_Z = 0.2  # an outcome is a trait from a fifth of a standard deviation (the playbook's)
 TRAIT_GROUPS = ("demographics", "value", "product_mix", "channel_mix", "engagement", "profile",
                 "outcome", "satisfaction")
 
@@ -28,6 +30,9 @@ class Words:
     feature: str
     high: dict[str, str]
     low: dict[str, str]
+    # The business types these words are for (business.BUSINESS_TYPES); empty: every type.
+    # For a feature, an entry of the report's business replaces the entry for every type.
+    business: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,23 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
     for i, entry in enumerate(data.get("trait", []), start=1):
         if "feature" not in entry:
             raise ConfigError(f"[[trait]] number {i} has no 'feature'", file=str(path))
-        vocab[entry["feature"]] = Words(entry["feature"], entry.get("high", {}),
-                                        entry.get("low", {}))
+        kinds = tuple(entry.get("business", ()))
+        unknown = [k for k in kinds if k not in BUSINESS_TYPES]
+        if unknown:
+            raise ConfigError(f"[[trait]] {entry['feature']!r}: unknown business type "
+                              f"{unknown[0]!r}", file=str(path),
+                              hint=f"known: {', '.join(BUSINESS_TYPES)}")
+        key = entry["feature"] if not kinds else f"{entry['feature']} [{', '.join(kinds)}]"
+        vocab[key] = Words(entry["feature"], entry.get("high", {}), entry.get("low", {}), kinds)
     return vocab
+
+
+def for_business(vocab: dict[str, Words], business: str | None) -> list[Words]:
+    """The vocabulary of a business type: its own entries, and the entries for every type
+    of the features it has none for."""
+    own = [w for w in vocab.values() if business in w.business]
+    mine = {w.feature for w in own}
+    return own + [w for w in vocab.values() if not w.business and w.feature not in mine]
 
 
 # Units said after the number: "tenure 32 months", never a bare "tenure 32" (unless the
@@ -73,7 +92,7 @@ def evidence(label: str, unit: str, value: float, overall: float, currency: str,
     # the ratio when it is large; none for a value near zero ("$0 … (0.0×)" says it twice)
     if unit == "money" and overall > 0 and (value / overall >= 1.5
                                             or 0.05 <= value / overall <= 0.5):
-        text += f" ({value / overall:.1f}×)"
+        text += f" ({fmt.ratio(value / overall)})"
     return text
 
 
@@ -85,7 +104,11 @@ def traits_of(sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles, currency
         and math.isfinite(sp.means.get(f, math.nan))  # a share of nothing says nothing
     ]
     ranked = sorted(candidates, key=lambda f: (-abs(sp.zscores[f]), f))
-    chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z][:MAX_TRAITS]
+    # An outcome (churn, a deposit taken up) far from everyone's rate is always shown, first.
+    outcomes = [f for f in ranked if ff.meta[f].group == "outcome" and
+                abs(sp.zscores[f]) >= OUTCOME_Z]
+    ranked = outcomes + [f for f in ranked if f not in outcomes]
+    chosen = [f for f in ranked if abs(sp.zscores[f]) >= MIN_Z or f in outcomes][:MAX_TRAITS]
     if len(chosen) < MIN_TRAITS:
         chosen = ranked[:MIN_TRAITS]
     out = []
@@ -124,12 +147,22 @@ def _word(text: str, level: str) -> str | None:
     return text.replace("{level}", level)
 
 
-def _candidates(sp: SegmentProfile, vocab: dict[str, Words], ff: FeatureFrame | None = None
-                ) -> list[tuple[float, str]]:
+# Features whose "high" words say a segment is worth more than others ("High-spending",
+# "big spenders", "Big-basket"): a segment worth less than its headcount never takes them.
+VALUE_FEATURES = ("total_spend", "avg_basket", "monthly_spend", "score", "payments")
+
+
+def _candidates(sp: SegmentProfile, vocab: dict[str, Words] | list[Words],
+                ff: FeatureFrame | None = None) -> list[tuple[float, str]]:
     adjectives: list[tuple[float, str, str]] = []
     nouns: list[tuple[float, str, str]] = []
-    for pattern, words in vocab.items():
-        for feature in matching(pattern, sp.zscores):
+    entries = list(vocab.values()) if isinstance(vocab, dict) else vocab
+    priced = ff is not None and bool(ff.value)
+    for words in entries:
+        for feature in matching(words.feature, sp.zscores):
+            if priced and feature in VALUE_FEATURES and sp.zscores.get(feature, 0) > 0 and \
+                    sp.value_index < 1.0:
+                continue
             z = sp.zscores.get(feature)
             if z is None or abs(z) < MIN_Z:
                 continue
@@ -172,6 +205,8 @@ def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_lab
     fixed = {i: n for i, n in (fixed or {}).items() if any(sp.id == i for sp in
                                                             profiles.segments)}
     taken: set[str] = {n.lower() for n in fixed.values()} | {n.lower() for n in reserved}
+    words = for_business(vocab, ff.business.type if ff.business else None)
+    top = _top_value(profiles, ff)
     personas = []
     # The most distinctive segments choose first, so they get their best name.
     order = sorted(profiles.segments,
@@ -180,17 +215,56 @@ def name_personas(profiles: Profiles, ff: FeatureFrame, currency: str, value_lab
     for sp in order:
         if sp.id in fixed:
             continue
-        options = [n for _, n in _candidates(sp, vocab, ff)] + ["Mainstream customers"] + \
-            _leaning(sp, ff)
+        options = [n for _, n in _candidates(sp, words, ff)]
+        if sp.id == top:
+            # The segment that brings the most value is named for it first.
+            options = [n for n in options if _says_value(n, words)] + \
+                [f"{_value_adjective(words)} {n[0].lower()}{n[1:]}" for n in options[:2]
+                 if not _says_value(n, words)] + options
+        options += ["Mainstream customers"] + _leaning(sp, ff)
         name = next((n for n in options if n.lower() not in taken), None)
-        if name is None:
-            name = f"{options[0]} ({sp.id})"
+        if name is None:  # every name the traits give is taken: the id makes it unique
+            name = f"Segment {sp.id} customers"
         taken.add(name.lower())
         named[sp.id] = name
     for sp in profiles.segments:
         traits = traits_of(sp, ff, profiles, currency)
         lead = ", ".join(t.text for t in traits[:2])
         story = (f"{fmt.pct(sp.share)} of customers bringing {fmt.pct(sp.value_share)} of "
-                 f"{value_label}: {lead}.")
+                 f"{value_label}: {lead}." if value_label else
+                 f"{fmt.pct(sp.share)} of customers: {lead}.")
         personas.append(Persona(segment_id=sp.id, name=named[sp.id], story=story, traits=traits))
     return personas
+
+
+# How far above its headcount a segment's value must be for it to be named for its value.
+VALUE_NAME_INDEX = 1.5
+
+
+def _top_value(profiles: Profiles, ff: FeatureFrame) -> int | None:
+    """The segment with the largest share of value, when it is worth clearly more than its
+    headcount (None without a value measure)."""
+    if not ff.value or not profiles.segments:
+        return None
+    top = max(profiles.segments, key=lambda sp: (sp.value_share, -sp.id))
+    return top.id if top.value_index >= VALUE_NAME_INDEX else None
+
+
+def _value_words(words: list[Words]) -> list[str]:
+    return [w.high[part] for w in words if w.feature in VALUE_FEATURES
+            for part in ("adjective", "noun") if part in w.high]
+
+
+def _says_value(name: str, words: list[Words]) -> bool:
+    lowered = name.lower()
+    return any(word.lower() in lowered for word in _value_words(words))
+
+
+def _value_adjective(words: list[Words]) -> str:
+    """The adjective the value measure lends a name: "High-spending", "High-value"."""
+    for w in words:
+        if w.feature in VALUE_FEATURES and "adjective" in w.high:
+            return w.high["adjective"]
+    return "High-value"
+
+

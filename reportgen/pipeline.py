@@ -114,11 +114,29 @@ def run(
     from . import outofcore
 
     inputs = read_inputs(cfg)
+    if cfg.engine.name == "spark":
+        return _spark_run(source, cfg, out_root, inputs, previous, fresh)
     if source is None:
         source = cfg.input.source
     if loaded is None and source is not None and outofcore.wanted(source, cfg):
         return outofcore.run(source, cfg, out_root, inputs, previous, fresh)
     return _run(source, cfg, out_root, inputs, loaded, previous, fresh)
+
+
+def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
+               previous: str | None, fresh: bool) -> RunResult:
+    from .errors import ConfigError
+    from .spark import run as spark_run
+
+    source = source if source is not None else cfg.input.source
+    if source is None:
+        raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
+                          "or glob) or a catalog table spark:db.customers")
+    if previous or fresh:
+        raise ConfigError(f"{'--previous' if previous else '--no-previous'} and --engine spark "
+                          "cannot be used together: a Spark run is not compared with a "
+                          "previous one")
+    return spark_run(source, cfg, out_root, inputs)
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
@@ -246,7 +264,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
     from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
-    from .playbook import recommend
+    from .playbook import recommend_all
     from .profile import profile
     from .render import charts
     from .scoring import build_bundle
@@ -295,7 +313,8 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         step = series_.compare_stage(
             seg, ff, keys, previous, cfg, policy=policy,
             next_id=history.next_segment_id(series) if history is not None else 1,
-            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes)
+            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes,
+            as_of=cleaned.as_of)
         seg = step.seg
     with clock.stage("profile"):
         profiles = profile(ff, seg)
@@ -308,11 +327,9 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             reserved=[s.name for s in previous.record.segments] if previous else ())
     with clock.stage("playbook"):
         changed = series_.deltas(step, profiles)
-        actions = {
-            sp.id: recommend(sp, inputs.playbook, ff, profiles, cfg.report.currency,
-                             value_label, changed.get(sp.id))
-            for sp in profiles.segments
-        }
+        actions = recommend_all(profiles.segments, inputs.playbook, ff, profiles,
+                                cfg.report.currency, value_label,
+                                ff.business.type if ff.business else None, changed)
     names = {p.segment_id: p.name for p in personas}
     model = build_bundle(cfg=cfg, schema=schema, raw=table, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,

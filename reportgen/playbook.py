@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import fmt
+from .business import BUSINESS_TYPES
 from .errors import ConfigError
 from .features import FeatureFrame
 from .personas import evidence, matching
@@ -55,6 +57,11 @@ class Rule:
     when: list[Condition]
     weight: float = 1.0
     fallback: bool = False
+    # The business types the rule fits (business.BUSINESS_TYPES); it never fires outside them.
+    business: tuple[str, ...] = tuple(BUSINESS_TYPES)
+    # The rule answers an outcome (churn, default, a deposit taken up): when it fires it comes
+    # before the segment's other actions, and another segment with the outcome may get it too.
+    first: bool = False
 
 
 def load_playbook(path: Path | None = None) -> list[Rule]:
@@ -64,9 +71,24 @@ def load_playbook(path: Path | None = None) -> list[Rule]:
     rules = []
     for i, raw in enumerate(data.get("rule", []), start=1):
         name = raw.get("id", f"rule {i}")
-        missing = [k for k in ("id", "title", "channel", "kpi", "when") if k not in raw]
+        missing = [k for k in ("id", "title", "channel", "kpi", "when", "business")
+                   if k not in raw]
         if missing:
-            raise ConfigError(f"rule {name!r} lacks {', '.join(missing)}", file=where)
+            raise ConfigError(f"rule {name!r} lacks {', '.join(missing)}", file=where,
+                              hint="business: the business types it fits, e.g. "
+                                   "business = [\"shop\", \"grocery\"]" if "business" in missing
+                              else None)
+        kinds = raw["business"]
+        if not isinstance(kinds, list) or not kinds or not all(
+                isinstance(k, str) for k in kinds):
+            raise ConfigError(f"rule {name!r}: business must be a list of business types",
+                              file=where, hint=f"known: {', '.join(BUSINESS_TYPES)}")
+        for kind in kinds:
+            if kind not in BUSINESS_TYPES:
+                close = difflib.get_close_matches(kind, list(BUSINESS_TYPES), n=1)
+                raise ConfigError(f"rule {name!r}: unknown business type {kind!r}", file=where,
+                                  hint=f"did you mean {close[0]!r}?" if close else
+                                  f"known: {', '.join(BUSINESS_TYPES)}")
         conditions = []
         for cond in raw["when"]:
             bounds = _BOUNDS & set(cond)
@@ -86,7 +108,8 @@ def load_playbook(path: Path | None = None) -> list[Rule]:
                                         change=target[2]))
         rules.append(Rule(id=raw["id"], title=raw["title"], channel=raw["channel"],
                           kpi=raw["kpi"], when=conditions, weight=float(raw.get("weight", 1.0)),
-                          fallback=bool(raw.get("fallback", False))))
+                          fallback=bool(raw.get("fallback", False)),
+                          business=tuple(kinds), first=bool(raw.get("first", False))))
     return rules
 
 
@@ -117,10 +140,12 @@ def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Prof
     if cond.change is not None:
         return _check_change(cond, delta)
     if cond.segment == "value_index":
+        if not value_label:
+            return None  # the table has nothing that measures value
         v = sp.value_index
         holds = v > cond.threshold if cond.bound == "above" else v < cond.threshold
         text = (f"{fmt.pct(sp.value_share)} of {value_label} from {fmt.pct(sp.share)} of "
-                f"customers ({v:.1f}× its share)")
+                f"customers ({fmt.ratio(v)} its share)")
         return holds, abs(math.log2(v)) if v > 0 else 1.0, text
     if cond.segment == "share":
         holds = sp.share > cond.threshold if cond.bound == "above" else sp.share < cond.threshold
@@ -144,30 +169,82 @@ def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Prof
     return best
 
 
-def recommend(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Profiles,
-              currency: str, value_label: str, delta: SegmentDelta | None = None
-              ) -> list[Action]:
-    """3-5 actions for a segment. delta: the segment against the previous run of its series
-    (None on a first run: rules on change do not fire)."""
-    fired: list[tuple[bool, Action]] = []
+def _fired(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Profiles,
+           currency: str, value_label: str, business: str | None, delta: SegmentDelta | None
+           ) -> list[tuple[Rule, Action]]:
+    """Every rule of the business whose conditions hold for the segment, with its action."""
+    fired = []
     for rule in rules:
+        if business is not None and business not in rule.business:
+            continue
         results = [_check(c, sp, ff, profiles, currency, value_label, delta) for c in rule.when]
         if any(r is None for r in results) or not all(r[0] for r in results if r):
             continue
         checked = [r for r in results if r]
         strength = rule.weight * sum(r[1] for r in checked) / len(checked)
-        fired.append((rule.fallback, Action(
+        fired.append((rule, Action(
             rule=rule.id, title=rule.title, channel=rule.channel, kpi=rule.kpi,
-            evidence="; ".join(r[2] for r in checked), strength=round(strength, 4))))
-    specific = sorted((a for fb, a in fired if not fb), key=lambda a: (-a.strength, a.rule))
-    actions = specific[:MAX_ACTIONS]
-    if len(actions) < MIN_ACTIONS:
-        backups = sorted((a for fb, a in fired if fb), key=lambda a: (-a.strength, a.rule))
-        # Prefer backups that bring new evidence over a second action on the same numbers.
-        fresh = [a for a in backups if a.evidence not in {b.evidence for b in actions}]
-        for a in fresh + [a for a in backups if a not in fresh]:
-            if len(actions) >= MIN_ACTIONS:
-                break
-            if a.evidence not in {b.evidence for b in actions} or a not in fresh:
-                actions.append(a)
-    return actions
+            evidence="; ".join(r[2] for r in checked), strength=round(strength, 4),
+            first=rule.first)))
+    return fired
+
+
+def _rank(pair: tuple[Rule, Action]) -> tuple[bool, float, str]:
+    return (not pair[0].first, -pair[1].strength, pair[1].rule)
+
+
+def recommend_all(segments: list[SegmentProfile], rules: list[Rule], ff: FeatureFrame,
+                  profiles: Profiles, currency: str, value_label: str, business: str | None,
+                  deltas: dict[int, SegmentDelta] | None = None) -> dict[int, list[Action]]:
+    """Up to five actions per segment, each action for one segment only: a rule that fires
+    for several goes to the segment where it holds most strongly (a rule that answers an
+    outcome, marked first, goes to every segment it fits, before its other actions). Too few
+    specific actions are topped up to three with fallbacks no other segment has; a segment
+    no rule fits unshared gets its best fallback all the same."""
+    fired = {sp.id: _fired(sp, rules, ff, profiles, currency, value_label, business,
+                           (deltas or {}).get(sp.id)) for sp in segments}
+    owner: dict[str, tuple[float, int]] = {}
+    for seg_id, pairs in fired.items():
+        for rule, action in pairs:
+            if rule.fallback or rule.first:
+                continue
+            key = (action.strength, -seg_id)
+            if rule.id not in owner or key > owner[rule.id]:
+                owner[rule.id] = key
+    chosen: dict[int, list[Action]] = {}
+    for seg_id, pairs in fired.items():
+        specific = sorted((p for p in pairs if not p[0].fallback and (
+            p[0].first or -owner[p[0].id][1] == seg_id)), key=_rank)
+        chosen[seg_id] = [a for _, a in specific[:MAX_ACTIONS]]
+    used = {a.rule for actions in chosen.values() for a in actions}
+    # Fallbacks in turns, the segments with fewest actions first, so none takes them all.
+    while True:
+        needy = sorted((len(chosen[i]), i) for i in chosen if len(chosen[i]) < MIN_ACTIONS)
+        added = False
+        for _, seg_id in needy:
+            have = {a.evidence for a in chosen[seg_id]}
+            backups = sorted((p for p in fired[seg_id] if p[0].fallback and
+                              p[0].id not in used), key=lambda p: (
+                p[1].evidence in have, -p[1].strength, p[1].rule))
+            if backups:
+                chosen[seg_id].append(backups[0][1])
+                used.add(backups[0][0].id)
+                added = True
+        if not added:
+            break
+    for seg_id, actions in chosen.items():
+        if not actions:
+            backups = sorted((p for p in fired[seg_id] if p[0].fallback), key=_rank)
+            actions.extend(a for _, a in backups[:1])
+    return chosen
+
+
+def recommend(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Profiles,
+              currency: str, value_label: str, delta: SegmentDelta | None = None,
+              business: str | None = None) -> list[Action]:
+    """3-5 actions for one segment (recommend_all for every segment of a report). delta: the
+    segment against the previous run of its series (None on a first run: rules on change do
+    not fire); business: only the rules of this business type (None: every rule)."""
+    deltas = {sp.id: delta} if delta is not None else None
+    return recommend_all([sp], rules, ff, profiles, currency, value_label, business,
+                         deltas)[sp.id]

@@ -38,6 +38,7 @@ class Action:
     kpi: str
     evidence: str
     strength: float  # how strongly the rule's conditions hold (for ranking)
+    first: bool = False  # answers an outcome of the segment (churn...): its action to take first
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class Segment:
     color: str  # hex colour used for this persona in every chart
     size: int
     share: float  # share of segmented customers
-    value_share: float  # share of total value (spend)
-    value_per_customer: float
+    value_share: float | None  # share of total value (spend); None: the table has no value
+    value_per_customer: float | None
     traits: list[Trait]
     actions: list[Action]
     means: dict[str, float]  # feature -> segment mean
@@ -111,6 +112,7 @@ class Method:
     stability_ari: float | None = None  # mean adjusted Rand index of refits vs the final labels
     stability_runs: int = 0  # bootstrap refits behind the stability numbers
     stability: str = ""  # how stability was measured, in words
+    business: str = ""  # the business type, why, and the value measure, in words
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class TopAction:
     segment_id: int
     segment_name: str
     action: Action
+    tentative: bool = False  # the segment is tentative: test the action on a small group first
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,8 @@ class Headline:
     customers_in: int  # rows in the source table
     customers: int  # customers segmented
     excluded: int  # rows left out (with reasons in the cleaning log)
-    total_value: float
-    value_per_customer: float
+    total_value: float | None  # None: the table has nothing that measures value
+    value_per_customer: float | None
     k: int
 
 
@@ -225,7 +228,7 @@ class Outlier:
     row: int  # row in the source table, as a spreadsheet shows it (header = row 1)
     customer: str  # the customer key
     reason: str  # e.g. "Frozen 23,000,000 above the fence 342,581"
-    value: float  # the customer's value (the report's value measure)
+    value: float | None  # the customer's value (the report's value measure; None: none)
 
 
 @dataclass(frozen=True)
@@ -234,9 +237,10 @@ class Outliers:
 
     rule: str  # the fence, in words
     customers: list[Outlier]  # largest value first
-    value: float  # their total value
-    total_value_with: float  # everyone's total value, outliers included
-    value_per_customer_with: float  # per customer, outliers included
+    # their total value, everyone's with them, and per customer (None: no value measure)
+    value: float | None
+    total_value_with: float | None
+    value_per_customer_with: float | None
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,7 @@ class Drift:
     psi_moderate: float
     psi_significant: float
     distance_threshold: float
+    aged: str = ""  # "Tenure is compared after ageing last month's customers by the month..."
 
 
 @dataclass(frozen=True)
@@ -359,7 +364,7 @@ class Report:
     run_id: str
     source: str  # file name of the input
     currency: str
-    value_label: str  # what "value" means, e.g. "spend"
+    value_label: str  # what "value" means, e.g. "spend"; "" when the table has no measure
     headline: Headline
     segments: list[Segment]
     top_actions: list[TopAction]
@@ -383,6 +388,9 @@ class Report:
     trend: list[TrendPoint] = field(default_factory=list)  # the last 12 periods, oldest first
     # Customers set aside by the amount fences (None: nobody); headline totals are without them.
     outliers: Outliers | None = None
+    business: str = "generic"  # business type (business.BUSINESS_TYPES): shop, cards, telecom…
+    # What every "overall" figure is: the mean over all segmented customers, each counted once.
+    overall_basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -47,6 +47,9 @@ ROLES: dict[str, str] = {
     "campaign": "accepted a marketing campaign (0/1)",
     "complaint": "complained (0/1)",
     "churn": "left or cancelled (yes/no or 0/1)",
+    "outcome": "an outcome to explain, never to segment by: subscribed (y), converted, in "
+               "default (yes/no or 0/1)",
+    "loan": "holds a loan or mortgage (yes/no)",
     "flag": "another yes/no attribute",
     "score": "a spending or loyalty score",
     "rating": "a review or satisfaction rating: how the customer judged us, not what they spent",
@@ -63,7 +66,7 @@ NUMERIC_ROLES = {"birth_year", "age", "income", "tenure", "recency", "spend", "m
 MONEY_ROLES = ("income", "spend", "monthly_spend", "balance", "credit_limit", "cash_advance",
                "payments")
 # Roles of yes/no columns: "Yes"/"No", "true"/"false" and 0/1 are all read as 1/0.
-BINARY_ROLES = {"campaign", "complaint", "churn", "flag"}
+BINARY_ROLES = {"campaign", "complaint", "churn", "flag", "outcome", "loan"}
 # One column per table for these; further candidates become plain numbers.
 SINGLE_ROLES = ("id", "birth_year", "age", "income", "signup_date", "tenure", "recency",
                 "gender", "monthly_spend", "balance", "credit_limit", "cash_advance",
@@ -100,6 +103,11 @@ _NAME_RULES: list[tuple[str, str]] = [
     ("duration", r"(session_?(length|duration|time|minutes)|time_?on_?(app|web|site|website)"
                  r"|time_?spent|minutes|_mins?$|^mins?_|seconds|_secs?$|^duration$"
                  r"|(call|visit)_?duration)"),
+    # After campaign: the bundled sample's Response is its last campaign's answer.
+    ("outcome", r"^(y|subscribed|subscription|deposit|term_?deposit|converted|conversion"
+                r"|default|defaulted|in_?default|has_?default|is_?default)$"),
+    ("loan", r"^(housing|loans?|personal_?loan|housing_?loan|home_?loan|car_?loan|mortgage"
+             r"|has_?(a_?)?(loan|mortgage)|credit_?card_?loan)$"),
     ("rate", r"(frequency|_freq$|^freq_|^prc_|^pct_|_pct$|percent|_ratio$|^ratio_|_rate$"
              r"|^rate_|proportion|share_of)"),
     ("numeric", r"cash_?adv\w*_(trx|txn|count|num|n)$"),

@@ -233,12 +233,15 @@ def assignments_of(keys: pd.Series | pd.Index, labels: np.ndarray, values: np.nd
 
 def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                   previous: Previous | None, cfg: Config, *, policy: str, next_id: int,
-                  palette: list[str], notes: list[str] | None = None) -> Step:
+                  palette: list[str], notes: list[str] | None = None,
+                  as_of: Any = None) -> Step:
     """Give seg the series' segment ids and compare it with the previous run.
 
     policy: keep (seg came from ``keep``), refit (seg is a new fit) or first. keys: the
     customer keys aligned with ff.frame (None when the table has no key column: customers
-    cannot be followed)."""
+    cannot be followed). as_of: this run's date; under keep, features that age with the
+    calendar (tenure, age) are compared with the previous run's after ageing those by the
+    time between the two as_of dates."""
     notes = list(notes or ())
     features = list(seg.scaler.features)
     x = ff.matrix(features)
@@ -259,8 +262,9 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                      for s in record.segments]
         sizes = pd.Series(seg.labels).value_counts()
         if policy == "keep":
-            matching = compare.keep_matching(prev_refs, {int(k): int(v) for k, v in
-                                                         sizes.items()})
+            matching = compare.keep_matching(
+                prev_refs, {int(k): int(v) for k, v in sizes.items()},
+                previous.model.names if previous.model is not None else None)
             ids = {i.label: i.id for i in matching.current}
             segment_ids = list(previous.model.segment_ids) if previous.model is not None \
                 else [s.segment_id for s in record.segments]
@@ -309,11 +313,25 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                                   current_ids=sorted(set(ids.values())))
         labels_ = {f: ff.meta[f].label for f in features if f in ff.meta}
         reference = [compare.Bins.from_dict(b) for b in previous.record.bins]
+        shifts: dict[str, float] = {}
+        aged = ""
+        if policy == "keep":
+            known = {b.feature for b in reference}
+            clocks = {f: ff.meta[f].clock for f in features if f in ff.meta and f in known}
+            before = previous.record.as_of_date
+            shifts = compare.calendar_shifts(clocks, before, as_of)
+            if shifts and before is not None:
+                aged = compare.ageing_text([labels_.get(f, f) for f in features if f in shifts],
+                                           before, as_of)
+        # Customers aged back to the previous run's date: a month on everyone's tenure moves
+        # them all off the kept centres without any change of behaviour.
+        fit = distances if not shifts else compare.centroid_distances(
+            seg.scaler.transform(compare.younger(x, features, shifts)), seg.labels, centres)
         drift = compare.drift(reference, x, features, labels_,
                               distance_previous=previous.record.distance
                               if policy == "keep" else None,
-                              distance_current=float(distances.mean()) if len(distances)
-                              else None, seed=seed)
+                              distance_current=float(fit.mean()) if len(fit) else None,
+                              seed=seed, shifts=shifts, aged=aged)
         if previous.missing:
             notes.append(previous.missing[0].upper() + previous.missing[1:] + ".")
     return Step(seg=seg, policy=policy, names=names, colors=colors, segment_ids=segment_ids,
@@ -358,7 +376,8 @@ def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any
             distance_previous=_round(d.distance_previous),
             distance_current=_round(d.distance_current), distance_ratio=d.distance_ratio,
             exceeded=d.exceeded, reasons=list(d.reasons), psi_moderate=d.psi_moderate,
-            psi_significant=d.psi_significant, distance_threshold=d.distance_threshold)
+            psi_significant=d.psi_significant, distance_threshold=d.distance_threshold,
+            aged=d.aged)
     movers_count = 0
     words: list[str] = []
     migration: list[dict[str, Any]] = []

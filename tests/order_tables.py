@@ -7,7 +7,9 @@
 - order_export: a shop system's order export (Row ID, Order ID "CA-2016-…", Order Date, Ship
   Date, Customer ID, Segment, Category, Sub-Category, Product, Sales, Quantity, Discount);
 - cdnow_text: CDNOW-shaped whitespace-aligned text (zero-padded customer id, yyyymmdd date,
-  number of CDs, dollar value, a leading space).
+  number of CDs, dollar value, a leading space);
+- steady_orders: a shop whose customers keep buying as they did (Order ID, Order Date,
+  Customer ID, Sales): month to month only the calendar moves.
 
 Each mixes kinds of customer a segmentation should find: regulars who buy often and
 recently, lapsed big spenders, new one-time buyers, occasional shoppers. Every builder returns
@@ -234,3 +236,30 @@ def cdnow_text(n_customers: int = 300, seed: int = 2) -> tuple[str, Facts]:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
+
+
+def steady_orders(n_customers: int = 240, seed: int = 3) -> tuple[pd.DataFrame, Facts]:
+    """A shop whose customers do not change: every one joined in the second half of 2010 and
+    buys on its own cadence (every 2 weeks to 3 months, a random phase) with its own basket
+    until the end of 2011, nobody new, nobody leaving. Month to month only the calendar
+    moves: a backfill of 2011 should see no drift but its tenure ageing."""
+    rng = np.random.default_rng(seed)
+    first_day, end = dt.date(2010, 7, 1), dt.date(2011, 12, 31)
+    facts = Facts(last_day=end)
+    rows: list[dict[str, object]] = []
+    order = 1000
+    for i in range(n_customers):
+        cid = f"C{i:04d}"
+        cadence = int(rng.integers(14, 91))
+        basket = float(rng.choice([20.0, 60.0, 150.0])) * float(rng.uniform(0.8, 1.2))
+        day = first_day + dt.timedelta(days=int(rng.integers(0, 184)))
+        while day <= end:
+            order += 1
+            rows.append({"Order ID": f"SO-{order}", "Order Date": day.isoformat(),
+                         "Customer ID": cid,
+                         "Sales": round(basket * float(rng.uniform(0.9, 1.1)), 2)})
+            day += dt.timedelta(days=cadence + int(rng.integers(-3, 4)))
+        facts.customers.add(cid)
+        facts.kinds[cid] = f"every {cadence} days"
+    facts.lines = len(rows)
+    return pd.DataFrame(rows), facts

@@ -220,6 +220,27 @@ def test_keep_policy_identity_and_an_emptied_segment_disappears():
     assert m.fate(2).transition == "disappeared"
 
 
+def test_keep_policy_a_segment_empty_last_period_with_customers_again_emerged():
+    """A kept model's segment nobody was in last period is not in that run's record; when
+    customers land in it again it emerged, under its own id (the model's), with the name the
+    model knows for it, or none (named afresh) when the model knows none."""
+    prev = [c.SegmentRef(i, f"S{i}", "#00000" + str(i)) for i in (2, 4)]
+    m = c.keep_matching(prev, {2: 10, 3: 1, 4: 5}, {2: "S2", 3: "Small-basket newcomers"})
+    assert [(i.id, i.transition) for i in m.current] == \
+        [(2, "survived"), (3, "emerged"), (4, "survived")]
+    assert m.of(3).kept is not None and m.of(3).kept.name == "Small-basket newcomers"
+    assert [f.transition for f in m.previous] == ["survived", "survived"]
+    assert c.keep_matching(prev, {2: 10, 3: 1}).of(3).kept is None
+    # the flows of such a month count the customer in segment 3 as new to it
+    june = c.Assignments(keys=pd.Index(["a", "b"]), segments=np.array([2, 4]),
+                         values=np.array([1.0, 2.0]))
+    july = c.Assignments(keys=pd.Index(["a", "b", "z"]), segments=np.array([2, 4, 3]),
+                         values=np.array([1.0, 2.0, 3.0]))
+    f = c.flows(june, july, previous_ids=[2, 4],
+                current_ids=sorted(i.id for i in m.current))
+    assert f.current_ids == (2, 3, 4) and f.customers[0].tolist() == [0, 1, 0, 0]
+
+
 def test_colours_kept_and_a_new_segment_gets_one_nobody_uses():
     prev = [c.SegmentRef(1, "A", "#E69F00"), c.SegmentRef(2, "B", "#56B4E9")]
     m = c.Matching(current=(
@@ -281,6 +302,77 @@ def test_a_feature_with_few_values_is_binned_by_its_values():
     assert bins.edges == (0.5, 1.5, 2.5)
     assert bins.shares == (0.25, 0.375, 0.125, 0.25)
     assert c.psi(bins, kids[:, 0]) == pytest.approx(0.0)
+
+
+def _calendar_months(n: int = 3000, seed: int = 5):
+    """Two monthly snapshots of the same customers where only the calendar moves: tenure in
+    days / 30.4375 (as orders and signup dates give it) +30 days, whole-year age +1 for the
+    customers whose birthday falls in the month, an income that stays."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 365, n)  # days since the first order on 31 May (a young shop)
+    birth = rng.integers(18, 80, n)
+    birthday_in_june = rng.random(n) < 1 / 12
+    income = rng.lognormal(10, 0.5, n)
+    may = np.column_stack([first / 30.4375, birth, income])
+    june = np.column_stack([(first + 30) / 30.4375, birth + birthday_in_june, income])
+    return may, june
+
+
+FEATURES = ["tenure_months", "age", "income"]
+LABELS = {"tenure_months": "Months as a customer", "age": "Age", "income": "Income"}
+CLOCKS = {"tenure_months": "months", "age": "years", "income": ""}
+MAY, JUNE_END = dt.date(2024, 5, 31), dt.date(2024, 6, 30)
+
+
+def test_tenure_and_age_are_compared_after_ageing_last_months_customers():
+    may, june = _calendar_months()
+    bins = c.reference_bins(may, FEATURES)
+    plain = c.drift(bins, june, FEATURES, LABELS)
+    psi = {f.feature: f.psi for f in plain.features}
+    assert psi["tenure_months"] > 0.1  # the calendar alone reads as drift without ageing
+
+    shifts = c.calendar_shifts(CLOCKS, MAY, JUNE_END)
+    assert shifts == {"tenure_months": pytest.approx(30 / 30.4375),
+                      "age": pytest.approx(30 / 365.25)}
+    text = c.ageing_text(["Months as a customer", "Age"], MAY, JUNE_END)
+    assert text == ("Months as a customer and age are compared after ageing last month's "
+                    "customers by the month between the two reports.")
+    aged = c.drift(bins, june, FEATURES, LABELS, shifts=shifts, aged=text)
+    psi_aged = {f.feature: f.psi for f in aged.features}
+    assert psi_aged["tenure_months"] < 0.01 and psi_aged["age"] < 0.1
+    assert psi_aged["income"] == psi["income"] == 0.0
+    assert all(f.level == "stable" for f in aged.features)
+    assert not aged.exceeded and aged.reasons == [] and aged.aged == text
+
+
+def test_many_new_customers_are_drift_of_tenure_even_after_ageing():
+    may, june = _calendar_months()
+    rng = np.random.default_rng(9)
+    newcomers = np.column_stack([rng.integers(0, 30, 2000) / 30.4375,
+                                 rng.integers(18, 80, 2000), rng.lognormal(10, 0.5, 2000)])
+    bins = c.reference_bins(may, FEATURES)
+    d = c.drift(bins, np.vstack([june, newcomers]), FEATURES, LABELS,
+                shifts=c.calendar_shifts(CLOCKS, MAY, JUNE_END))
+    top = d.features[0]
+    assert top.feature == "tenure_months" and top.level == "significant"
+    assert d.exceeded and d.reasons[0].startswith("Months as a customer moved")
+
+
+def test_elapsed_time_in_each_clock_and_undated_runs_age_nothing():
+    assert c.elapsed(dt.date(2024, 1, 31), dt.date(2024, 3, 31), "days") == 60
+    assert c.elapsed(dt.date(2023, 12, 31), dt.date(2024, 1, 31), "calendar years") == 1
+    assert c.elapsed(dt.date(2024, 1, 31), dt.date(2024, 12, 31), "calendar years") == 0
+    assert c.calendar_shifts({"tenure_months": "months"}, None, JUNE_END) == {}
+    assert c.calendar_shifts({"tenure_months": "months"}, JUNE_END, MAY) == {}
+    assert c.ageing_text(["Tenure"], dt.date(2024, 3, 31), JUNE_END) == (
+        "Tenure is compared after ageing the previous report's customers by the 3 months "
+        "between the two reports.")
+    # A whole-number feature moves by whole units: a tenure column in months ages by 1.
+    months = np.arange(0, 72, dtype="float64").repeat(20)[:, None]
+    bins = c.reference_bins(months, ["tenure_months"])
+    d = c.drift(bins, months + 1, ["tenure_months"],
+                shifts=c.calendar_shifts({"tenure_months": "months"}, MAY, JUNE_END))
+    assert d.features[0].psi < 0.01
 
 
 def test_customers_further_from_their_centres_is_drift():

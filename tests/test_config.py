@@ -111,15 +111,25 @@ def test_transactions_settings_at_their_defaults_leave_the_run_id_as_it_was():
     from reportgen.pipeline import run_id_for
 
     before = Config().to_dict()
-    # the config as it was before order tables and series existed
-    for section in ("transactions", "series", "history", "email"):
+    # the config as it was before order tables, series, business types and engines existed
+    for section in ("transactions", "series", "history", "email", "engine"):
         before.pop(section)
     before["input"].pop("source")
+    before["report"].pop("business")
     digest = hashlib.sha256(("abc" + json.dumps(before, sort_keys=True)).encode()).hexdigest()
     assert run_id_for("2014-06", "abc", Config()) == f"2014-06-{digest[:8]}"
     pinned = Config().with_overrides(transactions__customer="Customer ID")
     assert pinned.run_key()["transactions"] == {"customer": "Customer ID"}
     assert run_id_for("2014-06", "abc", pinned) != run_id_for("2014-06", "abc", Config())
+
+
+def test_business_setting_left_at_auto_keeps_the_run_id_and_a_type_changes_it():
+    from reportgen.pipeline import run_id_for
+
+    assert "business" not in Config().run_key()["report"]
+    typed = Config().with_overrides(report__business="telecom")
+    assert typed.run_key()["report"]["business"] == "telecom"
+    assert run_id_for("2014-06", "abc", typed) != run_id_for("2014-06", "abc", Config())
 
 
 def test_every_setting_has_help():

@@ -122,8 +122,9 @@ def test_the_report_lists_the_outliers_and_gives_totals_with_and_without(wholesa
     assert "Customers set aside as outliers" in page
     for c in o.customers:
         assert c.reason in page
-    assert re.search(r"Total spend \$11\.\dM without the 12 outliers, \$1\d\d\.\dM with them",
-                     page), re.findall(r"Total spend [^.]*\.", page)[:3]
+    # a wholesaler's value measure is its revenue (issue 12: the value measure per business)
+    assert re.search(r"Total revenue \$11\.\dM without the 12 outliers, \$1\d\d\.\dM with "
+                     r"them", page), re.findall(r"Total revenue [^.]*\.", page)[:3]
 
 
 def test_a_coded_category_reads_as_a_category(wholesale_run):

@@ -16,7 +16,15 @@ from click.testing import CliRunner
 import reportgen
 from reportgen.cli import main
 from reportgen.config import Config
-from tests.order_tables import Facts, cdnow_text, invoice_lines, order_export, write_csv
+from reportgen.pipeline import backfill
+from tests.order_tables import (
+    Facts,
+    cdnow_text,
+    invoice_lines,
+    order_export,
+    steady_orders,
+    write_csv,
+)
 from tests.runs import run_folders
 from tests.test_orders import ORDER_FEATURES
 
@@ -191,6 +199,29 @@ def test_backfill_makes_one_run_per_month_into_one_root(tmp_path: Path) -> None:
     assert len(first) < len(last)  # the new customers of November are not there yet
 
 
+def test_a_backfill_of_unchanged_customers_ages_tenure_and_recommends_no_refit(
+        tmp_path: Path) -> None:
+    """Customers who keep buying as they did: only the calendar moves their months as a
+    customer, which drift takes off before comparing (it used to read as drift every month)."""
+    frame, _ = steady_orders()
+    path = write_csv(frame, tmp_path / "orders.csv")
+    cfg = Config().with_overrides(report__formats=["json"], segment__stability_runs=0,
+                                  series__policy="keep")
+    results = backfill(str(path), cfg, tmp_path / "series", dt.date(2011, 9, 1),
+                       dt.date(2011, 12, 1))
+    drifts = [json.loads((r.run_dir / "summary.json").read_text())["changes"]["drift"]
+              for r in results[1:]]
+    assert len(drifts) == 3
+    for d in drifts:
+        psi = {f["feature"]: f["psi"] for f in d["features"]}
+        assert psi["tenure_months"] < 0.1, psi
+        assert not d["exceeded"] and d["reasons"] == [], d
+        assert d["aged"] == ("Months as a customer is compared after ageing last month's "
+                             "customers by the month between the two reports.")
+    first = json.loads((results[0].run_dir / "summary.json").read_text())
+    assert first["changes"] is None  # a first run: nothing to compare, nothing aged
+
+
 def test_backfill_refuses_a_customer_table_and_bad_months(tmp_path: Path) -> None:
     from tests.tables import marketing_table, write_tsv
 
@@ -325,3 +356,27 @@ def test_the_pdf_explains_every_order_feature_and_keeps_the_rfm_groups_whole(
              and "rfm" in (box.element.get("class") or "").split()]
     assert len(set(pages)) == 1
     assert split_across_pages(document) == []
+
+
+def test_a_backfill_from_the_first_month_survives_a_segment_that_empties_and_fills_again(
+        tmp_path: Path) -> None:
+    """Kept month after month, a segment of the first month's model empties (its customers
+    lapse into others) and later takes customers again: that month's run compares as usual,
+    the segment emerged under its own id, no name is shared."""
+    path, _ = _table("invoices", tmp_path)
+    out = tmp_path / "series"
+    result = CliRunner().invoke(main, ["backfill", str(path), "--from", "2010-12", "--to",
+                                       "2011-09", "--out", str(out), "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(CliRunner().invoke(main, ["history", "--out", str(out), "--json"]).output)
+    assert len(listed) == 10 and all(h["policy"] == "keep" for h in listed[1:])
+    transitions = []
+    for h in listed[1:]:
+        summary = json.loads((out / h["folder"] / "summary.json").read_text())
+        names = [s["name"] for s in summary["segments"]]
+        assert len(set(names)) == len(names)
+        transitions += [(h["period"], s["id"], s["transition"])
+                        for s in summary["changes"]["segments"]]
+    emptied = {i for _, i, t in transitions if t == "disappeared"}
+    back = [(p, i) for p, i, t in transitions if t == "emerged"]
+    assert back and all(i in emptied for _, i in back), transitions

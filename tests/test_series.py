@@ -325,7 +325,7 @@ def test_a_playbook_rule_on_an_unknown_change_is_refused(tmp_path):
 
     path = tmp_path / "playbook.toml"
     path.write_text('[[rule]]\nid = "x"\ntitle = "t"\nchannel = "c"\nkpi = "k"\n'
-                    'when = [{ change = "grew", above = 0.1 }]\n')
+                    'business = ["shop"]\nwhen = [{ change = "grew", above = 0.1 }]\n')
     with pytest.raises(ConfigError, match="unknown change 'grew'"):
         load_playbook(path)
 

@@ -429,6 +429,7 @@ def test_playbook_rule_fires_only_when_its_condition_holds(tmp_path, sample_prof
     ff, _, profiles = sample_profiles
     path = tmp_path / "playbook.toml"
     path.write_text('[[rule]]\nid = "x"\ntitle = "T"\nchannel = "C"\nkpi = "K"\n'
+                    'business = ["grocery"]\n'
                     'when = [{ feature = "income", z_above = 0.5 }]\n')
     rules = load_playbook(path)
     fired = [sp.id for sp in profiles.segments if recommend(sp, rules, ff, profiles, "$", "s")]

@@ -163,7 +163,9 @@ def _attention(silhouette: float) -> list[str]:
     segments = make_report(with_charts=False).segments
     return assemble.attention(
         segments, SimpleNamespace(silhouette=silhouette),  # type: ignore[arg-type]
-        SimpleNamespace(excluded=[]), SimpleNamespace(frame=pd.DataFrame()),  # type: ignore[arg-type]
+        SimpleNamespace(excluded=[]),  # type: ignore[arg-type]
+        SimpleNamespace(frame=pd.DataFrame(), meta={}, value="total_spend",  # type: ignore[arg-type]
+                        value_label="spend"),
         SimpleNamespace(overall_mean={}), "$")  # type: ignore[arg-type]
 
 

@@ -218,13 +218,15 @@ def _swatches(segments: Sequence[Segment], height: int) -> alt.Chart:
 def size_value(segments: Sequence[Segment], value_label: str = "spend") -> alt.Chart:
     """Per segment, its share of customers next to its share of value."""
     customers, value = "customers", value_label
+    # planned only for a table with a value measure (_plan), so every share is there
+    shares = {s.id: s.value_share or 0.0 for s in segments}
     rows = []
     for s in segments:
         rows.append({"segment": s.name, "measure": customers, "share": _r(s.share),
                      "label": f"{fmt.pct(s.share)} of {customers}"})
-        rows.append({"segment": s.name, "measure": value, "share": _r(s.value_share),
-                     "label": f"{fmt.pct(s.value_share)} of {value}"})
-    top = max([s.share for s in segments] + [s.value_share for s in segments] + [0.1])
+        rows.append({"segment": s.name, "measure": value, "share": _r(shares[s.id]),
+                     "label": f"{fmt.pct(shares[s.id])} of {value}"})
+    top = max([s.share for s in segments] + [shares[s.id] for s in segments] + [0.1])
     base = alt.Chart(_frame(rows)).encode(
         y=alt.Y("segment:N", sort=_names(segments), title=None,
                 axis=alt.Axis(labelColor=INK, labelFontSize=11, ticks=False, domain=False,
@@ -244,7 +246,7 @@ def size_value(segments: Sequence[Segment], value_label: str = "spend") -> alt.C
     )
     labels = base.mark_text(align="left", dx=4, fontSize=10).encode(text="label:N")
     chart = alt.layer(bars, labels).properties(width=WIDTH - 170, height=46 * len(segments))
-    parts = [f"{s.name} {fmt.pct(s.share)} of customers, {fmt.pct(s.value_share)} of {value_label}"
+    parts = [f"{s.name} {fmt.pct(s.share)} of customers, {fmt.pct(shares[s.id])} of {value_label}"
              for s in segments]
     return _finish(chart, "Segment sizes: " + "; ".join(parts) + ".")
 
@@ -849,7 +851,9 @@ def _plan(
     """The charts the data supports, in the order the PDF shows them (they are built and
     exported in this order while the PDF is laid out), with their titles but no spec yet
     (``build_charts`` fills them in): which charts a report has is decided here only."""
-    plan = [("size_value", f"Share of customers vs share of {value_label}", False)]
+    # Without a value measure a share of value would only repeat the share of customers.
+    plan = [("size_value", f"Share of customers vs share of {value_label}", False)] \
+        if value_label else []
     if moves is not None and moves.rows and moves.columns:
         plan.append(("migration", "Who stayed, who moved, who left: darker cells hold more "
                                   "of their row", False))
