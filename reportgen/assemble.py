@@ -24,6 +24,7 @@ from .profile import Profiles
 from .render import charts
 from .report import (
     OVERLAP_BELOW,
+    SAMPLED,
     TENTATIVE_BELOW,
     Action,
     Changes,
@@ -134,6 +135,8 @@ def build_report(
         total_value=profiles.total_value if valued else None,
         value_per_customer=(profiles.total_value / n if n else 0.0) if valued else None,
         k=seg.k,
+        sampled_from=next((customers_in + step.rows for step in cleaned.log
+                           if step.action == SAMPLED and step.rows), None),
     )
     columns = [
         ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),

@@ -33,7 +33,7 @@ import pandas as pd
 from . import progress
 from .config import Config
 from .errors import ConfigError, InputError
-from .report import CleaningStep
+from .report import SAMPLED, CleaningStep
 
 if TYPE_CHECKING:
     from .pipeline import Inputs, RunResult
@@ -150,7 +150,7 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str 
                     progress.update("sample", offset, total, "rows read")
             loaded = load(str(sample_path), cfg.input, cfg.limits)
         note = CleaningStep(
-            "*", "sampled rows", total - n,
+            "*", SAMPLED, total - n,
             f"{n:,} of {total:,} customers drawn at random (seed {seed})",
             "the table is read in batches (larger than memory): segments are fitted and the "
             "report's figures measured on this sample; segments.csv and segments.parquet "

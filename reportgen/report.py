@@ -115,6 +115,10 @@ class Method:
     business: str = ""  # the business type, why, and the value measure, in words
 
 
+# The cleaning-log action of the rows a table read out of core left out of its sample.
+SAMPLED = "sampled rows"
+
+
 @dataclass(frozen=True)
 class CleaningStep:
     """One thing the cleaning stage did."""
@@ -219,6 +223,9 @@ class Headline:
     total_value: float | None  # None: the table has nothing that measures value
     value_per_customer: float | None
     k: int
+    # The whole table's rows when the figures are measured on a random sample of it (a table
+    # read out of core); None when every row was read.
+    sampled_from: int | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ fitted on a sample, every customer assigned. Forced on small tables here (limits
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,11 +80,19 @@ def test_a_sample_of_a_larger_table_gives_the_same_segments_within_tolerance(
     marketing_table(n_per_kind=5000).drop(columns=["kind"], errors="ignore").to_parquet(
         table, index=False)
     memory = reportgen.run(table, _cfg(out_of_core="never"), tmp_path / "memory")
-    streamed = reportgen.run(table, _cfg(out_of_core="always", sample_rows=3000),
+    streamed = reportgen.run(table, _cfg(out_of_core="always", sample_rows=3000)
+                             .with_overrides(report__formats=["json", "html", "email"]),
                              tmp_path / "streamed")
     assert streamed.streamed is not None
     assert streamed.streamed["rows"] == 15_000
     assert streamed.report.headline.customers == 3000  # the report is the sample's
+    # ... and says so up front: the cover counts the table, the figures are the sample's
+    assert streamed.report.headline.sampled_from == 15_000
+    assert memory.report.headline.sampled_from is None
+    page = re.sub(r"<[^>]+>|\s+", " ", (streamed.run_dir / "report.html").read_text())
+    assert re.search(r"Customers in the table\s+15,000", page), page[:2000]
+    assert "random sample of 3,000 of the 15,000 customers in customers.parquet" in page
+    assert "15,000" in (streamed.run_dir / "email.txt").read_text()
     assert streamed.report.headline.k == memory.report.headline.k == 3
     assert [s.name for s in streamed.report.segments] == \
         [s.name for s in memory.report.segments]
