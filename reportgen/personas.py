@@ -152,11 +152,10 @@ def _word(text: str, level: str) -> str | None:
 VALUE_FEATURES = ("total_spend", "avg_basket", "monthly_spend", "score", "payments")
 
 
-def _candidates(sp: SegmentProfile, vocab: dict[str, Words] | list[Words],
-                ff: FeatureFrame | None = None) -> list[tuple[float, str]]:
+def _candidates(sp: SegmentProfile, entries: list[Words], ff: FeatureFrame | None = None
+                ) -> list[tuple[float, str]]:
     adjectives: list[tuple[float, str, str]] = []
     nouns: list[tuple[float, str, str]] = []
-    entries = list(vocab.values()) if isinstance(vocab, dict) else vocab
     priced = ff is not None and bool(ff.value)
     for words in entries:
         for feature in matching(words.feature, sp.zscores):

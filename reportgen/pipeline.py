@@ -53,9 +53,6 @@ class RunResult:
 @dataclass
 class _Clock:
     timings: dict[str, float] = field(default_factory=dict)
-    # A streamed run (outofcore): rows of the table, the sample's size and customers per
-    # persona in the whole table ("left out" too); None for a run held in memory.
-    streamed: dict[str, Any] | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -114,10 +111,10 @@ def run(
     from . import outofcore
 
     inputs = read_inputs(cfg)
-    if cfg.engine.name == "spark":
-        return _spark_run(source, cfg, out_root, inputs, previous, fresh)
     if source is None:
         source = cfg.input.source
+    if cfg.engine.name == "spark":
+        return _spark_run(source, cfg, out_root, inputs, previous, fresh)
     if loaded is None and source is not None and outofcore.wanted(source, cfg):
         return outofcore.run(source, cfg, out_root, inputs, previous, fresh)
     return _run(source, cfg, out_root, inputs, loaded, previous, fresh)
@@ -128,7 +125,6 @@ def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     from .errors import ConfigError
     from .spark import run as spark_run
 
-    source = source if source is not None else cfg.input.source
     if source is None:
         raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
                           "or glob) or a catalog table spark:db.customers")
