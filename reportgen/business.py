@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from .errors import ConfigError
 from .schema import Schema
 
 # type -> how the report names it
@@ -27,6 +28,19 @@ BUSINESS_TYPES: dict[str, str] = {
     "generic": "generic customer table",
 }
 BUSINESS_SETTINGS = ("auto", *BUSINESS_TYPES)
+
+
+def check_types(kinds: Collection[str], what: str, where: str) -> None:
+    """Refuse a business type a shipped TOML entry names that does not exist, with the nearest
+    one ("rule 'x': unknown business type 'telcom'", did you mean 'telecom'?)."""
+    import difflib
+
+    for kind in kinds:
+        if kind not in BUSINESS_TYPES:
+            close = difflib.get_close_matches(kind, list(BUSINESS_TYPES), n=1)
+            raise ConfigError(f"{what}: unknown business type {kind!r}", file=where,
+                              hint=f"did you mean {close[0]!r}?" if close else
+                              f"known: {', '.join(BUSINESS_TYPES)}")
 
 # Product categories of a wholesaler's trade customers (the UCI "Wholesale customers" table).
 _WHOLESALE_TAGS = {"fresh", "milk", "grocery", "frozen", "household", "deli"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import fmt
-from .business import BUSINESS_TYPES
+from .business import check_types
 from .errors import ConfigError
 from .features import FeatureFrame
 from .profile import Profiles, SegmentProfile
@@ -51,11 +51,7 @@ def load_vocabulary(path: Path | None = None) -> dict[str, Words]:
         if "feature" not in entry:
             raise ConfigError(f"[[trait]] number {i} has no 'feature'", file=str(path))
         kinds = tuple(entry.get("business", ()))
-        unknown = [k for k in kinds if k not in BUSINESS_TYPES]
-        if unknown:
-            raise ConfigError(f"[[trait]] {entry['feature']!r}: unknown business type "
-                              f"{unknown[0]!r}", file=str(path),
-                              hint=f"known: {', '.join(BUSINESS_TYPES)}")
+        check_types(kinds, f"[[trait]] {entry['feature']!r}", str(path))
         key = entry["feature"] if not kinds else f"{entry['feature']} [{', '.join(kinds)}]"
         vocab[key] = Words(entry["feature"], entry.get("high", {}), entry.get("low", {}), kinds)
     return vocab

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import fmt
-from .business import BUSINESS_TYPES
+from .business import BUSINESS_TYPES, check_types
 from .errors import ConfigError
 from .features import FeatureFrame
 from .personas import evidence, matching
@@ -83,12 +82,7 @@ def load_playbook(path: Path | None = None) -> list[Rule]:
                 isinstance(k, str) for k in kinds):
             raise ConfigError(f"rule {name!r}: business must be a list of business types",
                               file=where, hint=f"known: {', '.join(BUSINESS_TYPES)}")
-        for kind in kinds:
-            if kind not in BUSINESS_TYPES:
-                close = difflib.get_close_matches(kind, list(BUSINESS_TYPES), n=1)
-                raise ConfigError(f"rule {name!r}: unknown business type {kind!r}", file=where,
-                                  hint=f"did you mean {close[0]!r}?" if close else
-                                  f"known: {', '.join(BUSINESS_TYPES)}")
+        check_types(kinds, f"rule {name!r}", where)
         conditions = []
         for cond in raw["when"]:
             bounds = _BOUNDS & set(cond)
