@@ -107,9 +107,10 @@ def _dataset(files: list[str], where: str) -> Any:
         raise InputError(f"not a readable Parquet table ({first})", file=where) from None
 
 
-def _batches(dataset: Any) -> Any:
+def _batches(dataset: Any, columns: list[str] | None = None) -> Any:
     # one thread reading ahead: memory stays at a batch or two
-    return dataset.to_batches(batch_size=BATCH, batch_readahead=1, fragment_readahead=1)
+    return dataset.to_batches(columns=columns, batch_size=BATCH, batch_readahead=1,
+                              fragment_readahead=1)
 
 
 def run(source: str, cfg: Config, out_root: Path, inputs: Inputs, previous: str | None,
@@ -171,11 +172,15 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     segments.parquet written a batch at a time; customers per persona (and left out)."""
     import pyarrow.parquet as pq
 
+    from .batchscore import BatchScorer
     from .load import frame_from_arrow
     from .output import SegmentsWriter, segments_table
     from .scoring import load_model, score
 
     model = load_model(run_dir)
+    # the batches' columns in NumPy when the model's features allow it (batchscore), else
+    # each batch cleaned and featured as a frame (Model.apply)
+    scorer = BatchScorer.build(model, dataset.schema.names, dataset.schema.types)
     # the sample's segments.parquet says which columns the series reads back: kept
     stored = (pq.read_schema(run_dir / "segments.parquet").metadata or {}).get(b"reportgen")
     meta = json.loads(stored) if stored else None
@@ -186,17 +191,30 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     try:
         with SegmentsWriter(parts[0], parts[1], meta) as out:
             offset = 0
-            for batch in _batches(dataset):
-                frame = frame_from_arrow(batch)
-                frame.index = pd.RangeIndex(offset, offset + len(frame))
-                scored = score(frame, model, where)
-                out.write(segments_table(scored.names, frame, scored.key, scored.kept_index,
-                                         scored.labels, scored.excluded, scored.features))
-                for segment_id, count in zip(*np.unique(scored.labels, return_counts=True),
+            for batch in _batches(dataset, scorer.columns if scorer else None):
+                index = pd.RangeIndex(offset, offset + batch.num_rows)
+                done = scorer.score(batch) if scorer else None
+                if done is None:
+                    frame = frame_from_arrow(batch)
+                    frame.index = index
+                    scored = score(frame, model, where)
+                    labels = scored.labels
+                    out.write(segments_table(scored.names, frame, scored.key,
+                                             scored.kept_index, labels, scored.excluded,
+                                             scored.features))
+                else:
+                    labels = done.labels
+                    kept = index[done.kept]
+                    excluded = pd.Series({index[i]: why for i, why in done.excluded.items()},
+                                         dtype="string")
+                    out.write(segments_table(
+                        model.names, done.key.set_axis(index).to_frame(), model.cleaning.key,
+                        kept, labels, excluded, pd.DataFrame(done.features, index=kept)))
+                for segment_id, count in zip(*np.unique(labels, return_counts=True),
                                              strict=True):
                     counts[model.names[int(segment_id)]] += int(count)
-                counts["left out"] += len(frame) - len(scored.labels)
-                offset += len(frame)
+                counts["left out"] += batch.num_rows - len(labels)
+                offset += batch.num_rows
                 progress.update("assign", offset, total, "customers assigned")
         for part, final in zip(parts, ("segments.csv", "segments.parquet"), strict=True):
             os.replace(part, run_dir / final)

@@ -210,18 +210,23 @@ class Model:
                ) -> np.ndarray:
         """Segment id of each row of ff with the run's scaling and estimator (1..k, or the
         ids its series gave the segments)."""
-        from threadpoolctl import threadpool_limits
-
-        from .algorithms import predict_labels, segment_ids
-
         x = ff.matrix(list(self.scaling.features))
         if not np.isfinite(x).all():
             raise InputError("the model features of some customers are not finite", file=file)
-        z = self.scaling.transform(x)
         cats = None
         if self.algorithm == "kprototypes":
             cats = cleaned.frame.loc[ff.frame.index, list(self.categorical)] \
                 .astype("string").fillna("Unknown").to_numpy(dtype=object)
+        return self.assign_matrix(x, cats)
+
+    def assign_matrix(self, x: np.ndarray, cats: np.ndarray | None = None) -> np.ndarray:
+        """Segment id of each row of x, the model's features (finite) in the scaling's
+        order; cats: the category columns of k-prototypes."""
+        from threadpoolctl import threadpool_limits
+
+        from .algorithms import predict_labels, segment_ids
+
+        z = self.scaling.transform(x)
         with threadpool_limits(limits=1):
             raw = predict_labels(self.algorithm, self.estimator, z, cats)
         labels = segment_ids(raw, list(self.order))  # 1..k
