@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,8 +190,12 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     parts = [run_dir / f".{name}.partial-{os.getpid()}"
              for name in ("segments.csv", "segments.parquet")]
     try:
-        with SegmentsWriter(parts[0], parts[1], meta) as out:
+        # a second thread writes each batch's rows (pyarrow formats the CSV text without
+        # holding the GIL) while the next batch is read and scored; one batch waits at most
+        with SegmentsWriter(parts[0], parts[1], meta) as out, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="segments") as writer:
             offset = 0
+            pending: Future[None] | None = None
             for batch in _batches(dataset, scorer.columns if scorer else None):
                 index = pd.RangeIndex(offset, offset + batch.num_rows)
                 done = scorer.score(batch) if scorer else None
@@ -199,23 +204,28 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
                     frame.index = index
                     scored = score(frame, model, where)
                     labels = scored.labels
-                    out.write(segments_table(scored.names, frame, scored.key,
-                                             scored.kept_index, labels, scored.excluded,
-                                             scored.features))
+                    table = segments_table(scored.names, frame, scored.key, scored.kept_index,
+                                           labels, scored.excluded, scored.features)
                 else:
                     labels = done.labels
                     kept = index[done.kept]
                     excluded = pd.Series({index[i]: why for i, why in done.excluded.items()},
                                          dtype="string")
-                    out.write(segments_table(
+                    table = segments_table(
                         model.names, done.key.set_axis(index).to_frame(), model.cleaning.key,
-                        kept, labels, excluded, pd.DataFrame(done.features, index=kept)))
+                        kept, labels, excluded, pd.DataFrame(done.features, index=kept))
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(out.write, table)
+                del table
                 for segment_id, count in zip(*np.unique(labels, return_counts=True),
                                              strict=True):
                     counts[model.names[int(segment_id)]] += int(count)
                 counts["left out"] += batch.num_rows - len(labels)
                 offset += batch.num_rows
                 progress.update("assign", offset, total, "customers assigned")
+            if pending is not None:
+                pending.result()
         for part, final in zip(parts, ("segments.csv", "segments.parquet"), strict=True):
             os.replace(part, run_dir / final)
     finally:

@@ -4,6 +4,8 @@
     python scripts/bench_scale.py                          # 100k and 1M, 3 rounds, this tree
     python scripts/bench_scale.py --sizes 10000000 --runs 3
     python scripts/bench_scale.py --sizes 1000000 --old /work/wt/base   # old code paired too
+    python scripts/bench_scale.py --sizes 1000000 --out-of-core always  # the streamed run
+    python scripts/bench_scale.py --sizes 50000000 --runs 1 --floor-stream  # past memory
 
 Each size gets a marketing-shaped Parquet table of the sample's columns (the bundled sample
 resampled with replacement, amounts and counts with ±10 % noise), written once in chunks into
@@ -14,6 +16,11 @@ tree alternate, rotating the order every round, so a drift of the shared machine
 on all of them alike. Each figure is the whole process: wall time and peak RSS (the child's own
 ru_maxrss from wait4, PERFORMANCE.md trap 8). Prints the medians, the ratio to the floor, the
 stage times of the last reportgen run, and the load average before and after.
+
+--out-of-core MODE runs every reportgen tree with ``[limits] out_of_core = MODE`` (auto by
+default: what each tree chooses). --floor-stream runs the floor out of core too
+(floor_scale.py --stream: two passes over the record batches), for a table the in-memory
+floor cannot hold (50 M customers need ~22 GB); it is on by default past 20 M customers.
 """
 
 from __future__ import annotations
@@ -89,15 +96,23 @@ def stage_times(out: Path) -> dict[str, float]:
     return json.loads(manifests[-1].read_text())["timings_s"]
 
 
+FLOOR_STREAM_FROM = 20_000_000  # customers: past this the floor streams by default
+
+
 def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: str,
-               work: Path) -> dict[str, object]:
+               work: Path, out_of_core: str = "auto", floor_stream: bool = False
+               ) -> dict[str, object]:
+    stream = ["--stream"] if floor_stream or n > FLOOR_STREAM_FROM else []
     commands: dict[str, tuple[list[str], dict[str, str]]] = {
-        "floor": ([sys.executable, str(HERE / "floor_scale.py"), str(table),
+        "floor": ([sys.executable, str(HERE / "floor_scale.py"), *stream, str(table),
                    str(work / f"floor-{n}.parquet")], dict(os.environ))}
+    config = work / f"limits-{out_of_core}.toml"
+    config.write_text(f'[limits]\nout_of_core = "{out_of_core}"\n', encoding="utf-8")
     for name, tree in trees.items():
         env = dict(os.environ, PYTHONPATH=str(tree))
-        commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--out",
-                           str(work / f"out-{name}-{n}"), "--format", formats, str(table)], env)
+        commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--config",
+                           str(config), "--out", str(work / f"out-{name}-{n}"), "--format",
+                           formats, str(table)], env)
     walls: dict[str, list[float]] = {k: [] for k in commands}
     peaks: dict[str, list[float]] = {k: [] for k in commands}
     before = load_average()
@@ -134,6 +149,10 @@ def main() -> int:
     ap.add_argument("--tables", default="/tmp/reportgen-scale",
                     help="folder for the generated tables (kept between runs)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--out-of-core", default="auto", choices=("auto", "always", "never"),
+                    help="[limits] out_of_core of every reportgen run (default auto)")
+    ap.add_argument("--floor-stream", action="store_true",
+                    help="run the floor out of core (default past 20 M customers)")
     opts = ap.parse_args()
 
     tables = Path(opts.tables)
@@ -148,7 +167,8 @@ def main() -> int:
         for n in (int(s) for s in opts.sizes.split(",")):
             table = make_table(n, tables / f"marketing_{n}.parquet")
             print(f"{n:,} customers: {table}", file=sys.stderr)
-            results.append(bench_size(n, table, trees, opts.runs, opts.format, work))
+            results.append(bench_size(n, table, trees, opts.runs, opts.format, work,
+                                      opts.out_of_core, opts.floor_stream))
     finally:
         import shutil
 

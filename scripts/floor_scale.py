@@ -2,9 +2,13 @@
 """The floor of issue 14: the work no segmentation tool can skip, as a bare script.
 
     python scripts/floor_scale.py TABLE.parquet OUT.parquet
+    python scripts/floor_scale.py --stream TABLE.parquet OUT.parquet   # larger than memory
 
 Read the Parquet file, standardise the numeric columns, fit k-means (k = 5, one init) on a
 50,000-customer sample, assign every customer in chunks, write (id, segment) as Parquet.
+--stream is the same work out of core, for a table memory cannot hold (50 M customers): a
+first pass over the record batches gathers the means, standard deviations and the seeded
+sample, a second standardises and assigns each batch and appends it to the output.
 scripts/bench_scale.py runs it beside `reportgen run` on the same table, paired in one batch.
 """
 
@@ -49,8 +53,51 @@ def main(source: str, out: str) -> int:
     return 0
 
 
+def _matrix(batch: pa.RecordBatch, numeric: list[str]) -> np.ndarray:
+    x = np.empty((batch.num_rows, len(numeric)), dtype="float64")
+    for j, name in enumerate(numeric):
+        x[:, j] = pc.fill_null(pc.cast(batch.column(name), pa.float64()), 0.0).to_numpy()
+    return x
+
+
+def main_stream(source: str, out: str) -> int:
+    parquet = pq.ParquetFile(source)
+    numeric = [f.name for f in parquet.schema_arrow
+               if f.name != "ID" and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+    n = parquet.metadata.num_rows
+    rows = np.sort(np.random.default_rng(SEED).choice(n, min(SAMPLE, n), replace=False))
+    total = np.zeros(len(numeric))
+    squares = np.zeros(len(numeric))
+    sample, offset = [], 0
+    for batch in parquet.iter_batches(batch_size=CHUNK, columns=numeric):
+        x = _matrix(batch, numeric)
+        total += x.sum(axis=0)
+        squares += (x * x).sum(axis=0)
+        lo, hi = np.searchsorted(rows, [offset, offset + len(x)])
+        sample.append(x[rows[lo:hi] - offset])
+        offset += len(x)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+    std[std == 0] = 1.0
+    model = KMeans(n_clusters=K, n_init=1, random_state=SEED).fit(
+        (np.concatenate(sample) - mean) / std)
+    writer = None
+    for batch in parquet.iter_batches(batch_size=CHUNK, columns=["ID", *numeric]):
+        labels = model.predict((_matrix(batch, numeric) - mean) / std).astype("int8")
+        table = pa.table({"ID": batch.column("ID"), "segment": pa.array(labels)})
+        if writer is None:
+            writer = pq.ParquetWriter(out, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    stream = args[:1] == ["--stream"]
+    args = args[1:] if stream else args
+    if len(args) != 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main_stream(*args) if stream else main(*args))
