@@ -138,6 +138,11 @@ def test_auto_streams_a_parquet_file_past_the_rows_limit_and_never_refuses_it(
         reportgen.run(table, _cfg(rows=1000, out_of_core="never"), tmp_path / "never")
     assert not outofcore.wanted(str(table), _cfg())  # within the limits: read whole
     assert outofcore.wanted(str(table), _cfg(bytes=10_000))  # larger than limits.bytes
+    # past stream_rows (2,239 < 2,240 rows): streamed, faster than in memory from there
+    assert outofcore.wanted(str(table), _cfg(stream_rows=2239))
+    assert not outofcore.wanted(str(table), _cfg(stream_rows=2240))
+    assert not outofcore.wanted(str(table), _cfg(stream_rows=1000, out_of_core="never"))
+    assert outofcore.wanted(str(table), _cfg(stream_rows=5000, rows=2000))  # rows if lower
 
 
 def test_what_cannot_stream_is_refused_in_one_line(tmp_path: Path) -> None:
