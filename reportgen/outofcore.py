@@ -220,9 +220,9 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
                     pending.result()
                 pending = writer.submit(out.write, table)
                 del table
-                for segment_id, count in zip(*np.unique(labels, return_counts=True),
-                                             strict=True):
-                    counts[model.names[int(segment_id)]] += int(count)
+                for segment_id, count in enumerate(np.bincount(labels).tolist()):
+                    if count:
+                        counts[model.names[segment_id]] += count
                 counts["left out"] += batch.num_rows - len(labels)
                 offset += batch.num_rows
                 progress.update("assign", offset, total, "customers assigned")

@@ -18,7 +18,8 @@ ru_maxrss from wait4, PERFORMANCE.md trap 8). Prints the medians, the ratio to t
 stage times of the last reportgen run, and the load average before and after.
 
 --out-of-core MODE runs every reportgen tree with ``[limits] out_of_core = MODE`` (auto by
-default: what each tree chooses). --floor-stream runs the floor out of core too
+default: what each tree chooses); several modes (``--out-of-core never,always``) run each tree
+once per mode in the same batch, named tree-mode. --floor-stream runs the floor out of core too
 (floor_scale.py --stream: two passes over the record batches), for a table the in-memory
 floor cannot hold (50 M customers need ~22 GB); it is on by default past 20 M customers.
 """
@@ -106,13 +107,16 @@ def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: 
     commands: dict[str, tuple[list[str], dict[str, str]]] = {
         "floor": ([sys.executable, str(HERE / "floor_scale.py"), *stream, str(table),
                    str(work / f"floor-{n}.parquet")], dict(os.environ))}
-    config = work / f"limits-{out_of_core}.toml"
-    config.write_text(f'[limits]\nout_of_core = "{out_of_core}"\n', encoding="utf-8")
-    for name, tree in trees.items():
-        env = dict(os.environ, PYTHONPATH=str(tree))
-        commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--config",
-                           str(config), "--out", str(work / f"out-{name}-{n}"), "--format",
-                           formats, str(table)], env)
+    modes = out_of_core.split(",")
+    for mode in modes:
+        config = work / f"limits-{mode}.toml"
+        config.write_text(f'[limits]\nout_of_core = "{mode}"\n', encoding="utf-8")
+        for tree_name, tree in trees.items():
+            name = tree_name if len(modes) == 1 else f"{tree_name}-{mode}"
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--config",
+                               str(config), "--out", str(work / f"out-{name}-{n}"), "--format",
+                               formats, str(table)], env)
     walls: dict[str, list[float]] = {k: [] for k in commands}
     peaks: dict[str, list[float]] = {k: [] for k in commands}
     before = load_average()
@@ -149,8 +153,9 @@ def main() -> int:
     ap.add_argument("--tables", default="/tmp/reportgen-scale",
                     help="folder for the generated tables (kept between runs)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--out-of-core", default="auto", choices=("auto", "always", "never"),
-                    help="[limits] out_of_core of every reportgen run (default auto)")
+    ap.add_argument("--out-of-core", default="auto",
+                    help="[limits] out_of_core of every reportgen run (default auto), or "
+                         "several, comma-separated: each tree runs once per mode")
     ap.add_argument("--floor-stream", action="store_true",
                     help="run the floor out of core (default past 20 M customers)")
     opts = ap.parse_args()
@@ -176,7 +181,8 @@ def main() -> int:
     if opts.json:
         print(json.dumps(results, indent=2))
         return 0
-    heads = list(trees)
+    heads = [k for k in results[0] if isinstance(results[0][k], dict) and k != "floor"] \
+        if results else []
     print("| customers | " + " | ".join(f"{h} time, peak" for h in heads)
           + " | floor time, peak | " + " | ".join(f"{h}/floor" for h in heads) + " | load |")
     print("|---" * (2 + 2 * len(heads)) + "|---|")
