@@ -292,32 +292,31 @@ def _features(schema: Schema, model: Model
         if c := schema.col(role):
             out[feature] = column(c), False
     shares: list[str] = []
-    spend = schema.cols("spend")
-    total_col = schema.totals.get("spend")
-    if spend:
-        total_spend = total_of(spend, total_col)
-        out["total_spend"] = total_spend, False
-        parts = [c for c in spend if c != total_col]
+
+    def mix(role: str, feature: str) -> Callable[[dict[str, Array]], Array] | None:
+        """The total of a role's columns (or its total column) as feature, and each part's
+        share of it: build_features' total_spend and product mix, purchases and channels."""
+        columns = schema.cols(role)
+        if not columns:
+            return None
+        total_col = schema.totals.get(role)
+        whole = total_of(columns, total_col)
+        out[feature] = whole, False
+        parts = [c for c in columns if c != total_col]
         if len(parts) > 1 or (total_col and parts):
             for c in parts:
                 name = f"share_{schema.tags.get(c, c.lower())}"
                 shares.append(name)
-                out[name] = share(c, total_spend, 0.0), True
-    purchase_cols = schema.cols("purchases")
-    total_purchases = schema.totals.get("purchases")
-    if purchase_cols:
-        purchases = total_of(purchase_cols, total_purchases)
-        out["purchases_total"] = purchases, False
-        channels = [c for c in purchase_cols if c != total_purchases]
-        if len(channels) > 1 or (total_purchases and channels):
-            for c in channels:
-                name = f"share_{schema.tags.get(c, c.lower())}"
-                shares.append(name)
-                out[name] = share(c, purchases, 0.0), True
+                out[name] = share(c, whole, 0.0), True
+        return whole
+
+    total_spend = mix("spend", "total_spend")
+    purchases = mix("purchases", "purchases_total")
+    if purchases is not None:
         if deals := schema.col("deals"):
             out["deal_share"] = share(deals, purchases, None), True
-        if spend and basket_note(schema) is None:
-            def basket(cols: dict[str, Array], spent: Any = out["total_spend"][0],
+        if total_spend is not None and basket_note(schema) is None:
+            def basket(cols: dict[str, Array], spent: Any = total_spend,
                        bought: Any = purchases) -> Array:
                 b = bought(cols)
                 with np.errstate(divide="ignore", invalid="ignore"):
