@@ -452,7 +452,8 @@ def test_the_limits_have_documented_defaults():
         "limits.bytes": "1000000000", "limits.rows": "10000000", "limits.columns": "1000",
         "limits.cell_chars": "1000000", "limits.header_chars": "1000",
         "limits.excel_cells": "20000000", "limits.seconds": "3600",
-        "limits.out_of_core": '"auto"', "limits.sample_rows": "500000"}
+        "limits.out_of_core": '"auto"', "limits.stream_rows": "2000000",
+        "limits.sample_rows": "500000"}
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "| `limits.bytes` | `1000000000` |" in readme
 
