@@ -280,13 +280,18 @@ def write_parquet(table: pd.DataFrame, path: Path,
 def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key: str,
                    kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                    features: pd.DataFrame, previous: pd.DataFrame | None = None,
-                   parquet_meta: dict[str, Any] | None = None) -> None:
+                   parquet_meta: dict[str, Any] | None = None,
+                   feature_columns: list[str] | None = None) -> None:
     """segments.csv and segments.parquet of segments_table(...) into folder, made and written
     a block of CSV_BLOCK rows at a time: the whole table is never built (at 1 M customers it
     was ~0.2 GB of a run's peak). The same bytes as write_csv(csv_safe(...)) and
-    write_parquet of the whole table (segments_table and csv_safe work row by row)."""
+    write_parquet of the whole table (segments_table and csv_safe work row by row).
+    ``feature_columns``: the columns of features written (default: all), taken a block at a
+    time (features[feature_columns] whole would copy them)."""
     labels = np.asarray(labels)
     position = pd.Series(np.arange(len(kept_index)), index=kept_index)
+    columns = np.arange(features.shape[1]) if feature_columns is None else \
+        features.columns.get_indexer(feature_columns)
     with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet",
                         parquet_meta) as out:
         for start in range(0, max(len(frame), 1), CSV_BLOCK):
@@ -295,7 +300,8 @@ def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key
             rows = position.reindex(block.index).dropna().to_numpy(dtype=np.int64)
             out.write(segments_table(
                 names, block, key, kept_index[rows], labels[rows], excluded,
-                features.iloc[rows], None if previous is None else previous.iloc[rows]))
+                features.iloc[rows, columns],
+                None if previous is None else previous.iloc[rows]))
         progress.update("output", len(frame), len(frame), "rows written")
 
 
@@ -348,13 +354,15 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   extra: dict[str, Callable[[Path], object]] | None = None,
                   latest: dict[str, Any] | None = None,
                   parquet_meta: dict[str, Any] | None = None,
-                  segments: bool = True) -> tuple[Path, list[Path]]:
+                  segments: bool = True,
+                  feature_columns: list[str] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
     ``latest``: the pointer written to out_root/latest once the run folder is in place;
     ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
+    ``feature_columns``: the columns of ``features`` segments.csv shows (default: all);
     ``segments``: False when the segments are written elsewhere (the Spark engine's
     Parquet), so no segments.csv/.parquet of a sample is written here."""
     final = out_root / report.run_id
@@ -372,11 +380,16 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         if segments:
             names = {s.id: s.name for s in report.segments}
             write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
-                           previous, parquet_meta)
+                           previous, parquet_meta, feature_columns)
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
+        from .pipeline import peak_rss_mb
+
         timings = dict(timings)
+        peaks = dict(manifest.get("peak_rss_mb", {}))
+        if segments:
+            peaks["segments"] = peak_rss_mb()
         if "html" in formats:
             from .render.html import render_html
 
@@ -384,6 +397,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             (tmp / "report.html").write_text(render_html(report, template_dir),
                                              encoding="utf-8")
             timings["render_html"] = round(time.perf_counter() - start, 4)
+            peaks["render_html"] = peak_rss_mb()
         exported = None
         if "pdf" in formats:
             from .render.pdf import chart_images, print_exports, render_pdf
@@ -393,6 +407,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
             (tmp / "report.pdf").write_bytes(pdf)
             timings["render_pdf"] = round(time.perf_counter() - start, 4)
+            peaks["render_pdf"] = peak_rss_mb()
         if "email" in formats:
             from .render.email import email_images, render_email
 
@@ -403,13 +418,14 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                 (tmp / name).write_bytes(data)
             manifest = {**manifest, "email": email.manifest()}
             timings["render_email"] = round(time.perf_counter() - start, 4)
+            peaks["render_email"] = peak_rss_mb()
         if model is not None:
             from .scoring import MODEL_FILE, dump
 
             dump(model, tmp / MODEL_FILE)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
-        manifest = {**manifest, "timings_s": dict(timings),
+        manifest = {**manifest, "timings_s": dict(timings), "peak_rss_mb": peaks,
                     "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
