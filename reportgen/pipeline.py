@@ -201,6 +201,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     from .features import build_features, order_features
     from .load import load
     from .orders import aggregate, detect
+    from .output import release_memory
     from .rfm import rfm
     from .schema import infer_schema
 
@@ -257,10 +258,13 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             slim = orders is None and not _may_keep(previous, cfg)
             raw_types, raw_columns = table, None
             if slim:
-                raw_types = table.iloc[:0].copy()
+                # no row: an empty slice of Arrow-backed text would keep the table's buffers
+                raw_types = pd.DataFrame({c: pd.Series([], dtype=t)
+                                          for c, t in table.dtypes.items()})
                 raw_columns = column_infos(table, table_schema)
                 table = table[[cleaned.key]] if cleaned.key in table else table[[]]
                 loaded = dataclasses.replace(loaded, frame=table)
+                release_memory()
             with clock.stage("features"):
                 ff = order_features(cleaned, orders.features, cfg, file) \
                     if orders is not None else \
@@ -271,6 +275,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             categories = _categories(cleaned, table_schema, cfg)
             if slim:
                 cleaned = dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0].copy())
+                release_memory()
             return _series_run(
                 loaded=loaded, table=table, raw_types=raw_types, raw_columns=raw_columns,
                 orders=orders, scores=scores, schema=table_schema, cleaned=cleaned, ff=ff,
