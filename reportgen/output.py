@@ -415,6 +415,45 @@ def remove_stale(out_root: Path) -> list[Path]:
     return removed
 
 
+def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: Path,
+            manifest: dict[str, Any], timings: dict[str, float], peaks: dict[str, float]
+            ) -> dict[str, Any]:
+    """report.html, report.pdf and the email files into tmp, as formats asks; each one's
+    seconds into timings and the process's peak memory after it into peaks. Returns the
+    manifest with the email's part."""
+    from .pipeline import peak_rss_mb
+
+    if "html" in formats:
+        from .render.html import render_html
+
+        start = time.perf_counter()
+        (tmp / "report.html").write_text(render_html(report, template_dir), encoding="utf-8")
+        timings["render_html"] = round(time.perf_counter() - start, 4)
+        peaks["render_html"] = peak_rss_mb()
+    exported = None
+    if "pdf" in formats:
+        from .render.pdf import chart_images, print_exports, render_pdf
+
+        start = time.perf_counter()
+        exported = print_exports(report)
+        pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
+        (tmp / "report.pdf").write_bytes(pdf)
+        timings["render_pdf"] = round(time.perf_counter() - start, 4)
+        peaks["render_pdf"] = peak_rss_mb()
+    if "email" in formats:
+        from .render.email import email_images, render_email
+
+        start = time.perf_counter()
+        # the print SVGs, when there are some, are rasterised rather than drawn again
+        email = render_email(report, email_images(report, exported), template_dir)
+        for name, data in email.files().items():
+            (tmp / name).write_bytes(data)
+        manifest = {**manifest, "email": email.manifest()}
+        timings["render_email"] = round(time.perf_counter() - start, 4)
+        peaks["render_email"] = peak_rss_mb()
+    return manifest
+
+
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
@@ -447,49 +486,23 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
-        if segments:
-            names = {s.id: s.name for s in report.segments}
-            write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
-                           previous, parquet_meta, feature_columns)
-            release_memory()  # the blocks' memory, before the renderers take theirs
-        for name, writer in (extra or {}).items():
-            writer(tmp / name)
-        (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
         from .pipeline import peak_rss_mb
 
         timings = dict(timings)
         peaks = dict(manifest.get("peak_rss_mb", {}))
         if segments:
+            names = {s.id: s.name for s in report.segments}
+            write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
+                           previous, parquet_meta, feature_columns)
+            # The blocks' memory, before the renderers take theirs (writing the segments in
+            # a thread while the report rendered made the peak the sum of the two: 1.1 GB
+            # instead of 0.9 at 1 M customers).
+            release_memory()
             peaks["segments"] = peak_rss_mb()
-        if "html" in formats:
-            from .render.html import render_html
-
-            start = time.perf_counter()
-            (tmp / "report.html").write_text(render_html(report, template_dir),
-                                             encoding="utf-8")
-            timings["render_html"] = round(time.perf_counter() - start, 4)
-            peaks["render_html"] = peak_rss_mb()
-        exported = None
-        if "pdf" in formats:
-            from .render.pdf import chart_images, print_exports, render_pdf
-
-            start = time.perf_counter()
-            exported = print_exports(report)
-            pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
-            (tmp / "report.pdf").write_bytes(pdf)
-            timings["render_pdf"] = round(time.perf_counter() - start, 4)
-            peaks["render_pdf"] = peak_rss_mb()
-        if "email" in formats:
-            from .render.email import email_images, render_email
-
-            start = time.perf_counter()
-            # the print SVGs, when there are some, are rasterised rather than drawn again
-            email = render_email(report, email_images(report, exported), template_dir)
-            for name, data in email.files().items():
-                (tmp / name).write_bytes(data)
-            manifest = {**manifest, "email": email.manifest()}
-            timings["render_email"] = round(time.perf_counter() - start, 4)
-            peaks["render_email"] = peak_rss_mb()
+        for name, writer in (extra or {}).items():
+            writer(tmp / name)
+        (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
+        manifest = _render(report, formats, template_dir, tmp, manifest, timings, peaks)
         if model is not None:
             from .scoring import MODEL_FILE, dump
 

@@ -297,8 +297,9 @@ def _may_keep(previous: Any, cfg: Config) -> bool:
 def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
                 raw_columns: list[Any] | None, orders: Any, scores: Any, schema: Any,
                 cleaned: Any, ff: Any, categories: pd.DataFrame | None, cfg: Config,
-                manifest: dict[str, Any], out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
-                history: Any, previous: Any, fresh: bool) -> RunResult:
+                manifest: dict[str, Any], out_root: Path, inputs: Inputs, clock: _Clock,
+                run_id: str, period_key: str, history: Any, previous: Any, fresh: bool
+                ) -> RunResult:
     from . import series as series_
     from .assemble import build_report, period_label
     from .errors import ModelError
