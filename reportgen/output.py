@@ -233,6 +233,15 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     table.to_csv(path, index=False, lineterminator="\n")
 
 
+@functools.lru_cache(maxsize=1)
+def _formatters() -> Any:
+    """The threads that format a block's columns, made once (a pool per block made threads,
+    and their allocators' memory, for every block)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(CSV_THREADS, thread_name_prefix="csv")
+
+
 def _csv_header(columns: pd.Index) -> bytes:
     return (",".join(_csv_field(str(c)) for c in columns) + "\n").encode()
 
@@ -241,12 +250,9 @@ def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
     """The CSV lines of block (each ending in \\n), or None when a column's dtype is one this
     writer does not format."""
     columns = [block[c] for c in block.columns]
-    if len(block) >= _PARALLEL_FROM:
+    if len(block) >= _PARALLEL_FROM and CSV_THREADS > 1:
         # Arrow's kernels and numpy let go of the GIL: two columns are formatted at once
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(CSV_THREADS) as pool:
-            cells = list(pool.map(_csv_text, columns))
+        cells = list(_formatters().map(_csv_text, columns))
     else:
         cells = [_csv_text(c) for c in columns]
     if any(c is None for c in cells):
