@@ -78,6 +78,7 @@ def build_report(
     extra_gates: Sequence[Gate] = (),
     outlier_values: pd.Series | None = None,
     totals: Totals | None = None,
+    columns: list[ColumnInfo] | None = None,
 ) -> Report:
     """The complete Report of one run.
 
@@ -91,7 +92,8 @@ def build_report(
     the others. ``outlier_values``: the value of each customer cleaning set aside as an
     outlier (index: cleaned.outliers'), for the outlier list and the totals with them.
     ``totals``: the whole table's counts when raw, cleaned and ff are a sample of it (the
-    profiles are then the whole table's).
+    profiles are then the whole table's). ``columns``: column_infos(raw, schema) measured
+    before raw was let go (raw is then only its rows' keys).
     """
     currency = cfg.report.currency
     value_label = ff.value_label
@@ -138,13 +140,9 @@ def build_report(
         sampled_from=next((customers_in + step.rows for step in cleaned.log
                            if step.action == SAMPLED and step.rows), None),
     )
-    columns = [
-        ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),
-                   missing=totals.missing[c] if totals is not None and c in totals.missing
-                   else int(raw[c].isna().sum()),
-                   note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
-        for c in raw.columns
-    ] if orders is None else order_columns(raw, orders)
+    if columns is None:
+        columns = column_infos(raw, schema, totals) if orders is None else \
+            order_columns(raw, orders)
     features = ff.info() if totals is None else [
         dataclasses.replace(f, overall_mean=profiles.overall_mean[f.name]) for f in ff.info()]
     summary = None
@@ -225,6 +223,18 @@ def outlier_note(outliers: Outliers, value_label: str, value_unit: str, currency
 
 def _defined(values: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in values.items() if np.isfinite(v)}
+
+
+def column_infos(raw: pd.DataFrame, schema: Schema, totals: Totals | None = None
+                 ) -> list[ColumnInfo]:
+    """The report's list of a customer table's columns: role, type and blanks of each."""
+    return [
+        ColumnInfo(column=str(c), role=schema.roles[c], dtype=str(raw[c].dtype),
+                   missing=totals.missing[c] if totals is not None and c in totals.missing
+                   else int(raw[c].isna().sum()),
+                   note=f"{ROLES[schema.roles[c]]}; {schema.notes.get(c, '')}".rstrip("; "))
+        for c in raw.columns
+    ]
 
 
 def order_columns(raw: pd.DataFrame, orders: Orders) -> list[ColumnInfo]:

@@ -11,6 +11,7 @@ such folder whose process is gone.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -100,8 +101,13 @@ def _neutralised(s: pd.Series) -> pd.Series:
     return s.where(~risky, "'" + text)
 
 
-# segments.csv is written in blocks of this many rows (bounded memory at any size).
-CSV_BLOCK = 200_000
+# segments.csv is written in blocks of this many rows (bounded memory at any size: a block's
+# frames and text took ~0.25 GB at 200,000 rows, no faster than at 50,000).
+CSV_BLOCK = 50_000
+# Threads formatting a block's columns (the machines this runs on have two cores or more),
+# for blocks of at least _PARALLEL_FROM rows.
+CSV_THREADS = 2
+_PARALLEL_FROM = 10_000
 # Within this range of magnitudes Arrow's shortest float text and Python's repr (what
 # DataFrame.to_csv writes) have the same digits and no exponent; outside it, repr is used.
 _PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e9
@@ -128,6 +134,9 @@ def _csv_text(values: pd.Series) -> pa.Array | None:
         return pc.fill_null(pc.cast(pa.array(values, from_pandas=True), pa.string()), "")
     if pd.api.types.is_float_dtype(dtype):
         x = values.to_numpy(dtype="float64", na_value=np.nan)
+        decimal = _decimal_text(x)
+        if decimal is not None:
+            return decimal
         text = pc.cast(pa.array(x, from_pandas=True), pa.string())
         # 58138 → 58138.0 as repr writes it
         text = pc.if_else(pc.match_substring(text, "."), text,
@@ -159,6 +168,46 @@ def _csv_text(values: pd.Series) -> pa.Array | None:
     return None
 
 
+# A float rounded to this many decimals is written from integers (segments.csv's features are
+# rounded to 4): Arrow's float formatting was most of segments.csv's time.
+_DECIMALS = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _fractions() -> pa.Array:
+    """".0", ".0001", ... ".9999": the fraction of i / 10**_DECIMALS as repr ends it."""
+    scale = 10 ** _DECIMALS
+    return pa.array(["." + (f"{i:0{_DECIMALS}d}".rstrip("0") or "0") for i in range(scale)],
+                    type=pa.string())
+
+
+def _decimal_text(x: np.ndarray) -> pa.Array | None:
+    """x as repr writes each value ("" for NaN), when every value is a whole number of
+    10**-_DECIMALS below 1e9 (else None: the caller formats it): the integer part cast and the
+    fraction looked up. Exact: such a value is the double nearest to its decimal, and no
+    shorter decimal is that near (they are 1e-4 apart, its ulp is under 2e-7), so that decimal
+    is repr's shortest round trip, and repr writes no exponent between 1e-4 and 1e16."""
+    scale = 10 ** _DECIMALS
+    finite = np.isfinite(x)
+    if not np.array_equal(finite, ~np.isnan(x)):
+        return None  # infinities
+    y = np.where(finite, x, 0.0)
+    if len(y) and np.abs(y).max() >= _PLAIN_HIGH:
+        return None
+    n = np.rint(np.abs(y) * scale)
+    if not np.array_equal(n / scale, np.abs(y)):
+        return None  # not rounded to _DECIMALS
+    whole = n.astype(np.int64)
+    text = pc.binary_join_element_wise(
+        pc.cast(pa.array(whole // scale), pa.string()),
+        _fractions().take(pa.array(whole % scale, mask=~finite)), "")
+    negative = np.signbit(y) & finite  # -0.0 included, as repr writes it
+    if negative.any():
+        text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""),
+                          text)
+    return pc.fill_null(text, "")
+
+
 def _csv_field(name: str) -> str:
     if any(c in name for c in _QUOTED):
         return '"' + name.replace('"', '""') + '"'
@@ -184,6 +233,15 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     table.to_csv(path, index=False, lineterminator="\n")
 
 
+@functools.lru_cache(maxsize=1)
+def _formatters() -> Any:
+    """The threads that format a block's columns, made once (a pool per block made threads,
+    and their allocators' memory, for every block)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(CSV_THREADS, thread_name_prefix="csv")
+
+
 def _csv_header(columns: pd.Index) -> bytes:
     return (",".join(_csv_field(str(c)) for c in columns) + "\n").encode()
 
@@ -191,7 +249,12 @@ def _csv_header(columns: pd.Index) -> bytes:
 def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
     """The CSV lines of block (each ending in \\n), or None when a column's dtype is one this
     writer does not format."""
-    cells = [_csv_text(block[c]) for c in block.columns]
+    columns = [block[c] for c in block.columns]
+    if len(block) >= _PARALLEL_FROM and CSV_THREADS > 1:
+        # Arrow's kernels and numpy let go of the GIL: two columns are formatted at once
+        cells = list(_formatters().map(_csv_text, columns))
+    else:
+        cells = [_csv_text(c) for c in columns]
     if any(c is None for c in cells):
         return None
     lines = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
@@ -280,13 +343,18 @@ def write_parquet(table: pd.DataFrame, path: Path,
 def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key: str,
                    kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                    features: pd.DataFrame, previous: pd.DataFrame | None = None,
-                   parquet_meta: dict[str, Any] | None = None) -> None:
+                   parquet_meta: dict[str, Any] | None = None,
+                   feature_columns: list[str] | None = None) -> None:
     """segments.csv and segments.parquet of segments_table(...) into folder, made and written
     a block of CSV_BLOCK rows at a time: the whole table is never built (at 1 M customers it
     was ~0.2 GB of a run's peak). The same bytes as write_csv(csv_safe(...)) and
-    write_parquet of the whole table (segments_table and csv_safe work row by row)."""
+    write_parquet of the whole table (segments_table and csv_safe work row by row).
+    ``feature_columns``: the columns of features written (default: all), taken a block at a
+    time (features[feature_columns] whole would copy them)."""
     labels = np.asarray(labels)
     position = pd.Series(np.arange(len(kept_index)), index=kept_index)
+    columns = np.arange(features.shape[1]) if feature_columns is None else \
+        features.columns.get_indexer(feature_columns)
     with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet",
                         parquet_meta) as out:
         for start in range(0, max(len(frame), 1), CSV_BLOCK):
@@ -295,8 +363,22 @@ def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key
             rows = position.reindex(block.index).dropna().to_numpy(dtype=np.int64)
             out.write(segments_table(
                 names, block, key, kept_index[rows], labels[rows], excluded,
-                features.iloc[rows], None if previous is None else previous.iloc[rows]))
+                features.iloc[rows, columns],
+                None if previous is None else previous.iloc[rows]))
         progress.update("output", len(frame), len(frame), "rows written")
+
+
+def release_memory() -> None:
+    """Give the memory freed so far back to the system: what Arrow's allocator keeps for
+    reuse, and on glibc what malloc keeps (malloc_trim). The freed blocks of segments.csv
+    stayed resident through the rendering otherwise, which then peaked above the data."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 # What write_outputs leaves while it works: .<run id>.partial-<pid>, .<run id>.old-<pid>
@@ -339,6 +421,45 @@ def remove_stale(out_root: Path) -> list[Path]:
     return removed
 
 
+def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: Path,
+            manifest: dict[str, Any], timings: dict[str, float], peaks: dict[str, float]
+            ) -> dict[str, Any]:
+    """report.html, report.pdf and the email files into tmp, as formats asks; each one's
+    seconds into timings and the process's peak memory after it into peaks. Returns the
+    manifest with the email's part."""
+    from .pipeline import peak_rss_mb
+
+    if "html" in formats:
+        from .render.html import render_html
+
+        start = time.perf_counter()
+        (tmp / "report.html").write_text(render_html(report, template_dir), encoding="utf-8")
+        timings["render_html"] = round(time.perf_counter() - start, 4)
+        peaks["render_html"] = peak_rss_mb()
+    exported = None
+    if "pdf" in formats:
+        from .render.pdf import chart_images, print_exports, render_pdf
+
+        start = time.perf_counter()
+        exported = print_exports(report)
+        pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
+        (tmp / "report.pdf").write_bytes(pdf)
+        timings["render_pdf"] = round(time.perf_counter() - start, 4)
+        peaks["render_pdf"] = peak_rss_mb()
+    if "email" in formats:
+        from .render.email import email_images, render_email
+
+        start = time.perf_counter()
+        # the print SVGs, when there are some, are rasterised rather than drawn again
+        email = render_email(report, email_images(report, exported), template_dir)
+        for name, data in email.files().items():
+            (tmp / name).write_bytes(data)
+        manifest = {**manifest, "email": email.manifest()}
+        timings["render_email"] = round(time.perf_counter() - start, 4)
+        peaks["render_email"] = peak_rss_mb()
+    return manifest
+
+
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
@@ -348,13 +469,15 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   extra: dict[str, Callable[[Path], object]] | None = None,
                   latest: dict[str, Any] | None = None,
                   parquet_meta: dict[str, Any] | None = None,
-                  segments: bool = True) -> tuple[Path, list[Path]]:
+                  segments: bool = True,
+                  feature_columns: list[str] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
     the run (name -> writer of that path: the assignments, the history record, movers.csv);
     ``latest``: the pointer written to out_root/latest once the run folder is in place;
     ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
+    ``feature_columns``: the columns of ``features`` segments.csv shows (default: all);
     ``segments``: False when the segments are written elsewhere (the Spark engine's
     Parquet), so no segments.csv/.parquet of a sample is written here."""
     final = out_root / report.run_id
@@ -369,47 +492,30 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     try:
+        from .pipeline import peak_rss_mb
+
+        timings = dict(timings)
+        peaks = dict(manifest.get("peak_rss_mb", {}))
         if segments:
             names = {s.id: s.name for s in report.segments}
             write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
-                           previous, parquet_meta)
+                           previous, parquet_meta, feature_columns)
+            # The blocks' memory, before the renderers take theirs (writing the segments in
+            # a thread while the report rendered made the peak the sum of the two: 1.1 GB
+            # instead of 0.9 at 1 M customers).
+            release_memory()
+            peaks["segments"] = peak_rss_mb()
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
-        timings = dict(timings)
-        if "html" in formats:
-            from .render.html import render_html
-
-            start = time.perf_counter()
-            (tmp / "report.html").write_text(render_html(report, template_dir),
-                                             encoding="utf-8")
-            timings["render_html"] = round(time.perf_counter() - start, 4)
-        exported = None
-        if "pdf" in formats:
-            from .render.pdf import chart_images, print_exports, render_pdf
-
-            start = time.perf_counter()
-            exported = print_exports(report)
-            pdf = render_pdf(report, template_dir, images=chart_images(report, exported))
-            (tmp / "report.pdf").write_bytes(pdf)
-            timings["render_pdf"] = round(time.perf_counter() - start, 4)
-        if "email" in formats:
-            from .render.email import email_images, render_email
-
-            start = time.perf_counter()
-            # the print SVGs, when there are some, are rasterised rather than drawn again
-            email = render_email(report, email_images(report, exported), template_dir)
-            for name, data in email.files().items():
-                (tmp / name).write_bytes(data)
-            manifest = {**manifest, "email": email.manifest()}
-            timings["render_email"] = round(time.perf_counter() - start, 4)
+        manifest = _render(report, formats, template_dir, tmp, manifest, timings, peaks)
         if model is not None:
             from .scoring import MODEL_FILE, dump
 
             dump(model, tmp / MODEL_FILE)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
-        manifest = {**manifest, "timings_s": dict(timings),
+        manifest = {**manifest, "timings_s": dict(timings), "peak_rss_mb": peaks,
                     "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")

@@ -50,15 +50,27 @@ class RunResult:
         return [g for g in self.report.gates if not g.passed]
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (ru_maxrss: KB on Linux)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 @dataclass
 class _Clock:
     timings: dict[str, float] = field(default_factory=dict)
+    # the process's peak RSS (MB) at the end of each stage: where the memory goes
+    peaks: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 4)
+        self.peaks[name] = peak_rss_mb()
         log.info("%-9s done in %.2f s", name, self.timings[name])
 
 
@@ -183,11 +195,13 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          fresh: bool = False) -> RunResult:
     from . import history as history_
     from . import series as series_
+    from .assemble import column_infos
     from .clean import clean, require_rows
     from .errors import HistoryError
     from .features import build_features, order_features
     from .load import load
     from .orders import aggregate, detect
+    from .output import release_memory
     from .rfm import rfm
     from .schema import infer_schema
 
@@ -219,13 +233,9 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
         if orders is not None:
             cleaned = dataclasses.replace(cleaned, as_of=orders.as_of)
         require_rows(cleaned, cfg, file=file)
-    with clock.stage("features"):
-        ff = order_features(cleaned, orders.features, cfg, file) if orders is not None else \
-            build_features(cleaned, table_schema, cfg, file=file)
-        scores = rfm(ff.frame["recency"], ff.frame["frequency"], ff.frame["total_spend"],
-                     inputs.rfm_groups) if orders is not None else None
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
+    manifest = _manifest(loaded, cfg, clock.timings)  # the table's shape, before it goes
     series = series_.series_name(cfg)
     # No SQLite file yet: nothing to compare with, and the file is made only when the run is
     # recorded, so a run that fails leaves nothing behind.
@@ -240,9 +250,36 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
                 raise HistoryError(
                     f"series {series!r} has no run {previous_id!r} (nothing is recorded yet)",
                     file=history_.history_location(out_root, cfg.history.url))
+            # A customer table that the previous run's model will not re-clean (policy keep)
+            # is needed after cleaning only as its keys, its columns' types and blanks, and
+            # the clean table after features only as its decisions: each is let go then, so
+            # the raw, clean and feature tables are never all in memory (at 1 M customers,
+            # ~0.25 GB each).
+            slim = orders is None and not _may_keep(previous, cfg)
+            raw_types, raw_columns = table, None
+            if slim:
+                # no row: an empty slice of Arrow-backed text would keep the table's buffers
+                raw_types = pd.DataFrame({c: pd.Series([], dtype=t)
+                                          for c, t in table.dtypes.items()})
+                raw_columns = column_infos(table, table_schema)
+                table = table[[cleaned.key]] if cleaned.key in table else table[[]]
+                loaded = dataclasses.replace(loaded, frame=table)
+                release_memory()
+            with clock.stage("features"):
+                ff = order_features(cleaned, orders.features, cfg, file) \
+                    if orders is not None else \
+                    build_features(cleaned, table_schema, cfg, file=file)
+                scores = rfm(ff.frame["recency"], ff.frame["frequency"],
+                             ff.frame["total_spend"], inputs.rfm_groups) \
+                    if orders is not None else None
+            categories = _categories(cleaned, table_schema, cfg)
+            if slim:
+                cleaned = dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0].copy())
+                release_memory()
             return _series_run(
-                loaded=loaded, table=table, orders=orders, scores=scores,
-                schema=table_schema, cleaned=cleaned, ff=ff, cfg=cfg,
+                loaded=loaded, table=table, raw_types=raw_types, raw_columns=raw_columns,
+                orders=orders, scores=scores, schema=table_schema, cleaned=cleaned, ff=ff,
+                categories=categories, cfg=cfg, manifest=manifest,
                 out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
                 period_key=period_key, history=history, previous=previous, fresh=fresh)
     finally:
@@ -250,10 +287,19 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
             history.close()
 
 
-def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, schema: Any,
-                cleaned: Any, ff: Any, cfg: Config,
-                out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
-                history: Any, previous: Any, fresh: bool) -> RunResult:
+def _may_keep(previous: Any, cfg: Config) -> bool:
+    """Whether the run may assign with the previous run's model (which re-cleans the raw
+    table): policy keep and a previous run whose model is there."""
+    return previous is not None and cfg.series.policy == "keep" \
+        and previous.model is not None
+
+
+def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
+                raw_columns: list[Any] | None, orders: Any, scores: Any, schema: Any,
+                cleaned: Any, ff: Any, categories: pd.DataFrame | None, cfg: Config,
+                manifest: dict[str, Any], out_root: Path, inputs: Inputs, clock: _Clock,
+                run_id: str, period_key: str, history: Any, previous: Any, fresh: bool
+                ) -> RunResult:
     from . import series as series_
     from .assemble import build_report, period_label
     from .errors import ModelError
@@ -295,10 +341,10 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             else:
                 schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
                 kept_labels = applied.labels
+                categories = _categories(cleaned, schema, cfg)
         if reason:
             policy = "refit"
             notes.append(reason[0].upper() + reason[1:] + ".")
-    categories = _categories(cleaned, schema, cfg)
     with clock.stage("segment"):
         if kept_labels is not None:
             seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
@@ -327,7 +373,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
                                 cfg.report.currency, value_label,
                                 ff.business.type if ff.business else None, changed)
     names = {p.segment_id: p.name for p in personas}
-    model = build_bundle(cfg=cfg, schema=schema, raw=table, cleaned=cleaned, ff=ff,
+    model = build_bundle(cfg=cfg, schema=schema, raw=raw_types, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,
                          segment_ids=step.segment_ids)
     root = series_.series_root(out_root, cfg)
@@ -354,12 +400,12 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
-            outlier_values=outlier_values,
+            outlier_values=outlier_values, columns=raw_columns,
         )
     entry = dataclasses.replace(entry, gates=tuple(
         {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     with clock.stage("output"):
-        manifest = _manifest(loaded, cfg, clock.timings)
+        manifest = {**manifest, "peak_rss_mb": clock.peaks}
         value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else \
             np.ones(len(ff.frame))
         extra: dict[str, Any] = {
@@ -369,18 +415,20 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
             extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
                                                               lineterminator="\n")
-        frame, excluded, csv = table, cleaned.excluded, ff.frame[_csv_features(ff)]
+        # the features segments.csv shows, taken from ff.frame a block at a time
+        frame, excluded, csv, csv_columns = table, cleaned.excluded, ff.frame, _csv_features(ff)
         if orders is not None:
             # One row per customer, the ones left out (only returns) with their reason.
             left = orders.left_out().set_axis(range(len(table), len(table) + len(orders.excluded)))
             frame = pd.concat([table[[cleaned.key]], left])
             excluded = pd.concat([excluded, pd.Series(orders.excluded.to_numpy(),
                                                       index=left.index, dtype="string")])
-            csv = csv.join(scores[["rfm_score", "rfm_group"]])
+            csv = csv[csv_columns].join(scores[["rfm_score", "rfm_group"]])
+            csv_columns = list(csv.columns)
         run_dir, files = write_outputs(
             report=report, out_root=root, frame=frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=excluded,
-            features=csv, manifest=manifest,
+            features=csv, feature_columns=csv_columns, manifest=manifest,
             formats=cfg.report.formats, template_dir=template_dir,
             timings=clock.timings, model=model,
             previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,

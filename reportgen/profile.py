@@ -39,8 +39,10 @@ class Profiles:
 def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     frame = ff.frame
     labels = pd.Series(seg.labels, index=frame.index, name="segment")
-    mean = frame.mean()
-    # column by column: frame.std() squares a copy of the whole frame at once
+    # column by column: frame.mean() and frame.std() copy the whole frame at once (the gaps
+    # of the shares filled, or every value squared)
+    mean = pd.Series([frame[c].mean() for c in frame.columns], index=frame.columns,
+                     dtype="float64")
     std = pd.Series([frame[c].std(ddof=0) for c in frame.columns], index=frame.columns,
                     dtype="float64").replace(0.0, np.nan)
     means, medians = _by_segment(frame, labels)

@@ -446,15 +446,13 @@ def movers_mask(step: Step, profiles: Profiles) -> np.ndarray:
     return down & np.isin(step.flows.previous_segment, valuable)
 
 
-def customer_columns(step: Step, profiles: Profiles, index: pd.Index) -> pd.DataFrame:
-    """segments.csv's previous_segment, previous_persona and movement for the kept rows."""
+def customer_columns(step: Step, profiles: Profiles, index: pd.Index) -> pd.DataFrame | None:
+    """segments.csv's previous_segment, previous_persona and movement for the kept rows;
+    None when there is nothing to compare with (output.segments_table then writes the
+    columns empty)."""
     codes = movement_codes(step, profiles)
     if codes is None or step.flows is None or step.previous is None:
-        return pd.DataFrame({"previous_segment": pd.array([pd.NA] * len(index), dtype="Int64"),
-                             "previous_persona": pd.array([pd.NA] * len(index),
-                                                          dtype="string"),
-                             "movement": pd.array([pd.NA] * len(index), dtype="string")},
-                            index=index)
+        return None
     prev = step.flows.previous_segment
     names = {s.segment_id: s.name for s in step.previous.record.segments}
     previous_segment = pd.array(np.where(prev >= 0, prev, 0), dtype="Int64")

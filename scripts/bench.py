@@ -96,8 +96,10 @@ def pair_command(member: str, run_args: list[str]) -> str:
     """The shell command for one member of --pair."""
     if Path(member).is_dir():
         tree = Path(member).resolve()
-        return (f"PYTHONPATH={shlex.quote(str(tree))} {shlex.quote(sys.executable)} "
-                f"-m reportgen run {shlex.join(run_args)}")
+        # PYTHONSAFEPATH: `python -m` would put the working folder first on sys.path, before
+        # PYTHONPATH, so run from a checkout both trees would run that checkout's code
+        return (f"PYTHONSAFEPATH=1 PYTHONPATH={shlex.quote(str(tree))} "
+                f"{shlex.quote(sys.executable)} -m reportgen run {shlex.join(run_args)}")
     return f"{member} {shlex.join(run_args)}"
 
 

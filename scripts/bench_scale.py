@@ -15,7 +15,8 @@ in chunks, write id+segment as Parquet) and `python -m reportgen run` (every for
 tree alternate, rotating the order every round, so a drift of the shared machine's load falls
 on all of them alike. Each figure is the whole process: wall time and peak RSS (the child's own
 ru_maxrss from wait4, PERFORMANCE.md trap 8). Prints the medians, the ratio to the floor, the
-stage times of the last reportgen run, and the load average before and after.
+stage times and the peak memory after each stage of the last reportgen run (its manifest),
+and the load average before and after.
 
 --out-of-core MODE runs every reportgen tree with ``[limits] out_of_core = MODE`` (auto by
 default: what each tree chooses); several modes (``--out-of-core never,always``) run each tree
@@ -90,11 +91,14 @@ def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def stage_times(out: Path) -> dict[str, float]:
+def stage_times(out: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The last run's seconds per stage and the process's peak RSS (MB) after each stage
+    (manifest.json's timings_s and peak_rss_mb: where the time and the memory went)."""
     manifests = sorted(out.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
     if not manifests:
-        return {}
-    return json.loads(manifests[-1].read_text())["timings_s"]
+        return {}, {}
+    manifest = json.loads(manifests[-1].read_text())
+    return manifest["timings_s"], manifest.get("peak_rss_mb", {})
 
 
 FLOOR_STREAM_FROM = 20_000_000  # customers: past this the floor streams by default
@@ -113,7 +117,9 @@ def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: 
         config.write_text(f'[limits]\nout_of_core = "{mode}"\n', encoding="utf-8")
         for tree_name, tree in trees.items():
             name = tree_name if len(modes) == 1 else f"{tree_name}-{mode}"
-            env = dict(os.environ, PYTHONPATH=str(tree))
+            # PYTHONSAFEPATH: `python -m` would put the working folder first on sys.path,
+            # before PYTHONPATH, so run from a checkout every tree would run that checkout's code
+            env = dict(os.environ, PYTHONPATH=str(tree), PYTHONSAFEPATH="1")
             commands[name] = ([sys.executable, "-m", "reportgen", "run", "--quiet", "--config",
                                str(config), "--out", str(work / f"out-{name}-{n}"), "--format",
                                formats, str(table)], env)
@@ -137,7 +143,9 @@ def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: 
                         "peak_gb": round(statistics.median(peaks[name]), 2),
                         "walls": [round(w, 2) for w in walls[name]]}
         if name != "floor":
-            result[name]["stages_s"] = stage_times(work / f"out-{name}-{n}")  # type: ignore
+            stages, stage_peaks = stage_times(work / f"out-{name}-{n}")
+            result[name]["stages_s"] = stages  # type: ignore
+            result[name]["stage_peaks_mb"] = stage_peaks  # type: ignore
     return result
 
 
@@ -197,6 +205,9 @@ def main() -> int:
     for res in results:
         for h in heads:
             print(f"{res['customers']:,} {h} stages: {res[h]['stages_s']}")  # type: ignore
+            if res[h]["stage_peaks_mb"]:  # type: ignore
+                print(f"{res['customers']:,} {h} peak MB after each stage: "
+                      f"{res[h]['stage_peaks_mb']}")  # type: ignore
     return 0
 
 

@@ -68,6 +68,13 @@ def test_manifest_records_input_hash_versions_seed_and_timings(run_dir):
     assert manifest["seed"] == 42
     assert {"pandas", "scikit-learn", "weasyprint", "altair"} <= set(manifest["versions"])
     assert {"load", "segment", "render_html", "render_pdf"} <= set(manifest["timings_s"])
+    # the process's peak memory (MB) once each stage was done: it never goes down, and the
+    # renderers run after the data stages
+    peaks = manifest["peak_rss_mb"]
+    order = ["load", "clean", "features", "segment", "profile", "report", "segments",
+             "render_html", "render_pdf"]
+    assert set(order) <= set(peaks) and peaks["load"] > 50
+    assert [peaks[s] for s in order] == sorted(peaks[s] for s in order)
 
 
 class _Sections(HTMLParser):

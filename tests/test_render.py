@@ -294,3 +294,30 @@ def test_a_score_valued_undated_report_has_no_currency_and_no_empty_date() -> No
         assert f"{fmt.num(s.value_per_customer)} per customer" in text
     assert f"<dd>{fmt.num(headline.total_value)}</dd>" in html
     assert "as of ." not in html and "as of ." not in text.lower()
+
+
+def test_built_in_templates_are_compiled_once_into_the_cache_folder(report, tmp_path,
+                                                                     monkeypatch) -> None:
+    """The built-in templates' compiled code is kept in the cache folder: a later process
+    renders the same HTML from it; a cache that cannot be made only costs the compiling, and
+    a user's template folder is never cached."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPORTGEN_CACHE_DIR", str(cache))
+    environment.cache_clear()
+    try:
+        compiled = render_html(report)
+        kept = sorted((cache / "jinja").glob("reportgen-*.cache"))
+        assert len(kept) >= 2  # report.html.j2 and the parts it includes
+        environment.cache_clear()  # as a new process: the code comes from the files
+        assert render_html(report) == compiled
+        assert sorted((cache / "jinja").glob("reportgen-*.cache")) == kept
+        for path in kept:
+            path.unlink()
+        (cache / "jinja").rmdir()
+        (cache / "jinja").write_text("not a folder")
+        environment.cache_clear()
+        assert render_html(report) == compiled
+        assert environment(None).bytecode_cache is None
+        assert environment(tmp_path).bytecode_cache is None
+    finally:
+        environment.cache_clear()

@@ -11,6 +11,7 @@ and is raised as it is (exit 1, the traceback with --verbose).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import traceback
 from dataclasses import dataclass, field
@@ -102,6 +103,32 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt.j2")
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """The built-in templates compiled once per Jinja and template version, kept in the cache
+    folder beside the Vega bundle (compiling them took ~0.5 s of every run). A cache that
+    cannot be written only costs that compiling."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """The cache of the built-in templates' code: in vega.cache_folder() (one only the user
+    can write), None when there is none or it cannot be made."""
+    from .vega import cache_folder
+
+    try:
+        folder = cache_folder()
+        if folder is None:
+            return None
+        folder = folder / "jinja"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (ConfigError, OSError):
+        return None  # a bad REPORTGEN_CACHE_DIR was refused before the run, if it had to be
+    return _BytecodeCache(str(folder), "reportgen-%s.cache")
+
+
 class _FolderLoader(jinja2.FileSystemLoader):
     """The user's template folder, read only inside: a template that is a link to a file
     elsewhere (``report.html.j2 -> ~/.ssh/id_rsa``) would be printed into the report, so it
@@ -140,6 +167,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # the user's templates are compiled each run: no code of theirs is kept on disk
+        bytecode_cache=_bytecode_cache() if template_dir is None else None,
     )
     # formatting only: templates never compute
     env.filters.update(
