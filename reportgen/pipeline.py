@@ -128,11 +128,7 @@ def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     if source is None:
         raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
                           "or glob) or a catalog table spark:db.customers")
-    if previous or fresh:
-        raise ConfigError(f"{'--previous' if previous else '--no-previous'} and --engine spark "
-                          "cannot be used together: a Spark run is not compared with a "
-                          "previous one")
-    return spark_run(source, cfg, out_root, inputs)
+    return spark_run(source, cfg, out_root, inputs, previous, fresh)
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
@@ -181,10 +177,7 @@ def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | N
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          preloaded: Loaded | None = None, previous_id: str | None = None,
          fresh: bool = False) -> RunResult:
-    from . import history as history_
-    from . import series as series_
     from .clean import clean, require_rows
-    from .errors import HistoryError
     from .features import build_features, order_features
     from .load import load
     from .orders import aggregate, detect
@@ -226,6 +219,24 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
                      inputs.rfm_groups) if orders is not None else None
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
+    with series_context(out_root, cfg, period_key, previous_id, fresh) as (history, previous):
+        return _series_run(
+            loaded=loaded, table=table, orders=orders, scores=scores,
+            schema=table_schema, cleaned=cleaned, ff=ff, cfg=cfg,
+            out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
+            period_key=period_key, history=history, previous=previous, fresh=fresh)
+
+
+@contextmanager
+def series_context(out_root: Path, cfg: Config, period_key: str, previous_id: str | None,
+                   fresh: bool, customers: bool = True) -> Iterator[tuple[Any, Any]]:
+    """The series' history (None before its first recorded run) and the previous run
+    (series.read_previous; customers=False leaves its customers unread), with the series'
+    lock held for the whole run."""
+    from . import history as history_
+    from . import series as series_
+    from .errors import HistoryError
+
     series = series_.series_name(cfg)
     # No SQLite file yet: nothing to compare with, and the file is made only when the run is
     # recorded, so a run that fails leaves nothing behind.
@@ -235,19 +246,29 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     try:
         with lock:
             previous = None if history is None else series_.read_previous(
-                history, series, period_key, out_root, run_id=previous_id, fresh=fresh)
+                history, series, period_key, out_root, run_id=previous_id, fresh=fresh,
+                customers=customers)
             if previous_id and history is None:
                 raise HistoryError(
                     f"series {series!r} has no run {previous_id!r} (nothing is recorded yet)",
                     file=history_.history_location(out_root, cfg.history.url))
-            return _series_run(
-                loaded=loaded, table=table, orders=orders, scores=scores,
-                schema=table_schema, cleaned=cleaned, ff=ff, cfg=cfg,
-                out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
-                period_key=period_key, history=history, previous=previous, fresh=fresh)
+            yield history, previous
     finally:
         if history is not None:
             history.close()
+
+
+def record_run(history: Any, out_root: Path, cfg: Config, entry: Any) -> None:
+    """Record the run's entry in the series' history, made now on a first run."""
+    if history is None:
+        from .history import open_history
+
+        made = open_history(out_root, cfg.history.url)
+        assert made is not None  # create=True always opens
+        with made:
+            made.record(entry)
+    else:
+        history.record(entry)
 
 
 def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, schema: Any,
@@ -390,15 +411,7 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
             parquet_meta=segments_metadata(key=cleaned.key if keys is not None else None,
                                            value=ff.value, run_id=run_id),
         )
-        if history is None:
-            from .history import open_history
-
-            made = open_history(out_root, cfg.history.url)
-            assert made is not None  # create=True always opens
-            with made:
-                made.record(entry)
-        else:
-            history.record(entry)
+        record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 
 

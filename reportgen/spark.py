@@ -18,14 +18,22 @@ Who does what:
   ``[engine] segments``. Only the sample and the aggregates are collected.
 - Personas, actions, charts and the HTML/PDF/email are the default engine's stages, run on
   the profiles of the whole table.
+- A run is a period of its series as a default-engine run is (series.py, the same code):
+  the previous run's model kept (its decisions and centres applied by Spark) or a refit
+  matched to its segments; recorded in the history. The customers are followed by one full
+  outer join of this run's segments with the previous run's (its segments.parquet, or the
+  Parquet/table a Spark run's segments.json points to) and one grouped count: only the
+  migration matrix reaches the driver (``count_flows``). Drift and the centres are measured
+  on the driver's sample, as the default engine measures them on a sample past 200,000.
 
 Not supported (each refused with one line): order lines (aggregate them first, or run the
 default engine), a table without a customer key, k-prototypes/GMM/Ward (only centroid
-models assign as expressions), series comparison (the run stands alone).
+models assign as expressions).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -33,7 +41,7 @@ import logging
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +51,7 @@ import pandas as pd
 
 from .clean import NATIVE_DATES, OTHER, UNKNOWN, CleaningDecisions, DateDecision
 from .config import Config, EngineConfig
-from .errors import ConfigError, InputError
+from .errors import ConfigError, HistoryError, InputError
 from .features import FeatureFrame
 from .profile import Profiles, SegmentProfile
 from .schema import NO, YES, Schema, normalise
@@ -52,11 +60,20 @@ from .segment import Segmentation
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from .pipeline import Inputs, RunResult
+    from . import compare
+    from .clean import Cleaned
+    from .history import History
+    from .load import Loaded
+    from .pipeline import Inputs, RunResult, _Clock
+    from .report import CleaningStep
+    from .series import Previous
 
 log = logging.getLogger("reportgen")
 
 TABLE_PREFIX = "spark:"
+# In a Spark run's folder: where its segments are (they are not in the folder), with their key
+# and value columns, for the next run of the series
+SEGMENTS_POINTER = "segments.json"
 # Relative error of the per-segment medians (percentile_approx's accuracy 1 / this): a median
 # within 0.01 % of the rank, at a few KB of state per segment and feature.
 MEDIAN_ACCURACY = 10_000
@@ -540,8 +557,10 @@ def segments_uri(source: str, engine: EngineConfig) -> str:
     return f"{base}.segments.parquet"
 
 
-def run(source: str, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
-    """``reportgen run --engine spark SOURCE``: see the module's docstring."""
+def run(source: str, cfg: Config, out_root: Path, inputs: Inputs,
+        previous_id: str | None = None, fresh: bool = False) -> RunResult:
+    """``reportgen run --engine spark SOURCE``: see the module's docstring. previous_id and
+    fresh: --previous RUN_ID and --no-previous, as for the default engine."""
     with warnings.catch_warnings():
         # pyspark checks the pandas version when it loads its Arrow helpers and warns about
         # pandas 3; no pandas runs inside Spark here (Arrow batches come back, pandas only
@@ -549,26 +568,17 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
                                 category=FutureWarning)
         with session(cfg.engine) as spark:
-            return _run(spark, source, cfg, out_root, inputs)
+            return _run(spark, source, cfg, out_root, inputs, previous_id, fresh)
 
 
-def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs
-         ) -> RunResult:
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    from .assemble import Totals, build_report
+def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs,
+         previous_id: str | None, fresh: bool) -> RunResult:
     from .clean import clean, require_rows
     from .features import build_features
-    from .load import Loaded, finish
+    from .load import finish
     from .orders import detect
-    from .output import write_outputs
-    from .personas import name_personas
-    from .pipeline import RunResult, _Clock, _manifest, _outlier_values, run_id_for
-    from .playbook import recommend_all
+    from .pipeline import _Clock, run_id_for, series_context
     from .report import CleaningStep
-    from .scoring import build_bundle
-    from .segment import segment
 
     clock = _Clock()
     where = source
@@ -604,8 +614,74 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         require_rows(cleaned, cfg, file=where)
     with clock.stage("features"):
         ff = build_features(cleaned, schema, cfg, file=where)
+    period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
+    run_id = run_id_for(period_key, loaded.sha256, cfg)
+    with series_context(out_root, cfg, period_key, previous_id, fresh, customers=False
+                        ) as (history, previous):
+        return _series_run(
+            spark=spark, sdf=sdf, source=source, rows=rows, loaded=loaded, schema=schema,
+            cleaned=cleaned, ff=ff, missing=missing, notes=notes, cfg=cfg, out_root=out_root,
+            inputs=inputs, clock=clock, run_id=run_id, period_key=period_key,
+            history=history, previous=previous, fresh=fresh)
+
+
+def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
+                loaded: Loaded, schema: Schema, cleaned: Cleaned, ff: FeatureFrame,
+                missing: dict[str, int], notes: list[CleaningStep], cfg: Config,
+                out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
+                history: History | None, previous: Previous | None, fresh: bool
+                ) -> RunResult:
+    """The run as one period of its series, as pipeline._series_run makes it: the previous
+    run's model kept (its decisions applied by Spark) or a refit matched to its segments,
+    the customers followed by a join where they are (``count_flows``), drift on the sample,
+    recorded in the history."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from . import series as series_
+    from .assemble import Totals, build_report, period_label
+    from .errors import ModelError
+    from .output import write_outputs
+    from .personas import name_personas
+    from .pipeline import RunResult, _manifest, _outlier_values, record_run
+    from .playbook import recommend_all
+    from .render import charts
+    from .scoring import build_bundle
+    from .segment import segment
+
+    where = source
+    policy = "first" if previous is None else cfg.series.policy
+    if policy == "keep" and previous is not None and previous.model is None:
+        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
+    run_notes: list[str] = []
+    kept_labels = None
+    if policy == "keep" and previous is not None and previous.model is not None:
+        reason = series_.keep_reason(previous.model, ff)
+        if not reason:
+            # the sample cleaned and featured with the previous run's decisions; Spark then
+            # applies the same decisions, scaling and centres to every row
+            try:
+                with clock.stage("keep"):
+                    applied = previous.model.apply(
+                        loaded.frame, where, as_of=cleaned.as_of, notes=notes,
+                        snapshot=cfg.report.as_of is not None)
+            except ModelError as exc:
+                reason = (f"the previous run's model does not fit this table ({exc.message}), "
+                          "so its segments could not be kept: new segments were fitted and "
+                          "matched to them")
+            else:
+                schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
+                kept_labels = applied.labels
+        if reason:
+            policy = "refit"
+            run_notes.append(reason[0].upper() + reason[1:] + ".")
     with clock.stage("segment"):
-        seg = segment(ff, cfg.segment)
+        if kept_labels is not None and previous is not None and previous.model is not None:
+            seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
+            ids = list(previous.model.segment_ids)
+        else:
+            seg = segment(ff, cfg.segment)
+            ids = list(range(1, seg.k + 1))
         label = assign_column(seg, ff.fills)  # refuses a model without centres before Spark works
     with clock.stage("spark"):
         clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
@@ -613,72 +689,207 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         exprs = feature_columns(schema, cleaned.decisions, ff)
         feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
                                  *[e.alias(f) for f, e in exprs.items()])
-        scored = feats.withColumn("segment", label).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            profiled = profiles(scored, list(ff.frame.columns), ff.value)
-        except Exception:
-            scored.unpersist()
-            raise
+        scored = feats.withColumn("_rg_label", label).persist(StorageLevel.MEMORY_AND_DISK)
+    uri = segments_uri(source, cfg.engine)
+    series = series_.series_name(cfg)
     try:
+        with clock.stage("compare"):
+            counted = None
+            if previous is not None and policy != "first":
+                # under keep the labels are the series' ids already; a refit's are matched
+                by = _relabel(F.col("_rg_label"), ids) if policy == "keep" else \
+                    F.col("_rg_label")
+                counted, gone = count_flows(spark, scored, cleaned.key, ff.value, by,
+                                            previous, out_root, uri,
+                                            ids if policy == "keep" else range(1, seg.k + 1))
+                if gone:
+                    previous = dataclasses.replace(previous, missing=gone)
+                    log.warning("%s", gone)
+            step = series_.compare_stage(
+                seg, ff, None, previous, cfg, policy=policy,
+                next_id=history.next_segment_id(series) if history is not None else 1,
+                palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)),
+                notes=run_notes, as_of=cleaned.as_of, counted=counted)
+            seg = step.seg
+            scored = scored.withColumn("segment", _relabel(F.col("_rg_label"),
+                                                           step.segment_ids))
+        with clock.stage("profile"):
+            profiled = profiles(scored, list(ff.frame.columns), ff.value)
         with clock.stage("personas"):
-            personas = name_personas(profiled, ff, cfg.report.currency, ff.value_label,
-                                     inputs.vocabulary)
+            personas = name_personas(
+                profiled, ff, cfg.report.currency, ff.value_label, inputs.vocabulary,
+                fixed=step.names,
+                reserved=[s.name for s in previous.record.segments] if previous else ())
             persona_of = {p.segment_id: p.name for p in personas}
         with clock.stage("playbook"):
             actions = recommend_all(profiled.segments, inputs.playbook, ff, profiled,
                                     cfg.report.currency, ff.value_label,
-                                    ff.business.type if ff.business else None)
-        run_id = run_id_for(cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated",
-                            loaded.sha256, cfg)
-        uri = segments_uri(source, cfg.engine)
+                                    ff.business.type if ff.business else None,
+                                    series_.deltas(step, profiled))
         with clock.stage("write"):
-            _write_segments(scored, cleaned.key, persona_of, uri, run_id)
+            _write_segments(scored, cleaned.key, ff.value, persona_of, uri, run_id)
     finally:
         scored.unpersist()
     segmented = sum(sp.size for sp in profiled.segments)
+    root = series_.series_root(out_root, cfg)
+    value_unit = ff.meta[ff.value].unit if ff.value else "number"
     with clock.stage("report"):
+        changes = series_.changes(step, profiled, persona_of, as_of=cleaned.as_of,
+                                  currency=cfg.report.currency, value_unit=value_unit,
+                                  value_label=ff.value_label)
+        entry = series_.record(
+            step=step, profiles=profiled, names=persona_of, cfg=cfg, run_id=run_id,
+            period=period_key, period_label=period_label(cfg, cleaned.as_of),
+            as_of=cleaned.as_of.isoformat() if cleaned.as_of else "", source=loaded.name,
+            run_dir=(root / run_id).relative_to(out_root).as_posix(),
+            k=len(profiled.segments), gates=[])
+        trend = series_.trend(history.runs(series) if history is not None else [], entry,
+                              fresh)
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiled, personas=personas,
-            actions=actions, logo=inputs.logo,
+            actions=actions, logo=inputs.logo, colors=step.colors, series=series,
+            changes=changes, trend=trend,
+            extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
             # the outliers listed are the sample's (Spark leaves out every one of the table)
             outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, None),
             totals=Totals(customers_in=rows, customers=segmented, missing=missing),
         )
+    entry = dataclasses.replace(entry, gates=tuple(
+        {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
                          seg=seg, categories=[], names=persona_of, run_id=run_id,
-                         segment_ids=None)
+                         segment_ids=step.segment_ids)
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
         manifest["input"]["rows"] = rows
         manifest["engine"] = {"name": "spark", "spark": spark.version,
-                              "master": spark.sparkContext.master, "sample_rows": len(table),
+                              "master": spark.sparkContext.master, "sample_rows": len(loaded.frame),
                               "segments": uri}
+        pointer = {"segments": uri, "rows": segmented, "run_id": run_id, "key": cleaned.key,
+                   "value": ff.value}
         run_dir, files = write_outputs(
-            report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
+            report=report, out_root=root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[[]], manifest=manifest, formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
             timings=clock.timings, model=model, segments=False,
-            extra={"segments.json": lambda path: path.write_text(
-                json.dumps({"segments": uri, "rows": segmented, "run_id": run_id},
-                           indent=2) + "\n", encoding="utf-8")},
-            latest={"series": "default", "run_id": run_id, "period": run_id.rsplit("-", 1)[0],
-                    "run_dir": run_id},
-        )
+            extra={SEGMENTS_POINTER: lambda path: path.write_text(
+                       json.dumps(pointer, indent=2) + "\n", encoding="utf-8"),
+                   "series.json": lambda path: path.write_text(entry.to_json(),
+                                                               encoding="utf-8")},
+            latest={"series": series, "run_id": run_id, "period": period_key,
+                    "run_dir": run_id})
+        record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 
 
-def _write_segments(scored: DataFrame, key: str, names: Mapping[int, str], uri: str,
-                    run_id: str) -> None:
-    """key, segment, persona and the run id as Parquet at uri (a catalog table for
-    spark:db.table); in no particular order (sorting would cost a shuffle)."""
+def _relabel(label: Column, ids: Sequence[int]) -> Column:
+    """label (1..k, the position in seg.order) as the series id of that segment."""
+    from pyspark.sql import functions as F
+
+    if list(ids) == list(range(1, len(ids) + 1)):
+        return label
+    return F.create_map(*[F.lit(x) for pos, i in enumerate(ids, start=1)
+                          for x in (pos, int(i))])[label]
+
+
+def previous_customers(spark: SparkSession, previous: Previous, out_root: Path,
+                       current_uri: str) -> DataFrame | None:
+    """The previous run's customers as (_rg_pkey, _rg_pseg, _rg_pvalue), read by Spark where
+    they are: its folder's segments.parquet (a default-engine run) or the Parquet/table its
+    segments.json points to (a Spark run; only the rows of that run). None: it had no key.
+    When they are where this run writes its own (a table refreshed in place every month),
+    they are checkpointed on the executors first, so overwriting them cannot lose them.
+    OSError/ValueError/KeyError/AnalysisException when they cannot be read."""
+    from pyspark.sql import functions as F
+
+    from .history import SEGMENTS_FILE, segments_columns
+
+    record = previous.record
+    folder = record.folder(out_root)
+    parquet = folder / SEGMENTS_FILE
+    if parquet.is_file():  # a run of the default engine
+        key, value = segments_columns(parquet)
+        uri = str(parquet)
+        table = spark.read.parquet(uri)
+    else:
+        pointer = json.loads((folder / SEGMENTS_POINTER).read_text(encoding="utf-8"))
+        uri, key, value = pointer["segments"], pointer["key"], pointer.get("value")
+        table = spark.table(uri[len(TABLE_PREFIX):]) if uri.startswith(TABLE_PREFIX) else \
+            spark.read.parquet(uri)
+        table = table.where(F.col("run_id") == F.lit(record.run_id))
+    if key is None:
+        return None
+    out = table.where(F.col("segment").isNotNull()).select(
+        F.col(key).alias("_rg_pkey"), F.col("segment").cast("long").alias("_rg_pseg"),
+        (F.col(value) if value else F.lit(1.0)).cast("double").alias("_rg_pvalue"))
+    return out.localCheckpoint(eager=True) if uri == current_uri else out
+
+
+def count_flows(spark: SparkSession, scored: DataFrame, key: str, value: str | None,
+                label: Column, previous: Previous, out_root: Path, current_uri: str,
+                current_ids: Iterable[int]) -> tuple[compare.Flows | None, str]:
+    """The migration matrix of the previous run's customers and this run's (label: this
+    run's segment of each row of scored) from one full outer join on the key and one
+    grouped count: only (k + 1)² cells reach the driver. ("", None) when the previous run
+    had no key; (None, why) when its customers cannot be read or are gone (overwritten by
+    a later run writing to the same place): the comparison then matches segments by their
+    centres, as the default engine does when a previous run's files are gone."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    from .compare import counted_flows
+
+    record = previous.record
+    gone = (f"the customers of the previous run {record.run_id} ({record.period_label}) "
+            "{}: its segments were matched by their centres and customers could not be "
+            "followed")
+    try:
+        before = previous_customers(spark, previous, out_root, current_uri)
+    except (OSError, ValueError, KeyError, AnalysisException, HistoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        return None, gone.format(f"cannot be read ({first})")
+    if before is None:
+        return None, ""
+    now = scored.select(F.col(key).alias("_rg_key"), label.alias("_rg_seg"),
+                        (F.col(value) if value else F.lit(1.0)).cast("double")
+                        .alias("_rg_value"))
+    kinds = dict(now.dtypes), dict(before.dtypes)
+    if kinds[0]["_rg_key"] != kinds[1]["_rg_pkey"]:
+        # an id read as numbers one month and as text the next is compared as text
+        # (compare._comparable)
+        now = now.withColumn("_rg_key", F.col("_rg_key").cast("string"))
+        before = before.withColumn("_rg_pkey", F.col("_rg_pkey").cast("string"))
+    joined = now.join(before, now["_rg_key"] == before["_rg_pkey"], "full_outer")
+    lost = F.col("_rg_seg").isNull()
+    cells = joined.groupBy(F.coalesce(F.col("_rg_pseg"), F.lit(-1)).alias("source"),
+                           F.coalesce(F.col("_rg_seg").cast("long"), F.lit(-1)).alias("target")
+                           ).agg(F.count(F.lit(1)).alias("n"),
+                                 F.sum(F.when(lost, F.col("_rg_pvalue"))
+                                       .otherwise(F.col("_rg_value"))).alias("v"))
+    found = [(int(r["source"]), int(r["target"]), int(r["n"]), float(r["v"] or 0.0))
+             for r in cells.toArrow().to_pylist()]
+    if record.customers and not any(source != -1 for source, _, _, _ in found):
+        return None, gone.format("are no longer where it wrote them (a later run replaced "
+                                 "them)")
+    flows = counted_flows(found, [s.segment_id for s in record.segments], current_ids)
+    return flows, ""
+
+
+def _write_segments(scored: DataFrame, key: str, value: str | None, names: Mapping[int, str],
+                    uri: str, run_id: str) -> None:
+    """key, segment, persona, the value measure (what the next run of the series compares)
+    and the run id as Parquet at uri (a catalog table for spark:db.table); in no particular
+    order (sorting would cost a shuffle)."""
     from pyspark.sql import functions as F
 
     persona = F.create_map(*[F.lit(x) for seg_id, n in sorted(names.items())
                              for x in (seg_id, n)])
     out = scored.select(F.col(key), F.col("segment").cast("int").alias("segment"),
-                        persona[F.col("segment")].alias("persona"), F.lit(run_id).alias("run_id"))
+                        persona[F.col("segment")].alias("persona"),
+                        *([F.col(value)] if value and value != key else []),
+                        F.lit(run_id).alias("run_id"))
     if uri.startswith(TABLE_PREFIX):
         out.write.mode("overwrite").format("parquet").saveAsTable(uri[len(TABLE_PREFIX):])
     else:

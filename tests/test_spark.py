@@ -10,6 +10,7 @@ engine's segments, and the same report in every format.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -253,8 +254,6 @@ def test_missing_java_is_one_line_exit_2(spark: Any, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--engine", "spark", "--no-previous"],
-     "--no-previous and --engine spark cannot be used together"),
     (["--engine", "sprak"], "Invalid value for '--engine'"),
 ])
 def test_conflicting_or_unknown_engine_options_exit_2(args: list[str], message: str,
@@ -276,3 +275,99 @@ def test_engine_settings_are_checked(toml: str, message: str, tmp_path: Path) ->
                                        str(tmp_path / "out")])
     assert result.exit_code == 2
     assert message in result.output
+
+
+# the monthly series -----------------------------------------------------------------------------
+
+SERIES_N = 20_000
+
+
+def _next_month(frame: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """The table a month on: 1,000 customers gone, 1,500 new ones who signed up in July 2014
+    (so as_of moves a month on), and a tenth of the others spending twice as much on wine."""
+    rng = np.random.default_rng(seed)
+    kept = frame.drop(index=rng.choice(len(frame), 1_000, replace=False))
+    new = marketing_customers(1_500, seed=seed)
+    new["ID"] = np.arange(1_500) + 10_000_000
+    new["Dt_Customer"] = pd.to_datetime("2014-07-01") + pd.to_timedelta(
+        rng.integers(0, 31, 1_500), unit="D")
+    new["Dt_Customer"] = new["Dt_Customer"].dt.strftime("%d-%m-%Y")
+    out = pd.concat([kept, new], ignore_index=True)
+    richer = rng.random(len(out)) < 0.1
+    out.loc[richer, "MntWines"] = out.loc[richer, "MntWines"] * 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("spark-series")
+    first = marketing_customers(SERIES_N, seed=3)
+    # the comparison below is customer by customer
+    first = first[~first["ID"].duplicated()].reset_index(drop=True)
+    return {"folder": folder, "first": first, "second": _next_month(first)}
+
+
+def _series(engines: tuple[str, str], policy: str, months: dict[str, Any], name: str,
+            same_path: bool = False) -> list[Any]:
+    """Two monthly runs of one series, one engine each; with same_path the second month's
+    table replaces the first's file (a table refreshed in place), so Spark writes both
+    months' segments to the same place."""
+    folder = months["folder"] / name
+    folder.mkdir()
+    results = []
+    for i, (engine, frame) in enumerate(zip(engines, (months["first"], months["second"]),
+                                            strict=True)):
+        source = folder / ("customers.parquet" if same_path else f"customers-{i}.parquet")
+        frame.to_parquet(source, index=False)
+        cfg = _config(engine, ["json"]).with_overrides(series__policy=policy)
+        results.append(pipeline.run(str(source), cfg, folder / "out"))
+    return results
+
+
+def _history(out: Path) -> list[Any]:
+    from reportgen.history import open_history
+
+    history = open_history(out, create=False)
+    assert history is not None
+    with history:
+        return history.runs("default")
+
+
+@pytest.mark.parametrize("policy", ["keep", "refit"])
+def test_spark_run_is_a_member_of_its_series_as_the_default_engines(
+        spark: Any, months: dict[str, Any], policy: str) -> None:
+    default = _series(("default", "default"), policy, months, f"default-{policy}")
+    on_spark = _series(("spark", "spark"), policy, months, f"spark-{policy}", same_path=True)
+    d, s = default[1].report, on_spark[1].report
+    # recorded and chained as the default engine's runs are
+    runs = _history(on_spark[1].run_dir.parent)
+    assert [r.run_id for r in runs] == [on_spark[0].report.run_id, s.run_id]
+    assert runs[1].previous_run_id == runs[0].run_id and runs[1].policy == policy
+    assert [r.policy for r in _history(default[1].run_dir.parent)] == ["first", policy]
+    # every row reached the driver: the same segments, so the same comparison, cell for cell
+    assert s.changes is not None and d.changes is not None
+    assert s.changes.new_customers == d.changes.new_customers == 1_500
+    assert s.changes.lost_customers == d.changes.lost_customers == 1_000
+    assert s.changes.returning_customers == len(months["first"]) - 1_000
+    assert s.changes.migration == d.changes.migration
+    assert s.changes.table == d.changes.table
+    assert s.changes.segments == d.changes.segments
+    assert s.changes.drift == d.changes.drift
+    assert s.changes.movers == d.changes.movers
+    assert s.changes.largest_flows == d.changes.largest_flows
+    assert [(x.id, x.name, x.size) for x in s.segments] == \
+        [(x.id, x.name, x.size) for x in d.segments]
+    # the run ids differ (they hash the source and engine); the periods' figures do not
+    assert [dataclasses.replace(t, run_id="") for t in s.trend] == \
+        [dataclasses.replace(t, run_id="") for t in d.trend]
+
+
+def test_spark_run_follows_a_default_engine_run_of_its_series(
+        spark: Any, months: dict[str, Any]) -> None:
+    default = _series(("default", "default"), "refit", months, "mixed-default")
+    mixed = _series(("default", "spark"), "refit", months, "mixed")
+    d, s = default[1].report, mixed[1].report
+    assert s.changes is not None and d.changes is not None
+    assert s.changes.previous_run_id == default[0].report.run_id
+    assert s.changes.migration == d.changes.migration
+    assert [x.name for x in s.segments] == [x.name for x in d.segments]
