@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -330,12 +331,14 @@ def _repeat_share(s: pd.Series) -> float:
     return 1.0 - distinct / n if n else 0.0
 
 
-def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = None
-           ) -> OrderColumns | None:
+def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = None,
+           repeat: Callable[[str], float] | None = None) -> OrderColumns | None:
     """The columns of an order-line table, or None when the rows are customers.
 
     With rows = "orders" a table that lacks a customer, a date or an amount is an error that
-    says which; with rows = "customers" the table is never aggregated.
+    says which; with rows = "customers" the table is never aggregated. repeat: the share of
+    lines whose customer was seen before, of a column, measured on the whole table when
+    frame is a sample of lines (the Spark engine's), where it would be understated.
     """
     if tcfg.rows == "customers":
         return None
@@ -374,11 +377,12 @@ def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = Non
                               f"{' and no '.join(missing)} column found", file=file,
                               hint="name them in [transactions]")
         return None
-    repeat = _repeat_share(frame[chosen["customer"]])
-    if repeat < MIN_REPEAT_SHARE and not forced and "customer" not in pinned:
+    share = repeat(chosen["customer"]) if repeat is not None else \
+        _repeat_share(frame[chosen["customer"]])
+    if share < MIN_REPEAT_SHARE and not forced and "customer" not in pinned:
         return None  # every customer once (or nearly): a customer table with a date
     notes["customer"] = notes.get("customer", "") + \
-        f"; {repeat:.0%} of lines belong to a customer seen before"
+        f"; {share:.0%} of lines belong to a customer seen before"
     return OrderColumns(**chosen, notes=notes)
 
 

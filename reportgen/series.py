@@ -455,14 +455,21 @@ def down_cells(step: Step, profiles: Profiles) -> np.ndarray:
     return down.reshape(len(flows.previous_ids), len(flows.current_ids))
 
 
-def movers_count(step: Step, profiles: Profiles) -> int:
-    """How many customers moved down from a segment that was valuable last period (the
-    count of ``movers_mask``, from the migration matrix)."""
+def mover_cells(step: Step, profiles: Profiles) -> np.ndarray:
+    """The cells of ``down_cells`` whose previous segment was valuable last period: the
+    customers ``movers_mask`` marks (movers.csv)."""
     assert step.flows is not None and step.previous is not None
     before = [compare.SegmentNow(s.segment_id, s.name, s.size, s.share, s.value_share)
               for s in step.previous.record.segments]
     valuable = np.isin(step.flows.previous_ids, sorted(compare.valuable(before)))
-    return int(step.flows.overlap[down_cells(step, profiles) & valuable[:, None]].sum())
+    return down_cells(step, profiles) & valuable[:, None]
+
+
+def movers_count(step: Step, profiles: Profiles) -> int:
+    """How many customers moved down from a segment that was valuable last period (the
+    count of ``movers_mask``, from the migration matrix)."""
+    assert step.flows is not None
+    return int(step.flows.overlap[mover_cells(step, profiles)].sum())
 
 
 def movers_mask(step: Step, profiles: Profiles) -> np.ndarray:

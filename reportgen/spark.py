@@ -26,9 +26,11 @@ Who does what:
   migration matrix reaches the driver (``count_flows``). Drift and the centres are measured
   on the driver's sample, as the default engine measures them on a sample past 200,000.
 
-Not supported (each refused with one line): order lines (aggregate them first, or run the
-default engine), a table without a customer key, k-prototypes/GMM/Ward (only centroid
-models assign as expressions).
+Order lines are aggregated to customers by Spark (sparkorders.py: orders.py's decisions and
+SQL), then follow the customer path.
+
+Not supported (each refused with one line): a table without a customer key,
+k-prototypes/GMM/Ward (only centroid models assign as expressions).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .clean import Cleaned
     from .history import History
     from .load import Loaded
+    from .orders import Orders
     from .pipeline import Inputs, RunResult, _Clock
     from .report import CleaningStep
     from .series import Previous
@@ -82,9 +85,11 @@ UNDEFINED = ("deal_share", "avg_basket")
 # Set before [engine] conf (which wins): no progress bars on the report's stderr, and ANSI
 # SQL as Spark 4 has it (the expressions below never divide by zero or cast text unguarded).
 DEFAULT_CONF = {"spark.ui.showConsoleProgress": "false", "spark.sql.ansi.enabled": "true"}
-# strftime → Spark (Java DateTimeFormatter) patterns, for the formats clean.DATE_FORMATS uses.
-_PATTERNS = {"%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm",
-             "%S": "ss"}
+# strftime → Spark (Java DateTimeFormatter) patterns, for the formats clean.DATE_FORMATS uses;
+# one letter reads one or two digits, as strptime's %m and %d read "7" and "07" (MM would
+# not read "12/1/10 8:26")
+_PATTERNS = {"%Y": "yyyy", "%y": "yy", "%m": "M", "%d": "d", "%H": "H", "%M": "m",
+             "%S": "s"}
 _CURRENCY = (r"(?i)^(?:[$€£¥₹]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)\s*|"
              r"\s*(?:[$€£¥₹%]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)$")
 
@@ -139,7 +144,7 @@ def read(spark: SparkSession, source: str, cfg: Config) -> DataFrame:
         if "://" not in source and not any(c in source for c in "*?[") and not path.exists():
             raise InputError("no such file or folder", file=source)
         if path.is_dir() and (path / "_delta_log").is_dir():
-            return spark.read.format("delta").load(source)
+            return _delta(spark, source)
         name = path.name.lower()
         if name.endswith((".csv", ".txt", ".tsv", ".csv.gz", ".tsv.gz")):
             delimiter = cfg.input.delimiter or _sniff(path, name)
@@ -151,6 +156,22 @@ def read(spark: SparkSession, source: str, cfg: Config) -> DataFrame:
         hint = "Delta tables need delta-spark on the cluster (spark.jars.packages)" \
             if "delta" in first.lower() else None
         raise InputError(f"Spark cannot read it ({first})", file=source, hint=hint) from None
+
+
+def _delta(spark: SparkSession, source: str) -> DataFrame:
+    """A Delta table's folder read by Delta Lake, which Spark does not ship: without
+    delta-spark on the classpath the folder is refused (its Parquet files read as plain
+    Parquet would bring back rows the table has deleted or replaced)."""
+    try:
+        return spark.read.format("delta").load(source)
+    except Exception as exc:  # py4j's Java error: the data source class is not there
+        if "DATA_SOURCE_NOT_FOUND" not in str(exc) and "delta.DefaultSource" not in str(exc):
+            raise
+        raise InputError("a Delta table, and this Spark has no Delta Lake (delta-spark) on its "
+                         "classpath", file=source,
+                         hint="Databricks has it; elsewhere set spark.jars.packages = "
+                              "io.delta:delta-spark_2.13:<version> and Delta's SQL extension "
+                              "and catalog in [engine] conf, as the README shows") from None
 
 
 def _sniff(path: Path, name: str) -> str:
@@ -449,6 +470,21 @@ def feature_columns(schema: Schema, cleaned: CleaningDecisions, ff: FeatureFrame
     if missing:
         raise ConfigError(f"--engine spark cannot compute the features {', '.join(missing)}",
                           hint="run it with the default engine")
+    return _as_features(out, ff)
+
+
+def order_feature_columns(ff: FeatureFrame) -> dict[str, Column]:
+    """The features of customers aggregated from order lines (features.order_features):
+    their clean columns as they are."""
+    from pyspark.sql import functions as F
+
+    return _as_features({name: F.col(name) for name in ff.frame.columns}, ff)
+
+
+def _as_features(out: Mapping[str, Column], ff: FeatureFrame) -> dict[str, Column]:
+    """The expressions as doubles, gaps as in ff's frame."""
+    from pyspark.sql import functions as F
+
     # features.add: a gap (a blank date) is 0 in the frame, a ratio of nothing (0/0) stays
     # missing (the means skip it; the model matrix fills it, see assign_column)
     undefined = set(ff.frame.columns[ff.frame.isna().any()]) | set(UNDEFINED)
@@ -574,11 +610,14 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs,
 def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs,
          previous_id: str | None, fresh: bool) -> RunResult:
     from .clean import clean, require_rows
-    from .features import build_features
+    from .features import build_features, order_features
     from .load import finish
     from .orders import detect
     from .pipeline import _Clock, run_id_for, series_context
     from .report import CleaningStep
+    from .rfm import rfm
+    from .schema import infer_schema
+    from .sparkorders import aggregate, repeat_share
 
     clock = _Clock()
     where = source
@@ -592,14 +631,45 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         loaded: Loaded = finish(table, None, where, source_digest(source), kind="spark",
                                 notes=[], name=name)
     with clock.stage("schema"):
-        if detect(loaded.frame, cfg.transactions, where) is not None:
-            raise ConfigError("--engine spark reads customer tables; this one holds order "
-                              "lines", file=where,
-                              hint="aggregate them with the default engine (reportgen run), "
-                                   "or set [transactions] rows = \"customers\"")
-        from .schema import infer_schema
-
-        schema = infer_schema(loaded.frame, cfg.columns, file=where, scale=cfg.scale)
+        # order lines or customers: the roles decided on the sample, the repeat of the key
+        # counted over the whole table (a sample of lines splits each customer's)
+        order_columns = detect(loaded.frame, cfg.transactions, where,
+                               repeat=lambda column: repeat_share(sdf, column))
+    if order_columns is not None:
+        with clock.stage("orders"):
+            aggregated = aggregate(spark, sdf, rows, loaded.frame, order_columns, cfg,
+                                   cfg.engine.sample, where)
+        try:
+            orders = aggregated.orders
+            customers, schema = orders.table()
+            learned_on = (f"decisions learned on a sample of {len(customers):,} of "
+                          f"{aggregated.sample_of:,} customers aggregated by Spark from "
+                          f"{rows:,} order lines, and applied by Spark to every customer")
+            notes = [*orders.log, *([CleaningStep(
+                "*", "sampled", len(customers), learned_on,
+                "there are more customers than the driver's sample")]
+                if len(customers) < aggregated.sample_of else [])]
+            with clock.stage("clean"):
+                cleaned = dataclasses.replace(
+                    clean(customers, schema, cfg, file=where, notes=notes), as_of=orders.as_of)
+                require_rows(cleaned, cfg, file=where)
+            with clock.stage("features"):
+                ff = order_features(cleaned, orders.features, cfg, where)
+                scores = rfm(ff.frame["recency"], ff.frame["frequency"],
+                             ff.frame["total_spend"], inputs.rfm_groups)
+            period_key = orders.as_of.strftime("%Y-%m")
+            run_id = run_id_for(period_key, loaded.sha256, cfg)
+            with series_context(out_root, cfg, period_key, previous_id, fresh,
+                                customers=False) as (history, previous):
+                return _series_run(
+                    spark=spark, sdf=aggregated.customers, source=source, rows=rows,
+                    loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, missing={},
+                    notes=notes, cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
+                    run_id=run_id, period_key=period_key, history=history,
+                    previous=previous, fresh=fresh, orders=orders, scores=scores)
+        finally:
+            aggregated.customers.unpersist()
+    schema = infer_schema(loaded.frame, cfg.columns, file=where, scale=cfg.scale)
     learned_on = (f"decisions learned on a sample of {len(table):,} of {rows:,} rows and "
                   "applied by Spark to every row; the counts in this log are the sample's")
     notes = [CleaningStep("*", "sampled", len(table), learned_on,
@@ -629,7 +699,8 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
                 loaded: Loaded, schema: Schema, cleaned: Cleaned, ff: FeatureFrame,
                 missing: dict[str, int], notes: list[CleaningStep], cfg: Config,
                 out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
-                history: History | None, previous: Previous | None, fresh: bool
+                history: History | None, previous: Previous | None, fresh: bool,
+                orders: Orders | None = None, scores: pd.DataFrame | None = None
                 ) -> RunResult:
     """The run as one period of its series, as pipeline._series_run makes it: the previous
     run's model kept (its decisions applied by Spark) or a refit matched to its segments,
@@ -657,7 +728,11 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
     kept_labels = None
     if policy == "keep" and previous is not None and previous.model is not None:
         reason = series_.keep_reason(previous.model, ff)
-        if not reason:
+        if not reason and orders is not None:
+            # order lines: this month's aggregation (nothing is imputed there to keep),
+            # assigned with the previous run's scaling and centres, as the default engine
+            kept_labels = previous.model.assign(ff, cleaned, where)
+        elif not reason:
             # the sample cleaned and featured with the previous run's decisions; Spark then
             # applies the same decisions, scaling and centres to every row
             try:
@@ -686,7 +761,8 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
     with clock.stage("spark"):
         clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
                                   snapshot=cfg.report.as_of is not None)
-        exprs = feature_columns(schema, cleaned.decisions, ff)
+        exprs = feature_columns(schema, cleaned.decisions, ff) if orders is None else \
+            order_feature_columns(ff)
         feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
                                  *[e.alias(f) for f, e in exprs.items()])
         scored = feats.withColumn("_rg_label", label).persist(StorageLevel.MEMORY_AND_DISK)
@@ -694,14 +770,14 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
     series = series_.series_name(cfg)
     try:
         with clock.stage("compare"):
-            counted = None
+            counted = before = None
             if previous is not None and policy != "first":
                 # under keep the labels are the series' ids already; a refit's are matched
                 by = _relabel(F.col("_rg_label"), ids) if policy == "keep" else \
                     F.col("_rg_label")
-                counted, gone = count_flows(spark, scored, cleaned.key, ff.value, by,
-                                            previous, out_root, uri,
-                                            ids if policy == "keep" else range(1, seg.k + 1))
+                counted, gone, before = count_flows(
+                    spark, scored, cleaned.key, ff.value, by, previous, out_root, uri,
+                    ids if policy == "keep" else range(1, seg.k + 1))
                 if gone:
                     previous = dataclasses.replace(previous, missing=gone)
                     log.warning("%s", gone)
@@ -728,6 +804,16 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
                                     series_.deltas(step, profiled))
         with clock.stage("write"):
             _write_segments(scored, cleaned.key, ff.value, persona_of, uri, run_id)
+            movers = None
+            if before is not None and step.flows is not None and previous is not None:
+                cells = series_.mover_cells(step, profiled)
+                pairs = [(step.flows.previous_ids[i], step.flows.current_ids[j])
+                         for i, j in zip(*np.nonzero(cells), strict=True)]
+                if pairs and step.flows.overlap[cells].sum():
+                    movers = movers_uri(uri)
+                    write_movers(scored, cleaned.key, ff.value, before, pairs, persona_of,
+                                 {s.segment_id: s.name for s in previous.record.segments},
+                                 movers)
     finally:
         scored.unpersist()
     segmented = sum(sp.size for sp in profiled.segments)
@@ -737,6 +823,8 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
         changes = series_.changes(step, profiled, persona_of, as_of=cleaned.as_of,
                                   currency=cfg.report.currency, value_unit=value_unit,
                                   value_label=ff.value_label)
+        if changes is not None and movers is not None:
+            changes = dataclasses.replace(changes, movers_file=movers)
         entry = series_.record(
             step=step, profiles=profiled, names=persona_of, cfg=cfg, run_id=run_id,
             period=period_key, period_label=period_label(cfg, cleaned.as_of),
@@ -748,11 +836,12 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiled, personas=personas,
-            actions=actions, logo=inputs.logo, colors=step.colors, series=series,
+            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
+            rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
             # the outliers listed are the sample's (Spark leaves out every one of the table)
-            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, None),
+            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, orders),
             totals=Totals(customers_in=rows, customers=segmented, missing=missing),
         )
     entry = dataclasses.replace(entry, gates=tuple(
@@ -829,12 +918,14 @@ def previous_customers(spark: SparkSession, previous: Previous, out_root: Path,
 
 def count_flows(spark: SparkSession, scored: DataFrame, key: str, value: str | None,
                 label: Column, previous: Previous, out_root: Path, current_uri: str,
-                current_ids: Iterable[int]) -> tuple[compare.Flows | None, str]:
+                current_ids: Iterable[int]
+                ) -> tuple[compare.Flows | None, str, DataFrame | None]:
     """The migration matrix of the previous run's customers and this run's (label: this
     run's segment of each row of scored) from one full outer join on the key and one
-    grouped count: only (k + 1)² cells reach the driver. ("", None) when the previous run
-    had no key; (None, why) when its customers cannot be read or are gone (overwritten by
-    a later run writing to the same place): the comparison then matches segments by their
+    grouped count: only (k + 1)² cells reach the driver; with the previous run's customers
+    (``previous_customers``) for the movers. (None, "", None) when the previous run had no
+    key; (None, why, None) when its customers cannot be read or are gone (overwritten by a
+    later run writing to the same place): the comparison then matches segments by their
     centres, as the default engine does when a previous run's files are gone."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
@@ -849,18 +940,10 @@ def count_flows(spark: SparkSession, scored: DataFrame, key: str, value: str | N
         before = previous_customers(spark, previous, out_root, current_uri)
     except (OSError, ValueError, KeyError, AnalysisException, HistoryError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        return None, gone.format(f"cannot be read ({first})")
+        return None, gone.format(f"cannot be read ({first})"), None
     if before is None:
-        return None, ""
-    now = scored.select(F.col(key).alias("_rg_key"), label.alias("_rg_seg"),
-                        (F.col(value) if value else F.lit(1.0)).cast("double")
-                        .alias("_rg_value"))
-    kinds = dict(now.dtypes), dict(before.dtypes)
-    if kinds[0]["_rg_key"] != kinds[1]["_rg_pkey"]:
-        # an id read as numbers one month and as text the next is compared as text
-        # (compare._comparable)
-        now = now.withColumn("_rg_key", F.col("_rg_key").cast("string"))
-        before = before.withColumn("_rg_pkey", F.col("_rg_pkey").cast("string"))
+        return None, "", None
+    now, before = _keyed(scored, key, value, label, before)
     joined = now.join(before, now["_rg_key"] == before["_rg_pkey"], "full_outer")
     lost = F.col("_rg_seg").isNull()
     cells = joined.groupBy(F.coalesce(F.col("_rg_pseg"), F.lit(-1)).alias("source"),
@@ -872,9 +955,63 @@ def count_flows(spark: SparkSession, scored: DataFrame, key: str, value: str | N
              for r in cells.toArrow().to_pylist()]
     if record.customers and not any(source != -1 for source, _, _, _ in found):
         return None, gone.format("are no longer where it wrote them (a later run replaced "
-                                 "them)")
+                                 "them)"), None
     flows = counted_flows(found, [s.segment_id for s in record.segments], current_ids)
-    return flows, ""
+    return flows, "", before
+
+
+def _keyed(scored: DataFrame, key: str, value: str | None, label: Column, before: DataFrame
+           ) -> tuple[DataFrame, DataFrame]:
+    """This run's customers as (_rg_key, _rg_seg, _rg_value) beside the previous run's, the
+    keys of one type: an id read as numbers one month and as text the next is compared as
+    text (compare._comparable)."""
+    from pyspark.sql import functions as F
+
+    now = scored.select(F.col(key).alias("_rg_key"), label.alias("_rg_seg"),
+                        (F.col(value) if value else F.lit(1.0)).cast("double")
+                        .alias("_rg_value"))
+    if dict(now.dtypes)["_rg_key"] != dict(before.dtypes)["_rg_pkey"]:
+        now = now.withColumn("_rg_key", F.col("_rg_key").cast("string"))
+        before = before.withColumn("_rg_pkey", F.col("_rg_pkey").cast("string"))
+    return now, before
+
+
+def write_movers(scored: DataFrame, key: str, value: str | None, before: DataFrame,
+                 pairs: Sequence[tuple[int, int]], names: Mapping[int, str],
+                 previous_names: Mapping[int, str], uri: str) -> None:
+    """movers.csv's table (series.movers_table) written by Spark at uri: the customers who
+    moved down from a segment that was valuable last period (pairs: (previous segment,
+    segment) of such moves), most valuable last period first."""
+    from pyspark.sql import functions as F
+
+    def names_of(mapping: Mapping[int, str]) -> Column:
+        return F.create_map(*[F.lit(x) for i, n in sorted(mapping.items()) for x in (i, n)])
+
+    now, before = _keyed(scored, key, value, F.col("segment"), before)
+    moved = F.lit(False)
+    for source, target in pairs:
+        moved = moved | ((F.col("_rg_pseg") == source) & (F.col("_rg_seg") == target))
+    out = now.join(before, now["_rg_key"] == before["_rg_pkey"], "inner").where(moved).select(
+        F.col("_rg_key").alias(key), F.col("_rg_pseg").alias("previous_segment"),
+        names_of(previous_names)[F.col("_rg_pseg")].alias("previous_persona"),
+        F.col("_rg_seg").cast("long").alias("segment"),
+        names_of(names)[F.col("_rg_seg")].alias("persona"),
+        F.round("_rg_pvalue", 2).alias("previous_value"), F.round("_rg_value", 2).alias("value"),
+        F.round(F.col("_rg_value") - F.col("_rg_pvalue"), 2).alias("value_change"),
+    ).orderBy(F.desc("previous_value"), F.asc(key))
+    if uri.startswith(TABLE_PREFIX):
+        out.write.mode("overwrite").format("parquet").saveAsTable(uri[len(TABLE_PREFIX):])
+    else:
+        out.write.mode("overwrite").parquet(uri)
+
+
+def movers_uri(segments: str) -> str:
+    """Where the movers go: beside the segments (X.segments.parquet → X.movers.parquet,
+    a table db.t_segments → db.t_segments_movers)."""
+    if segments.startswith(TABLE_PREFIX):
+        return f"{segments}_movers"
+    base = segments.rstrip("/").removesuffix(".parquet").removesuffix(".segments")
+    return f"{base}.movers.parquet"
 
 
 def _write_segments(scored: DataFrame, key: str, value: str | None, names: Mapping[int, str],
