@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -760,6 +760,23 @@ def _mix_aggregate(role: str, i: int | None, n: int) -> str:
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
 
 
+def window_params(as_of: dt.date, days: int) -> dict[str, object]:
+    """The aggregates' dates: as_of, and the first days of the recent spend window and of
+    the one before it."""
+    recent = as_of - dt.timedelta(days=days - 1)
+    return {"as_of": as_of, "recent": recent, "before": recent - dt.timedelta(days=days)}
+
+
+def add_mix(role: str, values: Sequence[object], params: dict[str, object],
+            extra: dict[str, str]) -> None:
+    """The aggregates of a mix role's top levels (and of the rest) into extra, the value
+    that names each level in the lines (DuckDB's code, Spark's text) into params."""
+    params.update({f"{role}_{i}": value for i, value in enumerate(values)})
+    extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(values))
+                  for i in range(len(values))})
+    extra[f"{role}_other"] = _mix_aggregate(role, None, len(values))
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     import duckdb
 
@@ -799,10 +816,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         if n_after == lines.usable:
             raise InputError(f"no order line on or before as_of {as_of.isoformat()}",
                              file=file, hint="choose a later --as-of")
-        window = pd.Timedelta(days=tcfg.window_days)
-        recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
-        params: dict[str, object] = {"as_of": as_of, "recent": recent.date(),
-                                     "before": (recent - window).date()}
+        params = window_params(as_of, tcfg.window_days)
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
         for role in MIX_ROLES:
@@ -816,10 +830,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
                 continue  # one country for everyone says nothing about anyone
             levels = [names[c] for c in codes]
             mix[role] = levels
-            params.update({f"{role}_{i}": code for i, code in enumerate(codes)})
-            extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(levels))
-                          for i in range(len(levels))})
-            extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
+            add_mix(role, codes, params, extra)
         if cols.discount:
             extra["discounted"] = DISCOUNT_AGGREGATE
         aggregates = dict(AGGREGATES)
@@ -862,7 +873,25 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         log.append(CleaningStep(cols.customer, "set to zero", int(negative.sum()),
                                 "net spend below zero → 0",
                                 "returns of purchases made before the data starts"))
-    customers, derived = _features(agg, cols, mix, as_of, tcfg.window_days)
+    customers, derived, dates = customer_table(agg, keys, cols, mix, as_of, tcfg.window_days,
+                                               log)
+    stats = LineStats(**{**{f.name: getattr(stats, f.name) for f in fields(stats)},
+                         "used": int(agg["lines"].sum()), "customers": len(agg),
+                         "revenue": float(agg["gross"].sum()),
+                         "after_as_of": n_after, "returns": returns_used,
+                         "only_returns": int(only_returns.sum()),
+                         "negative_net": int(negative.sum())})
+    return Orders(customers=customers, features=derived, dates=dates, columns=cols,
+                  as_of=as_of, date_format=lines.fmt, stats=stats, log=log, excluded=excluded)
+
+
+def customer_table(agg: pd.DataFrame, keys: pd.Index, cols: OrderColumns,
+                   mix: dict[str, list[str]], as_of: dt.date, window: int,
+                   log: list[CleaningStep]) -> tuple[pd.DataFrame, dict[str, Derived],
+                                                     pd.DataFrame]:
+    """The customers' features from their aggregates (row i of agg is keys[i]), without the
+    time spans too narrow to tell anyone apart (logged), and their first and last order."""
+    customers, derived = _features(agg, cols, mix, as_of, window)
     for name in _narrow(customers, derived):
         v = customers[name]
         log.append(CleaningStep(name, "ignored feature", 0,
@@ -875,14 +904,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
     dates = pd.DataFrame({"first_order": agg["first_day"].astype("datetime64[ns]").to_numpy(),
                           "last_order": agg["last_day"].astype("datetime64[ns]").to_numpy()},
                          index=keys)
-    stats = LineStats(**{**{f.name: getattr(stats, f.name) for f in fields(stats)},
-                         "used": int(agg["lines"].sum()), "customers": len(agg),
-                         "revenue": float(agg["gross"].sum()),
-                         "after_as_of": n_after, "returns": returns_used,
-                         "only_returns": int(only_returns.sum()),
-                         "negative_net": int(negative.sum())})
-    return Orders(customers=customers, features=derived, dates=dates, columns=cols,
-                  as_of=as_of, date_format=lines.fmt, stats=stats, log=log, excluded=excluded)
+    return customers, derived, dates
 
 
 def _example(index: pd.Index) -> str:

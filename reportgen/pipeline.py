@@ -277,7 +277,6 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
                 history: Any, previous: Any, fresh: bool) -> RunResult:
     from . import series as series_
     from .assemble import build_report, period_label
-    from .errors import ModelError
     from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
@@ -290,35 +289,12 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
     template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     series = series_.series_name(cfg)
     notes: list[str] = []
-    policy = "first" if previous is None else cfg.series.policy
-    if policy == "keep" and previous.model is None:
-        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
-    kept_labels = None
-    if policy == "keep":
-        reason = series_.keep_reason(previous.model, ff)
-        if not reason and orders is not None:
-            # Order lines: the customers are this month's aggregation (nothing is imputed
-            # there to keep); they are assigned with the previous run's scaling and model.
-            kept_labels = previous.model.assign(ff, cleaned, loaded.where)
-        elif not reason:
-            # This period's table cleaned, featured and assigned exactly as the previous
-            # run's model would: its medians, fences, levels, scaling and centres, so a
-            # customer whose row did not change stays in its segment.
-            try:
-                with clock.stage("keep"):
-                    applied = previous.model.apply(
-                        table, loaded.where, as_of=cleaned.as_of, notes=loaded.notes,
-                        snapshot=cfg.report.as_of is not None)
-            except ModelError as exc:
-                reason = (f"the previous run's model does not fit this table ({exc.message}), "
-                          "so its segments could not be kept: new segments were fitted and "
-                          "matched to them")
-            else:
-                schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
-                kept_labels = applied.labels
-        if reason:
-            policy = "refit"
-            notes.append(reason[0].upper() + reason[1:] + ".")
+    kept = keep_previous(previous, cfg, table=table, where=loaded.where, notes=loaded.notes,
+                         schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
+                         clock=clock)
+    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
+        kept.ff, kept.labels
+    notes += kept.notes
     categories = _categories(cleaned, schema, cfg)
     with clock.stage("segment"):
         if kept_labels is not None:
@@ -413,6 +389,56 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, orders: Any, scores: Any, s
         )
         record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The series policy as run and, under keep, this period's customers as the previous
+    run's model cleans, features and assigns them (schema, cleaned, ff replaced)."""
+
+    policy: str  # first, keep or refit
+    schema: Any
+    cleaned: Any
+    ff: Any
+    labels: np.ndarray | None  # segment ids under keep, else None
+    notes: list[str]  # why a keep became a refit
+
+
+def keep_previous(previous: Any, cfg: Config, *, table: pd.DataFrame, where: str | None,
+                  notes: Any, schema: Any, cleaned: Any, ff: Any, ordered: bool,
+                  clock: _Clock) -> Kept:
+    """Whether the previous run's model is kept (the series policy, unless its model is gone,
+    its features changed or it does not fit this table). table: the customers (the Spark
+    engine's driver sample); ordered: they were aggregated from order lines."""
+    from . import series as series_
+    from .errors import ModelError
+
+    policy = "first" if previous is None else cfg.series.policy
+    if policy == "keep" and previous.model is None:
+        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
+    if policy != "keep":
+        return Kept(policy, schema, cleaned, ff, None, [])
+    reason = series_.keep_reason(previous.model, ff)
+    if not reason and ordered:
+        # Order lines: the customers are this month's aggregation (nothing is imputed
+        # there to keep); they are assigned with the previous run's scaling and model.
+        return Kept(policy, schema, cleaned, ff, previous.model.assign(ff, cleaned, where), [])
+    if not reason:
+        # This period's table cleaned, featured and assigned exactly as the previous
+        # run's model would: its medians, fences, levels, scaling and centres, so a
+        # customer whose row did not change stays in its segment.
+        try:
+            with clock.stage("keep"):
+                applied = previous.model.apply(table, where, as_of=cleaned.as_of, notes=notes,
+                                               snapshot=cfg.report.as_of is not None)
+        except ModelError as exc:
+            reason = (f"the previous run's model does not fit this table ({exc.message}), "
+                      "so its segments could not be kept: new segments were fitted and "
+                      "matched to them")
+        else:
+            return Kept(policy, applied.schema, applied.cleaned, applied.features,
+                        applied.labels, [])
+    return Kept("refit", schema, cleaned, ff, None, [reason[0].upper() + reason[1:] + "."])
 
 
 def _outlier_values(cleaned: Any, schema: Any, ff: Any, cfg: Config, file: str | None,

@@ -711,45 +711,21 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
 
     from . import series as series_
     from .assemble import Totals, build_report, period_label
-    from .errors import ModelError
     from .output import write_outputs
     from .personas import name_personas
-    from .pipeline import RunResult, _manifest, _outlier_values, record_run
+    from .pipeline import RunResult, _manifest, _outlier_values, keep_previous, record_run
     from .playbook import recommend_all
     from .render import charts
     from .scoring import build_bundle
     from .segment import segment
 
     where = source
-    policy = "first" if previous is None else cfg.series.policy
-    if policy == "keep" and previous is not None and previous.model is None:
-        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
-    run_notes: list[str] = []
-    kept_labels = None
-    if policy == "keep" and previous is not None and previous.model is not None:
-        reason = series_.keep_reason(previous.model, ff)
-        if not reason and orders is not None:
-            # order lines: this month's aggregation (nothing is imputed there to keep),
-            # assigned with the previous run's scaling and centres, as the default engine
-            kept_labels = previous.model.assign(ff, cleaned, where)
-        elif not reason:
-            # the sample cleaned and featured with the previous run's decisions; Spark then
-            # applies the same decisions, scaling and centres to every row
-            try:
-                with clock.stage("keep"):
-                    applied = previous.model.apply(
-                        loaded.frame, where, as_of=cleaned.as_of, notes=notes,
-                        snapshot=cfg.report.as_of is not None)
-            except ModelError as exc:
-                reason = (f"the previous run's model does not fit this table ({exc.message}), "
-                          "so its segments could not be kept: new segments were fitted and "
-                          "matched to them")
-            else:
-                schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
-                kept_labels = applied.labels
-        if reason:
-            policy = "refit"
-            run_notes.append(reason[0].upper() + reason[1:] + ".")
+    kept = keep_previous(previous, cfg, table=loaded.frame, where=where, notes=notes,
+                         schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
+                         clock=clock)
+    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
+        kept.ff, kept.labels
+    run_notes = kept.notes
     with clock.stage("segment"):
         if kept_labels is not None and previous is not None and previous.model is not None:
             seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)

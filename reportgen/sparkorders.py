@@ -47,12 +47,12 @@ from .orders import (
     LineStats,
     OrderColumns,
     Orders,
-    _features,
-    _mix_aggregate,
-    _narrow,
     _share,
     _slug,
+    add_mix,
+    customer_table,
     date_format_of,
+    window_params,
 )
 from .report import CleaningStep
 
@@ -292,9 +292,7 @@ def _per_customer(spark: SparkSession, view: str, cols: OrderColumns, cfg: Confi
     from pyspark.sql import functions as F
 
     tcfg = cfg.transactions
-    window = dt.timedelta(days=tcfg.window_days)
-    recent = as_of - window + dt.timedelta(days=1)
-    params: dict[str, object] = {"as_of": as_of, "recent": recent, "before": recent - window}
+    params = window_params(as_of, tcfg.window_days)
     extra: dict[str, str] = {}
     mix: dict[str, list[str]] = {}
     for role in MIX_ROLES:
@@ -306,10 +304,7 @@ def _per_customer(spark: SparkSession, view: str, cols: OrderColumns, cfg: Confi
         if len(levels) < 2:
             continue  # one country for everyone says nothing about anyone
         mix[role] = levels
-        params.update({f"{role}_{i}": level for i, level in enumerate(levels)})
-        extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(levels))
-                      for i in range(len(levels))})
-        extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
+        add_mix(role, levels, params, extra)
     if cols.discount:
         extra["discounted"] = DISCOUNT_AGGREGATE
     columns = ",\n  ".join(f"{sql} AS {name}" for name, sql in {**AGGREGATES, **extra}.items())
@@ -345,19 +340,8 @@ def _per_customer(spark: SparkSession, view: str, cols: OrderColumns, cfg: Confi
             .limit(size)
         drawn = part.orderBy("customer").toArrow().to_pandas(date_as_object=False)
         keys = pd.Index(drawn.pop("customer").astype("string"), name="customer")
-        frame, derived = _features(drawn, cols, mix, as_of, tcfg.window_days)
-        for name in _narrow(frame, derived):
-            v = frame[name]
-            log.append(CleaningStep(name, "ignored feature", 0,
-                                    f"{derived[name].label.lower()}: {v.min():,.0f} to "
-                                    f"{v.max():,.0f} {derived[name].unit} for every customer",
-                                    "too little spread to tell customers apart"))
-            frame = frame.drop(columns=name)
-            del derived[name]
-        frame.index = keys
-        dates = pd.DataFrame(
-            {"first_order": drawn["first_day"].astype("datetime64[ns]").to_numpy(),
-             "last_order": drawn["last_day"].astype("datetime64[ns]").to_numpy()}, index=keys)
+        frame, derived, dates = customer_table(drawn, keys, cols, mix, as_of,
+                                               tcfg.window_days, log)
         expressions = customer_features(cols, mix, as_of)
         customers = bought.select(F.col("customer").alias(cols.customer),
                                   *[expressions[name].alias(name) for name in derived]) \
