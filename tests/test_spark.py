@@ -447,3 +447,32 @@ def test_order_lines_aggregated_by_spark_give_the_default_engines_segments(
         assert x.value_share == pytest.approx(y.value_share, rel=TOLERANCE)
         for feature, mean in y.means.items():
             assert x.means[feature] == pytest.approx(mean, rel=TOLERANCE, abs=1e-6), feature
+
+
+def test_order_lines_with_more_customers_than_the_driver_sample(spark: Any, tmp_path: Path
+                                                                ) -> None:
+    """3,000 customers, a driver sample of 1,000: the features' decisions and the k search are
+    the sample's, every customer is aggregated, assigned and profiled by Spark."""
+    frame, facts = order_tables.invoice_lines(n_customers=3_000, seed=5)
+    source = write_csv(frame, tmp_path / "lines.csv")
+    default = pipeline.run(str(source), _config("default", ["json"]), tmp_path / "default")
+    on_spark = pipeline.run(str(source), _config("spark", ["json"]).with_overrides(
+        engine__sample=1_000), tmp_path / "spark")
+    d, s = default.report, on_spark.report
+    sampled = [c for c in s.cleaning if c.action == "sampled"]
+    assert len(sampled) == 1 and sampled[0].rows == 1_000
+    assert "a sample of 1,000 of 3,000 customers aggregated by Spark" in sampled[0].detail
+    assert s.headline.customers == d.headline.customers == len(facts.customers)
+    assert s.headline.k == d.headline.k
+    assert [x.name for x in s.segments] == [x.name for x in d.segments]
+    expected = pd.read_parquet(default.run_dir / "segments.parquet")
+    expected = expected[expected["segment"].notna()]
+    expected = pd.Series(expected["segment"].astype(int).to_numpy(),
+                         index=expected["CustomerID"].astype(str).to_numpy())
+    labels = pq.read_table(tmp_path / "lines.segments.parquet").to_pandas()
+    labels = pd.Series(labels["segment"].to_numpy(),
+                       index=labels["CustomerID"].astype(str).to_numpy())
+    assert adjusted_rand_score(expected.to_numpy(), labels.reindex(expected.index).to_numpy()) \
+        >= 0.95
+    for x, y in zip(s.segments, d.segments, strict=True):
+        assert x.size == pytest.approx(y.size, rel=0.02)
