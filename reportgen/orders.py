@@ -760,6 +760,12 @@ def _mix_aggregate(role: str, i: int | None, n: int) -> str:
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
 
 
+def level_queries(cols: OrderColumns, top: int) -> list[tuple[str, str]]:
+    """(role, LEVELS_SQL of it) for each mix role the table has."""
+    return [(role, LEVELS_SQL.format(role=role, top=top)) for role in MIX_ROLES
+            if getattr(cols, role) is not None]
+
+
 def window_params(as_of: dt.date, days: int) -> dict[str, object]:
     """The aggregates' dates: as_of, and the first days of the recent spend window and of
     the one before it."""
@@ -819,10 +825,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         params = window_params(as_of, tcfg.window_days)
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
-        for role in MIX_ROLES:
-            if getattr(cols, role) is None:
-                continue
-            query = LEVELS_SQL.format(role=role, top=tcfg.top_levels)
+        for role, query in level_queries(cols, tcfg.top_levels):
             names = lines.levels[role]
             codes = [int(r[0]) for r in con.execute(
                 query, {"as_of": as_of, "unknown": names.index("Unknown")}).fetchall()]

@@ -41,7 +41,6 @@ from .orders import (
     DAYS_PER_MONTH,
     DISCOUNT_AGGREGATE,
     FUTURE_GAP_DAYS,
-    LEVELS_SQL,
     LINES_SQL,
     MIX_ROLES,
     LineStats,
@@ -52,6 +51,7 @@ from .orders import (
     add_mix,
     customer_table,
     date_format_of,
+    level_queries,
     window_params,
 )
 from .report import CleaningStep
@@ -295,10 +295,7 @@ def _per_customer(spark: SparkSession, view: str, cols: OrderColumns, cfg: Confi
     params = window_params(as_of, tcfg.window_days)
     extra: dict[str, str] = {}
     mix: dict[str, list[str]] = {}
-    for role in MIX_ROLES:
-        if getattr(cols, role) is None:
-            continue
-        query = LEVELS_SQL.format(role=role, top=tcfg.top_levels)
+    for role, query in level_queries(cols, tcfg.top_levels):
         found = spark.sql(_sql(query, view), args={"as_of": as_of, "unknown": "Unknown"})
         levels = [str(r["level"]) for r in found.collect()]
         if len(levels) < 2:
