@@ -120,8 +120,10 @@ class Flows:
     current_ids: tuple[int, ...]  # columns before "lost"
     customers: np.ndarray  # (1 + previous) × (current + 1): row 0 = new, last column = lost
     value: np.ndarray  # the same cells' value
-    previous_segment: np.ndarray  # per current customer: its previous segment id, -1 = new
-    previous_value: np.ndarray  # per current customer: its value in the previous run, NaN = new
+    # per current customer: its previous segment id (-1 = new) and its value then (NaN = new);
+    # None when the engine counted the cells without the customers on the driver (Spark)
+    previous_segment: np.ndarray | None = None
+    previous_value: np.ndarray | None = None
 
     @property
     def new_customers(self) -> int:
@@ -144,6 +146,18 @@ class Flows:
         i = 0 if source == NEW else 1 + self.previous_ids.index(int(source))
         j = len(self.current_ids) if target == LOST else self.current_ids.index(int(target))
         return Flow(source, target, int(self.customers[i, j]), float(self.value[i, j]))
+
+    def relabeled(self, ids: dict[int, int]) -> Flows:
+        """The same cells with each current label given its series id (label -> id)."""
+        targets = tuple(sorted(set(ids.values())))
+        width = len(targets) + 1
+        customers = np.zeros((len(self.previous_ids) + 1, width), dtype=np.int64)
+        value = np.zeros(customers.shape)
+        columns = [targets.index(ids[label]) for label in self.current_ids] + [width - 1]
+        np.add.at(customers.T, columns, self.customers.T)
+        np.add.at(value.T, columns, self.value.T)
+        return Flows(previous_ids=self.previous_ids, current_ids=targets, customers=customers,
+                     value=value)
 
     @property
     def migration(self) -> list[Flow]:
@@ -219,6 +233,29 @@ def flows(previous: Assignments, current: Assignments,
                  customers=counts.reshape(shape).astype(np.int64),
                  value=value.reshape(shape), previous_segment=previous_segment,
                  previous_value=previous_value)
+
+
+def counted_flows(cells: Iterable[tuple[int, int, int, float]], previous_ids: Iterable[int],
+                  current_ids: Iterable[int]) -> Flows:
+    """Flows from cells counted elsewhere (the Spark engine's join of the two runs'
+    customers): (previous segment id or -1 for new, current segment id or -1 for lost,
+    customers, value), the value being this run's, or the previous run's for the lost. The
+    same matrix ``flows`` builds, without the per-customer columns."""
+    prev_ids = tuple(sorted(set(previous_ids)))
+    cur_ids = tuple(sorted(set(current_ids)))
+    width = len(cur_ids) + 1
+    customers = np.zeros((len(prev_ids) + 1, width), dtype=np.int64)
+    value = np.zeros(customers.shape)
+    for source, target, n, v in cells:
+        if source == -1 and target == -1:
+            continue  # neither run's customer (cannot happen in a join; nothing to count)
+        i = 0 if source == -1 else 1 + int(_positions(prev_ids, np.array([source]),
+                                                      "previous")[0])
+        j = width - 1 if target == -1 else int(_positions(cur_ids, np.array([target]),
+                                                          "current")[0])
+        customers[i, j] += int(n)
+        value[i, j] += float(v)
+    return Flows(previous_ids=prev_ids, current_ids=cur_ids, customers=customers, value=value)
 
 
 # segment identity --------------------------------------------------------------------------

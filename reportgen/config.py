@@ -265,7 +265,8 @@ class EngineConfig:
 
     name: str = _setting(
         "default", "default (pandas and scikit-learn in this process) or spark (pyspark: Spark "
-        "reads, cleans, assigns and profiles; the k search runs on a sample; or --engine).")
+        "reads, aggregates order lines, cleans, assigns, profiles and follows the customers "
+        "from the previous run; the k search runs on a sample; or --engine).")
     master: str | None = _setting(
         None, "Spark master URL (local[*], spark://host:7077, yarn); empty = what spark-submit "
         "or the cluster gives, else local[*].")
@@ -276,8 +277,9 @@ class EngineConfig:
         "draw the charts (the whole table is cleaned, assigned and profiled by Spark).",
         range=(1_000, 2_000_000))
     segments: str | None = _setting(
-        None, "Where Spark writes the segments (Parquet: key, segment, persona): a path or URI; "
-        "empty = <source>.segments.parquet beside a file source, <table>_segments for a table.")
+        None, "Where Spark writes the segments (Parquet: key, segment, persona, value, run id; "
+        "the movers beside them): a path or URI; empty = <source>.segments.parquet beside a "
+        "file source, <table>_segments for a table.")
 
 
 @dataclass(frozen=True)

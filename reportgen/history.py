@@ -754,6 +754,23 @@ def segments_metadata(*, key: str | None, value: str | None, run_id: str) -> dic
     return {"key": key, "value": value, "run_id": run_id, "format": 2}
 
 
+def segments_columns(path: Path) -> tuple[str | None, str | None]:
+    """The key and value columns a run's segments.parquet names in its metadata (key None:
+    the run's customers had no key to follow them by; value None: every customer counts 1).
+    ValueError when it names none; OSError when it cannot be read."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(b"reportgen")
+    meta = json.loads(raw) if raw else None
+    if not isinstance(meta, dict) or meta.get("format") != 2:
+        raise ValueError("it does not say which column holds the customer keys")
+    key, value = meta.get("key"), meta.get("value")
+    if not (key is None or isinstance(key, str)) or not (value is None or
+                                                         isinstance(value, str)):
+        raise ValueError("its key or value column is not a column name")
+    return key, value
+
+
 def read_assignments(folder: Path) -> Assignments | None:
     """The customers of the run in ``folder``: key, segment and value of every segmented
     customer, read column-wise from its segments.parquet (the left-out rows dropped); a run
@@ -773,15 +790,9 @@ def read_assignments(folder: Path) -> Assignments | None:
                            file=str(path), hint="was its folder moved or deleted? --previous "
                                                 "RUN_ID picks another, --no-previous starts afresh")
     try:
-        raw = (pq.read_schema(path).metadata or {}).get(b"reportgen")
-        meta = json.loads(raw) if raw else None
-        if not isinstance(meta, dict) or meta.get("format") != 2:
-            raise ValueError("it does not say which column holds the customer keys")
-        key, value = meta.get("key"), meta.get("value")
+        key, value = segments_columns(path)
         if key is None:
             return None
-        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
-            raise ValueError("its key or value column is not a column name")
         table = pq.read_table(path, columns=[key, "segment"] + ([value] if value else []))
         table = table.filter(table.column("segment").is_valid())
         keys_col = table.column(key)

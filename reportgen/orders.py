@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -330,12 +331,14 @@ def _repeat_share(s: pd.Series) -> float:
     return 1.0 - distinct / n if n else 0.0
 
 
-def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = None
-           ) -> OrderColumns | None:
+def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = None,
+           repeat: Callable[[str], float] | None = None) -> OrderColumns | None:
     """The columns of an order-line table, or None when the rows are customers.
 
     With rows = "orders" a table that lacks a customer, a date or an amount is an error that
-    says which; with rows = "customers" the table is never aggregated.
+    says which; with rows = "customers" the table is never aggregated. repeat: the share of
+    lines whose customer was seen before, of a column, measured on the whole table when
+    frame is a sample of lines (the Spark engine's), where it would be understated.
     """
     if tcfg.rows == "customers":
         return None
@@ -374,11 +377,12 @@ def detect(frame: pd.DataFrame, tcfg: TransactionsConfig, file: str | None = Non
                               f"{' and no '.join(missing)} column found", file=file,
                               hint="name them in [transactions]")
         return None
-    repeat = _repeat_share(frame[chosen["customer"]])
-    if repeat < MIN_REPEAT_SHARE and not forced and "customer" not in pinned:
+    share = repeat(chosen["customer"]) if repeat is not None else \
+        _repeat_share(frame[chosen["customer"]])
+    if share < MIN_REPEAT_SHARE and not forced and "customer" not in pinned:
         return None  # every customer once (or nearly): a customer table with a date
     notes["customer"] = notes.get("customer", "") + \
-        f"; {repeat:.0%} of lines belong to a customer seen before"
+        f"; {share:.0%} of lines belong to a customer seen before"
     return OrderColumns(**chosen, notes=notes)
 
 
@@ -756,6 +760,29 @@ def _mix_aggregate(role: str, i: int | None, n: int) -> str:
     return f"coalesce(sum(amount) FILTER (WHERE NOT is_return AND {test}), 0)"
 
 
+def level_queries(cols: OrderColumns, top: int) -> list[tuple[str, str]]:
+    """(role, LEVELS_SQL of it) for each mix role the table has."""
+    return [(role, LEVELS_SQL.format(role=role, top=top)) for role in MIX_ROLES
+            if getattr(cols, role) is not None]
+
+
+def window_params(as_of: dt.date, days: int) -> dict[str, object]:
+    """The aggregates' dates: as_of, and the first days of the recent spend window and of
+    the one before it."""
+    recent = as_of - dt.timedelta(days=days - 1)
+    return {"as_of": as_of, "recent": recent, "before": recent - dt.timedelta(days=days)}
+
+
+def add_mix(role: str, values: Sequence[object], params: dict[str, object],
+            extra: dict[str, str]) -> None:
+    """The aggregates of a mix role's top levels (and of the rest) into extra, the value
+    that names each level in the lines (DuckDB's code, Spark's text) into params."""
+    params.update({f"{role}_{i}": value for i, value in enumerate(values)})
+    extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(values))
+                  for i in range(len(values))})
+    extra[f"{role}_other"] = _mix_aggregate(role, None, len(values))
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     import duckdb
 
@@ -795,16 +822,10 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         if n_after == lines.usable:
             raise InputError(f"no order line on or before as_of {as_of.isoformat()}",
                              file=file, hint="choose a later --as-of")
-        window = pd.Timedelta(days=tcfg.window_days)
-        recent = pd.Timestamp(as_of) - window + pd.Timedelta(days=1)
-        params: dict[str, object] = {"as_of": as_of, "recent": recent.date(),
-                                     "before": (recent - window).date()}
+        params = window_params(as_of, tcfg.window_days)
         extra: dict[str, str] = {}
         mix: dict[str, list[str]] = {}
-        for role in MIX_ROLES:
-            if getattr(cols, role) is None:
-                continue
-            query = LEVELS_SQL.format(role=role, top=tcfg.top_levels)
+        for role, query in level_queries(cols, tcfg.top_levels):
             names = lines.levels[role]
             codes = [int(r[0]) for r in con.execute(
                 query, {"as_of": as_of, "unknown": names.index("Unknown")}).fetchall()]
@@ -812,10 +833,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
                 continue  # one country for everyone says nothing about anyone
             levels = [names[c] for c in codes]
             mix[role] = levels
-            params.update({f"{role}_{i}": code for i, code in enumerate(codes)})
-            extra.update({f"{role}_{i}": _mix_aggregate(role, i, len(levels))
-                          for i in range(len(levels))})
-            extra[f"{role}_other"] = _mix_aggregate(role, None, len(levels))
+            add_mix(role, codes, params, extra)
         if cols.discount:
             extra["discounted"] = DISCOUNT_AGGREGATE
         aggregates = dict(AGGREGATES)
@@ -858,7 +876,25 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
         log.append(CleaningStep(cols.customer, "set to zero", int(negative.sum()),
                                 "net spend below zero → 0",
                                 "returns of purchases made before the data starts"))
-    customers, derived = _features(agg, cols, mix, as_of, tcfg.window_days)
+    customers, derived, dates = customer_table(agg, keys, cols, mix, as_of, tcfg.window_days,
+                                               log)
+    stats = LineStats(**{**{f.name: getattr(stats, f.name) for f in fields(stats)},
+                         "used": int(agg["lines"].sum()), "customers": len(agg),
+                         "revenue": float(agg["gross"].sum()),
+                         "after_as_of": n_after, "returns": returns_used,
+                         "only_returns": int(only_returns.sum()),
+                         "negative_net": int(negative.sum())})
+    return Orders(customers=customers, features=derived, dates=dates, columns=cols,
+                  as_of=as_of, date_format=lines.fmt, stats=stats, log=log, excluded=excluded)
+
+
+def customer_table(agg: pd.DataFrame, keys: pd.Index, cols: OrderColumns,
+                   mix: dict[str, list[str]], as_of: dt.date, window: int,
+                   log: list[CleaningStep]) -> tuple[pd.DataFrame, dict[str, Derived],
+                                                     pd.DataFrame]:
+    """The customers' features from their aggregates (row i of agg is keys[i]), without the
+    time spans too narrow to tell anyone apart (logged), and their first and last order."""
+    customers, derived = _features(agg, cols, mix, as_of, window)
     for name in _narrow(customers, derived):
         v = customers[name]
         log.append(CleaningStep(name, "ignored feature", 0,
@@ -871,14 +907,7 @@ def aggregate(frame: pd.DataFrame, cols: OrderColumns, cfg: Config, file: str | 
     dates = pd.DataFrame({"first_order": agg["first_day"].astype("datetime64[ns]").to_numpy(),
                           "last_order": agg["last_day"].astype("datetime64[ns]").to_numpy()},
                          index=keys)
-    stats = LineStats(**{**{f.name: getattr(stats, f.name) for f in fields(stats)},
-                         "used": int(agg["lines"].sum()), "customers": len(agg),
-                         "revenue": float(agg["gross"].sum()),
-                         "after_as_of": n_after, "returns": returns_used,
-                         "only_returns": int(only_returns.sum()),
-                         "negative_net": int(negative.sum())})
-    return Orders(customers=customers, features=derived, dates=dates, columns=cols,
-                  as_of=as_of, date_format=lines.fmt, stats=stats, log=log, excluded=excluded)
+    return customers, derived, dates
 
 
 def _example(index: pd.Index) -> str:

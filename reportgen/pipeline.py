@@ -140,11 +140,7 @@ def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     if source is None:
         raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
                           "or glob) or a catalog table spark:db.customers")
-    if previous or fresh:
-        raise ConfigError(f"{'--previous' if previous else '--no-previous'} and --engine spark "
-                          "cannot be used together: a Spark run is not compared with a "
-                          "previous one")
-    return spark_run(source, cfg, out_root, inputs)
+    return spark_run(source, cfg, out_root, inputs, previous, fresh)
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
@@ -193,11 +189,8 @@ def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | N
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
          preloaded: Loaded | None = None, previous_id: str | None = None,
          fresh: bool = False) -> RunResult:
-    from . import history as history_
-    from . import series as series_
     from .assemble import column_infos
     from .clean import clean, require_rows
-    from .errors import HistoryError
     from .features import build_features, order_features
     from .load import load
     from .orders import aggregate, detect
@@ -236,6 +229,51 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     manifest = _manifest(loaded, cfg, clock.timings)  # the table's shape, before it goes
+    with series_context(out_root, cfg, period_key, previous_id, fresh) as (history, previous):
+        # A customer table that the previous run's model will not re-clean (policy keep)
+        # is needed after cleaning only as its keys, its columns' types and blanks, and
+        # the clean table after features only as its decisions: each is let go then, so
+        # the raw, clean and feature tables are never all in memory (at 1 M customers,
+        # ~0.25 GB each).
+        slim = orders is None and not _may_keep(previous, cfg)
+        raw_types, raw_columns = table, None
+        if slim:
+            # no row: an empty slice of Arrow-backed text would keep the table's buffers
+            raw_types = pd.DataFrame({c: pd.Series([], dtype=t)
+                                      for c, t in table.dtypes.items()})
+            raw_columns = column_infos(table, table_schema)
+            table = table[[cleaned.key]] if cleaned.key in table else table[[]]
+            loaded = dataclasses.replace(loaded, frame=table)
+            release_memory()
+        with clock.stage("features"):
+            ff = order_features(cleaned, orders.features, cfg, file) \
+                if orders is not None else \
+                build_features(cleaned, table_schema, cfg, file=file)
+            scores = rfm(ff.frame["recency"], ff.frame["frequency"],
+                         ff.frame["total_spend"], inputs.rfm_groups) \
+                if orders is not None else None
+        categories = _categories(cleaned, table_schema, cfg)
+        if slim:
+            cleaned = dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0].copy())
+            release_memory()
+        return _series_run(
+            loaded=loaded, table=table, raw_types=raw_types, raw_columns=raw_columns,
+            orders=orders, scores=scores, schema=table_schema, cleaned=cleaned, ff=ff,
+            categories=categories, cfg=cfg, manifest=manifest,
+            out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
+            period_key=period_key, history=history, previous=previous, fresh=fresh)
+
+
+@contextmanager
+def series_context(out_root: Path, cfg: Config, period_key: str, previous_id: str | None,
+                   fresh: bool, customers: bool = True) -> Iterator[tuple[Any, Any]]:
+    """The series' history (None before its first recorded run) and the previous run
+    (series.read_previous; customers=False leaves its customers unread), with the series'
+    lock held for the whole run."""
+    from . import history as history_
+    from . import series as series_
+    from .errors import HistoryError
+
     series = series_.series_name(cfg)
     # No SQLite file yet: nothing to compare with, and the file is made only when the run is
     # recorded, so a run that fails leaves nothing behind.
@@ -245,43 +283,13 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
     try:
         with lock:
             previous = None if history is None else series_.read_previous(
-                history, series, period_key, out_root, run_id=previous_id, fresh=fresh)
+                history, series, period_key, out_root, run_id=previous_id, fresh=fresh,
+                customers=customers)
             if previous_id and history is None:
                 raise HistoryError(
                     f"series {series!r} has no run {previous_id!r} (nothing is recorded yet)",
                     file=history_.history_location(out_root, cfg.history.url))
-            # A customer table that the previous run's model will not re-clean (policy keep)
-            # is needed after cleaning only as its keys, its columns' types and blanks, and
-            # the clean table after features only as its decisions: each is let go then, so
-            # the raw, clean and feature tables are never all in memory (at 1 M customers,
-            # ~0.25 GB each).
-            slim = orders is None and not _may_keep(previous, cfg)
-            raw_types, raw_columns = table, None
-            if slim:
-                # no row: an empty slice of Arrow-backed text would keep the table's buffers
-                raw_types = pd.DataFrame({c: pd.Series([], dtype=t)
-                                          for c, t in table.dtypes.items()})
-                raw_columns = column_infos(table, table_schema)
-                table = table[[cleaned.key]] if cleaned.key in table else table[[]]
-                loaded = dataclasses.replace(loaded, frame=table)
-                release_memory()
-            with clock.stage("features"):
-                ff = order_features(cleaned, orders.features, cfg, file) \
-                    if orders is not None else \
-                    build_features(cleaned, table_schema, cfg, file=file)
-                scores = rfm(ff.frame["recency"], ff.frame["frequency"],
-                             ff.frame["total_spend"], inputs.rfm_groups) \
-                    if orders is not None else None
-            categories = _categories(cleaned, table_schema, cfg)
-            if slim:
-                cleaned = dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0].copy())
-                release_memory()
-            return _series_run(
-                loaded=loaded, table=table, raw_types=raw_types, raw_columns=raw_columns,
-                orders=orders, scores=scores, schema=table_schema, cleaned=cleaned, ff=ff,
-                categories=categories, cfg=cfg, manifest=manifest,
-                out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
-                period_key=period_key, history=history, previous=previous, fresh=fresh)
+            yield history, previous
     finally:
         if history is not None:
             history.close()
@@ -294,6 +302,19 @@ def _may_keep(previous: Any, cfg: Config) -> bool:
         and previous.model is not None
 
 
+def record_run(history: Any, out_root: Path, cfg: Config, entry: Any) -> None:
+    """Record the run's entry in the series' history, made now on a first run."""
+    if history is None:
+        from .history import open_history
+
+        made = open_history(out_root, cfg.history.url)
+        assert made is not None  # create=True always opens
+        with made:
+            made.record(entry)
+    else:
+        history.record(entry)
+
+
 def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
                 raw_columns: list[Any] | None, orders: Any, scores: Any, schema: Any,
                 cleaned: Any, ff: Any, categories: pd.DataFrame | None, cfg: Config,
@@ -302,7 +323,6 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
                 ) -> RunResult:
     from . import series as series_
     from .assemble import build_report, period_label
-    from .errors import ModelError
     from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
@@ -315,36 +335,14 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
     template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     series = series_.series_name(cfg)
     notes: list[str] = []
-    policy = "first" if previous is None else cfg.series.policy
-    if policy == "keep" and previous.model is None:
-        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
-    kept_labels = None
-    if policy == "keep":
-        reason = series_.keep_reason(previous.model, ff)
-        if not reason and orders is not None:
-            # Order lines: the customers are this month's aggregation (nothing is imputed
-            # there to keep); they are assigned with the previous run's scaling and model.
-            kept_labels = previous.model.assign(ff, cleaned, loaded.where)
-        elif not reason:
-            # This period's table cleaned, featured and assigned exactly as the previous
-            # run's model would: its medians, fences, levels, scaling and centres, so a
-            # customer whose row did not change stays in its segment.
-            try:
-                with clock.stage("keep"):
-                    applied = previous.model.apply(
-                        table, loaded.where, as_of=cleaned.as_of, notes=loaded.notes,
-                        snapshot=cfg.report.as_of is not None)
-            except ModelError as exc:
-                reason = (f"the previous run's model does not fit this table ({exc.message}), "
-                          "so its segments could not be kept: new segments were fitted and "
-                          "matched to them")
-            else:
-                schema, cleaned, ff = applied.schema, applied.cleaned, applied.features
-                kept_labels = applied.labels
-                categories = _categories(cleaned, schema, cfg)
-        if reason:
-            policy = "refit"
-            notes.append(reason[0].upper() + reason[1:] + ".")
+    kept = keep_previous(previous, cfg, table=table, where=loaded.where, notes=loaded.notes,
+                         schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
+                         clock=clock)
+    if kept.cleaned is not cleaned:  # re-cleaned by the previous run's model
+        categories = _categories(kept.cleaned, kept.schema, cfg)
+    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
+        kept.ff, kept.labels
+    notes += kept.notes
     with clock.stage("segment"):
         if kept_labels is not None:
             seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
@@ -438,16 +436,58 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
             parquet_meta=segments_metadata(key=cleaned.key if keys is not None else None,
                                            value=ff.value, run_id=run_id),
         )
-        if history is None:
-            from .history import open_history
-
-            made = open_history(out_root, cfg.history.url)
-            assert made is not None  # create=True always opens
-            with made:
-                made.record(entry)
-        else:
-            history.record(entry)
+        record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The series policy as run and, under keep, this period's customers as the previous
+    run's model cleans, features and assigns them (schema, cleaned, ff replaced)."""
+
+    policy: str  # first, keep or refit
+    schema: Any
+    cleaned: Any
+    ff: Any
+    labels: np.ndarray | None  # segment ids under keep, else None
+    notes: list[str]  # why a keep became a refit
+
+
+def keep_previous(previous: Any, cfg: Config, *, table: pd.DataFrame, where: str | None,
+                  notes: Any, schema: Any, cleaned: Any, ff: Any, ordered: bool,
+                  clock: _Clock) -> Kept:
+    """Whether the previous run's model is kept (the series policy, unless its model is gone,
+    its features changed or it does not fit this table). table: the customers (the Spark
+    engine's driver sample); ordered: they were aggregated from order lines."""
+    from . import series as series_
+    from .errors import ModelError
+
+    policy = "first" if previous is None else cfg.series.policy
+    if policy == "keep" and previous.model is None:
+        policy = "refit"  # its folder is gone: read_previous logged it, the report says it
+    if policy != "keep":
+        return Kept(policy, schema, cleaned, ff, None, [])
+    reason = series_.keep_reason(previous.model, ff)
+    if not reason and ordered:
+        # Order lines: the customers are this month's aggregation (nothing is imputed
+        # there to keep); they are assigned with the previous run's scaling and model.
+        return Kept(policy, schema, cleaned, ff, previous.model.assign(ff, cleaned, where), [])
+    if not reason:
+        # This period's table cleaned, featured and assigned exactly as the previous
+        # run's model would: its medians, fences, levels, scaling and centres, so a
+        # customer whose row did not change stays in its segment.
+        try:
+            with clock.stage("keep"):
+                applied = previous.model.apply(table, where, as_of=cleaned.as_of, notes=notes,
+                                               snapshot=cfg.report.as_of is not None)
+        except ModelError as exc:
+            reason = (f"the previous run's model does not fit this table ({exc.message}), "
+                      "so its segments could not be kept: new segments were fitted and "
+                      "matched to them")
+        else:
+            return Kept(policy, applied.schema, applied.cleaned, applied.features,
+                        applied.labels, [])
+    return Kept("refit", schema, cleaned, ff, None, [reason[0].upper() + reason[1:] + "."])
 
 
 def _outlier_values(cleaned: Any, schema: Any, ff: Any, cfg: Config, file: str | None,

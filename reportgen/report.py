@@ -344,6 +344,9 @@ class Changes:
     largest_flows: list[str] = field(default_factory=list)  # the three largest, in words
     notes: list[str] = field(default_factory=list)  # a gap, why a kept model was refitted...
     movers: int = 0  # customers in movers.csv: moved down from a valuable segment
+    # where they are listed: movers.csv in the run folder, or the Parquet the Spark engine
+    # wrote them to
+    movers_file: str = "movers.csv"
     table: MigrationTable | None = None  # the migration as a table (None without customers)
 
 

@@ -72,9 +72,12 @@ class Previous:
 
 
 def read_previous(history: History, series: str, period: str, out_root: Path, *,
-                  run_id: str | None = None, fresh: bool = False) -> Previous | None:
+                  run_id: str | None = None, fresh: bool = False,
+                  customers: bool = True) -> Previous | None:
     """The run this one is compared with: --previous RUN_ID, else the latest run of the series
-    with an earlier period; None on a first run or with --no-previous."""
+    with an earlier period; None on a first run or with --no-previous. customers=False: its
+    customers are left where they are (the Spark engine reads them itself), only its record
+    and model are read."""
     if fresh:
         return None
     if run_id:
@@ -96,7 +99,7 @@ def read_previous(history: History, series: str, period: str, out_root: Path, *,
         folder = record.folder(out_root)  # inside the output root, or a HistoryError
         if not folder.is_dir():
             raise HistoryError("the previous run's folder is missing", file=str(folder))
-        assignments = read_assignments(folder)
+        assignments = read_assignments(folder) if customers else None
         model = load_model(folder)
     except (HistoryError, ModelError) as exc:
         if run_id:
@@ -234,14 +237,16 @@ def assignments_of(keys: pd.Series | pd.Index, labels: np.ndarray, values: np.nd
 def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                   previous: Previous | None, cfg: Config, *, policy: str, next_id: int,
                   palette: list[str], notes: list[str] | None = None,
-                  as_of: Any = None) -> Step:
+                  as_of: Any = None, counted: compare.Flows | None = None) -> Step:
     """Give seg the series' segment ids and compare it with the previous run.
 
     policy: keep (seg came from ``keep``), refit (seg is a new fit) or first. keys: the
     customer keys aligned with ff.frame (None when the table has no key column: customers
     cannot be followed). as_of: this run's date; under keep, features that age with the
     calendar (tenure, age) are compared with the previous run's after ageing those by the
-    time between the two as_of dates."""
+    time between the two as_of dates. counted: the flows an engine counted itself, by seg's
+    labels (the Spark engine joins the two runs' customers where they are; ff, seg and keys
+    are then the driver's sample), used instead of following keys here."""
     notes = list(notes or ())
     features = list(seg.scaler.features)
     x = ff.matrix(features)
@@ -270,8 +275,8 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
                 else [s.segment_id for s in record.segments]
         else:
             cur_refs = [compare.SegmentRef(id=label) for label in range(1, seg.k + 1)]
-            overlap = None
-            if previous.assignments is not None and keys is not None:
+            overlap = counted.overlap if counted is not None else None
+            if counted is None and previous.assignments is not None and keys is not None:
                 now = assignments_of(keys, seg.labels, value, None)
                 overlap = compare.flows(previous.assignments, now,
                                         previous_ids=[r.id for r in prev_refs],
@@ -306,7 +311,9 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
     distances = compare.centroid_distances(z, seg.labels, centres)
     flows = drift = None
     if previous is not None and policy != "first":
-        if previous.assignments is not None and keys is not None:
+        if counted is not None:
+            flows = counted.relabeled(ids)
+        elif previous.assignments is not None and keys is not None:
             now = assignments_of(keys, seg.labels, value, distances)
             flows = compare.flows(previous.assignments, now,
                                   previous_ids=[s.segment_id for s in previous.record.segments],
@@ -378,7 +385,7 @@ def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any
             exceeded=d.exceeded, reasons=list(d.reasons), psi_moderate=d.psi_moderate,
             psi_significant=d.psi_significant, distance_threshold=d.distance_threshold,
             aged=d.aged)
-    movers_count = 0
+    movers = 0
     words: list[str] = []
     migration: list[dict[str, Any]] = []
     table = None
@@ -398,14 +405,14 @@ def changes(step: Step, profiles: Profiles, names: dict[int, str], *, as_of: Any
         migration = [f.to_dict() for f in flows.migration]
         words = compare.largest_flows(flows, prev_names, names, currency=currency,
                                       value_unit=value_unit, value_label=value_label)
-        movers_count = int(movers_mask(step, profiles).sum())
+        movers = movers_count(step, profiles)
     return Changes(
         previous_run_id=record.run_id, previous_period=record.period_label, policy=step.policy,
         new_customers=flows.new_customers if flows else None,
         lost_customers=flows.lost_customers if flows else None,
         returning_customers=flows.returning_customers if flows else None,
         migration=migration, segments=segments, drift=drift, largest_flows=words, notes=notes,
-        movers=movers_count, table=table)
+        movers=movers, table=table)
 
 
 def _round(value: float | None) -> float | None:
@@ -428,10 +435,41 @@ def previous_worth(record: RunRecord) -> dict[int, float]:
 
 def movement_codes(step: Step, profiles: Profiles) -> np.ndarray | None:
     """Per customer of this run: compare.MOVEMENTS codes (None without a comparison)."""
-    if step.flows is None or step.previous is None:
+    if step.flows is None or step.previous is None or step.flows.previous_segment is None:
         return None
     return compare.movement(step.flows.previous_segment, step.seg.labels,
                             previous_worth(step.previous.record), worth(profiles))
+
+
+def down_cells(step: Step, profiles: Profiles) -> np.ndarray:
+    """Returning customers' cells of the migration matrix (previous × current segment)
+    that are moves down (compare.movement): a movement depends only on the two segments, so
+    counting cells gives what ``movement_codes`` marks customer by customer, also when the
+    customers are not on the driver (Spark)."""
+    flows, previous = step.flows, step.previous
+    assert flows is not None and previous is not None
+    prev = np.repeat(np.asarray(flows.previous_ids, dtype=np.int64), len(flows.current_ids))
+    cur = np.tile(np.asarray(flows.current_ids, dtype=np.int64), len(flows.previous_ids))
+    codes = compare.movement(prev, cur, previous_worth(previous.record), worth(profiles))
+    down = codes == compare.MOVEMENTS.index("down")
+    return down.reshape(len(flows.previous_ids), len(flows.current_ids))
+
+
+def mover_cells(step: Step, profiles: Profiles) -> np.ndarray:
+    """The cells of ``down_cells`` whose previous segment was valuable last period: the
+    customers ``movers_mask`` marks (movers.csv)."""
+    assert step.flows is not None and step.previous is not None
+    before = [compare.SegmentNow(s.segment_id, s.name, s.size, s.share, s.value_share)
+              for s in step.previous.record.segments]
+    valuable = np.isin(step.flows.previous_ids, sorted(compare.valuable(before)))
+    return down_cells(step, profiles) & valuable[:, None]
+
+
+def movers_count(step: Step, profiles: Profiles) -> int:
+    """How many customers moved down from a segment that was valuable last period (the
+    count of ``movers_mask``, from the migration matrix)."""
+    assert step.flows is not None
+    return int(step.flows.overlap[mover_cells(step, profiles)].sum())
 
 
 def movers_mask(step: Step, profiles: Profiles) -> np.ndarray:
@@ -443,6 +481,7 @@ def movers_mask(step: Step, profiles: Profiles) -> np.ndarray:
               for s in step.previous.record.segments]
     valuable = sorted(compare.valuable(before))
     down = codes == compare.MOVEMENTS.index("down")
+    assert step.flows.previous_segment is not None  # movement_codes has codes
     return down & np.isin(step.flows.previous_segment, valuable)
 
 
@@ -454,6 +493,7 @@ def customer_columns(step: Step, profiles: Profiles, index: pd.Index) -> pd.Data
     if codes is None or step.flows is None or step.previous is None:
         return None
     prev = step.flows.previous_segment
+    assert prev is not None  # movement_codes has codes
     names = {s.segment_id: s.name for s in step.previous.record.segments}
     previous_segment = pd.array(np.where(prev >= 0, prev, 0), dtype="Int64")
     previous_segment[prev < 0] = pd.NA
@@ -538,6 +578,7 @@ def movers_table(step: Step, profiles: Profiles, names: dict[int, str], keys: pd
     assert step.flows is not None and step.previous is not None
     mask = movers_mask(step, profiles)
     prev_names = {s.segment_id: s.name for s in step.previous.record.segments}
+    assert step.flows.previous_segment is not None and step.flows.previous_value is not None
     before = step.flows.previous_value[mask]
     table = pd.DataFrame({
         key_name: keys[mask],
@@ -568,17 +609,15 @@ def deltas(step: Step, profiles: Profiles) -> dict[int, Any]:
         return {}
     record = step.previous.record
     before = {s.segment_id: s for s in record.segments}
-    codes = movement_codes(step, profiles)
-    down = codes == compare.MOVEMENTS.index("down") if codes is not None else None
     flows = step.flows
+    down = down_cells(step, profiles)
     out = {}
     for sp in profiles.segments:
         prev = before.get(sp.id)
         if prev is None or sp.id not in flows.previous_ids:
             continue
         row = 1 + flows.previous_ids.index(sp.id)
-        moved_down = int((down & (flows.previous_segment == sp.id)).sum()) \
-            if down is not None else 0
+        moved_down = int(flows.overlap[row - 1][down[row - 1]].sum())
         out[sp.id] = SegmentDelta(
             share_delta=round(sp.share - prev.share, 6), share=sp.share,
             previous_share=prev.share, previous_customers=prev.size, moved_down=moved_down,

@@ -18,14 +18,24 @@ Who does what:
   ``[engine] segments``. Only the sample and the aggregates are collected.
 - Personas, actions, charts and the HTML/PDF/email are the default engine's stages, run on
   the profiles of the whole table.
+- A run is a period of its series as a default-engine run is (series.py, the same code):
+  the previous run's model kept (its decisions and centres applied by Spark) or a refit
+  matched to its segments; recorded in the history. The customers are followed by one full
+  outer join of this run's segments with the previous run's (its segments.parquet, or the
+  Parquet/table a Spark run's segments.json points to) and one grouped count: only the
+  migration matrix reaches the driver (``count_flows``). Drift and the centres are measured
+  on the driver's sample, as the default engine measures them on a sample past 200,000.
 
-Not supported (each refused with one line): order lines (aggregate them first, or run the
-default engine), a table without a customer key, k-prototypes/GMM/Ward (only centroid
-models assign as expressions), series comparison (the run stands alone).
+Order lines are aggregated to customers by Spark (sparkorders.py: orders.py's decisions and
+SQL), then follow the customer path.
+
+Not supported (each refused with one line): a table without a customer key,
+k-prototypes/GMM/Ward (only centroid models assign as expressions).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -33,7 +43,7 @@ import logging
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +53,7 @@ import pandas as pd
 
 from .clean import NATIVE_DATES, OTHER, UNKNOWN, CleaningDecisions, DateDecision
 from .config import Config, EngineConfig
-from .errors import ConfigError, InputError
+from .errors import ConfigError, HistoryError, InputError
 from .features import FeatureFrame
 from .profile import Profiles, SegmentProfile
 from .schema import NO, YES, Schema, normalise
@@ -52,11 +62,21 @@ from .segment import Segmentation
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from .pipeline import Inputs, RunResult
+    from . import compare
+    from .clean import Cleaned
+    from .history import History
+    from .load import Loaded
+    from .orders import Orders
+    from .pipeline import Inputs, RunResult, _Clock
+    from .report import CleaningStep
+    from .series import Previous
 
 log = logging.getLogger("reportgen")
 
 TABLE_PREFIX = "spark:"
+# In a Spark run's folder: where its segments are (they are not in the folder), with their key
+# and value columns, for the next run of the series
+SEGMENTS_POINTER = "segments.json"
 # Relative error of the per-segment medians (percentile_approx's accuracy 1 / this): a median
 # within 0.01 % of the rank, at a few KB of state per segment and feature.
 MEDIAN_ACCURACY = 10_000
@@ -65,9 +85,11 @@ UNDEFINED = ("deal_share", "avg_basket")
 # Set before [engine] conf (which wins): no progress bars on the report's stderr, and ANSI
 # SQL as Spark 4 has it (the expressions below never divide by zero or cast text unguarded).
 DEFAULT_CONF = {"spark.ui.showConsoleProgress": "false", "spark.sql.ansi.enabled": "true"}
-# strftime → Spark (Java DateTimeFormatter) patterns, for the formats clean.DATE_FORMATS uses.
-_PATTERNS = {"%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm",
-             "%S": "ss"}
+# strftime → Spark (Java DateTimeFormatter) patterns, for the formats clean.DATE_FORMATS uses;
+# one letter reads one or two digits, as strptime's %m and %d read "7" and "07" (MM would
+# not read "12/1/10 8:26")
+_PATTERNS = {"%Y": "yyyy", "%y": "yy", "%m": "M", "%d": "d", "%H": "H", "%M": "m",
+             "%S": "s"}
 _CURRENCY = (r"(?i)^(?:[$€£¥₹]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)\s*|"
              r"\s*(?:[$€£¥₹%]|usd|eur|gbp|chf|jpy|cad|aud|inr|sek|nok|dkk)$")
 
@@ -122,7 +144,7 @@ def read(spark: SparkSession, source: str, cfg: Config) -> DataFrame:
         if "://" not in source and not any(c in source for c in "*?[") and not path.exists():
             raise InputError("no such file or folder", file=source)
         if path.is_dir() and (path / "_delta_log").is_dir():
-            return spark.read.format("delta").load(source)
+            return _delta(spark, source)
         name = path.name.lower()
         if name.endswith((".csv", ".txt", ".tsv", ".csv.gz", ".tsv.gz")):
             delimiter = cfg.input.delimiter or _sniff(path, name)
@@ -134,6 +156,22 @@ def read(spark: SparkSession, source: str, cfg: Config) -> DataFrame:
         hint = "Delta tables need delta-spark on the cluster (spark.jars.packages)" \
             if "delta" in first.lower() else None
         raise InputError(f"Spark cannot read it ({first})", file=source, hint=hint) from None
+
+
+def _delta(spark: SparkSession, source: str) -> DataFrame:
+    """A Delta table's folder read by Delta Lake, which Spark does not ship: without
+    delta-spark on the classpath the folder is refused (its Parquet files read as plain
+    Parquet would bring back rows the table has deleted or replaced)."""
+    try:
+        return spark.read.format("delta").load(source)
+    except Exception as exc:  # py4j's Java error: the data source class is not there
+        if "DATA_SOURCE_NOT_FOUND" not in str(exc) and "delta.DefaultSource" not in str(exc):
+            raise
+        raise InputError("a Delta table, and this Spark has no Delta Lake (delta-spark) on its "
+                         "classpath", file=source,
+                         hint="Databricks has it; elsewhere set spark.jars.packages = "
+                              "io.delta:delta-spark_2.13:<version> and Delta's SQL extension "
+                              "and catalog in [engine] conf, as the README shows") from None
 
 
 def _sniff(path: Path, name: str) -> str:
@@ -432,6 +470,21 @@ def feature_columns(schema: Schema, cleaned: CleaningDecisions, ff: FeatureFrame
     if missing:
         raise ConfigError(f"--engine spark cannot compute the features {', '.join(missing)}",
                           hint="run it with the default engine")
+    return _as_features(out, ff)
+
+
+def order_feature_columns(ff: FeatureFrame) -> dict[str, Column]:
+    """The features of customers aggregated from order lines (features.order_features):
+    their clean columns as they are."""
+    from pyspark.sql import functions as F
+
+    return _as_features({name: F.col(name) for name in ff.frame.columns}, ff)
+
+
+def _as_features(out: Mapping[str, Column], ff: FeatureFrame) -> dict[str, Column]:
+    """The expressions as doubles, gaps as in ff's frame."""
+    from pyspark.sql import functions as F
+
     # features.add: a gap (a blank date) is 0 in the frame, a ratio of nothing (0/0) stays
     # missing (the means skip it; the model matrix fills it, see assign_column)
     undefined = set(ff.frame.columns[ff.frame.isna().any()]) | set(UNDEFINED)
@@ -540,8 +593,10 @@ def segments_uri(source: str, engine: EngineConfig) -> str:
     return f"{base}.segments.parquet"
 
 
-def run(source: str, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
-    """``reportgen run --engine spark SOURCE``: see the module's docstring."""
+def run(source: str, cfg: Config, out_root: Path, inputs: Inputs,
+        previous_id: str | None = None, fresh: bool = False) -> RunResult:
+    """``reportgen run --engine spark SOURCE``: see the module's docstring. previous_id and
+    fresh: --previous RUN_ID and --no-previous, as for the default engine."""
     with warnings.catch_warnings():
         # pyspark checks the pandas version when it loads its Arrow helpers and warns about
         # pandas 3; no pandas runs inside Spark here (Arrow batches come back, pandas only
@@ -549,26 +604,20 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs) -> RunResult:
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
                                 category=FutureWarning)
         with session(cfg.engine) as spark:
-            return _run(spark, source, cfg, out_root, inputs)
+            return _run(spark, source, cfg, out_root, inputs, previous_id, fresh)
 
 
-def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs
-         ) -> RunResult:
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    from .assemble import Totals, build_report
+def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs,
+         previous_id: str | None, fresh: bool) -> RunResult:
     from .clean import clean, require_rows
-    from .features import build_features
-    from .load import Loaded, finish
+    from .features import build_features, order_features
+    from .load import finish
     from .orders import detect
-    from .output import write_outputs
-    from .personas import name_personas
-    from .pipeline import RunResult, _Clock, _manifest, _outlier_values, run_id_for
-    from .playbook import recommend_all
+    from .pipeline import _Clock, run_id_for, series_context
     from .report import CleaningStep
-    from .scoring import build_bundle
-    from .segment import segment
+    from .rfm import rfm
+    from .schema import infer_schema
+    from .sparkorders import aggregate, repeat_share
 
     clock = _Clock()
     where = source
@@ -582,14 +631,45 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         loaded: Loaded = finish(table, None, where, source_digest(source), kind="spark",
                                 notes=[], name=name)
     with clock.stage("schema"):
-        if detect(loaded.frame, cfg.transactions, where) is not None:
-            raise ConfigError("--engine spark reads customer tables; this one holds order "
-                              "lines", file=where,
-                              hint="aggregate them with the default engine (reportgen run), "
-                                   "or set [transactions] rows = \"customers\"")
-        from .schema import infer_schema
-
-        schema = infer_schema(loaded.frame, cfg.columns, file=where, scale=cfg.scale)
+        # order lines or customers: the roles decided on the sample, the repeat of the key
+        # counted over the whole table (a sample of lines splits each customer's)
+        order_columns = detect(loaded.frame, cfg.transactions, where,
+                               repeat=lambda column: repeat_share(sdf, column))
+    if order_columns is not None:
+        with clock.stage("orders"):
+            aggregated = aggregate(spark, sdf, rows, loaded.frame, order_columns, cfg,
+                                   cfg.engine.sample, where)
+        try:
+            orders = aggregated.orders
+            customers, schema = orders.table()
+            learned_on = (f"decisions learned on a sample of {len(customers):,} of "
+                          f"{aggregated.sample_of:,} customers aggregated by Spark from "
+                          f"{rows:,} order lines, and applied by Spark to every customer")
+            notes = [*orders.log, *([CleaningStep(
+                "*", "sampled", len(customers), learned_on,
+                "there are more customers than the driver's sample")]
+                if len(customers) < aggregated.sample_of else [])]
+            with clock.stage("clean"):
+                cleaned = dataclasses.replace(
+                    clean(customers, schema, cfg, file=where, notes=notes), as_of=orders.as_of)
+                require_rows(cleaned, cfg, file=where)
+            with clock.stage("features"):
+                ff = order_features(cleaned, orders.features, cfg, where)
+                scores = rfm(ff.frame["recency"], ff.frame["frequency"],
+                             ff.frame["total_spend"], inputs.rfm_groups)
+            period_key = orders.as_of.strftime("%Y-%m")
+            run_id = run_id_for(period_key, loaded.sha256, cfg)
+            with series_context(out_root, cfg, period_key, previous_id, fresh,
+                                customers=False) as (history, previous):
+                return _series_run(
+                    spark=spark, sdf=aggregated.customers, source=source, rows=rows,
+                    loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, missing={},
+                    notes=notes, cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
+                    run_id=run_id, period_key=period_key, history=history,
+                    previous=previous, fresh=fresh, orders=orders, scores=scores)
+        finally:
+            aggregated.customers.unpersist()
+    schema = infer_schema(loaded.frame, cfg.columns, file=where, scale=cfg.scale)
     learned_on = (f"decisions learned on a sample of {len(table):,} of {rows:,} rows and "
                   "applied by Spark to every row; the counts in this log are the sample's")
     notes = [CleaningStep("*", "sampled", len(table), learned_on,
@@ -604,81 +684,325 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         require_rows(cleaned, cfg, file=where)
     with clock.stage("features"):
         ff = build_features(cleaned, schema, cfg, file=where)
+    period_key = cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated"
+    run_id = run_id_for(period_key, loaded.sha256, cfg)
+    with series_context(out_root, cfg, period_key, previous_id, fresh, customers=False
+                        ) as (history, previous):
+        return _series_run(
+            spark=spark, sdf=sdf, source=source, rows=rows, loaded=loaded, schema=schema,
+            cleaned=cleaned, ff=ff, missing=missing, notes=notes, cfg=cfg, out_root=out_root,
+            inputs=inputs, clock=clock, run_id=run_id, period_key=period_key,
+            history=history, previous=previous, fresh=fresh)
+
+
+def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
+                loaded: Loaded, schema: Schema, cleaned: Cleaned, ff: FeatureFrame,
+                missing: dict[str, int], notes: list[CleaningStep], cfg: Config,
+                out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
+                history: History | None, previous: Previous | None, fresh: bool,
+                orders: Orders | None = None, scores: pd.DataFrame | None = None
+                ) -> RunResult:
+    """The run as one period of its series, as pipeline._series_run makes it: the previous
+    run's model kept (its decisions applied by Spark) or a refit matched to its segments,
+    the customers followed by a join where they are (``count_flows``), drift on the sample,
+    recorded in the history."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from . import series as series_
+    from .assemble import Totals, build_report, period_label
+    from .output import write_outputs
+    from .personas import name_personas
+    from .pipeline import RunResult, _manifest, _outlier_values, keep_previous, record_run
+    from .playbook import recommend_all
+    from .render import charts
+    from .scoring import build_bundle
+    from .segment import segment
+
+    where = source
+    kept = keep_previous(previous, cfg, table=loaded.frame, where=where, notes=notes,
+                         schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
+                         clock=clock)
+    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
+        kept.ff, kept.labels
+    run_notes = kept.notes
     with clock.stage("segment"):
-        seg = segment(ff, cfg.segment)
+        if kept_labels is not None and previous is not None and previous.model is not None:
+            seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
+            ids = list(previous.model.segment_ids)
+        else:
+            seg = segment(ff, cfg.segment)
+            ids = list(range(1, seg.k + 1))
         label = assign_column(seg, ff.fills)  # refuses a model without centres before Spark works
     with clock.stage("spark"):
         clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
                                   snapshot=cfg.report.as_of is not None)
-        exprs = feature_columns(schema, cleaned.decisions, ff)
+        exprs = feature_columns(schema, cleaned.decisions, ff) if orders is None else \
+            order_feature_columns(ff)
         feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
                                  *[e.alias(f) for f, e in exprs.items()])
-        scored = feats.withColumn("segment", label).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            profiled = profiles(scored, list(ff.frame.columns), ff.value)
-        except Exception:
-            scored.unpersist()
-            raise
+        scored = feats.withColumn("_rg_label", label).persist(StorageLevel.MEMORY_AND_DISK)
+    uri = segments_uri(source, cfg.engine)
+    series = series_.series_name(cfg)
     try:
+        with clock.stage("compare"):
+            counted = before = None
+            if previous is not None and policy != "first":
+                # under keep the labels are the series' ids already; a refit's are matched
+                by = _relabel(F.col("_rg_label"), ids) if policy == "keep" else \
+                    F.col("_rg_label")
+                counted, gone, before = count_flows(
+                    spark, scored, cleaned.key, ff.value, by, previous, out_root, uri,
+                    ids if policy == "keep" else range(1, seg.k + 1))
+                if gone:
+                    previous = dataclasses.replace(previous, missing=gone)
+                    log.warning("%s", gone)
+            step = series_.compare_stage(
+                seg, ff, None, previous, cfg, policy=policy,
+                next_id=history.next_segment_id(series) if history is not None else 1,
+                palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)),
+                notes=run_notes, as_of=cleaned.as_of, counted=counted)
+            seg = step.seg
+            scored = scored.withColumn("segment", _relabel(F.col("_rg_label"),
+                                                           step.segment_ids))
+        with clock.stage("profile"):
+            profiled = profiles(scored, list(ff.frame.columns), ff.value)
         with clock.stage("personas"):
-            personas = name_personas(profiled, ff, cfg.report.currency, ff.value_label,
-                                     inputs.vocabulary)
+            personas = name_personas(
+                profiled, ff, cfg.report.currency, ff.value_label, inputs.vocabulary,
+                fixed=step.names,
+                reserved=[s.name for s in previous.record.segments] if previous else ())
             persona_of = {p.segment_id: p.name for p in personas}
         with clock.stage("playbook"):
             actions = recommend_all(profiled.segments, inputs.playbook, ff, profiled,
                                     cfg.report.currency, ff.value_label,
-                                    ff.business.type if ff.business else None)
-        run_id = run_id_for(cleaned.as_of.strftime("%Y-%m") if cleaned.as_of else "undated",
-                            loaded.sha256, cfg)
-        uri = segments_uri(source, cfg.engine)
+                                    ff.business.type if ff.business else None,
+                                    series_.deltas(step, profiled))
         with clock.stage("write"):
-            _write_segments(scored, cleaned.key, persona_of, uri, run_id)
+            _write_segments(scored, cleaned.key, ff.value, persona_of, uri, run_id)
+            movers = None
+            if before is not None and step.flows is not None and previous is not None:
+                cells = series_.mover_cells(step, profiled)
+                pairs = [(step.flows.previous_ids[i], step.flows.current_ids[j])
+                         for i, j in zip(*np.nonzero(cells), strict=True)]
+                if pairs and step.flows.overlap[cells].sum():
+                    movers = movers_uri(uri)
+                    write_movers(scored, cleaned.key, ff.value, before, pairs, persona_of,
+                                 {s.segment_id: s.name for s in previous.record.segments},
+                                 movers)
     finally:
         scored.unpersist()
     segmented = sum(sp.size for sp in profiled.segments)
+    root = series_.series_root(out_root, cfg)
+    value_unit = ff.meta[ff.value].unit if ff.value else "number"
     with clock.stage("report"):
+        changes = series_.changes(step, profiled, persona_of, as_of=cleaned.as_of,
+                                  currency=cfg.report.currency, value_unit=value_unit,
+                                  value_label=ff.value_label)
+        if changes is not None and movers is not None:
+            changes = dataclasses.replace(changes, movers_file=movers)
+        entry = series_.record(
+            step=step, profiles=profiled, names=persona_of, cfg=cfg, run_id=run_id,
+            period=period_key, period_label=period_label(cfg, cleaned.as_of),
+            as_of=cleaned.as_of.isoformat() if cleaned.as_of else "", source=loaded.name,
+            run_dir=(root / run_id).relative_to(out_root).as_posix(),
+            k=len(profiled.segments), gates=[])
+        trend = series_.trend(history.runs(series) if history is not None else [], entry,
+                              fresh)
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiled, personas=personas,
-            actions=actions, logo=inputs.logo,
+            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
+            rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
+            changes=changes, trend=trend,
+            extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
             # the outliers listed are the sample's (Spark leaves out every one of the table)
-            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, None),
+            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, orders),
             totals=Totals(customers_in=rows, customers=segmented, missing=missing),
         )
+    entry = dataclasses.replace(entry, gates=tuple(
+        {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
                          seg=seg, categories=[], names=persona_of, run_id=run_id,
-                         segment_ids=None)
+                         segment_ids=step.segment_ids)
     with clock.stage("output"):
         manifest = _manifest(loaded, cfg, clock.timings)
         manifest["input"]["rows"] = rows
         manifest["engine"] = {"name": "spark", "spark": spark.version,
-                              "master": spark.sparkContext.master, "sample_rows": len(table),
+                              "master": spark.sparkContext.master, "sample_rows": len(loaded.frame),
                               "segments": uri}
+        pointer = {"segments": uri, "rows": segmented, "run_id": run_id, "key": cleaned.key,
+                   "value": ff.value}
         run_dir, files = write_outputs(
-            report=report, out_root=out_root, frame=loaded.frame, key=cleaned.key,
+            report=report, out_root=root, frame=loaded.frame, key=cleaned.key,
             kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
             features=ff.frame[[]], manifest=manifest, formats=cfg.report.formats,
             template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
             timings=clock.timings, model=model, segments=False,
-            extra={"segments.json": lambda path: path.write_text(
-                json.dumps({"segments": uri, "rows": segmented, "run_id": run_id},
-                           indent=2) + "\n", encoding="utf-8")},
-            latest={"series": "default", "run_id": run_id, "period": run_id.rsplit("-", 1)[0],
-                    "run_dir": run_id},
-        )
+            extra={SEGMENTS_POINTER: lambda path: path.write_text(
+                       json.dumps(pointer, indent=2) + "\n", encoding="utf-8"),
+                   "series.json": lambda path: path.write_text(entry.to_json(),
+                                                               encoding="utf-8")},
+            latest={"series": series, "run_id": run_id, "period": period_key,
+                    "run_dir": run_id})
+        record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 
 
-def _write_segments(scored: DataFrame, key: str, names: Mapping[int, str], uri: str,
-                    run_id: str) -> None:
-    """key, segment, persona and the run id as Parquet at uri (a catalog table for
-    spark:db.table); in no particular order (sorting would cost a shuffle)."""
+def _relabel(label: Column, ids: Sequence[int]) -> Column:
+    """label (1..k, the position in seg.order) as the series id of that segment."""
+    from pyspark.sql import functions as F
+
+    if list(ids) == list(range(1, len(ids) + 1)):
+        return label
+    return F.create_map(*[F.lit(x) for pos, i in enumerate(ids, start=1)
+                          for x in (pos, int(i))])[label]
+
+
+def previous_customers(spark: SparkSession, previous: Previous, out_root: Path,
+                       current_uri: str) -> DataFrame | None:
+    """The previous run's customers as (_rg_pkey, _rg_pseg, _rg_pvalue), read by Spark where
+    they are: its folder's segments.parquet (a default-engine run) or the Parquet/table its
+    segments.json points to (a Spark run; only the rows of that run). None: it had no key.
+    When they are where this run writes its own (a table refreshed in place every month),
+    they are checkpointed on the executors first, so overwriting them cannot lose them.
+    OSError/ValueError/KeyError/AnalysisException when they cannot be read."""
+    from pyspark.sql import functions as F
+
+    from .history import SEGMENTS_FILE, segments_columns
+
+    record = previous.record
+    folder = record.folder(out_root)
+    parquet = folder / SEGMENTS_FILE
+    if parquet.is_file():  # a run of the default engine
+        key, value = segments_columns(parquet)
+        uri = str(parquet)
+        table = spark.read.parquet(uri)
+    else:
+        pointer = json.loads((folder / SEGMENTS_POINTER).read_text(encoding="utf-8"))
+        uri, key, value = pointer["segments"], pointer["key"], pointer.get("value")
+        table = spark.table(uri[len(TABLE_PREFIX):]) if uri.startswith(TABLE_PREFIX) else \
+            spark.read.parquet(uri)
+        table = table.where(F.col("run_id") == F.lit(record.run_id))
+    if key is None:
+        return None
+    out = table.where(F.col("segment").isNotNull()).select(
+        F.col(key).alias("_rg_pkey"), F.col("segment").cast("long").alias("_rg_pseg"),
+        (F.col(value) if value else F.lit(1.0)).cast("double").alias("_rg_pvalue"))
+    return out.localCheckpoint(eager=True) if uri == current_uri else out
+
+
+def count_flows(spark: SparkSession, scored: DataFrame, key: str, value: str | None,
+                label: Column, previous: Previous, out_root: Path, current_uri: str,
+                current_ids: Iterable[int]
+                ) -> tuple[compare.Flows | None, str, DataFrame | None]:
+    """The migration matrix of the previous run's customers and this run's (label: this
+    run's segment of each row of scored) from one full outer join on the key and one
+    grouped count: only (k + 1)² cells reach the driver; with the previous run's customers
+    (``previous_customers``) for the movers. (None, "", None) when the previous run had no
+    key; (None, why, None) when its customers cannot be read or are gone (overwritten by a
+    later run writing to the same place): the comparison then matches segments by their
+    centres, as the default engine does when a previous run's files are gone."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    from .compare import counted_flows
+
+    record = previous.record
+    gone = (f"the customers of the previous run {record.run_id} ({record.period_label}) "
+            "{}: its segments were matched by their centres and customers could not be "
+            "followed")
+    try:
+        before = previous_customers(spark, previous, out_root, current_uri)
+    except (OSError, ValueError, KeyError, AnalysisException, HistoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        return None, gone.format(f"cannot be read ({first})"), None
+    if before is None:
+        return None, "", None
+    now, before = _keyed(scored, key, value, label, before)
+    joined = now.join(before, now["_rg_key"] == before["_rg_pkey"], "full_outer")
+    lost = F.col("_rg_seg").isNull()
+    cells = joined.groupBy(F.coalesce(F.col("_rg_pseg"), F.lit(-1)).alias("source"),
+                           F.coalesce(F.col("_rg_seg").cast("long"), F.lit(-1)).alias("target")
+                           ).agg(F.count(F.lit(1)).alias("n"),
+                                 F.sum(F.when(lost, F.col("_rg_pvalue"))
+                                       .otherwise(F.col("_rg_value"))).alias("v"))
+    found = [(int(r["source"]), int(r["target"]), int(r["n"]), float(r["v"] or 0.0))
+             for r in cells.toArrow().to_pylist()]
+    if record.customers and not any(source != -1 for source, _, _, _ in found):
+        return None, gone.format("are no longer where it wrote them (a later run replaced "
+                                 "them)"), None
+    flows = counted_flows(found, [s.segment_id for s in record.segments], current_ids)
+    return flows, "", before
+
+
+def _keyed(scored: DataFrame, key: str, value: str | None, label: Column, before: DataFrame
+           ) -> tuple[DataFrame, DataFrame]:
+    """This run's customers as (_rg_key, _rg_seg, _rg_value) beside the previous run's, the
+    keys of one type: an id read as numbers one month and as text the next is compared as
+    text (compare._comparable)."""
+    from pyspark.sql import functions as F
+
+    now = scored.select(F.col(key).alias("_rg_key"), label.alias("_rg_seg"),
+                        (F.col(value) if value else F.lit(1.0)).cast("double")
+                        .alias("_rg_value"))
+    if dict(now.dtypes)["_rg_key"] != dict(before.dtypes)["_rg_pkey"]:
+        now = now.withColumn("_rg_key", F.col("_rg_key").cast("string"))
+        before = before.withColumn("_rg_pkey", F.col("_rg_pkey").cast("string"))
+    return now, before
+
+
+def write_movers(scored: DataFrame, key: str, value: str | None, before: DataFrame,
+                 pairs: Sequence[tuple[int, int]], names: Mapping[int, str],
+                 previous_names: Mapping[int, str], uri: str) -> None:
+    """movers.csv's table (series.movers_table) written by Spark at uri: the customers who
+    moved down from a segment that was valuable last period (pairs: (previous segment,
+    segment) of such moves), most valuable last period first."""
+    from pyspark.sql import functions as F
+
+    def names_of(mapping: Mapping[int, str]) -> Column:
+        return F.create_map(*[F.lit(x) for i, n in sorted(mapping.items()) for x in (i, n)])
+
+    now, before = _keyed(scored, key, value, F.col("segment"), before)
+    moved = F.lit(False)
+    for source, target in pairs:
+        moved = moved | ((F.col("_rg_pseg") == source) & (F.col("_rg_seg") == target))
+    out = now.join(before, now["_rg_key"] == before["_rg_pkey"], "inner").where(moved).select(
+        F.col("_rg_key").alias(key), F.col("_rg_pseg").alias("previous_segment"),
+        names_of(previous_names)[F.col("_rg_pseg")].alias("previous_persona"),
+        F.col("_rg_seg").cast("long").alias("segment"),
+        names_of(names)[F.col("_rg_seg")].alias("persona"),
+        F.round("_rg_pvalue", 2).alias("previous_value"), F.round("_rg_value", 2).alias("value"),
+        F.round(F.col("_rg_value") - F.col("_rg_pvalue"), 2).alias("value_change"),
+    ).orderBy(F.desc("previous_value"), F.asc(key))
+    if uri.startswith(TABLE_PREFIX):
+        out.write.mode("overwrite").format("parquet").saveAsTable(uri[len(TABLE_PREFIX):])
+    else:
+        out.write.mode("overwrite").parquet(uri)
+
+
+def movers_uri(segments: str) -> str:
+    """Where the movers go: beside the segments (X.segments.parquet → X.movers.parquet,
+    a table db.t_segments → db.t_segments_movers)."""
+    if segments.startswith(TABLE_PREFIX):
+        return f"{segments}_movers"
+    base = segments.rstrip("/").removesuffix(".parquet").removesuffix(".segments")
+    return f"{base}.movers.parquet"
+
+
+def _write_segments(scored: DataFrame, key: str, value: str | None, names: Mapping[int, str],
+                    uri: str, run_id: str) -> None:
+    """key, segment, persona, the value measure (what the next run of the series compares)
+    and the run id as Parquet at uri (a catalog table for spark:db.table); in no particular
+    order (sorting would cost a shuffle)."""
     from pyspark.sql import functions as F
 
     persona = F.create_map(*[F.lit(x) for seg_id, n in sorted(names.items())
                              for x in (seg_id, n)])
     out = scored.select(F.col(key), F.col("segment").cast("int").alias("segment"),
-                        persona[F.col("segment")].alias("persona"), F.lit(run_id).alias("run_id"))
+                        persona[F.col("segment")].alias("persona"),
+                        *([F.col(value)] if value and value != key else []),
+                        F.lit(run_id).alias("run_id"))
     if uri.startswith(TABLE_PREFIX):
         out.write.mode("overwrite").format("parquet").saveAsTable(uri[len(TABLE_PREFIX):])
     else:

@@ -513,3 +513,28 @@ def test_the_monthly_group_tables_move_exactly_the_customers_they_say():
     july_s = months[1]
     assert len(july_s.new) == 200 and len(july_s.gone) == 100 and len(july_s.changed) == 300
     assert not (july_s.new & set(months[0].frame["ID"]))
+
+
+def test_counted_flows_are_the_matrix_flows_builds_and_relabel_moves_whole_columns() -> None:
+    """The Spark engine counts (previous, current, customers, value) cells with a join; built
+    into Flows they must be what ``flows`` makes of the same customers."""
+    from reportgen.compare import Assignments, counted_flows, flows
+
+    before = Assignments(keys=pd.Index(["a", "b", "c", "d"]), segments=np.array([1, 1, 2, 2]),
+                         values=np.array([10.0, 20.0, 30.0, 40.0]))
+    now = Assignments(keys=pd.Index(["b", "c", "d", "e"]), segments=np.array([2, 1, 1, 2]),
+                      values=np.array([21.0, 31.0, 41.0, 5.0]))
+    expected = flows(before, now, previous_ids=[1, 2], current_ids=[1, 2])
+    # b: 1 -> 2, c: 2 -> 1, d: 2 -> 1, e: new -> 2, a: 1 -> lost (its previous value)
+    cells = [(1, 2, 1, 21.0), (2, 1, 2, 72.0), (-1, 2, 1, 5.0), (1, -1, 1, 10.0)]
+    got = counted_flows(cells, [1, 2], [1, 2])
+    assert got.customers.tolist() == expected.customers.tolist() == [[0, 1, 0], [0, 1, 1],
+                                                                      [2, 0, 0]]
+    assert got.value.tolist() == expected.value.tolist()
+    assert (got.new_customers, got.lost_customers, got.returning_customers) == (1, 1, 3)
+    assert got.previous_segment is None
+    # labels 1 and 2 become series ids 7 and 3: whole columns move, "lost" stays last
+    moved = got.relabeled({1: 7, 2: 3})
+    assert moved.current_ids == (3, 7)
+    assert moved.customers.tolist() == [[1, 0, 0], [1, 0, 1], [0, 2, 0]]
+    assert moved.value[2, 1] == 72.0 and moved.value[1, 2] == 10.0

@@ -10,6 +10,7 @@ engine's segments, and the same report in every format.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -26,7 +27,8 @@ from sklearn.metrics import adjusted_rand_score
 from reportgen import pipeline
 from reportgen.cli import main
 from reportgen.config import Config
-from tests.order_tables import invoice_lines, write_csv
+from tests import order_tables
+from tests.order_tables import write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "marketing_campaign.csv"
@@ -216,16 +218,6 @@ def test_bundled_sample_cleaned_by_spark_gives_the_default_engines_report(
         assert (on_spark.run_dir / name).stat().st_size > 10_000
 
 
-def test_order_lines_are_refused_with_one_line(spark: Any, tmp_path: Path) -> None:
-    frame, _ = invoice_lines()
-    path = write_csv(frame, tmp_path / "invoices.csv")
-    result = CliRunner().invoke(main, ["run", str(path), "--engine", "spark", "--out",
-                                       str(tmp_path / "out"), "--format", "json"])
-    assert result.exit_code == 2
-    assert "--engine spark reads customer tables; this one holds order lines" in result.output
-    assert not (tmp_path / "out").exists()
-
-
 def test_missing_pyspark_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)
@@ -253,8 +245,6 @@ def test_missing_java_is_one_line_exit_2(spark: Any, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--engine", "spark", "--no-previous"],
-     "--no-previous and --engine spark cannot be used together"),
     (["--engine", "sprak"], "Invalid value for '--engine'"),
 ])
 def test_conflicting_or_unknown_engine_options_exit_2(args: list[str], message: str,
@@ -276,3 +266,213 @@ def test_engine_settings_are_checked(toml: str, message: str, tmp_path: Path) ->
                                        str(tmp_path / "out")])
     assert result.exit_code == 2
     assert message in result.output
+
+
+# the monthly series -----------------------------------------------------------------------------
+
+SERIES_N = 20_000
+
+
+def _next_month(frame: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """The table a month on: 1,000 customers gone, 1,500 new ones who signed up in July 2014
+    (so as_of moves a month on), a tenth of the others spending twice as much on wine and a
+    twentieth a fifth of what they spent (movers down)."""
+    rng = np.random.default_rng(seed)
+    kept = frame.drop(index=rng.choice(len(frame), 1_000, replace=False))
+    new = marketing_customers(1_500, seed=seed)
+    new["ID"] = np.arange(1_500) + 10_000_000
+    new["Dt_Customer"] = pd.to_datetime("2014-07-01") + pd.to_timedelta(
+        rng.integers(0, 31, 1_500), unit="D")
+    new["Dt_Customer"] = new["Dt_Customer"].dt.strftime("%d-%m-%Y")
+    out = pd.concat([kept, new], ignore_index=True)
+    richer = rng.random(len(out)) < 0.1
+    out.loc[richer, "MntWines"] = out.loc[richer, "MntWines"] * 2
+    poorer = ~richer & (rng.random(len(out)) < 0.05)
+    spend = [c for c in out.columns if c.startswith("Mnt")]
+    out.loc[poorer, spend] = (out.loc[poorer, spend] * 0.2).round()
+    return out
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("spark-series")
+    first = marketing_customers(SERIES_N, seed=3)
+    # the comparison below is customer by customer
+    first = first[~first["ID"].duplicated()].reset_index(drop=True)
+    return {"folder": folder, "first": first, "second": _next_month(first)}
+
+
+def _series(engines: tuple[str, str], policy: str, months: dict[str, Any], name: str,
+            same_path: bool = False) -> list[Any]:
+    """Two monthly runs of one series, one engine each; with same_path the second month's
+    table replaces the first's file (a table refreshed in place), so Spark writes both
+    months' segments to the same place."""
+    folder = months["folder"] / name
+    folder.mkdir()
+    results = []
+    for i, (engine, frame) in enumerate(zip(engines, (months["first"], months["second"]),
+                                            strict=True)):
+        source = folder / ("customers.parquet" if same_path else f"customers-{i}.parquet")
+        frame.to_parquet(source, index=False)
+        cfg = _config(engine, ["json"]).with_overrides(series__policy=policy)
+        results.append(pipeline.run(str(source), cfg, folder / "out"))
+    return results
+
+
+def _history(out: Path) -> list[Any]:
+    from reportgen.history import open_history
+
+    history = open_history(out, create=False)
+    assert history is not None
+    with history:
+        return history.runs("default")
+
+
+@pytest.mark.parametrize("policy", ["keep", "refit"])
+def test_spark_run_is_a_member_of_its_series_as_the_default_engines(
+        spark: Any, months: dict[str, Any], policy: str) -> None:
+    default = _series(("default", "default"), policy, months, f"default-{policy}")
+    on_spark = _series(("spark", "spark"), policy, months, f"spark-{policy}", same_path=True)
+    d, s = default[1].report, on_spark[1].report
+    # recorded and chained as the default engine's runs are
+    runs = _history(on_spark[1].run_dir.parent)
+    assert [r.run_id for r in runs] == [on_spark[0].report.run_id, s.run_id]
+    assert runs[1].previous_run_id == runs[0].run_id and runs[1].policy == policy
+    assert [r.policy for r in _history(default[1].run_dir.parent)] == ["first", policy]
+    # every row reached the driver: the same segments, so the same comparison, cell for cell
+    assert s.changes is not None and d.changes is not None
+    assert s.changes.new_customers == d.changes.new_customers == 1_500
+    assert s.changes.lost_customers == d.changes.lost_customers == 1_000
+    assert s.changes.returning_customers == len(months["first"]) - 1_000
+    assert s.changes.migration == d.changes.migration
+    assert s.changes.table == d.changes.table
+    assert s.changes.segments == d.changes.segments
+    assert s.changes.drift == d.changes.drift
+    assert s.changes.movers == d.changes.movers
+    assert s.changes.largest_flows == d.changes.largest_flows
+    assert [(x.id, x.name, x.size) for x in s.segments] == \
+        [(x.id, x.name, x.size) for x in d.segments]
+    # the movers, listed by Spark where it writes the segments
+    assert s.changes.movers > 0
+    assert s.changes.movers_file == str(on_spark[1].run_dir.parent.parent /
+                                        "customers.movers.parquet")
+    movers = pd.read_parquet(s.changes.movers_file)
+    expected = pd.read_csv(default[1].run_dir / "movers.csv")
+    assert list(movers.columns) == list(expected.columns) and len(movers) == s.changes.movers
+    pd.testing.assert_frame_equal(movers.astype({"ID": "int64"}), expected,
+                                  check_dtype=False)
+    # the run ids differ (they hash the source and engine); the periods' figures do not
+    assert [dataclasses.replace(t, run_id="") for t in s.trend] == \
+        [dataclasses.replace(t, run_id="") for t in d.trend]
+
+
+def test_spark_run_follows_a_default_engine_run_of_its_series(
+        spark: Any, months: dict[str, Any]) -> None:
+    default = _series(("default", "default"), "refit", months, "mixed-default")
+    mixed = _series(("default", "spark"), "refit", months, "mixed")
+    d, s = default[1].report, mixed[1].report
+    assert s.changes is not None and d.changes is not None
+    assert s.changes.previous_run_id == default[0].report.run_id
+    assert s.changes.migration == d.changes.migration
+    assert [x.name for x in s.segments] == [x.name for x in d.segments]
+
+
+def test_spark_rerun_whose_previous_customers_were_replaced_says_so(
+        spark: Any, months: dict[str, Any]) -> None:
+    """A table refreshed in place: the second month's first run wrote its segments where the
+    first month's were, so a rerun of the second month cannot follow the first's customers."""
+    runs = _series(("spark", "spark"), "refit", months, "rerun", same_path=True)
+    source = runs[1].run_dir.parent.parent / "customers.parquet"
+    again = pipeline.run(str(source), _config("spark", ["json"]).with_overrides(
+        series__policy="refit"), runs[1].run_dir.parent).report
+    assert again.changes is not None and again.changes.new_customers is None
+    assert again.changes.previous_run_id == runs[0].report.run_id
+    assert any(f"The customers of the previous run {runs[0].report.run_id} (June 2014) are "
+               "no longer where it wrote them" in note for note in again.changes.notes)
+    assert [x.name for x in again.segments] == [x.name for x in runs[1].report.segments]
+
+
+def test_delta_folder_without_delta_spark_is_one_line_exit_2(spark: Any, tmp_path: Path
+                                                            ) -> None:
+    folder = tmp_path / "customers"
+    (folder / "_delta_log").mkdir(parents=True)
+    marketing_customers(100).to_parquet(folder / "part-0.parquet", index=False)
+    (folder / "_delta_log" / "00000000000000000000.json").write_text("{}\n")
+    result = CliRunner().invoke(main, ["run", str(folder), "--engine", "spark", "--out",
+                                       str(tmp_path / "out"), "--format", "json"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert str(folder) in lines[0]
+    assert "a Delta table, and this Spark has no Delta Lake (delta-spark) on its classpath" \
+        in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+# order lines ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("builder", ["invoice_lines", "order_export"])
+def test_order_lines_aggregated_by_spark_give_the_default_engines_segments(
+        spark: Any, tmp_path: Path, builder: str) -> None:
+    """Tens of thousands of lines (every customer reaches the driver, so the decisions are the
+    same): Spark's aggregation gives the default engine's customers, k, names and figures."""
+    frame, facts = getattr(order_tables, builder)(n_customers=1_500, seed=5)
+    source = write_csv(frame, tmp_path / "lines.csv")
+    default = pipeline.run(str(source), _config("default", ["json"]), tmp_path / "default")
+    on_spark = pipeline.run(str(source), _config("spark", ["json"]), tmp_path / "spark")
+    d, s = default.report, on_spark.report
+    assert s.orders is not None and d.orders is not None
+    assert s.orders.lines == d.orders.lines == facts.lines
+    assert (s.orders.lines_used, s.orders.customers, s.orders.duplicate_lines,
+            s.orders.no_customer_lines, s.orders.return_lines, s.orders.only_returns) == \
+        (d.orders.lines_used, d.orders.customers, d.orders.duplicate_lines,
+         d.orders.no_customer_lines, d.orders.return_lines, d.orders.only_returns)
+    assert s.orders.revenue == pytest.approx(d.orders.revenue, rel=1e-9)
+    assert s.as_of == d.as_of
+    assert s.headline.k == d.headline.k and s.headline.customers == d.headline.customers
+    assert [x.name for x in s.segments] == [x.name for x in d.segments]
+    assert [f.name for f in s.features] == [f.name for f in d.features]
+    key = "CustomerID" if builder == "invoice_lines" else "Customer ID"
+    expected = pd.read_parquet(default.run_dir / "segments.parquet")
+    expected = expected[expected["segment"].notna()]
+    expected = pd.Series(expected["segment"].astype(int).to_numpy(),
+                         index=expected[key].astype(str).to_numpy())
+    labels = pq.read_table(tmp_path / "lines.segments.parquet").to_pandas()
+    labels = pd.Series(labels["segment"].to_numpy(), index=labels[key].astype(str).to_numpy())
+    assert len(labels) == len(expected) == len(facts.customers)
+    assert adjusted_rand_score(expected.to_numpy(), labels.reindex(expected.index).to_numpy()) \
+        >= 0.95
+    for x, y in zip(s.segments, d.segments, strict=True):
+        assert x.size == pytest.approx(y.size, rel=TOLERANCE)
+        assert x.value_share == pytest.approx(y.value_share, rel=TOLERANCE)
+        for feature, mean in y.means.items():
+            assert x.means[feature] == pytest.approx(mean, rel=TOLERANCE, abs=1e-6), feature
+
+
+def test_order_lines_with_more_customers_than_the_driver_sample(spark: Any, tmp_path: Path
+                                                                ) -> None:
+    """3,000 customers, a driver sample of 1,000: the features' decisions and the k search are
+    the sample's, every customer is aggregated, assigned and profiled by Spark."""
+    frame, facts = order_tables.invoice_lines(n_customers=3_000, seed=5)
+    source = write_csv(frame, tmp_path / "lines.csv")
+    default = pipeline.run(str(source), _config("default", ["json"]), tmp_path / "default")
+    on_spark = pipeline.run(str(source), _config("spark", ["json"]).with_overrides(
+        engine__sample=1_000), tmp_path / "spark")
+    d, s = default.report, on_spark.report
+    sampled = [c for c in s.cleaning if c.action == "sampled"]
+    assert len(sampled) == 1 and sampled[0].rows == 1_000
+    assert "a sample of 1,000 of 3,000 customers aggregated by Spark" in sampled[0].detail
+    assert s.headline.customers == d.headline.customers == len(facts.customers)
+    assert s.headline.k == d.headline.k
+    assert [x.name for x in s.segments] == [x.name for x in d.segments]
+    expected = pd.read_parquet(default.run_dir / "segments.parquet")
+    expected = expected[expected["segment"].notna()]
+    expected = pd.Series(expected["segment"].astype(int).to_numpy(),
+                         index=expected["CustomerID"].astype(str).to_numpy())
+    labels = pq.read_table(tmp_path / "lines.segments.parquet").to_pandas()
+    labels = pd.Series(labels["segment"].to_numpy(),
+                       index=labels["CustomerID"].astype(str).to_numpy())
+    assert adjusted_rand_score(expected.to_numpy(), labels.reindex(expected.index).to_numpy()) \
+        >= 0.95
+    for x, y in zip(s.segments, d.segments, strict=True):
+        assert x.size == pytest.approx(y.size, rel=0.02)
