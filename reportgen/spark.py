@@ -880,6 +880,9 @@ def previous_customers(spark: SparkSession, previous: Previous, out_root: Path,
         table = spark.read.parquet(uri)
     else:
         pointer = json.loads((folder / SEGMENTS_POINTER).read_text(encoding="utf-8"))
+        if "key" not in pointer:
+            raise ValueError("it was written before Spark runs named their key and value "
+                             "columns")
         uri, key, value = pointer["segments"], pointer["key"], pointer.get("value")
         table = spark.table(uri[len(TABLE_PREFIX):]) if uri.startswith(TABLE_PREFIX) else \
             spark.read.parquet(uri)
