@@ -107,7 +107,8 @@ def load_playbook(path: Path | None = None) -> list[Rule]:
     return rules
 
 
-def _check_change(cond: Condition, delta: SegmentDelta | None) -> tuple[bool, float, str] | None:
+def _check_change(cond: Condition, delta: SegmentDelta | None, movers_file: str = "movers.csv"
+                  ) -> tuple[bool, float, str] | None:
     if delta is None or delta.previous_customers == 0:
         return None  # a first run, or a segment new this period: nothing to compare
     if cond.change == "share_delta":
@@ -117,7 +118,7 @@ def _check_change(cond: Condition, delta: SegmentDelta | None) -> tuple[bool, fl
     elif cond.change == "moved_down":
         v = delta.moved_down / delta.previous_customers
         text = (f"{delta.moved_down:,} of last period's {delta.previous_customers:,} customers "
-                f"({fmt.pct(v, 1)}) moved to a less valuable segment (movers.csv)")
+                f"({fmt.pct(v, 1)}) moved to a less valuable segment ({movers_file})")
     else:
         v = delta.lost / delta.previous_customers
         text = (f"{delta.lost:,} of last period's {delta.previous_customers:,} customers "
@@ -127,12 +128,13 @@ def _check_change(cond: Condition, delta: SegmentDelta | None) -> tuple[bool, fl
 
 
 def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Profiles,
-           currency: str, value_label: str, delta: SegmentDelta | None = None
-           ) -> tuple[bool, float, str] | None:
+           currency: str, value_label: str, delta: SegmentDelta | None = None,
+           movers_file: str = "movers.csv") -> tuple[bool, float, str] | None:
     """(holds, strength, evidence) or None when the table lacks the feature (or, for a
-    change, when there is no previous run to compare with)."""
+    change, when there is no previous run to compare with). movers_file: where the customers
+    who moved down are listed, named in that evidence."""
     if cond.change is not None:
-        return _check_change(cond, delta)
+        return _check_change(cond, delta, movers_file)
     if cond.segment == "value_index":
         if not value_label:
             return None  # the table has nothing that measures value
@@ -164,14 +166,15 @@ def _check(cond: Condition, sp: SegmentProfile, ff: FeatureFrame, profiles: Prof
 
 
 def _fired(sp: SegmentProfile, rules: list[Rule], ff: FeatureFrame, profiles: Profiles,
-           currency: str, value_label: str, business: str | None, delta: SegmentDelta | None
-           ) -> list[tuple[Rule, Action]]:
+           currency: str, value_label: str, business: str | None, delta: SegmentDelta | None,
+           movers_file: str = "movers.csv") -> list[tuple[Rule, Action]]:
     """Every rule of the business whose conditions hold for the segment, with its action."""
     fired = []
     for rule in rules:
         if business is not None and business not in rule.business:
             continue
-        results = [_check(c, sp, ff, profiles, currency, value_label, delta) for c in rule.when]
+        results = [_check(c, sp, ff, profiles, currency, value_label, delta, movers_file)
+                   for c in rule.when]
         if any(r is None for r in results) or not all(r[0] for r in results if r):
             continue
         checked = [r for r in results if r]
@@ -189,14 +192,16 @@ def _rank(pair: tuple[Rule, Action]) -> tuple[bool, float, str]:
 
 def recommend_all(segments: list[SegmentProfile], rules: list[Rule], ff: FeatureFrame,
                   profiles: Profiles, currency: str, value_label: str, business: str | None,
-                  deltas: dict[int, SegmentDelta] | None = None) -> dict[int, list[Action]]:
+                  deltas: dict[int, SegmentDelta] | None = None,
+                  movers_file: str = "movers.csv") -> dict[int, list[Action]]:
     """Up to five actions per segment, each action for one segment only: a rule that fires
     for several goes to the segment where it holds most strongly (a rule that answers an
     outcome, marked first, goes to every segment it fits, before its other actions). Too few
     specific actions are topped up to three with fallbacks no other segment has; a segment
-    no rule fits unshared gets its best fallback all the same."""
+    no rule fits unshared gets its best fallback all the same. movers_file: where the
+    customers who moved down are listed (the Spark engine writes them beside its segments)."""
     fired = {sp.id: _fired(sp, rules, ff, profiles, currency, value_label, business,
-                           (deltas or {}).get(sp.id)) for sp in segments}
+                           (deltas or {}).get(sp.id), movers_file) for sp in segments}
     owner: dict[str, tuple[float, int]] = {}
     for seg_id, pairs in fired.items():
         for rule, action in pairs:

@@ -777,7 +777,8 @@ def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
             actions = recommend_all(profiled.segments, inputs.playbook, ff, profiled,
                                     cfg.report.currency, ff.value_label,
                                     ff.business.type if ff.business else None,
-                                    series_.deltas(step, profiled))
+                                    series_.deltas(step, profiled),
+                                    movers_file=movers_uri(uri))
         with clock.stage("write"):
             _write_segments(scored, cleaned.key, ff.value, persona_of, uri, run_id)
             movers = None

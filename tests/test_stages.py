@@ -439,6 +439,26 @@ def test_playbook_rule_fires_only_when_its_condition_holds(tmp_path, sample_prof
     assert action.evidence.startswith("income $") and "overall" in action.evidence
 
 
+def test_moved_down_evidence_names_where_the_movers_are_listed(tmp_path, sample_profiles):
+    from reportgen.playbook import SegmentDelta, recommend_all
+
+    ff, _, profiles = sample_profiles
+    path = tmp_path / "playbook.toml"
+    path.write_text('[[rule]]\nid = "x"\ntitle = "T"\nchannel = "C"\nkpi = "K"\n'
+                    'business = ["grocery"]\n'
+                    'when = [{ change = "moved_down", above = 0.02 }]\n')
+    rules = load_playbook(path)
+    sp = profiles.segments[0]
+    deltas = {sp.id: SegmentDelta(share_delta=0.0, share=0.2, previous_share=0.2,
+                                  previous_customers=400, moved_down=30, lost=0)}
+    for where in ("movers.csv", "s3a://lake/customers.movers.parquet"):
+        kwargs = {} if where == "movers.csv" else {"movers_file": where}
+        actions = recommend_all([sp], rules, ff, profiles, "$", "s", None, deltas, **kwargs)
+        (action,) = actions[sp.id]
+        assert action.evidence == ("30 of last period's 400 customers (7.5%) moved to a less "
+                                   f"valuable segment ({where})")
+
+
 def test_playbook_refuses_a_malformed_rule(tmp_path):
     path = tmp_path / "playbook.toml"
     path.write_text('[[rule]]\nid = "x"\ntitle = "T"\nchannel = "C"\n'
