@@ -37,7 +37,7 @@ from .clean import (
     MIN_AGE,
     RATE_CAP_UPTO,
     TOTAL_SPEND,
-    _short,
+    key_exclusions,
 )
 from .schema import Schema, basket_note
 
@@ -240,16 +240,9 @@ def _key_column(batch: pa.RecordBatch, key: str) -> pd.Series:
 
 
 def _key_reasons(key: pd.Series, name: str) -> dict[int, str]:
-    """clean's reasons for blank and repeated keys: position -> reason."""
-    if key.dtype == object or pd.api.types.is_string_dtype(key):
-        stripped = key.astype("string").str.strip()
-        key = stripped.mask(stripped == "")
-    missing = key.isna().to_numpy()
-    dup = key.duplicated(keep="first").to_numpy() & ~missing
-    out = {int(i): f"no {name}" for i in np.flatnonzero(missing)}
-    for i in np.flatnonzero(dup).tolist():
-        out[i] = f"duplicate {name} {_short(key.iat[i])!r} (first occurrence kept)"
-    return out
+    """clean's reasons for blank and repeated keys (clean.key_exclusions): position -> reason
+    (the key's index is the batch's positions)."""
+    return {int(i): why for i, why in key_exclusions(key, name)[3].items()}
 
 
 def _features(schema: Schema, model: Model

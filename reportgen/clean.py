@@ -345,15 +345,11 @@ def clean(frame: pd.DataFrame, schema: Schema, cfg: Config, file: str | None = N
     else:
         if d is not None and key != d.key:
             raise _missing_decision(key, "key", file)
-        if df[key].dtype == object or pd.api.types.is_string_dtype(df[key]):
-            stripped = df[key].astype("string").str.strip()
-            df[key] = stripped.mask(stripped == "")
-        missing = df[key].isna()
-        for i in df.index[missing]:
-            excluded[i] = f"no {key}"
-        dup = df[key].duplicated(keep="first") & ~missing
-        for i in df.index[dup]:
-            excluded[i] = f"duplicate {key} {_short(df.at[i, key])!r} (first occurrence kept)"
+        original = df[key]
+        column, missing, dup, reasons = key_exclusions(original, key)
+        if column is not original:
+            df[key] = column
+        excluded.update(reasons)
         if missing.any():
             log.append(CleaningStep(key, "excluded rows", int(missing.sum()),
                                     f"blank key, first at row {_first(missing)}",
@@ -415,6 +411,23 @@ def require_rows(cleaned: Cleaned, cfg: Config, file: str | None = None) -> None
         raise SegmentationError(
             f"only {n} usable {rows}{left}: {k} segments need at least {needed}",
             file=file, hint="use a larger table, or a smaller --k / segment.k_min")
+
+
+def key_exclusions(key: pd.Series, name: str
+                   ) -> tuple[pd.Series, pd.Series, pd.Series, dict[Any, str]]:
+    """clean's rule for the key column ``name``: the key with text stripped and blanks made
+    missing, which rows are blank, which repeat an earlier row's id (the first occurrence is
+    kept), and why each of those rows is left out (row label -> reason). The streamed
+    assignment (batchscore) applies it to each batch."""
+    if key.dtype == object or pd.api.types.is_string_dtype(key):
+        stripped = key.astype("string").str.strip()
+        key = stripped.mask(stripped == "")
+    missing = key.isna()
+    dup = key.duplicated(keep="first") & ~missing
+    reasons: dict[Any, str] = {i: f"no {name}" for i in key.index[missing]}
+    for i in key.index[dup]:
+        reasons[i] = f"duplicate {name} {_short(key.at[i])!r} (first occurrence kept)"
+    return key, missing, dup, reasons
 
 
 def _short(value: object, limit: int = 40) -> object:
