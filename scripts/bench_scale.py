@@ -74,13 +74,10 @@ def make_table(n: int, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def one_run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one process; exits on failure. cwd: a folder without
-    a reportgen package (`python -m` puts the working directory before PYTHONPATH: run from a
-    checkout, every tree would be that checkout)."""
+def one_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of one process; exits on failure."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            cwd=cwd)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -133,7 +130,7 @@ def bench_size(n: int, table: Path, trees: dict[str, Path], runs: int, formats: 
     for r in range(runs):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            wall, peak = one_run(*commands[name], cwd=work)
+            wall, peak = one_run(*commands[name])
             walls[name].append(wall)
             peaks[name].append(peak)
         print(f"  {n:,} round {r + 1}: " + ", ".join(
