@@ -425,13 +425,17 @@ def test_every_persona_gets_three_to_five_actions_each_with_evidence(sample_prof
             assert any(ch.isdigit() for ch in a.evidence)
 
 
-def test_playbook_rule_fires_only_when_its_condition_holds(tmp_path, sample_profiles):
-    ff, _, profiles = sample_profiles
+def _one_rule(tmp_path, condition: str) -> list:
+    """A playbook of one grocery rule, "x", with this one condition."""
     path = tmp_path / "playbook.toml"
     path.write_text('[[rule]]\nid = "x"\ntitle = "T"\nchannel = "C"\nkpi = "K"\n'
-                    'business = ["grocery"]\n'
-                    'when = [{ feature = "income", z_above = 0.5 }]\n')
-    rules = load_playbook(path)
+                    f'business = ["grocery"]\nwhen = [{condition}]\n')
+    return load_playbook(path)
+
+
+def test_playbook_rule_fires_only_when_its_condition_holds(tmp_path, sample_profiles):
+    ff, _, profiles = sample_profiles
+    rules = _one_rule(tmp_path, '{ feature = "income", z_above = 0.5 }')
     fired = [sp.id for sp in profiles.segments if recommend(sp, rules, ff, profiles, "$", "s")]
     expected = [sp.id for sp in profiles.segments if sp.zscores["income"] > 0.5]
     assert fired == expected and fired
@@ -443,11 +447,7 @@ def test_moved_down_evidence_names_where_the_movers_are_listed(tmp_path, sample_
     from reportgen.playbook import SegmentDelta, recommend_all
 
     ff, _, profiles = sample_profiles
-    path = tmp_path / "playbook.toml"
-    path.write_text('[[rule]]\nid = "x"\ntitle = "T"\nchannel = "C"\nkpi = "K"\n'
-                    'business = ["grocery"]\n'
-                    'when = [{ change = "moved_down", above = 0.02 }]\n')
-    rules = load_playbook(path)
+    rules = _one_rule(tmp_path, '{ change = "moved_down", above = 0.02 }')
     sp = profiles.segments[0]
     deltas = {sp.id: SegmentDelta(share_delta=0.0, share=0.2, previous_share=0.2,
                                   previous_customers=400, moved_down=30, lost=0)}
