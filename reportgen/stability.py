@@ -12,12 +12,15 @@ the drawn customers with the refitted model and compares with their segments in 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
 
 # (rows drawn, seed) -> labels of np.unique(rows) from the refitted model
 Refit = Callable[[np.ndarray, int], np.ndarray]
+# one run: the customers it evaluated (np.unique of the rows drawn) and the refit's labels of them
+Refitted = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -41,20 +44,28 @@ def best_match_jaccard(labels: np.ndarray, other: np.ndarray) -> dict[int, float
     return out
 
 
-def measure(labels: np.ndarray, refit: Refit, runs: int, sample: int, seed: int) -> Stability:
-    """Stability of labels (segment ids per row) over RUNS bootstrap refits of SAMPLE rows."""
+def _run(refit: Refit, n: int, m: int, seed: int, run: int) -> Refitted:
+    rows = np.random.default_rng([seed, run]).integers(0, n, m)
+    return np.unique(rows), refit(rows, seed + 1 + run)
+
+
+def start_refits(n: int, refit: Refit, runs: int, sample: int, seed: int, pool: Executor
+                 ) -> list[Future[Refitted]]:
+    """RUNS bootstrap refits of SAMPLE of n rows, submitted to pool: each draws its rows and
+    takes its seed from (seed, run) alone, so they may run in any order or at once."""
+    m = min(n, sample)
+    return [pool.submit(_run, refit, n, m, seed, run) for run in range(runs)]
+
+
+def agreement(labels: np.ndarray, refitted: list[Refitted], sample: int) -> Stability:
+    """Stability of labels (segment ids per row) over the refits of start_refits(len(labels),
+    ..., sample, ...), in the order of their runs."""
     from sklearn.metrics import adjusted_rand_score
 
-    n = len(labels)
-    m = min(n, sample)
     ids = [int(s) for s in np.unique(labels)]
     jaccard = {s: [] for s in ids}  # type: dict[int, list[float]]
     aris = []
-    for run in range(runs):
-        rng = np.random.default_rng([seed, run])
-        rows = rng.integers(0, n, m)
-        evaluated = np.unique(rows)
-        other = refit(rows, seed + 1 + run)
+    for evaluated, other in refitted:
         mine = labels[evaluated]
         aris.append(float(adjusted_rand_score(mine, other)))
         for s, j in best_match_jaccard(mine, other).items():
@@ -62,5 +73,5 @@ def measure(labels: np.ndarray, refit: Refit, runs: int, sample: int, seed: int)
     return Stability(
         per_segment={s: round(float(np.mean(v)), 4) if v else 0.0 for s, v in jaccard.items()},
         ari=round(float(np.mean(aris)), 4) if aris else 0.0,
-        runs=runs, sample=m,
+        runs=len(refitted), sample=min(len(labels), sample),
     )
