@@ -18,7 +18,7 @@ from reportgen.errors import ConfigError, SegmentationError
 from reportgen.features import FeatureFrame, FeatureMeta
 from reportgen.personas import load_vocabulary, name_personas
 from reportgen.profile import profile
-from reportgen.segment import segment
+from reportgen.segment import fit_pool, segment
 from reportgen.stability import best_match_jaccard
 
 from .runs import only_run
@@ -93,6 +93,47 @@ def test_large_tables_fit_kmeans_on_a_sample_and_assign_the_rest_and_say_so():
     assert same_partition(seg.labels, truth)
     assert "300 sampled customers" in seg.algorithm_text
     assert "nearest centre" in seg.algorithm_text
+
+
+def overlapping(n: int, seed: int = 7) -> FeatureFrame:
+    """Blobs that run into each other: a fit's every last bit shows in its inertia."""
+    x, _ = make_blobs(n_samples=n, centers=6, n_features=6, cluster_std=4.0,
+                      center_box=(-10, 10), random_state=seed)
+    names = [f"f{j}" for j in range(x.shape[1])]
+    frame = pd.DataFrame(x, columns=names)
+    meta = {f: FeatureMeta(f, "number", "value", f) for f in names}
+    return FeatureFrame(frame=frame, meta=meta, model=names, value=None)
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "minibatch", "gmm", "ward"])
+@pytest.mark.parametrize("large_table", [1_000_000, 2_000])
+def test_fits_in_two_threads_give_the_one_thread_segmentation_bit_for_bit(algorithm, large_table):
+    ff = overlapping(3000)
+    # search_sample below the rows: the search, the final model and the silhouette's sample
+    # each take their own path (sampled, then refined on everyone or assigned).
+    cfg = SegmentConfig(algorithm=algorithm, large_table=large_table, search_sample=2400,
+                        silhouette_sample=500, stability_runs=4, stability_sample=1500)
+    one = segment(ff, cfg, workers=1)
+    two = segment(ff, cfg, workers=2)
+    assert len(one.k_table) == 9 and one.k_table == two.k_table  # every float, exactly
+    assert one.k == two.k and np.array_equal(one.labels, two.labels)
+    assert one.silhouette == two.silhouette and one.stability == two.stability
+    assert one.stability is not None and one.stability.runs == 4
+    assert one.points.equals(two.points) and one.projection == two.projection
+
+
+def test_each_fit_thread_runs_one_openmp_thread_whatever_the_default():
+    from threadpoolctl import threadpool_info
+
+    def openmp_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"]
+
+    before = openmp_threads()
+    assert before  # scikit-learn's k-means loads OpenMP
+    with fit_pool(2) as pool:
+        seen = [f.result() for f in [pool.submit(openmp_threads) for _ in range(6)]]
+    assert seen == [[1] * len(before)] * 6
+    assert openmp_threads() == before  # the caller's own setting is left alone
 
 
 def test_sharp_clusters_are_stable_and_a_continuum_is_not():
