@@ -304,7 +304,8 @@ def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | No
              .sort_values(ascending=False, kind="stable").index]
     labels = algorithms.segment_ids(raw, order)
 
-    final_sil = final.result()(labels) if len(np.unique(labels)) > 1 else 0.0
+    # bincount, not np.unique: 1 ms instead of 30 on a million labels
+    final_sil = final.result()(labels) if np.count_nonzero(np.bincount(labels)) > 1 else 0.0
     stability, stability_text = _stability(labels, refits, family, cfg)
     xy, ev = projected.result()
     points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}, index=ff.frame.index[pts_idx])
@@ -398,7 +399,7 @@ def _stability(labels: np.ndarray, refits: list[Future[Refitted]] | None, family
                cfg: SegmentConfig) -> tuple[Stability | None, str]:
     if refits is None:
         return None, "not measured (segment.stability_runs = 0)"
-    result = agreement(labels, [f.result() for f in refits], _stability_sample(family, cfg))
+    result = agreement(labels, (f.result() for f in refits), _stability_sample(family, cfg))
     text = (f"{result.runs} refits, each on {fmt.num(result.sample)} customers drawn with "
             f"replacement and a new seed; a segment's stability is its mean best-match Jaccard "
             f"index with the refit's segments (1 = it came back whole); under "
