@@ -46,6 +46,11 @@ THREADS = 1
 # k=2..10, n_init=4 on 50k×12: 1.74× faster than one thread on a quiet machine, where OpenMP's
 # own two threads were 1.6× slower and changed the results. More than 2 is untried.
 MAX_WORKERS = 2
+# Fewer customers searched than this: one thread. The sample's fits (2,240 customers) last
+# milliseconds each and hold the GIL for much of it (scikit-learn's checks, silhouette's loop
+# over rows): under load (5-7 on 2 cores) two threads made its segment stage 17-33 % slower,
+# while at 10,000 and 30,000 customers they were even and at 50,000 12 % faster.
+PARALLEL_FROM = 10_000
 # Largest silhouette sample whose distance matrix is kept for every k (4,000² doubles = 128 MB).
 SHARED_DISTANCES_UP_TO = 4000
 
@@ -123,18 +128,25 @@ class Silhouette:
         return float(silhouette_score(self._distances, sampled, metric="precomputed"))
 
 
+def _search_cap(algorithm: str, cfg: SegmentConfig) -> int:
+    return min(cfg.search_sample, cfg.fit_sample) if algorithm in ("ward", "kprototypes") \
+        else cfg.search_sample
+
+
 def _search_rows(algorithm: str, n: int, cfg: SegmentConfig, rng: np.random.Generator
                  ) -> np.ndarray:
-    cap = min(cfg.search_sample, cfg.fit_sample) if algorithm in ("ward", "kprototypes") \
-        else cfg.search_sample
+    cap = _search_cap(algorithm, cfg)
     return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
-def default_workers() -> int:
-    """Threads for the fits: the CPUs this process may use (its affinity and any container
-    quota, as joblib counts them), at most MAX_WORKERS."""
+def default_workers(searched: int) -> int:
+    """Threads for the fits when the k search fits SEARCHED customers: the CPUs this process
+    may use (its affinity and any container quota, as joblib counts them), at most
+    MAX_WORKERS; one below PARALLEL_FROM."""
     from joblib import cpu_count
 
+    if searched < PARALLEL_FROM:
+        return 1
     return max(1, min(MAX_WORKERS, cpu_count()))
 
 
@@ -212,9 +224,11 @@ def _search(algorithm: str, zs: np.ndarray, ks: list[int], cfg: SegmentConfig,
 def segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | None = None,
             *, workers: int | None = None) -> Segmentation:
     """Segment the customers of ff. categories: the category columns (for kprototypes).
-    workers: threads for the fits (default: ``default_workers()``); the result is the same
-    for any number."""
-    with threadpool_limits(limits=THREADS), fit_pool(workers or default_workers()) as pool:
+    workers: threads for the fits (default: ``default_workers`` of the customers searched);
+    the result is the same for any number."""
+    if workers is None:
+        workers = default_workers(min(len(ff.frame), _search_cap(cfg.algorithm, cfg)))
+    with threadpool_limits(limits=THREADS), fit_pool(workers) as pool:
         return _segment(ff, cfg, categories, pool)
 
 

@@ -18,7 +18,7 @@ from reportgen.errors import ConfigError, SegmentationError
 from reportgen.features import FeatureFrame, FeatureMeta
 from reportgen.personas import load_vocabulary, name_personas
 from reportgen.profile import profile
-from reportgen.segment import fit_pool, segment
+from reportgen.segment import PARALLEL_FROM, default_workers, fit_pool, segment
 from reportgen.stability import best_match_jaccard
 
 from .runs import only_run
@@ -134,6 +134,14 @@ def test_each_fit_thread_runs_one_openmp_thread_whatever_the_default():
         seen = [f.result() for f in [pool.submit(openmp_threads) for _ in range(6)]]
     assert seen == [[1] * len(before)] * 6
     assert openmp_threads() == before  # the caller's own setting is left alone
+
+
+def test_the_fits_take_two_threads_only_for_a_large_search_and_two_cpus():
+    from joblib import cpu_count
+
+    assert default_workers(2240) == 1  # the sample: fits too short to share
+    assert default_workers(PARALLEL_FROM - 1) == 1
+    assert default_workers(50_000) == min(2, cpu_count())
 
 
 def test_sharp_clusters_are_stable_and_a_continuum_is_not():
