@@ -48,8 +48,11 @@ THREADS = 1
 MAX_WORKERS = 2
 # Fewer customers searched than this: one thread. The sample's fits (2,240 customers) last
 # milliseconds each and hold the GIL for much of it (scikit-learn's checks, silhouette's loop
-# over rows): under load (5-7 on 2 cores) two threads made its segment stage 17-33 % slower,
-# while at 10,000 and 30,000 customers they were even and at 50,000 12 % faster.
+# over rows): with other sessions' jobs loading the 2 cores (load 5-7) two threads made its
+# segment stage 17-33 % slower (a thread holding the GIL waits for a core; Linux shares the
+# CPU between sessions first, so the second thread adds no share), while at 10,000 and 30,000
+# customers they were even and at 50,000 12 % faster. With a busy loop in the same session
+# both gained (the sample 29 %, 1 M 25 %): a second thread there does get a share.
 PARALLEL_FROM = 10_000
 # Largest silhouette sample whose distance matrix is kept for every k (4,000² doubles = 128 MB).
 SHARED_DISTANCES_UP_TO = 4000
