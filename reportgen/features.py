@@ -202,8 +202,9 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             name = f"{base}_{n}"
             n += 1
         if undefined:
-            if decisions is None and np.isfinite(s.median()):
-                fills[name] = float(s.median())
+            median = s.median() if decisions is None else np.nan
+            if np.isfinite(median):
+                fills[name] = float(median)
             columns[name] = s
         else:
             columns[name] = s.fillna(0.0) if s.isna().any() else s
@@ -466,6 +467,20 @@ def _add_levels(add: object, s: pd.Series, column: str, prefix: str,
     return given
 
 
+def _more_than_two(s: pd.Series) -> bool:
+    """Whether s holds more than two distinct values (missing ones not counted): the answer
+    of ``s.nunique() > 2`` without hashing every value of a float column."""
+    if s.dtype != np.float64:
+        return bool(s.nunique() > 2)
+    v = s.to_numpy()
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return False
+    first = v[0]
+    other = v[v != first]
+    return bool(len(other)) and bool((other != other[0]).any())
+
+
 def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta],
                     schema: Schema | None = None) -> list[str]:
     if cfg.features.model:
@@ -493,7 +508,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
             chosen += products
         # A yes/no feature (Dependents in a telecom table) splits k-means in two along
         # itself and nothing else: describe segments with it, do not build them from it.
-        chosen = [f for f in chosen if out[f].nunique() > 2]
+        chosen = [f for f in chosen if _more_than_two(out[f])]
         if len(chosen) < 2:
             # A table with little we know: cluster on whatever numbers it has.
             chosen = [f for f, m in meta.items()

@@ -78,10 +78,12 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
 def _by_segment(frame: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each feature's mean and median per segment (rows: segment id, columns: features),
     one column at a time: the grouped reductions of the whole frame, which first copied the
-    whole frame in segment order, hold a column's copy at a time instead."""
+    whole frame in segment order, hold a column's copy at a time instead. The grouping (the
+    labels factorised and sorted) is made once and shared by every column."""
     means, medians = {}, {}
+    by_segment = frame.groupby(labels)
     for column in frame.columns:
-        grouped = frame[column].groupby(labels)
+        grouped = by_segment[column]
         means[column] = grouped.mean()
         medians[column] = grouped.median()
     return pd.DataFrame(means), pd.DataFrame(medians)

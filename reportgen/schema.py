@@ -308,6 +308,11 @@ def as_binary(s: pd.Series) -> pd.Series:
 
 
 def _sample(s: pd.Series) -> pd.Series:
+    """The first _SAMPLE values that are not missing."""
+    if len(s) > 4 * _SAMPLE:  # most often found near the top: no copy of a long column
+        head = s.head(4 * _SAMPLE).dropna()
+        if len(head) >= _SAMPLE:
+            return head.head(_SAMPLE)
     non_null = s.dropna()
     return non_null.head(_SAMPLE) if len(non_null) > _SAMPLE else non_null
 
@@ -438,13 +443,27 @@ def infer_scale(column: str, role: str) -> float:
     return 1.0
 
 
+def _complete_rows(frame: pd.DataFrame, columns: list[str], n: int) -> pd.DataFrame:
+    """The first n rows where every one of columns reads as a number (as_numbers). Numeric
+    columns are read row by row, so a long table is read from the top until n rows are
+    found; a text column is read whole (as_numbers decides a column's format from all of it)."""
+    size = len(frame)
+    if all(pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+           for c in columns):
+        size = min(len(frame), 4 * n)
+    while True:
+        top = frame.iloc[:size]
+        values = pd.DataFrame({c: as_numbers(top[c]) for c in columns}).dropna()
+        if len(values) >= n or size >= len(frame):
+            return values.head(n) if len(values) > n else values
+        size = min(len(frame), 8 * size)
+
+
 def _find_total(frame: pd.DataFrame, columns: list[str]) -> str | None:
     """The column that is (within 1%) the sum of the others in nearly every row, if any."""
     if len(columns) < 3:
         return None
-    values = pd.DataFrame({c: as_numbers(frame[c]) for c in columns}).dropna()
-    if len(values) > 5000:
-        values = values.head(5000)
+    values = _complete_rows(frame, columns, 5000)
     if values.empty:
         return None
     row_sum = values.sum(axis=1)
