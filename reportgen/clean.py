@@ -282,6 +282,8 @@ def _per_value(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """fn(s) for an fn that maps each value on its own (a missing value to a missing one),
     computed once per distinct value: a column of a million rows often holds a few hundred
     texts (dates, statuses), and parsing or recoding each row again costs 10-100× more."""
+    if not isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype):
+        return fn(s)  # objects: 1, 1.0 and True are one value to factorize, three to fn
     codes, distinct = pd.factorize(s)
     if len(distinct) > len(s) // 4:
         return fn(s)
@@ -556,11 +558,12 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
             stored_fill = stored[column].fill
             fill = pd.Timestamp(stored_fill) if stored_fill else None
         else:
-            # the middle of the sorted dates: one partition, no sort
+            # the middle of the sorted dates: one partition of their nanoseconds, no sort
             usable = s.to_numpy()[kept]
             usable = usable[~np.isnat(usable)]
-            fill = pd.Timestamp(np.partition(usable, len(usable) // 2)[len(usable) // 2]) \
-                if len(usable) else None
+            middle = len(usable) // 2
+            fill = pd.Timestamp(np.partition(usable.view("i8"), middle)[middle:middle + 1]
+                                .view(usable.dtype)[0]) if len(usable) else None
         decided[column] = DateDecision(format=formats[column], latest=cutoffs[column],
                                        fill=fill.isoformat() if fill is not None else None)
         if gaps.any() and fill is not None:
@@ -644,8 +647,11 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             f"{_short(str(text[unread].iloc[0]))!r} is not a "
                                             f"number, first at row {_first(unread)}",
                                             "text in a numeric column"))
-            absurd = ~np.isfinite(s) & s.notna() | (s.abs() >= ABSURD)
-            if absurd.any():
+            # infinite or beyond ABSURD, not missing: one pass over the floats (as_numbers)
+            floats = s.to_numpy()
+            beyond = ~np.isnan(floats) & ~(np.abs(floats) < ABSURD)
+            if beyond.any():
+                absurd = pd.Series(beyond, index=s.index)
                 log.append(CleaningStep(column, "set missing", int(absurd.sum()),
                                         f"{_fmt(s[absurd].iloc[0])}, first at row "
                                         f"{_first(absurd)}",
@@ -901,10 +907,12 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             s = s.mask(s == "")
             recoded: dict[str, str] = {}
             if role == "marital_status":
-                mapped = _per_value(s, lambda text: text.str.lower().map(MARITAL_SYNONYMS))
-                recoded_mask = mapped.notna() & (mapped != s)
-                changes = sorted(set(s[recoded_mask & (s.str.lower() != mapped.str.lower())]
-                                     .dropna()))
+                # the statuses written otherwise than their standard level, found among the
+                # distinct values (every one of them occurs in s)
+                written = pd.Series(s.dropna().unique(), dtype=s.dtype)
+                standard = written.str.lower().map(MARITAL_SYNONYMS)
+                changes = sorted(set(written[standard.notna() & (standard != written) &
+                                             (written.str.lower() != standard.str.lower())]))
                 recoded = {c: MARITAL_SYNONYMS[c.lower()] for c in changes}
                 if changes:
                     n = int(s.isin(changes).sum())
@@ -912,7 +920,8 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                                             ", ".join(f"{c} → {MARITAL_SYNONYMS[c.lower()]}"
                                                       for c in changes),
                                             "synonyms of a standard status"))
-                s = mapped.fillna(s)
+                s = _per_value(s, lambda text: text.str.lower().map(MARITAL_SYNONYMS)
+                               .fillna(text))
             if d is None:
                 counts = s.value_counts()
                 rare = counts[(counts < RARE_SHARE * len(s)) & (counts < 10)].index.tolist()
