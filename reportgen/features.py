@@ -131,11 +131,15 @@ class FeatureFrame:
             return "spend"
         return self.meta[self.value].label.lower() if self.value else ""
 
-    def info(self) -> list[FeatureInfo]:
+    def info(self, means: Mapping[str, float] | None = None) -> list[FeatureInfo]:
+        """Each feature's description and mean over everyone; means: the means computed
+        already (``Profiles.overall_mean``), the others are computed here."""
+        means = means or {}
         return [
             FeatureInfo(name=name, label=m.label, unit=m.unit, group=m.group,
                         description=m.description, in_model=name in self.model,
-                        overall_mean=float(self.frame[name].mean()))
+                        overall_mean=float(means[name]) if name in means else
+                        float(self.frame[name].mean()))
             for name, m in self.meta.items()
         ]
 
@@ -473,12 +477,14 @@ def _more_than_two(s: pd.Series) -> bool:
     if s.dtype != np.float64:
         return bool(s.nunique() > 2)
     v = s.to_numpy()
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
+    values = ~np.isnan(v)
+    if not values.any():
         return False
-    first = v[0]
-    other = v[v != first]
-    return bool(len(other)) and bool((other != other[0]).any())
+    first = v[np.argmax(values)]
+    other = values & (v != first)
+    if not other.any():
+        return False
+    return bool((other & (v != v[np.argmax(other)])).any())
 
 
 def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta],
