@@ -52,6 +52,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -291,6 +292,11 @@ def _per_value(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
     return pd.Series(done.array.take(codes, allow_fill=True), index=s.index, name=s.name)
 
 
+def _read_dates(text: pd.Series, format: str) -> pd.Series:
+    """The dates text holds in format (stripped), missing where it holds none."""
+    return pd.to_datetime(text.astype("string").str.strip(), format=format, errors="coerce")
+
+
 def _row(index: object) -> int:
     # Source row numbers as a spreadsheet shows them: header is row 1.
     return int(index) + 2  # type: ignore[call-overload]
@@ -478,8 +484,7 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
             # Dates stored natively when learned, as text now: the ISO text a database or
             # pandas writes them as.
             read = "ISO8601" if fmt == NATIVE_DATES else fmt
-            parsed = _per_value(df[column], lambda text, read=read: pd.to_datetime(
-                text.astype("string").str.strip(), format=read, errors="coerce"))
+            parsed = _per_value(df[column], partial(_read_dates, format=read))
             bad = parsed.isna() & df[column].notna()
             if bad.any():
                 shown = "ISO 8601" if fmt == NATIVE_DATES else fmt

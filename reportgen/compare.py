@@ -704,7 +704,7 @@ def centroid_distances(z: np.ndarray, labels: np.ndarray, centroids: dict[int, n
 def centroids_of(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     """Mean of the scaled model features per segment id."""
     labels = np.asarray(labels, dtype=np.int64)
-    if len(labels) and 0 <= labels.min() and labels.max() < max(len(labels), 1 << 16):
+    if len(labels) and labels.min() >= 0 and labels.max() < max(len(labels), 1 << 16):
         # Segment ids are small: counted by id directly, with no sort (np.unique sorts the
         # labels); the sums add each id's rows in the same order either way.
         offsets = labels
