@@ -110,11 +110,16 @@ class FeatureFrame:
         """These features as a float matrix for the model: a share that is 0/0 (a customer
         with no purchases has no channel mix) is missing in the frame, and here takes the
         feature's fill (its median), so it pulls the customer to no side."""
-        x = self.frame[features].to_numpy(dtype="float64", copy=True)
-        gaps = np.isnan(x)
-        if gaps.any():
-            for j in np.flatnonzero(gaps.any(axis=0)):
-                x[gaps[:, j], j] = self.fills.get(features[j], 0.0)
+        # Column by column into one new matrix, laid out as pandas lays out the columns it
+        # stacks (each column contiguous): selecting the columns first and then converting
+        # them copied every value twice and took ~10× longer at 1 M customers.
+        x = np.empty((len(features), len(self.frame)), dtype="float64").T
+        for j, name in enumerate(features):
+            column = x[:, j]
+            column[:] = self.frame[name].to_numpy(dtype="float64")
+            gaps = np.isnan(column)
+            if gaps.any():
+                column[gaps] = self.fills.get(name, 0.0)
         return x
 
     def decisions(self) -> FeatureDecisions:

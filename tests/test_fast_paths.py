@@ -438,3 +438,22 @@ def test_median_signup_date_is_the_middle_of_the_sorted_dates() -> None:
     usable = pd.to_datetime(pd.Series(text), format="%Y-%m-%d").dropna().sort_values()
     assert cleaned.decisions.dates["Dt_Customer"].fill == \
         usable.iloc[len(usable) // 2].isoformat()
+
+
+def test_feature_matrix_equals_the_selected_columns_with_gaps_filled() -> None:
+    from reportgen.features import FeatureFrame
+
+    rng = np.random.default_rng(10)
+    block = rng.random((4, 500))
+    block[1, ::3] = np.nan
+    block[3, ::5] = np.nan
+    frame = pd.DataFrame(block.T, columns=list("abcd"), copy=False)
+    frame["e"] = rng.integers(0, 5, 500)  # another block, of integers
+    ff = FeatureFrame(frame=frame, meta={}, model=[], value=None, fills={"b": 0.5})
+    chosen = ["d", "b", "e", "a"]
+    want = frame[chosen].to_numpy(dtype="float64", copy=True)
+    want[:, 1] = np.where(np.isnan(want[:, 1]), 0.5, want[:, 1])  # its fill
+    want[:, 0] = np.where(np.isnan(want[:, 0]), 0.0, want[:, 0])  # no fill: 0
+    got = ff.matrix(chosen)
+    assert np.array_equal(got, want)
+    assert got.flags.f_contiguous == want.flags.f_contiguous  # same layout, same sums after
