@@ -87,5 +87,26 @@ def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
     lies; the medians one column at a time, because a grouped median first copies what it
     reduces in segment order (the whole frame, otherwise). The grouping (the labels
     factorised) is made once and shared by every column."""
-    medians = {column: by_segment[column].median() for column in frame.columns}
-    return by_segment.mean(), pd.DataFrame(medians)
+    means = by_segment.mean()
+    # The rows in segment order once; each column then gathered in that order and each
+    # segment's median taken by a partition of its values, the median pandas takes (the
+    # middle value, or the mean of the two middle ones, of the values that are there)
+    # without sorting the labels again for every column.
+    labels = np.asarray(by_segment.ngroup())
+    order = np.argsort(labels, kind="stable")
+    ends = np.cumsum(np.bincount(labels, minlength=len(means)))
+    starts = ends - np.bincount(labels, minlength=len(means))
+    medians = {}
+    for column in frame.columns:
+        values = frame[column].to_numpy(dtype="float64")[order]
+        medians[column] = [_median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
+    return means, pd.DataFrame(medians, index=means.index)
+
+
+def _median(values: np.ndarray) -> float:
+    """The median of the values that are not missing (NaN when none is): values is a copy,
+    partitioned in place."""
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan")
+    return float(np.median(values, overwrite_input=True))

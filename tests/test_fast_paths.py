@@ -457,3 +457,22 @@ def test_feature_matrix_equals_the_selected_columns_with_gaps_filled() -> None:
     got = ff.matrix(chosen)
     assert np.array_equal(got, want)
     assert got.flags.f_contiguous == want.flags.f_contiguous  # same layout, same sums after
+
+
+def test_profile_medians_equal_pandas_grouped_medians_with_gaps() -> None:
+    from reportgen.profile import _by_segment
+
+    rng = np.random.default_rng(11)
+    n = 3001
+    frame = pd.DataFrame({"share": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+                          "count": rng.integers(0, 9, n).astype(float),
+                          "none_in_7": rng.random(n)})
+    labels = pd.Series(rng.choice([2, 3, 7, 40], n), index=frame.index, name="segment")
+    frame.loc[labels == 7, "none_in_7"] = np.nan  # a segment with no value at all
+    frame.loc[labels.index[labels == 3][:1], "share"] = np.nan  # odd and even counts
+    grouped = frame.groupby(labels)
+    means, medians = _by_segment(frame, grouped)
+    want = grouped.median()
+    assert list(medians.index) == list(want.index) == [2, 3, 7, 40]
+    assert np.array_equal(medians.to_numpy(), want.to_numpy(), equal_nan=True)
+    assert np.isnan(medians.loc[7, "none_in_7"])
