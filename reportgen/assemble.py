@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,8 +142,7 @@ def build_report(
     if columns is None:
         columns = column_infos(raw, schema, totals) if orders is None else \
             order_columns(raw, orders)
-    features = ff.info() if totals is None else [
-        dataclasses.replace(f, overall_mean=profiles.overall_mean[f.name]) for f in ff.info()]
+    features = ff.info(profiles.overall_mean)  # the means profile took of the same frame
     summary = None
     if orders is not None and rfm is not None:
         index = ff.frame.index

@@ -50,8 +50,9 @@ levels — is a decision, returned as data with the clean table (``Cleaned.decis
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -251,9 +252,14 @@ def infer_date_format(values: pd.Series, column: str, file: str | None) -> str:
     if len(sample) > 20000:
         sample = sample.sample(20000, random_state=0)
     rates: dict[str, float] = {}
+    # Each distinct text is tried once, counted as often as it occurs.
+    counts = sample.value_counts(sort=False)
+    distinct = pd.Series(counts.index, dtype=sample.dtype)
+    times = counts.to_numpy()
     for fmt in DATE_FORMATS:
-        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-        rate = float(parsed.notna().mean()) if len(sample) else 0.0
+        parsed = pd.to_datetime(distinct, format=fmt, errors="coerce")
+        rate = float(times[parsed.notna().to_numpy()].sum() / len(sample)) if len(sample) \
+            else 0.0
         if rate >= MIN_DATE_SHARE:
             rates[fmt] = rate
     if not rates:
@@ -271,6 +277,24 @@ def infer_date_format(values: pd.Series, column: str, file: str | None) -> str:
             column=column, file=file, hint="set [input] date_format in the config",
         )
     return fits[0]
+
+
+def _per_value(s: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """fn(s) for an fn that maps each value on its own (a missing value to a missing one),
+    computed once per distinct value: a column of a million rows often holds a few hundred
+    texts (dates, statuses), and parsing or recoding each row again costs 10-100× more."""
+    if not isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype):
+        return fn(s)  # objects: 1, 1.0 and True are one value to factorize, three to fn
+    codes, distinct = pd.factorize(s)
+    if len(distinct) > len(s) // 4:
+        return fn(s)
+    done = fn(pd.Series(distinct, dtype=s.dtype))
+    return pd.Series(done.array.take(codes, allow_fill=True), index=s.index, name=s.name)
+
+
+def _read_dates(text: pd.Series, format: str) -> pd.Series:
+    """The dates text holds in format (stripped), missing where it holds none."""
+    return pd.to_datetime(text.astype("string").str.strip(), format=format, errors="coerce")
 
 
 def _row(index: object) -> int:
@@ -460,8 +484,7 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
             # Dates stored natively when learned, as text now: the ISO text a database or
             # pandas writes them as.
             read = "ISO8601" if fmt == NATIVE_DATES else fmt
-            parsed = pd.to_datetime(df[column].astype("string").str.strip(), format=read,
-                                    errors="coerce")
+            parsed = _per_value(df[column], partial(_read_dates, format=read))
             bad = parsed.isna() & df[column].notna()
             if bad.any():
                 shown = "ISO 8601" if fmt == NATIVE_DATES else fmt
@@ -540,8 +563,12 @@ def _clean_dates(df: pd.DataFrame, schema: Schema, cfg: Config, file: str | None
             stored_fill = stored[column].fill
             fill = pd.Timestamp(stored_fill) if stored_fill else None
         else:
-            usable = s[kept].dropna().sort_values()
-            fill = usable.iloc[len(usable) // 2] if len(usable) else None
+            # the middle of the sorted dates: one partition of their nanoseconds, no sort
+            usable = s.to_numpy()[kept]
+            usable = usable[~np.isnat(usable)]
+            middle = len(usable) // 2
+            fill = pd.Timestamp(np.partition(usable.view("i8"), middle)[middle:middle + 1]
+                                .view(usable.dtype)[0]) if len(usable) else None
         decided[column] = DateDecision(format=formats[column], latest=cutoffs[column],
                                        fill=fill.isoformat() if fill is not None else None)
         if gaps.any() and fill is not None:
@@ -594,8 +621,9 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
         if stored is not None:
             fill = stored.yes_no[column].fill
         else:
-            fill = float(b.median()) if b.notna().any() else 0.0
-            fill = 1.0 if fill >= 0.5 else 0.0
+            # the median answer, 1 on a tie (a median of 0.5): the more common answer
+            yes, no = int((b == 1.0).sum()), int((b == 0.0).sum())
+            fill = 1.0 if yes + no and yes >= no else 0.0
         df[column] = b  # blanks are filled with the others (_impute_numbers), kept rows counted
         yes_no[column] = YesNoDecision(answers=answers, fill=fill)
 
@@ -624,8 +652,11 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             f"{_short(str(text[unread].iloc[0]))!r} is not a "
                                             f"number, first at row {_first(unread)}",
                                             "text in a numeric column"))
-            absurd = ~np.isfinite(s) & s.notna() | (s.abs() >= ABSURD)
-            if absurd.any():
+            # infinite or beyond ABSURD, not missing: one pass over the floats (as_numbers)
+            floats = s.to_numpy()
+            beyond = ~np.isnan(floats) & ~(np.abs(floats) < ABSURD)
+            if beyond.any():
+                absurd = pd.Series(beyond, index=s.index)
                 log.append(CleaningStep(column, "set missing", int(absurd.sum()),
                                         f"{_fmt(s[absurd].iloc[0])}, first at row "
                                         f"{_first(absurd)}",
@@ -745,7 +776,8 @@ def _set_aside(df: pd.DataFrame, schema: Schema, kept: np.ndarray, log: list[Cle
         for column in schema.cols(role):
             d = numbers[column]
             s = df[column]
-            fence = d.set_aside_above if stored is not None else _amount_fence(s[kept])
+            fence = d.set_aside_above if stored is not None else \
+                _amount_fence(_kept_rows(s, kept))
             decided[column] = replace(d, set_aside_above=fence)
             checks.append((column, s, fence, ""))
     parts = [c for c in schema.cols("spend") if c != schema.totals.get("spend")]
@@ -753,7 +785,7 @@ def _set_aside(df: pd.DataFrame, schema: Schema, kept: np.ndarray, log: list[Cle
     if len(parts) > 1 and "spend" not in schema.totals:
         total = df[parts].sum(axis=1, min_count=1)
         total_fence = stored.total_set_aside_above if stored is not None else \
-            _amount_fence(total[kept])
+            _amount_fence(_kept_rows(total, kept))
         checks.append((TOTAL_SPEND, total, total_fence, f" (sum of {', '.join(parts)})"))
     for column, s, fence, how in checks:
         if fence is None:
@@ -782,6 +814,11 @@ def _set_aside(df: pd.DataFrame, schema: Schema, kept: np.ndarray, log: list[Cle
     for i, why in reasons.items():
         excluded[i] = "outlier: " + "; ".join(why)
     return decided, total_fence, pd.Index(list(reasons), dtype=df.index.dtype)
+
+
+def _kept_rows(s: pd.Series, kept: np.ndarray) -> pd.Series:
+    """s[kept], without a copy of the column when every row is kept."""
+    return s if kept.all() else s[kept]
 
 
 def _amount_fence(s: pd.Series) -> float | None:
@@ -816,8 +853,9 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             d = numbers[column]
             s = df[column]
             if not applying:
-                usable = bool(s[kept].notna().any())
-                d = replace(d, fill=float(s[kept].median()) if usable else 0.0,
+                values = _kept_rows(s, kept)
+                usable = bool(values.notna().any())
+                d = replace(d, fill=float(values.median()) if usable else 0.0,
                             fill_median=usable)
             decided[column] = d
             if role in BILLED_ROLES and tenure:
@@ -874,10 +912,12 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             s = s.mask(s == "")
             recoded: dict[str, str] = {}
             if role == "marital_status":
-                mapped = s.str.lower().map(MARITAL_SYNONYMS)
-                recoded_mask = mapped.notna() & (mapped != s)
-                changes = sorted(set(s[recoded_mask & (s.str.lower() != mapped.str.lower())]
-                                     .dropna()))
+                # the statuses written otherwise than their standard level, found among the
+                # distinct values (every one of them occurs in s)
+                written = pd.Series(s.dropna().unique(), dtype=s.dtype)
+                standard = written.str.lower().map(MARITAL_SYNONYMS)
+                changes = sorted(set(written[standard.notna() & (standard != written) &
+                                             (written.str.lower() != standard.str.lower())]))
                 recoded = {c: MARITAL_SYNONYMS[c.lower()] for c in changes}
                 if changes:
                     n = int(s.isin(changes).sum())
@@ -885,7 +925,8 @@ def _clean_categories(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
                                             ", ".join(f"{c} → {MARITAL_SYNONYMS[c.lower()]}"
                                                       for c in changes),
                                             "synonyms of a standard status"))
-                s = mapped.fillna(s)
+                s = _per_value(s, lambda text: text.str.lower().map(MARITAL_SYNONYMS)
+                               .fillna(text))
             if d is None:
                 counts = s.value_counts()
                 rare = counts[(counts < RARE_SHARE * len(s)) & (counts < 10)].index.tolist()

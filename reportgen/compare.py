@@ -583,15 +583,21 @@ def reference_bins(x: np.ndarray, features: Sequence[str], seed: int = 0,
     x = np.asarray(x, dtype="float64")[_sample(len(x), seed)]
     out = []
     for j, name in enumerate(features):
-        col = np.ascontiguousarray(x[:, j])
-        values = np.unique(col[np.isfinite(col)])
+        # One sort per column serves the distinct values, the quantiles (order statistics,
+        # whatever the order of the values) and the count in each bin.
+        col = np.sort(x[:, j])  # NaN last, like searchsorted places it: the last bin
+        finite = col[np.isfinite(col)]
+        distinct = np.empty(len(finite), dtype=bool)
+        distinct[:1] = True
+        np.not_equal(finite[1:], finite[:-1], out=distinct[1:])
+        values = finite[distinct]
         if len(values) <= n_bins:
             edges = (values[:-1] + values[1:]) / 2
         else:
-            edges = np.unique(np.quantile(col[np.isfinite(col)],
-                                          np.linspace(0, 1, n_bins + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(edges, col, side="right"),
-                             minlength=len(edges) + 1)
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1]))
+        # bin i holds edges[i-1] <= v < edges[i]: the values below each edge, differenced
+        below = np.searchsorted(col, edges, side="left")
+        counts = np.diff(below, prepend=0, append=len(col))
         shares = counts / max(len(col), 1)
         out.append(Bins(name, tuple(float(e) for e in edges), tuple(float(s) for s in shares)))
     return out
@@ -698,13 +704,21 @@ def centroid_distances(z: np.ndarray, labels: np.ndarray, centroids: dict[int, n
 def centroids_of(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     """Mean of the scaled model features per segment id."""
     labels = np.asarray(labels, dtype=np.int64)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(ids))
+    if len(labels) and labels.min() >= 0 and labels.max() < max(len(labels), 1 << 16):
+        # Segment ids are small: counted by id directly, with no sort (np.unique sorts the
+        # labels); the sums add each id's rows in the same order either way.
+        offsets = labels
+        counts = np.bincount(offsets)
+        ids = np.flatnonzero(counts)
+    else:
+        ids, offsets = np.unique(labels, return_inverse=True)
+        counts = np.bincount(offsets, minlength=len(ids))
+    rows = ids if offsets is labels else np.arange(len(ids))
     # One weighted bincount per feature: np.add.at on 10 M rows is ~20× slower.
-    sums = np.column_stack([np.bincount(inverse, weights=z[:, j], minlength=len(ids))
+    sums = np.column_stack([np.bincount(offsets, weights=z[:, j], minlength=len(counts))
                             for j in range(z.shape[1])]) if z.shape[1] else \
-        np.zeros((len(ids), 0))
-    return {int(i): sums[k] / counts[k] for k, i in enumerate(ids)}
+        np.zeros((len(counts), 0))
+    return {int(i): sums[r] / counts[r] for r, i in zip(rows, ids, strict=True)}
 
 
 # per segment and per customer --------------------------------------------------------------

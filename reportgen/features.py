@@ -110,11 +110,16 @@ class FeatureFrame:
         """These features as a float matrix for the model: a share that is 0/0 (a customer
         with no purchases has no channel mix) is missing in the frame, and here takes the
         feature's fill (its median), so it pulls the customer to no side."""
-        x = self.frame[features].to_numpy(dtype="float64", copy=True)
-        gaps = np.isnan(x)
-        if gaps.any():
-            for j in np.flatnonzero(gaps.any(axis=0)):
-                x[gaps[:, j], j] = self.fills.get(features[j], 0.0)
+        # Column by column into one new matrix, laid out as pandas lays out the columns it
+        # stacks (each column contiguous): selecting the columns first and then converting
+        # them copied every value twice and took ~10× longer at 1 M customers.
+        x = np.empty((len(features), len(self.frame)), dtype="float64").T
+        for j, name in enumerate(features):
+            column = x[:, j]
+            column[:] = self.frame[name].to_numpy(dtype="float64")
+            gaps = np.isnan(column)
+            if gaps.any():
+                column[gaps] = self.fills.get(name, 0.0)
         return x
 
     def decisions(self) -> FeatureDecisions:
@@ -131,11 +136,15 @@ class FeatureFrame:
             return "spend"
         return self.meta[self.value].label.lower() if self.value else ""
 
-    def info(self) -> list[FeatureInfo]:
+    def info(self, means: Mapping[str, float] | None = None) -> list[FeatureInfo]:
+        """Each feature's description and mean over everyone; means: the means computed
+        already (``Profiles.overall_mean``), the others are computed here."""
+        means = means or {}
         return [
             FeatureInfo(name=name, label=m.label, unit=m.unit, group=m.group,
                         description=m.description, in_model=name in self.model,
-                        overall_mean=float(self.frame[name].mean()))
+                        overall_mean=float(means[name]) if name in means else
+                        float(self.frame[name].mean()))
             for name, m in self.meta.items()
         ]
 
@@ -202,8 +211,9 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             name = f"{base}_{n}"
             n += 1
         if undefined:
-            if decisions is None and np.isfinite(s.median()):
-                fills[name] = float(s.median())
+            median = s.median() if decisions is None else np.nan
+            if np.isfinite(median):
+                fills[name] = float(median)
             columns[name] = s
         else:
             columns[name] = s.fillna(0.0) if s.isna().any() else s
@@ -466,6 +476,22 @@ def _add_levels(add: object, s: pd.Series, column: str, prefix: str,
     return given
 
 
+def _more_than_two(s: pd.Series) -> bool:
+    """Whether s holds more than two distinct values (missing ones not counted): the answer
+    of ``s.nunique() > 2`` without hashing every value of a float column."""
+    if s.dtype != np.float64:
+        return bool(s.nunique() > 2)
+    v = s.to_numpy()
+    values = ~np.isnan(v)
+    if not values.any():
+        return False
+    first = v[np.argmax(values)]
+    other = values & (v != first)
+    if not other.any():
+        return False
+    return bool((other & (v != v[np.argmax(other)])).any())
+
+
 def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta],
                     schema: Schema | None = None) -> list[str]:
     if cfg.features.model:
@@ -493,7 +519,7 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
             chosen += products
         # A yes/no feature (Dependents in a telecom table) splits k-means in two along
         # itself and nothing else: describe segments with it, do not build them from it.
-        chosen = [f for f in chosen if out[f].nunique() > 2]
+        chosen = [f for f in chosen if _more_than_two(out[f])]
         if len(chosen) < 2:
             # A table with little we know: cluster on whatever numbers it has.
             chosen = [f for f, m in meta.items()

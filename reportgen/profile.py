@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .features import FeatureFrame
 from .segment import Segmentation
+
+if TYPE_CHECKING:
+    from pandas.api.typing import DataFrameGroupBy
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,16 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
                      dtype="float64")
     std = pd.Series([frame[c].std(ddof=0) for c in frame.columns], index=frame.columns,
                     dtype="float64").replace(0.0, np.nan)
-    means, medians = _by_segment(frame, labels)
-    sizes = labels.value_counts().sort_index()
+    by_segment = frame.groupby(labels)
+    means, medians = _by_segment(frame, by_segment)
+    sizes = by_segment.size()
+    value_by = by_segment[ff.value].sum() if ff.value else sizes.astype("float64")
     value = frame[ff.value] if ff.value else pd.Series(1.0, index=frame.index)
-    value_by = value.groupby(labels).sum()
     total = float(value.sum())
     n = len(frame)
     out = []
     # Segment ids: 1..k, or a series' ids (a segment keeps last month's id; see series.py).
-    for seg_id in sorted(int(i) for i in np.unique(seg.labels)):
+    for seg_id in sorted(int(i) for i in sizes.index):
         size = int(sizes.get(seg_id, 0))
         if size == 0:
             continue
@@ -75,13 +80,33 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     )
 
 
-def _by_segment(frame: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each feature's mean and median per segment (rows: segment id, columns: features),
-    one column at a time: the grouped reductions of the whole frame, which first copied the
-    whole frame in segment order, hold a column's copy at a time instead."""
-    means, medians = {}, {}
+def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each feature's mean and median per segment (rows: segment id, columns: features).
+    The means are one grouped reduction of the whole frame, which reads the frame where it
+    lies; the medians one column at a time, because a grouped median first copies what it
+    reduces in segment order (the whole frame, otherwise). The grouping (the labels
+    factorised) is made once and shared by every column."""
+    means = by_segment.mean()
+    # The rows in segment order once; each column then gathered in that order and each
+    # segment's median taken by a partition of its values, the median pandas takes (the
+    # middle value, or the mean of the two middle ones, of the values that are there)
+    # without sorting the labels again for every column.
+    labels = np.asarray(by_segment.ngroup())
+    order = np.argsort(labels, kind="stable")
+    ends = np.cumsum(np.bincount(labels, minlength=len(means)))
+    starts = ends - np.bincount(labels, minlength=len(means))
+    medians = {}
     for column in frame.columns:
-        grouped = frame[column].groupby(labels)
-        means[column] = grouped.mean()
-        medians[column] = grouped.median()
-    return pd.DataFrame(means), pd.DataFrame(medians)
+        values = frame[column].to_numpy(dtype="float64")[order]
+        medians[column] = [_median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
+    return means, pd.DataFrame(medians, index=means.index)
+
+
+def _median(values: np.ndarray) -> float:
+    """The median of the values that are not missing (NaN when none is): values is a copy,
+    partitioned in place."""
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan")
+    return float(np.median(values, overwrite_input=True))

@@ -255,6 +255,8 @@ def as_numbers(s: pd.Series) -> pd.Series:
     what is not a number → NaN. Infinite values stay (the cleaning stage deals with them)."""
     if pd.api.types.is_bool_dtype(s):
         return s.astype("float64")
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf":
+        return s.astype("float64")  # what to_numeric would give, without its pass
     if pd.api.types.is_numeric_dtype(s):
         return pd.to_numeric(s, errors="coerce").astype("float64")
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -308,6 +310,11 @@ def as_binary(s: pd.Series) -> pd.Series:
 
 
 def _sample(s: pd.Series) -> pd.Series:
+    """The first _SAMPLE values that are not missing."""
+    if len(s) > 4 * _SAMPLE:  # most often found near the top: no copy of a long column
+        head = s.head(4 * _SAMPLE).dropna()
+        if len(head) >= _SAMPLE:
+            return head.head(_SAMPLE)
     non_null = s.dropna()
     return non_null.head(_SAMPLE) if len(non_null) > _SAMPLE else non_null
 
@@ -389,7 +396,7 @@ def infer_role(column: str, s: pd.Series, n_rows: int) -> tuple[str, str]:
         non_null = non_null[non_null.astype(str).str.strip() != ""]
     if non_null.empty:
         return "ignore", "empty column"
-    nunique = int(non_null.nunique())
+    nunique = _distinct_count(non_null)
     if nunique <= 1:
         return "ignore", "constant: the same value in every row"
     for pattern, why in _LEFT_OUT:
@@ -422,6 +429,18 @@ def infer_role(column: str, s: pd.Series, n_rows: int) -> tuple[str, str]:
     return "ignore", f"free text: {nunique} distinct values"
 
 
+def _distinct_count(s: pd.Series) -> int:
+    """s.nunique() of a column with no missing value; integers within a range no wider than
+    the column are counted by value (np.bincount), which hashes nothing."""
+    if isinstance(s.dtype, np.dtype) and len(s) and (
+            s.dtype.kind == "i" or s.dtype.kind == "u" and s.dtype.itemsize < 8):
+        v = s.to_numpy().astype(np.int64, copy=False)
+        low, high = int(v.min()), int(v.max())
+        if high - low < max(len(v), 1 << 16):
+            return int(np.count_nonzero(np.bincount(v - low)))
+    return int(s.nunique())
+
+
 def _counter(s: pd.Series) -> bool:
     v = pd.to_numeric(s, errors="coerce").to_numpy()
     return len(v) > 1 and bool(np.all(np.diff(v) == 1))
@@ -438,13 +457,27 @@ def infer_scale(column: str, role: str) -> float:
     return 1.0
 
 
+def _complete_rows(frame: pd.DataFrame, columns: list[str], n: int) -> pd.DataFrame:
+    """The first n rows where every one of columns reads as a number (as_numbers). Numeric
+    columns are read row by row, so a long table is read from the top until n rows are
+    found; a text column is read whole (as_numbers decides a column's format from all of it)."""
+    size = len(frame)
+    if all(pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+           for c in columns):
+        size = min(len(frame), 4 * n)
+    while True:
+        top = frame.iloc[:size]
+        values = pd.DataFrame({c: as_numbers(top[c]) for c in columns}).dropna()
+        if len(values) >= n or size >= len(frame):
+            return values.head(n) if len(values) > n else values
+        size = min(len(frame), 8 * size)
+
+
 def _find_total(frame: pd.DataFrame, columns: list[str]) -> str | None:
     """The column that is (within 1%) the sum of the others in nearly every row, if any."""
     if len(columns) < 3:
         return None
-    values = pd.DataFrame({c: as_numbers(frame[c]) for c in columns}).dropna()
-    if len(values) > 5000:
-        values = values.head(5000)
+    values = _complete_rows(frame, columns, 5000)
     if values.empty:
         return None
     row_sum = values.sum(axis=1)

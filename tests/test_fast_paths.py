@@ -213,8 +213,8 @@ def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
                           "count": rng.integers(0, 30, 20_000).astype(float),
                           "share": rng.random(20_000)})
     labels = pd.Series(rng.integers(1, 6, 20_000), index=frame.index, name="segment")
-    means, medians = _by_segment(frame, labels)
     grouped = frame.groupby(labels)
+    means, medians = _by_segment(frame, grouped)
     assert np.array_equal(means.to_numpy(), grouped.mean().to_numpy())
     assert np.array_equal(medians.to_numpy(), grouped.median().to_numpy())
     assert list(means.index) == list(grouped.mean().index)
@@ -277,3 +277,202 @@ def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeyp
     assert pq.read_schema(tmp_path / "blocks" / "segments.parquet").metadata[b"reportgen"] == \
         pq.read_schema(tmp_path / "whole.parquet").metadata[b"reportgen"]
     assert b"'+Two" in (tmp_path / "blocks" / "segments.csv").read_bytes()  # neutralised
+
+
+# The per-row shortcuts of issue 14 (1 M customers): each equals the plain computation it
+# replaced, on the cases where the two could part (missing values, signed zeros, ids that
+# are negative or far apart, text that repeats).
+
+def _plain_centroids(z: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    ids, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(ids))
+    sums = np.column_stack([np.bincount(inverse, weights=z[:, j], minlength=len(ids))
+                            for j in range(z.shape[1])])
+    return {int(i): sums[k] / counts[k] for k, i in enumerate(ids)}
+
+
+@pytest.mark.parametrize("labels", [
+    [1, 2, 2, 5, 1, 5, 5],  # small ids with a gap: counted by id
+    [-3, 0, 2, -3, 2, 0, 0],  # a negative id: sorted
+    [7, 10**12, 7, 10**12, 7, 7, 3],  # ids far apart: sorted
+])
+def test_centroids_of_equals_the_mean_per_sorted_id(labels: list[int]) -> None:
+    from reportgen.compare import centroids_of
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(len(labels), 3))
+    got = centroids_of(z, np.array(labels))
+    want = _plain_centroids(z, np.array(labels))
+    assert list(got) == list(want)
+    for i in want:
+        assert np.array_equal(got[i], want[i])
+
+
+def test_reference_bins_equal_the_bins_of_unique_quantile_and_searchsorted() -> None:
+    from reportgen.compare import PSI_BINS, reference_bins
+
+    rng = np.random.default_rng(6)
+    n = 5000
+    x = np.column_stack([
+        rng.normal(size=n),  # deciles
+        rng.integers(0, 4, n).astype(float),  # few values: midpoints
+        np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),  # missing values
+        np.r_[np.inf, -np.inf, -0.0, rng.random(n - 3).round(1)],  # infinities, -0.0
+        np.zeros(n),  # one value: no edge
+    ])
+    got = reference_bins(x, list("abcde"))
+    for j, bins in enumerate(got):
+        col = x[:, j]
+        values = np.unique(col[np.isfinite(col)])
+        edges = (values[:-1] + values[1:]) / 2 if len(values) <= PSI_BINS else np.unique(
+            np.quantile(col[np.isfinite(col)], np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, col, side="right"),
+                             minlength=len(edges) + 1)
+        assert bins.edges == tuple(float(e) for e in edges)
+        assert bins.shares == tuple(float(s) for s in counts / n)
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, 1.0, 2.0, np.nan, 2.0],  # two values and a gap
+    [0.0, -0.0, 1.0, 1.0],  # signed zeros are one value
+    [3.0, 1.0, 2.0],
+    [np.nan, np.nan],
+    [5.0, np.nan, 5.0, 7.0, 9.0],
+])
+def test_more_than_two_values_equals_nunique(values: list[float]) -> None:
+    from reportgen.features import _more_than_two
+
+    s = pd.Series(values, dtype="float64")
+    assert _more_than_two(s) == (s.nunique() > 2)
+
+
+@pytest.mark.parametrize("s", [
+    pd.Series([3, 3, 5, -2]),
+    pd.Series(np.array([-128, 127, 0, 0], dtype="int8")),  # a range wider than int8
+    pd.Series(np.array([2**64 - 1, 2**64 - 2], dtype="uint64")),  # beyond int64: hashed
+    pd.Series(np.array([-(2**63), 2**63 - 1])),  # a range wider than the column: hashed
+    pd.Series(np.arange(100_000)),
+    pd.Series([1.5, 2.0, 1.5]),
+    pd.Series(["a", "b", "a"]),
+])
+def test_distinct_count_equals_nunique(s: pd.Series) -> None:
+    from reportgen.schema import _distinct_count
+
+    assert _distinct_count(s) == s.nunique()
+
+
+def test_schema_sample_is_the_first_values_that_are_not_missing() -> None:
+    from reportgen.schema import _SAMPLE, _sample
+
+    rng = np.random.default_rng(7)
+    for share in (0.0, 0.5, 0.9):  # the top holds enough values, or not
+        s = pd.Series(np.where(rng.random(20 * _SAMPLE) < share, np.nan, 1.0))
+        assert _sample(s).equals(s.dropna().head(_SAMPLE))
+
+
+@pytest.mark.parametrize("gap_share", [0.0, 0.3, 0.999])
+def test_complete_rows_from_the_top_equal_those_of_the_whole_table(gap_share: float) -> None:
+    from reportgen.schema import _complete_rows, as_numbers
+
+    rng = np.random.default_rng(8)
+    n = 60_000
+    frame = pd.DataFrame({"a": rng.integers(0, 9, n),
+                          "b": np.where(rng.random(n) < gap_share, np.nan, rng.random(n)),
+                          "c": rng.random(n)})
+    whole = pd.DataFrame({c: as_numbers(frame[c]) for c in frame}).dropna().head(5000)
+    assert _complete_rows(frame, ["a", "b", "c"], 5000).equals(whole)
+    frame["c"] = frame["c"].map("{:.3f}".format)  # text: read whole
+    whole = pd.DataFrame({c: as_numbers(frame[c]) for c in frame}).dropna().head(5000)
+    assert _complete_rows(frame, ["a", "b", "c"], 5000).equals(whole)
+
+
+@pytest.mark.parametrize("s", [
+    pd.Series([" Married", "alone", None, "Alone", " Married"] * 3, dtype="str"),
+    pd.Series(["x", pd.NA, "Y", "x"] * 3, dtype="string"),
+    pd.Series(["a", "b", None, "a"] * 3, dtype="category"),
+    pd.Series([1, 1.0, True, "1", None] * 3, dtype=object),  # one key to factorize: not used
+])
+def test_per_value_equals_the_function_of_the_column(s: pd.Series) -> None:
+    from reportgen.clean import MARITAL_SYNONYMS, _per_value
+
+    def fn(text: pd.Series) -> pd.Series:
+        t = text.astype("string").str.strip().str.lower()
+        return t.map(MARITAL_SYNONYMS).fillna(t)
+
+    got, want = _per_value(s, fn), fn(s)
+    assert got.dtype == want.dtype
+    pd.testing.assert_series_equal(got, want)
+    dates = pd.Series(["01-02-2013 ", "bad", None, "01-02-2013"] * 3, dtype="str")
+    parse = lambda t: pd.to_datetime(t.str.strip(), format="%d-%m-%Y", errors="coerce")  # noqa: E731
+    pd.testing.assert_series_equal(_per_value(dates, parse), parse(dates))
+
+
+@pytest.mark.parametrize(("answers", "fill"), [
+    (["yes", "no", "yes"], 1.0), (["yes", "no"], 1.0),  # a tie: the median is 0.5
+    (["no", "no", "yes", None, None, None], 0.0), ([None, None], 0.0)])
+def test_yes_no_fill_is_the_median_answer(answers: list[str | None], fill: float) -> None:
+    from reportgen.clean import clean
+    from reportgen.config import Config
+    from reportgen.schema import infer_schema
+
+    frame = pd.DataFrame({"ID": range(len(answers)), "Response": answers,
+                          "Income": [float(10 * i) for i in range(len(answers))]})
+    schema = infer_schema(frame, {"Response": "flag", "Income": "income"})
+    cleaned = clean(frame, schema, Config())
+    b = pd.Series([{"yes": 1.0, "no": 0.0}.get(a, np.nan) for a in answers])
+    median = float(b.median()) if b.notna().any() else 0.0
+    assert cleaned.decisions.yes_no["Response"].fill == fill == (1.0 if median >= 0.5 else 0.0)
+
+
+def test_median_signup_date_is_the_middle_of_the_sorted_dates() -> None:
+    from reportgen.clean import clean
+    from reportgen.config import Config
+    from reportgen.schema import infer_schema
+
+    rng = np.random.default_rng(9)
+    days = pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 900, 41), unit="D")
+    text = [d.strftime("%Y-%m-%d") if i % 7 else None for i, d in enumerate(days)]
+    frame = pd.DataFrame({"ID": range(41), "Dt_Customer": text,
+                          "Income": rng.random(41) * 1e5})
+    cleaned = clean(frame, infer_schema(frame, {}), Config())
+    usable = pd.to_datetime(pd.Series(text), format="%Y-%m-%d").dropna().sort_values()
+    assert cleaned.decisions.dates["Dt_Customer"].fill == \
+        usable.iloc[len(usable) // 2].isoformat()
+
+
+def test_feature_matrix_equals_the_selected_columns_with_gaps_filled() -> None:
+    from reportgen.features import FeatureFrame
+
+    rng = np.random.default_rng(10)
+    block = rng.random((4, 500))
+    block[1, ::3] = np.nan
+    block[3, ::5] = np.nan
+    frame = pd.DataFrame(block.T, columns=list("abcd"), copy=False)
+    frame["e"] = rng.integers(0, 5, 500)  # another block, of integers
+    ff = FeatureFrame(frame=frame, meta={}, model=[], value=None, fills={"b": 0.5})
+    chosen = ["d", "b", "e", "a"]
+    want = frame[chosen].to_numpy(dtype="float64", copy=True)
+    want[:, 1] = np.where(np.isnan(want[:, 1]), 0.5, want[:, 1])  # its fill
+    want[:, 0] = np.where(np.isnan(want[:, 0]), 0.0, want[:, 0])  # no fill: 0
+    got = ff.matrix(chosen)
+    assert np.array_equal(got, want)
+    assert got.flags.f_contiguous == want.flags.f_contiguous  # same layout, same sums after
+
+
+def test_profile_medians_equal_pandas_grouped_medians_with_gaps() -> None:
+    from reportgen.profile import _by_segment
+
+    rng = np.random.default_rng(11)
+    n = 3001
+    frame = pd.DataFrame({"share": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+                          "count": rng.integers(0, 9, n).astype(float),
+                          "none_in_7": rng.random(n)})
+    labels = pd.Series(rng.choice([2, 3, 7, 40], n), index=frame.index, name="segment")
+    frame.loc[labels == 7, "none_in_7"] = np.nan  # a segment with no value at all
+    frame.loc[labels.index[labels == 3][:1], "share"] = np.nan  # odd and even counts
+    grouped = frame.groupby(labels)
+    means, medians = _by_segment(frame, grouped)
+    want = grouped.median()
+    assert list(medians.index) == list(want.index) == [2, 3, 7, 40]
+    assert np.array_equal(medians.to_numpy(), want.to_numpy(), equal_nan=True)
+    assert np.isnan(medians.loc[7, "none_in_7"])
