@@ -21,7 +21,7 @@ every customer left out): the caller then uses ``Model.apply``, which also says 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -113,12 +113,15 @@ class BatchScorer:
             return None
         return cls(model, schema, {f: features[f] for f in wanted}, numbers)
 
-    def score(self, batch: pa.RecordBatch) -> BatchScores | None:
+    def score(self, batch: pa.RecordBatch, earlier: dict[int, str] | None = None
+              ) -> BatchScores | None:
         """The batch's segments, CSV features and left-out rows; None when this batch needs
-        Model.apply."""
+        Model.apply. earlier: rows left out because a batch before held their key
+        (RepeatedKeys.earlier)."""
         n = batch.num_rows
         key = _key_column(batch, self.key)
-        excluded = _key_reasons(key, self.key)
+        excluded = {int(i): why for i, why in key_exclusions(key, self.key)[3].items()}
+        excluded.update(earlier or {})
         kept = np.ones(n, dtype=bool)
         kept[list(excluded)] = False
         cols = {c: self._clean(c, _floats(batch.column(c))) for c in self._numbers}
@@ -239,10 +242,100 @@ def _key_column(batch: pa.RecordBatch, key: str) -> pd.Series:
     return frame_from_arrow(batch.select([key]))[key]
 
 
-def _key_reasons(key: pd.Series, name: str) -> dict[int, str]:
-    """clean's reasons for blank and repeated keys (clean.key_exclusions): position -> reason
-    (the key's index is the batch's positions)."""
-    return {int(i): why for i, why in key_exclusions(key, name)[3].items()}
+class RepeatedKeys:
+    """The keys a table holds more than once, and which of them the batches met so far held:
+    clean keeps a repeated key's first occurrence and leaves every later one out
+    (clean.key_exclusions). Within one batch key_exclusions does that; across batches this
+    does.
+
+    ``find`` reads the key column alone, batch by batch, and keeps one 8-byte identity per
+    key (a number's float64 bits, a hash of anything else: equal keys, equal identities), so
+    50 M keys take 400 MB while they are sorted; then only the repeated identities are kept.
+    While the batches are assigned, ``earlier`` names the rows of the next one whose key a
+    batch before it held. It compares the keys themselves, not only their identities, so two
+    different keys that share a hash are each kept."""
+
+    def __init__(self, name: str, identities: Array) -> None:
+        self.name = name
+        self._ids = identities  # sorted, unique: the identities held more than once
+        self._met = np.zeros(len(identities), dtype=bool)  # by a batch before
+        self._first = np.empty(len(identities), dtype=object)  # the key that met it first
+        self._more: dict[int, set[Any]] = {}  # other keys of one identity (a collision)
+
+    @classmethod
+    def find(cls, batches: Iterable[pa.RecordBatch], name: str, rows: int) -> RepeatedKeys:
+        """The repeated keys of the column name in batches (rows in all)."""
+        ids = np.empty(rows, dtype=np.uint64)
+        n = 0
+        for batch in batches:
+            found = _identities(_key_column(batch, name), name)
+            ids[n:n + len(found)] = found
+            n += len(found)
+        ids = ids[:n]
+        ids.sort()
+        return cls(name, np.unique(ids[1:][ids[1:] == ids[:-1]]))
+
+    def earlier(self, batch: pa.RecordBatch) -> dict[int, str]:
+        """The rows of the next batch whose key a batch before it held: position -> clean's
+        reason. Counts this batch's keys as met."""
+        if not len(self._ids):
+            return {}
+        key = _key_column(batch, self.name)
+        if not pd.api.types.is_numeric_dtype(key):
+            key = key_exclusions(key, self.name)[0]  # text as clean compares it
+        rows = np.flatnonzero(key.notna().to_numpy())
+        ids = _identities(key.iloc[rows], self.name)
+        slot = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+        hit = self._ids[slot] == ids
+        rows, slot = rows[hit], slot[hit]
+        if not len(rows):
+            return {}
+        values = key.iloc[rows].to_numpy(dtype=object)
+        met = self._met[slot]
+        fresh = np.flatnonzero(~met)
+        # the keys met first in this batch, by identity: two different ones share a hash?
+        order = fresh[np.argsort(slot[fresh], kind="stable")]
+        pairs = slot[order][1:] == slot[order][:-1]
+        if (self._more and not self._more.keys().isdisjoint(slot.tolist())) \
+                or not (values[order][1:][pairs] == values[order][:-1][pairs]).all() \
+                or not (self._first[slot[met]] == values[met]).all():
+            later = self._one_by_one(rows, slot, values)
+        else:
+            self._met[slot[fresh]] = True
+            self._first[slot[fresh]] = values[fresh]
+            later = rows[met]
+        if not len(later):
+            return {}
+        # clean's words for them: each key given twice, the second time a repeat
+        again = key.iloc[later]
+        twice = pd.concat([again.set_axis(pd.RangeIndex(-len(again), 0)), again])
+        return {int(i): why for i, why in key_exclusions(twice, self.name)[3].items()
+                if i >= 0}
+
+    def _one_by_one(self, rows: Array, slot: Array, values: Array) -> Array:
+        """earlier's rows, a key at a time, for a batch with keys that share an identity."""
+        later = []
+        for row, s, value in zip(rows.tolist(), slot.tolist(), values, strict=True):
+            if not self._met[s]:
+                self._met[s] = True
+                self._first[s] = value
+            elif self._first[s] == value or value in self._more.get(s, ()):
+                later.append(row)
+            else:
+                self._more.setdefault(s, set()).add(value)
+        return np.array(later, dtype=np.int64)
+
+
+def _identities(key: pd.Series, name: str) -> Array:
+    """One uint64 per key that is not blank, equal for keys that clean holds equal: a
+    number's float64 bits (5 and 5.0 are one key, as in a column with blanks), a hash of
+    anything else (text stripped as clean strips it)."""
+    if not pd.api.types.is_numeric_dtype(key):  # key_exclusions changes text keys only
+        key = key_exclusions(key, name)[0]
+    key = key[key.notna()]
+    if pd.api.types.is_numeric_dtype(key):
+        return (key.to_numpy(dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 is 0.0
+    return pd.util.hash_pandas_object(key, index=False).to_numpy(dtype=np.uint64)
 
 
 def _features(schema: Schema, model: Model
