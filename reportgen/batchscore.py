@@ -268,10 +268,12 @@ class RepeatedKeys:
         ids = np.empty(rows, dtype=np.uint64)
         n = 0
         for batch in batches:
-            found = _identities(_key_column(batch, name), name)
+            found = _identities(batch, name)[1]
             ids[n:n + len(found)] = found
             n += len(found)
         ids = ids[:n]
+        if _distinct(ids):
+            return cls(name, ids[:0].copy())
         ids.sort()
         return cls(name, np.unique(ids[1:][ids[1:] == ids[:-1]]))
 
@@ -280,16 +282,15 @@ class RepeatedKeys:
         reason. Counts this batch's keys as met."""
         if not len(self._ids):
             return {}
-        key = _key_column(batch, self.name)
-        if not pd.api.types.is_numeric_dtype(key):
-            key = key_exclusions(key, self.name)[0]  # text as clean compares it
-        rows = np.flatnonzero(key.notna().to_numpy())
-        ids = _identities(key.iloc[rows], self.name)
+        rows, ids = _identities(batch, self.name)
         slot = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
         hit = self._ids[slot] == ids
         rows, slot = rows[hit], slot[hit]
         if not len(rows):
             return {}
+        key = _key_column(batch, self.name)
+        if not pd.api.types.is_numeric_dtype(key):
+            key = key_exclusions(key, self.name)[0]  # text as clean compares it
         values = key.iloc[rows].to_numpy(dtype=object)
         met = self._met[slot]
         fresh = np.flatnonzero(~met)
@@ -326,16 +327,46 @@ class RepeatedKeys:
         return np.array(later, dtype=np.int64)
 
 
-def _identities(key: pd.Series, name: str) -> Array:
-    """One uint64 per key that is not blank, equal for keys that clean holds equal: a
-    number's float64 bits (5 and 5.0 are one key, as in a column with blanks), a hash of
-    anything else (text stripped as clean strips it)."""
-    if not pd.api.types.is_numeric_dtype(key):  # key_exclusions changes text keys only
-        key = key_exclusions(key, name)[0]
-    key = key[key.notna()]
-    if pd.api.types.is_numeric_dtype(key):
-        return (key.to_numpy(dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 is 0.0
-    return pd.util.hash_pandas_object(key, index=False).to_numpy(dtype=np.uint64)
+def _identities(batch: pa.RecordBatch, name: str) -> tuple[Array, Array]:
+    """The positions of the batch's keys that are not blank, and a uint64 identity for each,
+    equal for keys that clean holds equal: a number's float64 bits (5 and 5.0 are one key,
+    as in a column with blanks), read from Arrow, or a hash of anything else (text stripped
+    as clean strips it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = batch.column(batch.schema.get_field_index(name))
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        numbers = np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+    else:
+        key = key_exclusions(_key_column(batch, name), name)[0]
+        if not pd.api.types.is_numeric_dtype(key):
+            rows = np.flatnonzero(key.notna().to_numpy())
+            return rows, pd.util.hash_pandas_object(key.iloc[rows], index=False).to_numpy(
+                dtype=np.uint64)
+        numbers = key.to_numpy(dtype=np.float64, na_value=np.nan)
+    rows = np.flatnonzero(~np.isnan(numbers))
+    return rows, (numbers[rows] + 0.0).view(np.uint64)  # + 0.0: -0.0 is 0.0
+
+
+def _distinct(ids: Array, block: int = 1 << 20) -> bool:
+    """Whether the identities are all different, shown without sorting them when they are
+    the float bits of whole numbers close together (customer ids 1..n, the usual kind): one
+    pass over a bitmap of their range, a byte a number. False: not shown (sort them)."""
+    numbers = ids.view(np.float64)
+    if not len(numbers):
+        return True
+    low, high = float(numbers.min()), float(numbers.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low >= 4 * len(numbers):
+        return False
+    seen = np.zeros(int(high - low) + 1, dtype=bool)
+    for start in range(0, len(numbers), block):
+        part = numbers[start:start + block] - low
+        at = part.astype(np.int64)
+        if (at != part).any():
+            return False  # not whole numbers
+        seen[at] = True
+    return int(np.count_nonzero(seen)) == len(numbers)
 
 
 def _features(schema: Schema, model: Model

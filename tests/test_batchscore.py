@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 import reportgen
-from reportgen import outofcore
-from reportgen.batchscore import BatchScorer
+from reportgen import batchscore, outofcore
+from reportgen.batchscore import BatchScorer, RepeatedKeys
 from reportgen.config import Config
 from reportgen.load import frame_from_arrow
 from reportgen.resources import sample_path
@@ -134,3 +134,35 @@ def test_a_model_it_does_not_know_is_left_to_model_apply(model: Model) -> None:
     text = batch.set_column(batch.schema.get_field_index("Income"), "Income",
                             pa.array([str(v) for v in batch.column("Income").to_pylist()]))
     assert BatchScorer.build(model, text.schema.names, text.schema.types) is None
+
+
+def _later(values: list[object], size: int = 300) -> list[int]:
+    """The rows (counted over every batch) that RepeatedKeys leaves out because a batch
+    before theirs held their key."""
+    table = pa.table({"ID": values})
+    batches = table.to_batches(max_chunksize=size)
+    repeated = RepeatedKeys.find(batches, "ID", table.num_rows)
+    out, offset = [], 0
+    for batch in batches:
+        out += [offset + i for i in repeated.earlier(batch)]
+        offset += batch.num_rows
+    return sorted(out)
+
+
+def test_keys_repeated_batches_apart_are_found_dense_sparse_or_text() -> None:
+    dense = list(range(1000))
+    assert _later(dense) == []
+    assert batchscore._distinct(np.arange(1000.0).view(np.uint64))  # shown by the bitmap
+    dense[650] = dense[999] = dense[10]
+    dense[20] = dense[10]  # within the first batch: key_exclusions' to leave out
+    assert _later(dense) == [650, 999]
+    sparse = [i * 10**9 for i in range(1000)]
+    assert not batchscore._distinct(np.array(sparse, dtype=float).view(np.uint64))
+    sparse[700] = sparse[1]
+    assert _later(sparse) == [700]
+    halves = [i / 2 for i in range(1000)]
+    assert not batchscore._distinct(np.array(halves).view(np.uint64))
+    assert _later([*halves[:-1], 0.5]) == [999]
+    text = [f"C{i}" for i in range(1000)]
+    text[400], text[500], text[600] = " C1", None, "   "  # stripped; blank is no key
+    assert _later(text) == [400]

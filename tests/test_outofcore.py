@@ -86,8 +86,11 @@ def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
         frame["ID"] = [f" C{v}" if i % 3 else f"C{v} " for i, v in enumerate(ids)]
     if kind == "colliding hash":  # many different keys share each identity: compared exactly
         identities = batchscore._identities
-        monkeypatch.setattr(batchscore, "_identities",
-                            lambda key, name: identities(key, name) % np.uint64(7))
+
+        def shared(batch: object, name: str) -> tuple[np.ndarray, np.ndarray]:
+            rows, ids = identities(batch, name)
+            return rows, ids % np.uint64(7)
+        monkeypatch.setattr(batchscore, "_identities", shared)
     table = tmp_path / "customers.parquet"
     frame.to_parquet(table, index=False)
     memory = reportgen.run(table, _cfg(out_of_core="never"), tmp_path / "memory")
