@@ -235,11 +235,11 @@ def _sum(arrays: list[Array]) -> Array:
     return out
 
 
-def _key_column(batch: pa.RecordBatch, key: str) -> pd.Series:
-    """The key as load gives it (frame_from_arrow)."""
+def _key_column(batch: pa.RecordBatch, column: str) -> pd.Series:
+    """The key column (named as the batch names it) as load gives it (frame_from_arrow)."""
     from .load import frame_from_arrow
 
-    return frame_from_arrow(batch.select([key]))[key]
+    return frame_from_arrow(batch.select([column])).iloc[:, 0]
 
 
 class RepeatedKeys:
@@ -255,40 +255,42 @@ class RepeatedKeys:
     batch before it held. It compares the keys themselves, not only their identities, so two
     different keys that share a hash are each kept."""
 
-    def __init__(self, name: str, identities: Array) -> None:
-        self.name = name
+    def __init__(self, column: str, name: str, identities: Array) -> None:
+        self.column = column  # as the files name it
+        self.name = name  # as clean names it (load tidies the spaces in names)
         self._ids = identities  # sorted, unique: the identities held more than once
         self._met = np.zeros(len(identities), dtype=bool)  # by a batch before
         self._first = np.empty(len(identities), dtype=object)  # the key that met it first
         self._more: dict[int, set[Any]] = {}  # other keys of one identity (a collision)
 
     @classmethod
-    def find(cls, batches: Iterable[pa.RecordBatch], name: str, rows: int) -> RepeatedKeys:
-        """The repeated keys of the column name in batches (rows in all)."""
+    def find(cls, batches: Iterable[pa.RecordBatch], column: str, name: str, rows: int
+             ) -> RepeatedKeys:
+        """The repeated keys of column (the key name) in batches (rows in all)."""
         ids = np.empty(rows, dtype=np.uint64)
         n = 0
         for batch in batches:
-            found = _identities(batch, name)[1]
+            found = _identities(batch, column, name)[1]
             ids[n:n + len(found)] = found
             n += len(found)
         ids = ids[:n]
         if _distinct(ids):
-            return cls(name, ids[:0].copy())
+            return cls(column, name, ids[:0].copy())
         ids.sort()
-        return cls(name, np.unique(ids[1:][ids[1:] == ids[:-1]]))
+        return cls(column, name, np.unique(ids[1:][ids[1:] == ids[:-1]]))
 
     def earlier(self, batch: pa.RecordBatch) -> dict[int, str]:
         """The rows of the next batch whose key a batch before it held: position -> clean's
         reason. Counts this batch's keys as met."""
         if not len(self._ids):
             return {}
-        rows, ids = _identities(batch, self.name)
+        rows, ids = _identities(batch, self.column, self.name)
         slot = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
         hit = self._ids[slot] == ids
         rows, slot = rows[hit], slot[hit]
         if not len(rows):
             return {}
-        key = _key_column(batch, self.name)
+        key = _key_column(batch, self.column)
         if not pd.api.types.is_numeric_dtype(key):
             key = key_exclusions(key, self.name)[0]  # text as clean compares it
         values = key.iloc[rows].to_numpy(dtype=object)
@@ -327,7 +329,7 @@ class RepeatedKeys:
         return np.array(later, dtype=np.int64)
 
 
-def _identities(batch: pa.RecordBatch, name: str) -> tuple[Array, Array]:
+def _identities(batch: pa.RecordBatch, column: str, name: str) -> tuple[Array, Array]:
     """The positions of the batch's keys that are not blank, and a uint64 identity for each,
     equal for keys that clean holds equal: a number's float64 bits (5 and 5.0 are one key,
     as in a column with blanks), read from Arrow, or a hash of anything else (text stripped
@@ -335,11 +337,11 @@ def _identities(batch: pa.RecordBatch, name: str) -> tuple[Array, Array]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    column = batch.column(batch.schema.get_field_index(name))
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        numbers = np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+    values = batch.column(batch.schema.get_field_index(column))
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        numbers = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
     else:
-        key = key_exclusions(_key_column(batch, name), name)[0]
+        key = key_exclusions(_key_column(batch, column), name)[0]
         if not pd.api.types.is_numeric_dtype(key):
             rows = np.flatnonzero(key.notna().to_numpy())
             return rows, pd.util.hash_pandas_object(key.iloc[rows], index=False).to_numpy(

@@ -191,9 +191,11 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     stored = (pq.read_schema(run_dir / "segments.parquet").metadata or {}).get(b"reportgen")
     meta = json.loads(stored) if stored else None
     # a key repeated in two batches: only its first occurrence is assigned, as in memory
+    # (the key's column as the files name it: load tidies the spaces in names)
     key = model.cleaning.key
-    repeated = RepeatedKeys.find(_batches(dataset, [key]), key, total) \
-        if model.cleaning.key_from == "column" else None
+    named = [c for c in dataset.schema.names if " ".join(c.split()) == key]
+    repeated = RepeatedKeys.find(_batches(dataset, named), named[0], key, total) \
+        if model.cleaning.key_from == "column" and len(named) == 1 else None
     counts: dict[str, int] = {name: 0 for name in model.names.values()}
     counts["left out"] = 0
     parts = [run_dir / f".{name}.partial-{os.getpid()}"

@@ -141,7 +141,7 @@ def _later(values: list[object], size: int = 300) -> list[int]:
     before theirs held their key."""
     table = pa.table({"ID": values})
     batches = table.to_batches(max_chunksize=size)
-    repeated = RepeatedKeys.find(batches, "ID", table.num_rows)
+    repeated = RepeatedKeys.find(batches, "ID", "ID", table.num_rows)
     out, offset = [], 0
     for batch in batches:
         out += [offset + i for i in repeated.earlier(batch)]

@@ -66,7 +66,7 @@ def test_a_table_streamed_whole_gives_the_in_memory_run_byte_for_byte(
     assert {"sample", "assign"} <= set(manifest["timings_s"])
 
 
-@pytest.mark.parametrize("kind", ["number", "text", "colliding hash"])
+@pytest.mark.parametrize("kind", ["number", "text", "colliding hash", "spaced name"])
 def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
         tmp_path: Path, small_batches: None, monkeypatch: pytest.MonkeyPatch, kind: str
         ) -> None:
@@ -87,10 +87,12 @@ def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
     if kind == "colliding hash":  # many different keys share each identity: compared exactly
         identities = batchscore._identities
 
-        def shared(batch: object, name: str) -> tuple[np.ndarray, np.ndarray]:
-            rows, ids = identities(batch, name)
+        def shared(batch: object, column: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+            rows, ids = identities(batch, column, name)
             return rows, ids % np.uint64(7)
         monkeypatch.setattr(batchscore, "_identities", shared)
+    if kind == "spaced name":  # the key's column, named as the file names it
+        frame = frame.rename(columns={"ID": " ID "})
     table = tmp_path / "customers.parquet"
     frame.to_parquet(table, index=False)
     memory = reportgen.run(table, _cfg(out_of_core="never"), tmp_path / "memory")
