@@ -21,7 +21,7 @@ every customer left out): the caller then uses ``Model.apply``, which also says 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -113,12 +113,15 @@ class BatchScorer:
             return None
         return cls(model, schema, {f: features[f] for f in wanted}, numbers)
 
-    def score(self, batch: pa.RecordBatch) -> BatchScores | None:
+    def score(self, batch: pa.RecordBatch, earlier: dict[int, str] | None = None
+              ) -> BatchScores | None:
         """The batch's segments, CSV features and left-out rows; None when this batch needs
-        Model.apply."""
+        Model.apply. earlier: rows left out because a batch before held their key
+        (RepeatedKeys.earlier)."""
         n = batch.num_rows
         key = _key_column(batch, self.key)
-        excluded = _key_reasons(key, self.key)
+        excluded = {int(i): why for i, why in key_exclusions(key, self.key)[3].items()}
+        excluded.update(earlier or {})
         kept = np.ones(n, dtype=bool)
         kept[list(excluded)] = False
         cols = {c: self._clean(c, _floats(batch.column(c))) for c in self._numbers}
@@ -232,17 +235,140 @@ def _sum(arrays: list[Array]) -> Array:
     return out
 
 
-def _key_column(batch: pa.RecordBatch, key: str) -> pd.Series:
-    """The key as load gives it (frame_from_arrow)."""
+def _key_column(batch: pa.RecordBatch, column: str) -> pd.Series:
+    """The key column (named as the batch names it) as load gives it (frame_from_arrow)."""
     from .load import frame_from_arrow
 
-    return frame_from_arrow(batch.select([key]))[key]
+    return frame_from_arrow(batch.select([column])).iloc[:, 0]
 
 
-def _key_reasons(key: pd.Series, name: str) -> dict[int, str]:
-    """clean's reasons for blank and repeated keys (clean.key_exclusions): position -> reason
-    (the key's index is the batch's positions)."""
-    return {int(i): why for i, why in key_exclusions(key, name)[3].items()}
+class RepeatedKeys:
+    """The keys a table holds more than once, and which of them the batches met so far held:
+    clean keeps a repeated key's first occurrence and leaves every later one out
+    (clean.key_exclusions). Within one batch key_exclusions does that; across batches this
+    does.
+
+    ``find`` reads the key column alone, batch by batch, and keeps one 8-byte identity per
+    key (a number's float64 bits, a hash of anything else: equal keys, equal identities), so
+    50 M keys take 400 MB while they are sorted; then only the repeated identities are kept.
+    While the batches are assigned, ``earlier`` names the rows of the next one whose key a
+    batch before it held. It compares the keys themselves, not only their identities, so two
+    different keys that share a hash are each kept."""
+
+    def __init__(self, column: str, name: str, identities: Array) -> None:
+        self.column = column  # as the files name it
+        self.name = name  # as clean names it (load tidies the spaces in names)
+        self._ids = identities  # sorted, unique: the identities held more than once
+        self._met = np.zeros(len(identities), dtype=bool)  # by a batch before
+        self._first = np.empty(len(identities), dtype=object)  # the key that met it first
+        self._more: dict[int, set[Any]] = {}  # other keys of one identity (a collision)
+
+    @classmethod
+    def find(cls, batches: Iterable[pa.RecordBatch], column: str, name: str, rows: int
+             ) -> RepeatedKeys:
+        """The repeated keys of column (the key name) in batches (rows in all)."""
+        ids = np.empty(rows, dtype=np.uint64)
+        n = 0
+        for batch in batches:
+            found = _identities(batch, column, name)[1]
+            ids[n:n + len(found)] = found
+            n += len(found)
+        ids = ids[:n]
+        if _distinct(ids):
+            return cls(column, name, ids[:0].copy())
+        ids.sort()
+        return cls(column, name, np.unique(ids[1:][ids[1:] == ids[:-1]]))
+
+    def earlier(self, batch: pa.RecordBatch) -> dict[int, str]:
+        """The rows of the next batch whose key a batch before it held: position -> clean's
+        reason. Counts this batch's keys as met."""
+        if not len(self._ids):
+            return {}
+        rows, ids = _identities(batch, self.column, self.name)
+        slot = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+        hit = self._ids[slot] == ids
+        rows, slot = rows[hit], slot[hit]
+        if not len(rows):
+            return {}
+        key = _key_column(batch, self.column)
+        if not pd.api.types.is_numeric_dtype(key):
+            key = key_exclusions(key, self.name)[0]  # text as clean compares it
+        values = key.iloc[rows].to_numpy(dtype=object)
+        met = self._met[slot]
+        fresh = np.flatnonzero(~met)
+        # the keys met first in this batch, by identity: two different ones share a hash?
+        order = fresh[np.argsort(slot[fresh], kind="stable")]
+        pairs = slot[order][1:] == slot[order][:-1]
+        if (self._more and not self._more.keys().isdisjoint(slot.tolist())) \
+                or not (values[order][1:][pairs] == values[order][:-1][pairs]).all() \
+                or not (self._first[slot[met]] == values[met]).all():
+            later = self._one_by_one(rows, slot, values)
+        else:
+            self._met[slot[fresh]] = True
+            self._first[slot[fresh]] = values[fresh]
+            later = rows[met]
+        if not len(later):
+            return {}
+        # clean's words for them: each key given twice, the second time a repeat
+        again = key.iloc[later]
+        twice = pd.concat([again.set_axis(pd.RangeIndex(-len(again), 0)), again])
+        return {int(i): why for i, why in key_exclusions(twice, self.name)[3].items()
+                if i >= 0}
+
+    def _one_by_one(self, rows: Array, slot: Array, values: Array) -> Array:
+        """earlier's rows, a key at a time, for a batch with keys that share an identity."""
+        later = []
+        for row, s, value in zip(rows.tolist(), slot.tolist(), values, strict=True):
+            if not self._met[s]:
+                self._met[s] = True
+                self._first[s] = value
+            elif self._first[s] == value or value in self._more.get(s, ()):
+                later.append(row)
+            else:
+                self._more.setdefault(s, set()).add(value)
+        return np.array(later, dtype=np.int64)
+
+
+def _identities(batch: pa.RecordBatch, column: str, name: str) -> tuple[Array, Array]:
+    """The positions of the batch's keys that are not blank, and a uint64 identity for each,
+    equal for keys that clean holds equal: a number's float64 bits (5 and 5.0 are one key,
+    as in a column with blanks), read from Arrow, or a hash of anything else (text stripped
+    as clean strips it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = batch.column(batch.schema.get_field_index(column))
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        numbers = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
+    else:
+        key = key_exclusions(_key_column(batch, column), name)[0]
+        if not pd.api.types.is_numeric_dtype(key):
+            rows = np.flatnonzero(key.notna().to_numpy())
+            return rows, pd.util.hash_pandas_object(key.iloc[rows], index=False).to_numpy(
+                dtype=np.uint64)
+        numbers = key.to_numpy(dtype=np.float64, na_value=np.nan)
+    rows = np.flatnonzero(~np.isnan(numbers))
+    return rows, (numbers[rows] + 0.0).view(np.uint64)  # + 0.0: -0.0 is 0.0
+
+
+def _distinct(ids: Array, block: int = 1 << 20) -> bool:
+    """Whether the identities are all different, shown without sorting them when they are
+    the float bits of whole numbers close together (customer ids 1..n, the usual kind): one
+    pass over a bitmap of their range, a byte a number. False: not shown (sort them)."""
+    numbers = ids.view(np.float64)
+    if not len(numbers):
+        return True
+    low, high = float(numbers.min()), float(numbers.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low >= 4 * len(numbers):
+        return False
+    seen = np.zeros(int(high - low) + 1, dtype=bool)
+    for start in range(0, len(numbers), block):
+        part = numbers[start:start + block] - low
+        at = part.astype(np.int64)
+        if (at != part).any():
+            return False  # not whole numbers
+        seen[at] = True
+    return int(np.count_nonzero(seen)) == len(numbers)
 
 
 def _features(schema: Schema, model: Model

@@ -4,11 +4,14 @@ A streamed run never holds the whole table. It reads the source once in record b
 (pyarrow.dataset) to draw a seeded random sample of ``limits.sample_rows`` customers, runs the
 ordinary pipeline on that sample (schema, clean, features, the k search and fit, profile,
 personas, playbook, the Report and every format: the same Report as any run, measured on the
-sample), then reads the source a second time, batch by batch, and puts every customer in a
-segment with the run's saved model (``Model.apply``: the sample's cleaning decisions, scaling
-and centres, as ``reportgen score`` does), writing segments.csv and segments.parquet a batch
-at a time and counting each segment's customers as it goes. Memory is bounded by the sample's
-run and one batch, whatever the size of the table.
+sample), then reads the key column to find the keys the table holds more than once
+(``batchscore.RepeatedKeys``: 8 bytes a customer while they are sorted), then reads the source
+a last time, batch by batch, and puts every customer in a segment with the run's saved model
+(``Model.apply``: the sample's cleaning decisions, scaling and centres, as ``reportgen score``
+does), writing segments.csv and segments.parquet a batch at a time and counting each segment's
+customers as it goes. A repeated key is assigned once, at its first occurrence, and its later
+ones are left out with clean's reason, whichever batches they fall in, as the in-memory run
+does. Memory is bounded by the sample's run and one batch, whatever the size of the table.
 
 When: ``limits.out_of_core`` = auto streams a Parquet file of more than ``limits.stream_rows``
 rows (2 M; ``limits.rows`` if lower) or ``limits.bytes`` bytes uncompressed, and any folder or
@@ -175,7 +178,7 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     segments.parquet written a batch at a time; customers per persona (and left out)."""
     import pyarrow.parquet as pq
 
-    from .batchscore import BatchScorer
+    from .batchscore import BatchScorer, RepeatedKeys
     from .load import frame_from_arrow
     from .output import SegmentsWriter, segments_table
     from .scoring import load_model, score
@@ -187,6 +190,12 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     # the sample's segments.parquet says which columns the series reads back: kept
     stored = (pq.read_schema(run_dir / "segments.parquet").metadata or {}).get(b"reportgen")
     meta = json.loads(stored) if stored else None
+    # a key repeated in two batches: only its first occurrence is assigned, as in memory
+    # (the key's column as the files name it: load tidies the spaces in names)
+    key = model.cleaning.key
+    named = [c for c in dataset.schema.names if " ".join(c.split()) == key]
+    repeated = RepeatedKeys.find(_batches(dataset, named), named[0], key, total) \
+        if model.cleaning.key_from == "column" and len(named) == 1 else None
     counts: dict[str, int] = {name: 0 for name in model.names.values()}
     counts["left out"] = 0
     parts = [run_dir / f".{name}.partial-{os.getpid()}"
@@ -200,14 +209,25 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
             pending: Future[None] | None = None
             for batch in _batches(dataset, scorer.columns if scorer else None):
                 index = pd.RangeIndex(offset, offset + batch.num_rows)
-                done = scorer.score(batch) if scorer else None
+                earlier = repeated.earlier(batch) if repeated is not None else {}
+                done = scorer.score(batch, earlier) if scorer else None
                 if done is None:
                     frame = frame_from_arrow(batch)
                     frame.index = index
-                    scored = score(frame, model, where)
-                    labels = scored.labels
-                    table = segments_table(scored.names, frame, scored.key, scored.kept_index,
-                                           labels, scored.excluded, scored.features)
+                    # left out before cleaning, as clean leaves out a repeated key first
+                    excluded = {index[i]: why for i, why in earlier.items()}
+                    rest = frame.drop(index=list(excluded)) if excluded else frame
+                    if len(rest):
+                        scored = score(rest, model, where)
+                        labels, kept, features = scored.labels, scored.kept_index, \
+                            scored.features
+                        excluded.update(scored.excluded.to_dict())
+                    else:  # every key was met in a batch before
+                        labels, kept = np.array([], dtype=np.int64), index[:0]
+                        features = pd.DataFrame({f: np.array([]) for f in model.csv_features},
+                                                index=kept)
+                    table = segments_table(model.names, frame, key, kept, labels,
+                                           pd.Series(excluded, dtype="string"), features)
                 else:
                     labels = done.labels
                     kept = index[done.kept]

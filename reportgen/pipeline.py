@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,21 @@ from .config import Config
 from .report import Gate, Report
 
 if TYPE_CHECKING:
+    from .assemble import Totals
+    from .clean import Cleaned
+    from .compare import Flows
+    from .features import FeatureFrame
+    from .history import History
     from .load import Loaded
+    from .orders import Orders
     from .personas import Words
     from .playbook import Rule
+    from .profile import Profiles
+    from .report import Changes, CleaningStep, ColumnInfo
     from .rfm import Group
+    from .schema import Schema
+    from .segment import Segmentation
+    from .series import Previous, Step
 
 log = logging.getLogger("reportgen")
 
@@ -256,12 +267,14 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
         if slim:
             cleaned = dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0].copy())
             release_memory()
-        return _series_run(
-            loaded=loaded, table=table, raw_types=raw_types, raw_columns=raw_columns,
-            orders=orders, scores=scores, schema=table_schema, cleaned=cleaned, ff=ff,
-            categories=categories, cfg=cfg, manifest=manifest,
-            out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
-            period_key=period_key, history=history, previous=previous, fresh=fresh)
+        engine = DefaultEngine(table=table, raw=raw_types, columns=raw_columns,
+                               orders=orders, scores=scores, started=manifest)
+        return series_run(
+            engine=engine, loaded=loaded, table=table, notes=loaded.notes,
+            schema=table_schema, cleaned=cleaned, ff=ff, categories=categories,
+            orders=orders, scores=scores, cfg=cfg, out_root=out_root, inputs=inputs,
+            clock=clock, run_id=run_id, period_key=period_key, history=history,
+            previous=previous, fresh=fresh)
 
 
 @contextmanager
@@ -315,63 +328,191 @@ def record_run(history: Any, out_root: Path, cfg: Config, entry: Any) -> None:
         history.record(entry)
 
 
-def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
-                raw_columns: list[Any] | None, orders: Any, scores: Any, schema: Any,
-                cleaned: Any, ff: Any, categories: pd.DataFrame | None, cfg: Config,
-                manifest: dict[str, Any], out_root: Path, inputs: Inputs, clock: _Clock,
-                run_id: str, period_key: str, history: Any, previous: Any, fresh: bool
-                ) -> RunResult:
+class Engine(Protocol):
+    """What one period of a series does its own way on an engine; series_run does the rest.
+    DefaultEngine: the customers are in memory (ff and seg are all of them);
+    spark.SparkEngine: they are a Spark table, ff and seg its driver's sample, and Spark
+    assigns, follows, profiles and writes them where they are."""
+
+    movers_file: str  # where the playbook's moved-down evidence says the movers are
+    raw: pd.DataFrame  # the columns and types the model bundle records
+    columns: list[ColumnInfo] | None  # the report's column list, measured before raw went
+
+    def assigned(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, schema: Schema,
+                 clock: _Clock) -> AbstractContextManager[object]:
+        """Held from compare to the playbook: every customer assigned to seg's segments."""
+        ...
+
+    def flows(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, policy: str,
+              previous: Previous | None
+              ) -> tuple[pd.Index | None, Flows | None, Previous | None]:
+        """For compare_stage: the keys of ff's customers, or the flows the engine counted
+        itself, and the previous run (with the customers it could not read noted)."""
+        ...
+
+    def profile(self, ff: FeatureFrame, seg: Segmentation, step: Step) -> Profiles:
+        """Every segment's profile."""
+        ...
+
+    def write_segments(self, *, step: Step, profiles: Profiles, names: dict[int, str],
+                       previous: Previous | None, cleaned: Cleaned, ff: FeatureFrame,
+                       run_id: str, clock: _Clock) -> str | None:
+        """The customers' segments (and movers) written before the report, where they are;
+        where the movers went, if they were written."""
+        ...
+
+    def totals(self, profiles: Profiles) -> Totals | None:
+        """The whole table's counts, when ff is a sample of it."""
+        ...
+
+    def manifest(self, clock: _Clock) -> dict[str, Any]:
+        """manifest.json."""
+        ...
+
+    def files(self, *, step: Step, profiles: Profiles, names: dict[int, str],
+              cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, changes: Changes | None,
+              run_id: str) -> dict[str, Any]:
+        """write_outputs' arguments for the customers' files (``extra``: more files)."""
+        ...
+
+
+@dataclass
+class DefaultEngine:
+    """The default engine's ways (Engine): the customers are ff's, in memory; segments.csv,
+    segments.parquet and movers.csv are written with the report. table: the customers (or
+    only their keys once let go), raw_types its columns' types, raw_columns the report's
+    column list when the table was let go."""
+
+    table: pd.DataFrame
+    raw: pd.DataFrame
+    columns: list[ColumnInfo] | None
+    orders: Orders | None
+    scores: pd.DataFrame | None
+    started: dict[str, Any]  # the manifest begun before the table was let go
+    movers_file: str = "movers.csv"
+    keys: pd.Index | None = None
+
+    def assigned(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, schema: Schema,
+                 clock: _Clock) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def flows(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, policy: str,
+              previous: Previous | None
+              ) -> tuple[pd.Index | None, Flows | None, Previous | None]:
+        self.keys = _keys(self.table, cleaned.key, ff.frame.index)
+        return self.keys, None, previous
+
+    def profile(self, ff: FeatureFrame, seg: Segmentation, step: Step) -> Profiles:
+        from .profile import profile
+
+        return profile(ff, seg)
+
+    def write_segments(self, **_: Any) -> str | None:
+        return None  # with the report (files)
+
+    def totals(self, profiles: Profiles) -> Totals | None:
+        return None
+
+    def manifest(self, clock: _Clock) -> dict[str, Any]:
+        return {**self.started, "peak_rss_mb": clock.peaks}
+
+    def files(self, *, step: Step, profiles: Profiles, names: dict[int, str],
+              cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, changes: Changes | None,
+              run_id: str) -> dict[str, Any]:
+        from . import series as series_
+        from .history import segments_metadata
+
+        extra: dict[str, Callable[[Path], object]] = {}
+        if changes is not None and self.keys is not None and step.flows is not None:
+            value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else \
+                np.ones(len(ff.frame))
+            movers = series_.movers_table(step, profiles, names, self.keys, cleaned.key, value)
+            extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
+                                                              lineterminator="\n")
+        # the features segments.csv shows, taken from ff.frame a block at a time
+        table, orders = self.table, self.orders
+        frame, excluded, csv, csv_columns = table, cleaned.excluded, ff.frame, _csv_features(ff)
+        if orders is not None:
+            # One row per customer, the ones left out (only returns) with their reason.
+            left = orders.left_out().set_axis(range(len(table), len(table) + len(orders.excluded)))
+            frame = pd.concat([table[[cleaned.key]], left])
+            excluded = pd.concat([excluded, pd.Series(orders.excluded.to_numpy(),
+                                                      index=left.index, dtype="string")])
+            assert self.scores is not None
+            csv = csv[csv_columns].join(self.scores[["rfm_score", "rfm_group"]])
+            csv_columns = list(csv.columns)
+        return {
+            "frame": frame, "key": cleaned.key, "kept_index": ff.frame.index,
+            "labels": seg.labels, "excluded": excluded, "features": csv,
+            "feature_columns": csv_columns, "extra": extra,
+            "previous": series_.customer_columns(step, profiles, ff.frame.index),
+            # the next run of the series reads this run's customers from segments.parquet
+            "parquet_meta": segments_metadata(key=cleaned.key if self.keys is not None
+                                              else None, value=ff.value, run_id=run_id),
+        }
+
+
+def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
+               notes: Sequence[CleaningStep], schema: Schema, cleaned: Cleaned,
+               ff: FeatureFrame, categories: pd.DataFrame | None, orders: Orders | None,
+               scores: pd.DataFrame | None, cfg: Config, out_root: Path, inputs: Inputs,
+               clock: _Clock, run_id: str, period_key: str, history: History | None,
+               previous: Previous | None, fresh: bool) -> RunResult:
+    """The run as one period of its series, on either engine: the previous run's model kept
+    (policy keep) or a refit matched to its segments, compared with it, profiled, named,
+    given its actions, reported, written and recorded in the history. table and notes: what
+    the previous run's model re-cleans under keep (the customers, the cleaning notes so
+    far); categories: k-prototypes' category columns."""
     from . import series as series_
     from .assemble import build_report, period_label
-    from .history import segments_metadata
     from .output import write_outputs
     from .personas import name_personas
     from .playbook import recommend_all
-    from .profile import profile
     from .render import charts
     from .scoring import build_bundle
     from .segment import segment
 
-    template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
     series = series_.series_name(cfg)
-    notes: list[str] = []
-    kept = keep_previous(previous, cfg, table=table, where=loaded.where, notes=loaded.notes,
+    kept = keep_previous(previous, cfg, table=table, where=loaded.where, notes=notes,
                          schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
                          clock=clock)
-    if kept.cleaned is not cleaned:  # re-cleaned by the previous run's model
-        categories = _categories(kept.cleaned, kept.schema, cfg)
-    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
-        kept.ff, kept.labels
-    notes += kept.notes
+    if kept.cleaned is not cleaned and categories is not None:
+        categories = _categories(kept.cleaned, kept.schema, cfg)  # re-cleaned: the model's
+    policy, schema, cleaned, ff = kept.policy, kept.schema, kept.cleaned, kept.ff
     with clock.stage("segment"):
-        if kept_labels is not None:
-            seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
+        if kept.labels is not None and previous is not None and previous.model is not None:
+            seg = series_.keep(previous.model, ff, kept.labels, cfg, previous.record)
         else:
             seg = segment(ff, cfg.segment, categories)
-    keys = _keys(table, cleaned.key, ff.frame.index)
-    with clock.stage("compare"):
-        step = series_.compare_stage(
-            seg, ff, keys, previous, cfg, policy=policy,
-            next_id=history.next_segment_id(series) if history is not None else 1,
-            palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)), notes=notes,
-            as_of=cleaned.as_of)
-        seg = step.seg
-    with clock.stage("profile"):
-        profiles = profile(ff, seg)
-        outlier_values = _outlier_values(cleaned, schema, ff, cfg, loaded.where, orders)
-    value_label = ff.value_label
-    with clock.stage("personas"):
-        personas = name_personas(
-            profiles, ff, cfg.report.currency, value_label, inputs.vocabulary,
-            fixed=step.names,
-            reserved=[s.name for s in previous.record.segments] if previous else ())
-    with clock.stage("playbook"):
-        changed = series_.deltas(step, profiles)
-        actions = recommend_all(profiles.segments, inputs.playbook, ff, profiles,
-                                cfg.report.currency, value_label,
-                                ff.business.type if ff.business else None, changed)
-    names = {p.segment_id: p.name for p in personas}
-    model = build_bundle(cfg=cfg, schema=schema, raw=raw_types, cleaned=cleaned, ff=ff,
+    with engine.assigned(seg, ff, cleaned, schema, clock):
+        with clock.stage("compare"):
+            keys, counted, previous = engine.flows(seg, ff, cleaned, policy, previous)
+            step = series_.compare_stage(
+                seg, ff, keys, previous, cfg, policy=policy,
+                next_id=history.next_segment_id(series) if history is not None else 1,
+                palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)),
+                notes=kept.notes, as_of=cleaned.as_of, counted=counted)
+            seg = step.seg
+        with clock.stage("profile"):
+            profiles = engine.profile(ff, seg, step)
+            outlier_values = _outlier_values(cleaned, schema, ff, cfg, loaded.where, orders)
+        value_label = ff.value_label
+        with clock.stage("personas"):
+            personas = name_personas(
+                profiles, ff, cfg.report.currency, value_label, inputs.vocabulary,
+                fixed=step.names,
+                reserved=[s.name for s in previous.record.segments] if previous else ())
+            names = {p.segment_id: p.name for p in personas}
+        with clock.stage("playbook"):
+            actions = recommend_all(profiles.segments, inputs.playbook, ff, profiles,
+                                    cfg.report.currency, value_label,
+                                    ff.business.type if ff.business else None,
+                                    series_.deltas(step, profiles),
+                                    movers_file=engine.movers_file)
+        movers = engine.write_segments(step=step, profiles=profiles, names=names,
+                                       previous=previous, cleaned=cleaned, ff=ff,
+                                       run_id=run_id, clock=clock)
+    model = build_bundle(cfg=cfg, schema=schema, raw=engine.raw, cleaned=cleaned, ff=ff,
                          seg=seg, categories=list(seg.categorical), names=names, run_id=run_id,
                          segment_ids=step.segment_ids)
     root = series_.series_root(out_root, cfg)
@@ -380,6 +521,8 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
         changes = series_.changes(step, profiles, names, as_of=cleaned.as_of,
                                   currency=cfg.report.currency, value_unit=value_unit,
                                   value_label=value_label)
+        if changes is not None and movers is not None:
+            changes = dataclasses.replace(changes, movers_file=movers)
         entry = series_.record(
             step=step, profiles=profiles, names=names, cfg=cfg, run_id=run_id,
             period=period_key, period_label=period_label(cfg, cleaned.as_of),
@@ -398,44 +541,26 @@ def _series_run(*, loaded: Any, table: pd.DataFrame, raw_types: pd.DataFrame,
             rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
-            outlier_values=outlier_values, columns=raw_columns,
+            outlier_values=outlier_values, totals=engine.totals(profiles),
+            columns=engine.columns,
         )
     entry = dataclasses.replace(entry, gates=tuple(
         {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
     with clock.stage("output"):
-        manifest = {**manifest, "peak_rss_mb": clock.peaks}
-        value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else \
-            np.ones(len(ff.frame))
-        extra: dict[str, Any] = {
+        customers = engine.files(step=step, profiles=profiles, names=names, cleaned=cleaned,
+                                 ff=ff, seg=seg, changes=changes, run_id=run_id)
+        extra: dict[str, Callable[[Path], object]] = {
             "series.json": lambda path: path.write_text(entry.to_json(), encoding="utf-8"),
+            **customers.pop("extra", {}),
         }
-        if changes is not None and keys is not None and step.flows is not None:
-            movers = series_.movers_table(step, profiles, names, keys, cleaned.key, value)
-            extra["movers.csv"] = lambda path: movers.to_csv(path, index=False,
-                                                              lineterminator="\n")
-        # the features segments.csv shows, taken from ff.frame a block at a time
-        frame, excluded, csv, csv_columns = table, cleaned.excluded, ff.frame, _csv_features(ff)
-        if orders is not None:
-            # One row per customer, the ones left out (only returns) with their reason.
-            left = orders.left_out().set_axis(range(len(table), len(table) + len(orders.excluded)))
-            frame = pd.concat([table[[cleaned.key]], left])
-            excluded = pd.concat([excluded, pd.Series(orders.excluded.to_numpy(),
-                                                      index=left.index, dtype="string")])
-            csv = csv[csv_columns].join(scores[["rfm_score", "rfm_group"]])
-            csv_columns = list(csv.columns)
         run_dir, files = write_outputs(
-            report=report, out_root=root, frame=frame, key=cleaned.key,
-            kept_index=ff.frame.index, labels=seg.labels, excluded=excluded,
-            features=csv, feature_columns=csv_columns, manifest=manifest,
-            formats=cfg.report.formats, template_dir=template_dir,
-            timings=clock.timings, model=model,
-            previous=series_.customer_columns(step, profiles, ff.frame.index), extra=extra,
+            report=report, out_root=root, manifest=engine.manifest(clock),
+            formats=cfg.report.formats,
+            template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
+            timings=clock.timings, model=model, extra=extra,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
-            # the next run of the series reads this run's customers from segments.parquet
-            parquet_meta=segments_metadata(key=cleaned.key if keys is not None else None,
-                                           value=ff.value, run_id=run_id),
-        )
+            **customers)
         record_run(history, out_root, cfg, entry)
     return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
 

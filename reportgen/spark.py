@@ -18,7 +18,8 @@ Who does what:
   ``[engine] segments``. Only the sample and the aggregates are collected.
 - Personas, actions, charts and the HTML/PDF/email are the default engine's stages, run on
   the profiles of the whole table.
-- A run is a period of its series as a default-engine run is (series.py, the same code):
+- A run is a period of its series as a default-engine run is (``pipeline.series_run``,
+  the same function, given ``SparkEngine``'s ways of assigning, profiling and writing):
   the previous run's model kept (its decisions and centres applied by Spark) or a refit
   matched to its segments; recorded in the history. The customers are followed by one full
   outer join of this run's segments with the previous run's (its segments.parquet, or the
@@ -46,7 +47,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -63,13 +64,13 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from . import compare
+    from .assemble import Totals
     from .clean import Cleaned
-    from .history import History
     from .load import Loaded
     from .orders import Orders
     from .pipeline import Inputs, RunResult, _Clock
-    from .report import CleaningStep
-    from .series import Previous
+    from .report import Changes, ColumnInfo
+    from .series import Previous, Step
 
 log = logging.getLogger("reportgen")
 
@@ -613,7 +614,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
     from .features import build_features, order_features
     from .load import finish
     from .orders import detect
-    from .pipeline import _Clock, run_id_for, series_context
+    from .pipeline import _Clock, run_id_for, series_context, series_run
     from .report import CleaningStep
     from .rfm import rfm
     from .schema import infer_schema
@@ -661,12 +662,14 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
             run_id = run_id_for(period_key, loaded.sha256, cfg)
             with series_context(out_root, cfg, period_key, previous_id, fresh,
                                 customers=False) as (history, previous):
-                return _series_run(
-                    spark=spark, sdf=aggregated.customers, source=source, rows=rows,
-                    loaded=loaded, schema=schema, cleaned=cleaned, ff=ff, missing={},
-                    notes=notes, cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
+                engine = SparkEngine(spark, aggregated.customers, source, rows, loaded, {},
+                                     cfg, out_root, orders)
+                return series_run(
+                    engine=engine, loaded=loaded, table=loaded.frame, notes=notes,
+                    schema=schema, cleaned=cleaned, ff=ff, categories=None, orders=orders,
+                    scores=scores, cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
                     run_id=run_id, period_key=period_key, history=history,
-                    previous=previous, fresh=fresh, orders=orders, scores=scores)
+                    previous=previous, fresh=fresh)
         finally:
             aggregated.customers.unpersist()
     schema = infer_schema(loaded.frame, cfg.columns, file=where, scale=cfg.scale)
@@ -688,166 +691,136 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
     run_id = run_id_for(period_key, loaded.sha256, cfg)
     with series_context(out_root, cfg, period_key, previous_id, fresh, customers=False
                         ) as (history, previous):
-        return _series_run(
-            spark=spark, sdf=sdf, source=source, rows=rows, loaded=loaded, schema=schema,
-            cleaned=cleaned, ff=ff, missing=missing, notes=notes, cfg=cfg, out_root=out_root,
-            inputs=inputs, clock=clock, run_id=run_id, period_key=period_key,
-            history=history, previous=previous, fresh=fresh)
+        engine = SparkEngine(spark, sdf, source, rows, loaded, missing, cfg, out_root, None)
+        return series_run(
+            engine=engine, loaded=loaded, table=loaded.frame, notes=notes, schema=schema,
+            cleaned=cleaned, ff=ff, categories=None, orders=None, scores=None, cfg=cfg,
+            out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
+            period_key=period_key, history=history, previous=previous, fresh=fresh)
 
 
-def _series_run(*, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
-                loaded: Loaded, schema: Schema, cleaned: Cleaned, ff: FeatureFrame,
-                missing: dict[str, int], notes: list[CleaningStep], cfg: Config,
-                out_root: Path, inputs: Inputs, clock: _Clock, run_id: str, period_key: str,
-                history: History | None, previous: Previous | None, fresh: bool,
-                orders: Orders | None = None, scores: pd.DataFrame | None = None
-                ) -> RunResult:
-    """The run as one period of its series, as pipeline._series_run makes it: the previous
-    run's model kept (its decisions applied by Spark) or a refit matched to its segments,
-    the customers followed by a join where they are (``count_flows``), drift on the sample,
-    recorded in the history."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+class SparkEngine:
+    """series_run's Spark ways (pipeline.Engine): ff and seg are the driver's sample; Spark
+    applies the decisions and assigns every customer where the table is
+    (``assigned``), follows them to the previous run by a join (``count_flows``), profiles
+    them by a grouped aggregation and writes their segments (and the movers) as Parquet
+    beside the source or at [engine] segments; the run folder gets a pointer to them."""
 
-    from . import series as series_
-    from .assemble import Totals, build_report, period_label
-    from .output import write_outputs
-    from .personas import name_personas
-    from .pipeline import RunResult, _manifest, _outlier_values, keep_previous, record_run
-    from .playbook import recommend_all
-    from .render import charts
-    from .scoring import build_bundle
-    from .segment import segment
+    columns: list[ColumnInfo] | None = None  # the report lists the sample's columns
 
-    where = source
-    kept = keep_previous(previous, cfg, table=loaded.frame, where=where, notes=notes,
-                         schema=schema, cleaned=cleaned, ff=ff, ordered=orders is not None,
-                         clock=clock)
-    policy, schema, cleaned, ff, kept_labels = kept.policy, kept.schema, kept.cleaned, \
-        kept.ff, kept.labels
-    run_notes = kept.notes
-    with clock.stage("segment"):
-        if kept_labels is not None and previous is not None and previous.model is not None:
-            seg = series_.keep(previous.model, ff, kept_labels, cfg, previous.record)
-            ids = list(previous.model.segment_ids)
-        else:
-            seg = segment(ff, cfg.segment)
-            ids = list(range(1, seg.k + 1))
+    def __init__(self, spark: SparkSession, sdf: DataFrame, source: str, rows: int,
+                 loaded: Loaded, missing: dict[str, int], cfg: Config, out_root: Path,
+                 orders: Orders | None) -> None:
+        self.spark, self.sdf, self.rows, self.loaded = spark, sdf, rows, loaded
+        self.missing, self.cfg, self.out_root, self.orders = missing, cfg, out_root, orders
+        self.raw = loaded.frame
+        self.uri = segments_uri(source, cfg.engine)
+        self.movers_file = movers_uri(self.uri)
+        self.scored: DataFrame | None = None  # every customer's features and label
+        self.before: DataFrame | None = None  # the previous run's customers (count_flows)
+
+    @contextmanager
+    def assigned(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, schema: Schema,
+                 clock: _Clock) -> Iterator[None]:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
         label = assign_column(seg, ff.fills)  # refuses a model without centres before Spark works
-    with clock.stage("spark"):
-        clean_sdf = clean_columns(sdf, schema, cleaned.decisions,
-                                  snapshot=cfg.report.as_of is not None)
-        exprs = feature_columns(schema, cleaned.decisions, ff) if orders is None else \
-            order_feature_columns(ff)
-        feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
-                                 *[e.alias(f) for f, e in exprs.items()])
-        scored = feats.withColumn("_rg_label", label).persist(StorageLevel.MEMORY_AND_DISK)
-    uri = segments_uri(source, cfg.engine)
-    series = series_.series_name(cfg)
-    try:
-        with clock.stage("compare"):
-            counted = before = None
-            if previous is not None and policy != "first":
-                # under keep the labels are the series' ids already; a refit's are matched
-                by = _relabel(F.col("_rg_label"), ids) if policy == "keep" else \
-                    F.col("_rg_label")
-                counted, gone, before = count_flows(
-                    spark, scored, cleaned.key, ff.value, by, previous, out_root, uri,
-                    ids if policy == "keep" else range(1, seg.k + 1))
-                if gone:
-                    previous = dataclasses.replace(previous, missing=gone)
-                    log.warning("%s", gone)
-            step = series_.compare_stage(
-                seg, ff, None, previous, cfg, policy=policy,
-                next_id=history.next_segment_id(series) if history is not None else 1,
-                palette=charts.palette(len(charts.OKABE_ITO + charts.TOL_MUTED)),
-                notes=run_notes, as_of=cleaned.as_of, counted=counted)
-            seg = step.seg
-            scored = scored.withColumn("segment", _relabel(F.col("_rg_label"),
-                                                           step.segment_ids))
-        with clock.stage("profile"):
-            profiled = profiles(scored, list(ff.frame.columns), ff.value)
-        with clock.stage("personas"):
-            personas = name_personas(
-                profiled, ff, cfg.report.currency, ff.value_label, inputs.vocabulary,
-                fixed=step.names,
-                reserved=[s.name for s in previous.record.segments] if previous else ())
-            persona_of = {p.segment_id: p.name for p in personas}
-        with clock.stage("playbook"):
-            actions = recommend_all(profiled.segments, inputs.playbook, ff, profiled,
-                                    cfg.report.currency, ff.value_label,
-                                    ff.business.type if ff.business else None,
-                                    series_.deltas(step, profiled),
-                                    movers_file=movers_uri(uri))
+        with clock.stage("spark"):
+            clean_sdf = clean_columns(self.sdf, schema, cleaned.decisions,
+                                      snapshot=self.cfg.report.as_of is not None)
+            exprs = feature_columns(schema, cleaned.decisions, ff) if self.orders is None \
+                else order_feature_columns(ff)
+            feats = clean_sdf.select(F.col(cleaned.key), "_rg_order",
+                                     *[e.alias(f) for f, e in exprs.items()])
+            persisted = feats.withColumn("_rg_label", label).persist(
+                StorageLevel.MEMORY_AND_DISK)
+        self.scored = persisted
+        try:
+            yield
+        finally:
+            persisted.unpersist()
+
+    def flows(self, seg: Segmentation, ff: FeatureFrame, cleaned: Cleaned, policy: str,
+              previous: Previous | None
+              ) -> tuple[pd.Index | None, compare.Flows | None, Previous | None]:
+        from pyspark.sql import functions as F
+
+        if previous is None or policy == "first":
+            return None, None, previous
+        assert self.scored is not None
+        # under keep the labels are the series' ids already; a refit's are matched
+        ids = list(previous.model.segment_ids) \
+            if policy == "keep" and previous.model is not None else list(range(1, seg.k + 1))
+        counted, gone, self.before = count_flows(
+            self.spark, self.scored, cleaned.key, ff.value, _relabel(F.col("_rg_label"), ids),
+            previous, self.out_root, self.uri, ids)
+        if gone:
+            previous = dataclasses.replace(previous, missing=gone)
+            log.warning("%s", gone)
+        return None, counted, previous
+
+    def profile(self, ff: FeatureFrame, seg: Segmentation, step: Step) -> Profiles:
+        from pyspark.sql import functions as F
+
+        assert self.scored is not None
+        self.scored = self.scored.withColumn("segment", _relabel(F.col("_rg_label"),
+                                                                 step.segment_ids))
+        return profiles(self.scored, list(ff.frame.columns), ff.value)
+
+    def write_segments(self, *, step: Step, profiles: Profiles, names: dict[int, str],
+                       previous: Previous | None, cleaned: Cleaned, ff: FeatureFrame,
+                       run_id: str, clock: _Clock) -> str | None:
+        from . import series as series_
+
+        assert self.scored is not None
         with clock.stage("write"):
-            _write_segments(scored, cleaned.key, ff.value, persona_of, uri, run_id)
-            movers = None
-            if before is not None and step.flows is not None and previous is not None:
-                cells = series_.mover_cells(step, profiled)
-                pairs = [(step.flows.previous_ids[i], step.flows.current_ids[j])
-                         for i, j in zip(*np.nonzero(cells), strict=True)]
-                if pairs and step.flows.overlap[cells].sum():
-                    movers = movers_uri(uri)
-                    write_movers(scored, cleaned.key, ff.value, before, pairs, persona_of,
-                                 {s.segment_id: s.name for s in previous.record.segments},
-                                 movers)
-    finally:
-        scored.unpersist()
-    segmented = sum(sp.size for sp in profiled.segments)
-    root = series_.series_root(out_root, cfg)
-    value_unit = ff.meta[ff.value].unit if ff.value else "number"
-    with clock.stage("report"):
-        changes = series_.changes(step, profiled, persona_of, as_of=cleaned.as_of,
-                                  currency=cfg.report.currency, value_unit=value_unit,
-                                  value_label=ff.value_label)
-        if changes is not None and movers is not None:
-            changes = dataclasses.replace(changes, movers_file=movers)
-        entry = series_.record(
-            step=step, profiles=profiled, names=persona_of, cfg=cfg, run_id=run_id,
-            period=period_key, period_label=period_label(cfg, cleaned.as_of),
-            as_of=cleaned.as_of.isoformat() if cleaned.as_of else "", source=loaded.name,
-            run_dir=(root / run_id).relative_to(out_root).as_posix(),
-            k=len(profiled.segments), gates=[])
-        trend = series_.trend(history.runs(series) if history is not None else [], entry,
-                              fresh)
-        report = build_report(
-            cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
-            cleaned=cleaned, ff=ff, seg=seg, profiles=profiled, personas=personas,
-            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
-            rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
-            changes=changes, trend=trend,
-            extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
-            # the outliers listed are the sample's (Spark leaves out every one of the table)
-            outlier_values=_outlier_values(cleaned, schema, ff, cfg, where, orders),
-            totals=Totals(customers_in=rows, customers=segmented, missing=missing),
-        )
-    entry = dataclasses.replace(entry, gates=tuple(
-        {"name": g.name, "passed": g.passed, "reason": g.reason} for g in report.gates))
-    model = build_bundle(cfg=cfg, schema=schema, raw=loaded.frame, cleaned=cleaned, ff=ff,
-                         seg=seg, categories=[], names=persona_of, run_id=run_id,
-                         segment_ids=step.segment_ids)
-    with clock.stage("output"):
-        manifest = _manifest(loaded, cfg, clock.timings)
-        manifest["input"]["rows"] = rows
-        manifest["engine"] = {"name": "spark", "spark": spark.version,
-                              "master": spark.sparkContext.master, "sample_rows": len(loaded.frame),
-                              "segments": uri}
-        pointer = {"segments": uri, "rows": segmented, "run_id": run_id, "key": cleaned.key,
-                   "value": ff.value}
-        run_dir, files = write_outputs(
-            report=report, out_root=root, frame=loaded.frame, key=cleaned.key,
-            kept_index=ff.frame.index, labels=seg.labels, excluded=cleaned.excluded,
-            features=ff.frame[[]], manifest=manifest, formats=cfg.report.formats,
-            template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model=model, segments=False,
-            extra={SEGMENTS_POINTER: lambda path: path.write_text(
-                       json.dumps(pointer, indent=2) + "\n", encoding="utf-8"),
-                   "series.json": lambda path: path.write_text(entry.to_json(),
-                                                               encoding="utf-8")},
-            latest={"series": series, "run_id": run_id, "period": period_key,
-                    "run_dir": run_id})
-        record_run(history, out_root, cfg, entry)
-    return RunResult(run_dir=run_dir, report=report, files=files, timings=clock.timings)
+            _write_segments(self.scored, cleaned.key, ff.value, names, self.uri, run_id)
+            if self.before is None or step.flows is None or previous is None:
+                return None
+            cells = series_.mover_cells(step, profiles)
+            pairs = [(step.flows.previous_ids[i], step.flows.current_ids[j])
+                     for i, j in zip(*np.nonzero(cells), strict=True)]
+            if not pairs or not step.flows.overlap[cells].sum():
+                return None
+            write_movers(self.scored, cleaned.key, ff.value, self.before, pairs, names,
+                         {s.segment_id: s.name for s in previous.record.segments},
+                         self.movers_file)
+            return self.movers_file
+
+    def totals(self, profiles: Profiles) -> Totals:
+        from .assemble import Totals
+
+        return Totals(customers_in=self.rows, customers=_segmented(profiles),
+                      missing=self.missing)
+
+    def manifest(self, clock: _Clock) -> dict[str, Any]:
+        from .pipeline import _manifest
+
+        manifest = _manifest(self.loaded, self.cfg, clock.timings)
+        manifest["input"]["rows"] = self.rows
+        manifest["engine"] = {"name": "spark", "spark": self.spark.version,
+                              "master": self.spark.sparkContext.master,
+                              "sample_rows": len(self.loaded.frame), "segments": self.uri}
+        return manifest
+
+    def files(self, *, step: Step, profiles: Profiles, names: dict[int, str],
+              cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, changes: Changes | None,
+              run_id: str) -> dict[str, Any]:
+        pointer = {"segments": self.uri, "rows": _segmented(profiles), "run_id": run_id,
+                   "key": cleaned.key, "value": ff.value}
+        return {
+            "frame": self.loaded.frame, "key": cleaned.key, "kept_index": ff.frame.index,
+            "labels": seg.labels, "excluded": cleaned.excluded, "features": ff.frame[[]],
+            "segments": False,
+            "extra": {SEGMENTS_POINTER: lambda path: path.write_text(
+                json.dumps(pointer, indent=2) + "\n", encoding="utf-8")},
+        }
+
+
+def _segmented(profiles: Profiles) -> int:
+    """Customers in a segment, in the whole table."""
+    return sum(sp.size for sp in profiles.segments)
 
 
 def _relabel(label: Column, ids: Sequence[int]) -> Column:

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 import reportgen
-from reportgen import outofcore
-from reportgen.batchscore import BatchScorer
+from reportgen import batchscore, outofcore
+from reportgen.batchscore import BatchScorer, RepeatedKeys
 from reportgen.config import Config
 from reportgen.load import frame_from_arrow
 from reportgen.resources import sample_path
@@ -46,6 +46,9 @@ def _messy(n: int = 3000, seed: int = 7) -> pd.DataFrame:
     frame["ID"] = pd.array(np.arange(n) + 10_000, dtype="Int64")
     frame.loc[[5, 6, 7], "ID"] = pd.NA  # no key
     frame.loc[[20, 21], "ID"] = frame.loc[19, "ID"]  # repeated keys, first kept
+    if n > 2800:  # ... in later batches of 700
+        frame.loc[[1500, 2800], "ID"] = frame.loc[100, "ID"]
+        frame.loc[2000, "ID"] = frame.loc[19, "ID"]
     frame["Income"] = frame["Income"].astype("float64")
     frame.loc[30:60, "Income"] = np.nan  # blank: the median
     frame.loc[61, "Income"] = 5e7  # above the typing-error fence: blank
@@ -98,7 +101,7 @@ def test_a_batch_gets_the_segments_features_and_reasons_model_apply_gives(model:
 
 
 def test_the_streamed_assignment_writes_what_model_apply_writes(
-        fitted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fitted: Path, model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = tmp_path / "messy.parquet"
     _messy().to_parquet(table, index=False)
     monkeypatch.setattr(outofcore, "BATCH", 700)  # several batches, a short last one
@@ -112,9 +115,17 @@ def test_the_streamed_assignment_writes_what_model_apply_writes(
         monkeypatch.setattr(BatchScorer, "build", staticmethod(build))
         runs[name] = (outofcore._assign_all(dataset, 3000, run_dir, str(table)), run_dir)
     assert runs["fast"][0] == runs["apply"][0]
-    assert runs["fast"][0]["left out"] == 3 + 2 + 2  # no key, repeated, set aside
+    assert runs["fast"][0]["left out"] == 3 + 5 + 2  # no key, repeated, set aside
     for file in ("segments.csv", "segments.parquet"):
         assert (runs["fast"][1] / file).read_bytes() == (runs["apply"][1] / file).read_bytes()
+    # what Model.apply gives the table whole: keys repeated batches apart left out too
+    whole = score(frame_from_arrow(pa.Table.from_pandas(_messy(), preserve_index=False)),
+                  model, "messy.parquet")
+    back = pd.read_parquet(runs["fast"][1] / "segments.parquet")
+    assert back["left_out"].dropna().to_dict() == whole.excluded.to_dict()
+    assert back.at[2800, "left_out"] == whole.excluded[1500] == \
+        f"duplicate ID {back.at[100, 'ID']!r} (first occurrence kept)"
+    np.testing.assert_array_equal(back.loc[whole.kept_index, "segment"], whole.labels)
 
 
 def test_a_model_it_does_not_know_is_left_to_model_apply(model: Model) -> None:
@@ -123,3 +134,35 @@ def test_a_model_it_does_not_know_is_left_to_model_apply(model: Model) -> None:
     text = batch.set_column(batch.schema.get_field_index("Income"), "Income",
                             pa.array([str(v) for v in batch.column("Income").to_pylist()]))
     assert BatchScorer.build(model, text.schema.names, text.schema.types) is None
+
+
+def _later(values: list[object], size: int = 300) -> list[int]:
+    """The rows (counted over every batch) that RepeatedKeys leaves out because a batch
+    before theirs held their key."""
+    table = pa.table({"ID": values})
+    batches = table.to_batches(max_chunksize=size)
+    repeated = RepeatedKeys.find(batches, "ID", "ID", table.num_rows)
+    out, offset = [], 0
+    for batch in batches:
+        out += [offset + i for i in repeated.earlier(batch)]
+        offset += batch.num_rows
+    return sorted(out)
+
+
+def test_keys_repeated_batches_apart_are_found_dense_sparse_or_text() -> None:
+    dense = list(range(1000))
+    assert _later(dense) == []
+    assert batchscore._distinct(np.arange(1000.0).view(np.uint64))  # shown by the bitmap
+    dense[650] = dense[999] = dense[10]
+    dense[20] = dense[10]  # within the first batch: key_exclusions' to leave out
+    assert _later(dense) == [650, 999]
+    sparse = [i * 10**9 for i in range(1000)]
+    assert not batchscore._distinct(np.array(sparse, dtype=float).view(np.uint64))
+    sparse[700] = sparse[1]
+    assert _later(sparse) == [700]
+    halves = [i / 2 for i in range(1000)]
+    assert not batchscore._distinct(np.array(halves).view(np.uint64))
+    assert _later([*halves[:-1], 0.5]) == [999]
+    text = [f"C{i}" for i in range(1000)]
+    text[400], text[500], text[600] = " C1", None, "   "  # stripped; blank is no key
+    assert _later(text) == [400]

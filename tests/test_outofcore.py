@@ -66,6 +66,55 @@ def test_a_table_streamed_whole_gives_the_in_memory_run_byte_for_byte(
     assert {"sample", "assign"} <= set(manifest["timings_s"])
 
 
+@pytest.mark.parametrize("kind", ["number", "text", "colliding hash", "spaced name"])
+def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
+        tmp_path: Path, small_batches: None, monkeypatch: pytest.MonkeyPatch, kind: str
+        ) -> None:
+    """Keys met again one, two and three batches later, a whole batch of keys met before, and
+    a repeat within a batch: the first occurrence is assigned and every later one left out
+    with clean's reason, as the in-memory run does, byte for byte."""
+    from reportgen import batchscore
+
+    frame = _sample()
+    ids = frame["ID"].to_numpy().copy()
+    ids[1000] = ids[5]  # batch 0, again in batch 1
+    ids[1400:2100] = ids[0:700]  # all of batch 2 is batch 0's keys
+    ids[2200] = ids[2150] = ids[800]  # batch 1, twice in batch 3
+    ids[710] = ids[705]  # within batch 1
+    frame["ID"] = ids
+    if kind == "text":  # stripped before they are compared
+        frame["ID"] = [f" C{v}" if i % 3 else f"C{v} " for i, v in enumerate(ids)]
+    if kind == "colliding hash":  # many different keys share each identity: compared exactly
+        identities = batchscore._identities
+
+        def shared(batch: object, column: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+            rows, ids = identities(batch, column, name)
+            return rows, ids % np.uint64(7)
+        monkeypatch.setattr(batchscore, "_identities", shared)
+    if kind == "spaced name":  # the key's column, named as the file names it
+        frame = frame.rename(columns={"ID": " ID "})
+    table = tmp_path / "customers.parquet"
+    frame.to_parquet(table, index=False)
+    memory = reportgen.run(table, _cfg(out_of_core="never"), tmp_path / "memory")
+    streamed = reportgen.run(table, _cfg(out_of_core="always", sample_rows=5000),
+                             tmp_path / "streamed")
+    assert streamed.streamed is not None
+    assert (streamed.run_dir / "segments.csv").read_bytes() == \
+        (memory.run_dir / "segments.csv").read_bytes()
+    a = pd.read_parquet(memory.run_dir / "segments.parquet")
+    b = pd.read_parquet(streamed.run_dir / "segments.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    # the later occurrences left out with clean's reason, the first ones assigned
+    later = [1000, *range(1400, 2100), 2150, 2200, 710]
+    for row in later:
+        assert re.fullmatch(rf"duplicate ID .*{ids[row]}'?\)? \(first occurrence kept\)",
+                            b.at[row, "left_out"]), (row, b.at[row, "left_out"])
+    assert b.loc[later, "segment"].isna().all()
+    assert b.loc[[5, *range(700), 800, 705], "segment"].notna().all()
+    assert streamed.streamed["customers"]["left out"] == int(b["left_out"].notna().sum()) \
+        == len(later)
+
+
 def test_a_sample_of_a_larger_table_gives_the_same_segments_within_tolerance(
         tmp_path: Path) -> None:
     """15,000 customers of three kinds, fitted on 3,000 of them: the same k and persona names
