@@ -235,12 +235,15 @@ def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeyp
     assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
 
 
-@pytest.mark.parametrize("with_previous", [False, True])
+@pytest.mark.parametrize(("with_previous", "order"),
+                         [(False, "sorted"), (True, "sorted"), (True, "shuffled")])
 def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeypatch,
-                                                               with_previous) -> None:
+                                                               with_previous, order) -> None:
     """write_segments (a block of rows at a time, never the whole table) writes the bytes
     write_csv writes and the rows write_parquet writes for segments_table(...) whole, with
-    rows left out (a reason instead of a segment) spread over several blocks."""
+    rows left out (a reason instead of a segment) spread over several blocks; the kept
+    customers in the table's order (each block's rows a slice of the features) or not (a
+    take)."""
     from reportgen import output
 
     monkeypatch.setattr(output, "CSV_BLOCK", 333)
@@ -249,6 +252,8 @@ def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeyp
     frame = pd.DataFrame({"ID": np.arange(10, 10 + n),
                           "name": ["=x", "a, b", "c"] * 666 + ["d", "e"]})
     kept = pd.Index(np.sort(rng.choice(n, 1700, replace=False)))
+    if order == "shuffled":
+        kept = kept[rng.permutation(len(kept))]
     labels = rng.integers(1, 4, len(kept))
     excluded = pd.Series("income above the fence", index=frame.index.difference(kept),
                          dtype="string")
