@@ -569,6 +569,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         timings = dict(timings)
         peaks = dict(manifest.get("peak_rss_mb", {}))
         if segments:
+            start = time.perf_counter()
             names = {s.id: s.name for s in report.segments}
             write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
                            previous, parquet_meta, feature_columns)
@@ -576,10 +577,12 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             # a thread while the report rendered made the peak the sum of the two: 1.1 GB
             # instead of 0.9 at 1 M customers).
             release_memory()
+            timings["segments"] = round(time.perf_counter() - start, 4)
             peaks["segments"] = peak_rss_mb()
         # The charts from here, not beside the segments: vl-convert's ~0.13 GB on top of the
         # segments' blocks made the peak 1.05 GB at 1 M customers, not 0.93.
         charts = ChartExports(report, formats)
+        start = time.perf_counter()
         for name, writer in (extra or {}).items():
             writer(tmp / name)
         (tmp / "summary.json").write_text(report.to_json(), encoding="utf-8")
@@ -587,6 +590,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             from .scoring import MODEL_FILE, dump
 
             dump(model, tmp / MODEL_FILE)
+        timings["files"] = round(time.perf_counter() - start, 4)
         manifest = _render(report, formats, template_dir, tmp, manifest, timings, peaks,
                            charts)
         # Timings are the one thing that changes between identical runs: they live here,
