@@ -124,14 +124,20 @@ def _csv_quotes() -> tuple[str, ...]:
 _QUOTED = _csv_quotes()
 
 
-def _csv_text(values: pd.Series) -> pa.Array | None:
-    """The cells of one column as DataFrame.to_csv writes them (no nulls), or None for a
-    dtype this writer does not format (the caller then leaves the file to pandas)."""
+# A cell's text as pieces the line joins (a float's integer part and fraction are not joined
+# into one array first: one join of a whole line instead of one per column).
+Cell = list[pa.Array]
+
+
+def _csv_text(values: pd.Series) -> Cell | None:
+    """The cells of one column as DataFrame.to_csv writes them (no nulls), as pieces whose
+    concatenation is each cell, or None for a dtype this writer does not format (the caller
+    then leaves the file to pandas)."""
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return None
     if pd.api.types.is_integer_dtype(dtype):
-        return pc.fill_null(pc.cast(pa.array(values, from_pandas=True), pa.string()), "")
+        return [pc.fill_null(pc.cast(pa.array(values, from_pandas=True), pa.string()), "")]
     if pd.api.types.is_float_dtype(dtype):
         x = values.to_numpy(dtype="float64", na_value=np.nan)
         decimal = _decimal_text(x)
@@ -148,24 +154,36 @@ def _csv_text(values: pd.Series) -> pa.Array | None:
             text = pc.replace_with_mask(text, pa.array(odd),
                                         pa.array([repr(float(v)) for v in x[odd]],
                                                  type=pa.string()))
-        return pc.fill_null(text, "")
+        return [pc.fill_null(text, "")]
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         try:
             text = pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
         if pa.types.is_null(text.type):
-            return pa.array([""] * len(values), type=pa.string())  # all missing
+            return [pa.array([""] * len(values), type=pa.string())]  # all missing
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
             return None
         text = text.cast(pa.string())
-        needs = None
-        for char in _QUOTED:
-            found = pc.match_substring(text, char)
-            needs = found if needs is None else pc.or_(needs, found)
-        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
-        return pc.fill_null(pc.if_else(needs, quoted, text), "")
+        # quoted once per distinct value (a persona column has k of them), then taken
+        encoded = pc.dictionary_encode(text)
+        if len(encoded.dictionary) > len(text) // 2:  # mostly distinct (keys): as they are
+            return [_quoted(text)]
+        return [pc.fill_null(_quoted(encoded.dictionary).take(encoded.indices), "")]
     return None
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    """Each string as the csv module writes it (quoted when it holds a separator, a quote or
+    a line end, its quotes doubled); nulls as ""."""
+    needs = None
+    for char in _QUOTED:
+        found = pc.match_substring(text, char)
+        needs = found if needs is None else pc.or_(needs, found)
+    if needs is None or not pc.any(needs).as_py():
+        return pc.fill_null(text, "")
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    return pc.fill_null(pc.if_else(needs, quoted, text), "")
 
 
 # A float rounded to this many decimals is written from integers (segments.csv's features are
@@ -181,12 +199,13 @@ def _fractions() -> pa.Array:
                     type=pa.string())
 
 
-def _decimal_text(x: np.ndarray) -> pa.Array | None:
+def _decimal_text(x: np.ndarray) -> Cell | None:
     """x as repr writes each value ("" for NaN), when every value is a whole number of
     10**-_DECIMALS below 1e9 (else None: the caller formats it): the integer part cast and the
-    fraction looked up. Exact: such a value is the double nearest to its decimal, and no
-    shorter decimal is that near (they are 1e-4 apart, its ulp is under 2e-7), so that decimal
-    is repr's shortest round trip, and repr writes no exponent between 1e-4 and 1e16."""
+    fraction looked up, two pieces. Exact: such a value is the double nearest to its decimal,
+    and no shorter decimal is that near (they are 1e-4 apart, its ulp is under 2e-7), so that
+    decimal is repr's shortest round trip, and repr writes no exponent between 1e-4 and
+    1e16."""
     scale = 10 ** _DECIMALS
     finite = np.isfinite(x)
     if not np.array_equal(finite, ~np.isnan(x)):
@@ -198,14 +217,14 @@ def _decimal_text(x: np.ndarray) -> pa.Array | None:
     if not np.array_equal(n / scale, np.abs(y)):
         return None  # not rounded to _DECIMALS
     whole = n.astype(np.int64)
-    text = pc.binary_join_element_wise(
-        pc.cast(pa.array(whole // scale), pa.string()),
-        _fractions().take(pa.array(whole % scale, mask=~finite)), "")
+    gaps = ~finite
+    units = pc.cast(pa.array(whole // scale, mask=gaps), pa.string())
     negative = np.signbit(y) & finite  # -0.0 included, as repr writes it
     if negative.any():
-        text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""),
-                          text)
-    return pc.fill_null(text, "")
+        units = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", units, ""),
+                           units)
+    return [pc.fill_null(units, ""),
+            pc.fill_null(_fractions().take(pa.array(whole % scale, mask=gaps)), "")]
 
 
 def _csv_field(name: str) -> str:
@@ -257,8 +276,12 @@ def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
         cells = [_csv_text(c) for c in columns]
     if any(c is None for c in cells):
         return None
-    lines = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
-    return pc.binary_join_element_wise(lines, "", "\n")
+    pieces: list[pa.Array | str] = []
+    for i, cell in enumerate(cells):
+        assert cell is not None
+        pieces += ([","] if i else []) + cell
+    # one join of every piece of a line: each cell's text is never an array of its own
+    return pc.binary_join_element_wise(*pieces, "\n", "")
 
 
 class SegmentsWriter:
