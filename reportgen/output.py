@@ -10,6 +10,7 @@ such folder whose process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -291,6 +292,8 @@ class SegmentsWriter:
 
     def __init__(self, csv_path: Path, parquet_path: Path,
                  metadata: dict[str, Any] | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         import pyarrow.parquet as pq
 
         self._pq = pq
@@ -299,6 +302,10 @@ class SegmentsWriter:
         self._metadata = metadata
         self._parquet: Any = None
         self._schema: pa.Schema | None = None
+        # A block's row group is encoded and compressed in this thread (Arrow lets go of the
+        # GIL) while the next lines of the CSV are formatted; one block at most waits.
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="parquet")
+        self._pending: Any = None
 
     def write(self, block: pd.DataFrame) -> None:
         """The next rows of segments_table(...): neutralised for the CSV, as they are for
@@ -308,24 +315,38 @@ class SegmentsWriter:
             self._csv.write(_csv_header(safe.columns))
             self._schema = _parquet_schema(block, self._metadata)
             self._parquet = self._pq.ParquetWriter(self._parquet_path, self._schema)
+        table = pa.Table.from_pandas(block, schema=self._schema, preserve_index=False)
+        self._wait()
+        self._pending = self._encoder.submit(self._parquet.write_table, table)
         lines = _csv_lines(safe)
         if lines is None:
             self._csv.write(safe.to_csv(index=False, header=False,
                                         lineterminator="\n").encode())
         else:
             _write_text(self._csv, lines)
-        self._parquet.write_table(pa.Table.from_pandas(block, schema=self._schema,
-                                                       preserve_index=False))
+
+    def _wait(self) -> None:
+        """Until the row group written in the background is written (raising its error)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
-        self._csv.close()
-        if self._parquet is not None:
-            self._parquet.close()
+        try:
+            self._wait()
+        finally:
+            self._encoder.shutdown()
+            self._csv.close()
+            if self._parquet is not None:
+                self._parquet.close()
 
     def __enter__(self) -> SegmentsWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:  # the error on its way out is the one to see
+            with contextlib.suppress(Exception):
+                self._wait()
         self.close()
 
 
