@@ -165,6 +165,8 @@ def _csv_text(values: pd.Series) -> Cell | None:
             return [pa.array([""] * len(values), type=pa.string())]  # all missing
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
             return None
+        if isinstance(text, pa.ChunkedArray):  # an Arrow-backed column
+            text = text.combine_chunks()
         text = text.cast(pa.string())
         # quoted once per distinct value (a persona column has k of them), then taken
         encoded = pc.dictionary_encode(text)

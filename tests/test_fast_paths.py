@@ -305,6 +305,19 @@ def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeyp
     assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
 
 
+def test_write_csv_formats_a_text_column_of_several_arrow_chunks(tmp_path) -> None:
+    """An Arrow-backed text column made of chunks (a concat of two, as the order lines'
+    left-out customers are joined on): quoted per distinct value, as pandas writes it."""
+    from reportgen.output import write_csv
+
+    parts = [pd.Series(["a, b", "plain", None] * 4, dtype="string[pyarrow]"),
+             pd.Series(['say "hi"', "plain"] * 5, dtype="string[pyarrow]")]
+    frame = pd.DataFrame({"ID": range(22), "t": pd.concat(parts, ignore_index=True)})
+    assert pa.array(frame["t"], from_pandas=True).num_chunks == 2
+    write_csv(frame, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
+
+
 @pytest.mark.parametrize(("with_previous", "order"),
                          [(False, "sorted"), (True, "sorted"), (True, "shuffled")])
 def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeypatch,
