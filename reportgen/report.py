@@ -406,7 +406,17 @@ class Report:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        """``to_dict()`` as JSON (summary.json): the same text, without asdict's deep copy of
+        every chart's data (each dataclass becomes its fields as the encoder meets it)."""
+        return json.dumps(self, default=_fields, indent=2, sort_keys=True,
+                          allow_nan=False) + "\n"
 
     def segment(self, segment_id: int) -> Segment:
         return next(s for s in self.segments if s.id == segment_id)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass instance as its fields, for json.dumps(default=...)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,75 @@ def test_charts_are_exported_for_print_in_the_order_the_pdf_shows_them() -> None
     assert {n: kind for n, (kind, _) in exported.items()} == {
         n: "png" if n == "projection" else "svg" for n in names}
     assert exported["projection"][1][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_charts_exported_in_the_background_are_the_ones_exported_in_line(
+        report: Report) -> None:
+    """output.ChartExports (the thread exporting while the other files are written) gives
+    the print exports and the email's PNGs byte for byte as exporting them in line does."""
+    from reportgen.output import ChartExports
+    from reportgen.render.email import email_images
+
+    def ids(exports: dict) -> dict:  # Vega numbers clip paths on from the process's last one
+        return {n: (k, re.sub(r"clip\d+", "clip", v) if k == "svg" else v)
+                for n, (k, v) in exports.items()}
+
+    charts = ChartExports(report, ["pdf", "email"])
+    exported = print_exports(report)
+    assert ids(charts.print_exports()) == ids(exported)
+    assert list(charts.print_exports()) == list(exported)  # the PDF's order
+    assert charts.email_images() == email_images(report, exported)
+    assert set(charts.email_images()) >= {"size_value", "zscore_heatmap"}
+    assert ChartExports(report, ["email"]).email_images() == email_images(report)
+    assert ChartExports(report, ["html"]).print_exports() == {}
+
+
+def test_a_chart_failing_in_the_background_raises_where_it_is_needed(report: Report) -> None:
+    """A spec vl-convert rejects: its error (the same ValueError as in line) comes out of
+    print_exports() and of the email's PNG drawn from it, not before."""
+    from reportgen.output import ChartExports
+
+    bad = report.charts["zscore_heatmap"]
+    broken = dataclasses.replace(report, charts={
+        **report.charts, "zscore_heatmap": dataclasses.replace(bad, spec={**bad.spec,
+                                                                          "mark": "nope"})})
+    with pytest.raises(ValueError, match="conversion failed") as inline:
+        print_exports(broken)
+    charts = ChartExports(broken, ["pdf", "email"])
+    with pytest.raises(ValueError, match="conversion failed") as background:
+        charts.print_exports()
+    assert str(background.value) == str(inline.value)
+    with pytest.raises(ValueError, match="conversion failed"):
+        charts.email_images()
+
+
+def test_a_row_group_failing_in_the_background_is_raised_by_the_writer(
+        tmp_path, monkeypatch) -> None:
+    """SegmentsWriter writes each block's row group in a thread: an error there (a full
+    disk, say) is raised by the next write or by close, not lost."""
+    import pyarrow.parquet as pq
+
+    from reportgen.output import SegmentsWriter
+
+    calls = []
+
+    def failing(self, table, *args, **kwargs):
+        calls.append(len(table))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    block = pd.DataFrame({"ID": np.arange(5), "segment": pd.array([1, 2, 1, 2, 1],
+                                                                  dtype="Int64")})
+    with pytest.raises(OSError, match="No space left"), \
+            SegmentsWriter(tmp_path / "s.csv", tmp_path / "s.parquet") as out:
+        out.write(block)  # the first row group fails in the thread...
+        out.write(block)  # ...and is raised here, before a second one is submitted
+    assert calls == [5]
+    writer = SegmentsWriter(tmp_path / "t.csv", tmp_path / "t.parquet")
+    writer.write(block)
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()  # the last row group's error
+    assert (tmp_path / "t.csv").read_text().startswith("ID,segment\n0,1\n")
 
 
 # segments.csv written with pyarrow ----------------------------------------------------------
@@ -235,12 +305,28 @@ def test_write_csv_formats_arrow_backed_columns_as_pandas_does(tmp_path, monkeyp
     assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
 
 
-@pytest.mark.parametrize("with_previous", [False, True])
+def test_write_csv_formats_a_text_column_of_several_arrow_chunks(tmp_path) -> None:
+    """An Arrow-backed text column made of chunks (a concat of two, as the order lines'
+    left-out customers are joined on): quoted per distinct value, as pandas writes it."""
+    from reportgen.output import write_csv
+
+    parts = [pd.Series(["a, b", "plain", None] * 4, dtype="string[pyarrow]"),
+             pd.Series(['say "hi"', "plain"] * 5, dtype="string[pyarrow]")]
+    frame = pd.DataFrame({"ID": range(22), "t": pd.concat(parts, ignore_index=True)})
+    assert pa.array(frame["t"], from_pandas=True).num_chunks == 2
+    write_csv(frame, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == frame.to_csv(index=False, lineterminator="\n")
+
+
+@pytest.mark.parametrize(("with_previous", "order"),
+                         [(False, "sorted"), (True, "sorted"), (True, "shuffled")])
 def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeypatch,
-                                                               with_previous) -> None:
+                                                               with_previous, order) -> None:
     """write_segments (a block of rows at a time, never the whole table) writes the bytes
     write_csv writes and the rows write_parquet writes for segments_table(...) whole, with
-    rows left out (a reason instead of a segment) spread over several blocks."""
+    rows left out (a reason instead of a segment) spread over several blocks; the kept
+    customers in the table's order (each block's rows a slice of the features) or not (a
+    take)."""
     from reportgen import output
 
     monkeypatch.setattr(output, "CSV_BLOCK", 333)
@@ -249,6 +335,8 @@ def test_segments_written_block_by_block_equal_the_whole_table(tmp_path, monkeyp
     frame = pd.DataFrame({"ID": np.arange(10, 10 + n),
                           "name": ["=x", "a, b", "c"] * 666 + ["d", "e"]})
     kept = pd.Index(np.sort(rng.choice(n, 1700, replace=False)))
+    if order == "shuffled":
+        kept = kept[rng.permutation(len(kept))]
     labels = rng.integers(1, 4, len(kept))
     excluded = pd.Series("income above the fence", index=frame.index.difference(kept),
                          dtype="string")

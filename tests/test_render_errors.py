@@ -136,3 +136,25 @@ def test_cli_a_chart_vl_convert_cannot_export_is_a_bug_exit_1(
     assert "Error: internal error (ValueError: Vega-Lite to PNG conversion failed" in \
         result.stderr and "this is a bug in reportgen" in result.stderr
     assert not any(out.iterdir())
+
+
+def test_cli_a_chart_the_email_cannot_export_is_a_bug_exit_1(
+        table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The email's PNGs are exported in the background thread too (no PDF asked: drawn from
+    the spec): a chart vl-convert refuses (data from a URL; size_value, an email chart, has
+    its data at the top) is the same bug, exit 1, and no partial folder is left."""
+    real = charts._spec
+
+    def broken(chart: object) -> dict[str, object]:
+        spec = real(chart)
+        return {**spec, "data": {"url": "https://example.com/data.csv"}} if "data" in spec \
+            else spec
+
+    monkeypatch.setattr(charts, "_spec", broken)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(table), "--out", str(out), "-q",
+                                       "--format", "html,email"])
+    assert result.exit_code == 1, result.output
+    assert "Error: internal error (ValueError: " in result.stderr and "not allowed" in \
+        result.stderr and "this is a bug in reportgen" in result.stderr
+    assert not any(out.iterdir())
