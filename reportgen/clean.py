@@ -455,6 +455,9 @@ def key_exclusions(key: pd.Series, name: str
 
 
 def _short(value: object, limit: int = 40) -> object:
+    """A key as a reader should see it in a reason: 7446, not np.int64(7446); long text cut."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, str) and len(value) > limit:
         return value[:limit] + "…"
     return value

@@ -94,7 +94,7 @@ def test_a_batch_gets_the_segments_features_and_reasons_model_apply_gives(model:
     assert fast.excluded == slow.excluded.to_dict()
     assert fast.excluded[5] == "no ID"
     assert fast.excluded[20] == fast.excluded[21] == \
-        f"duplicate ID {frame.at[19, 'ID']!r} (first occurrence kept)"
+        f"duplicate ID {frame.at[19, 'ID'].item()!r} (first occurrence kept)"
     assert fast.excluded[76].startswith("outlier: MntWines 900,000,000 above the fence ")
     assert fast.excluded[77].count(" above the fence ") == 2
     assert np.isnan(fast.features["share_wines"][kept.tolist().index(91)])  # 0/0
@@ -124,7 +124,7 @@ def test_the_streamed_assignment_writes_what_model_apply_writes(
     back = pd.read_parquet(runs["fast"][1] / "segments.parquet")
     assert back["left_out"].dropna().to_dict() == whole.excluded.to_dict()
     assert back.at[2800, "left_out"] == whole.excluded[1500] == \
-        f"duplicate ID {back.at[100, 'ID']!r} (first occurrence kept)"
+        f"duplicate ID {back.at[100, 'ID'].item()!r} (first occurrence kept)"
     np.testing.assert_array_equal(back.loc[whole.kept_index, "segment"], whole.labels)
 
 

@@ -134,8 +134,9 @@ def test_clean_excludes_duplicate_ids_with_the_reason():
     frame.loc[3, "ID"] = frame.loc[2, "ID"]
     _, _, cleaned, _ = stages(frame)
     assert len(cleaned.frame) == len(frame) - 1
-    assert cleaned.excluded.to_dict() == {3: f"duplicate ID {frame.loc[2, 'ID']!r} "
+    assert cleaned.excluded.to_dict() == {3: f"duplicate ID {int(frame.loc[2, 'ID'])} "
                                               "(first occurrence kept)"}
+    assert "np." not in cleaned.excluded[3]  # the id as a reader writes it
     (step,) = _step(cleaned, "ID", "excluded rows")
     assert step.rows == 1 and "row 5" in step.detail  # header is row 1, data row 3 is row 5
 
