@@ -94,8 +94,9 @@ def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
     # without sorting the labels again for every column.
     labels = np.asarray(by_segment.ngroup())
     order = np.argsort(labels, kind="stable")
-    ends = np.cumsum(np.bincount(labels, minlength=len(means)))
-    starts = ends - np.bincount(labels, minlength=len(means))
+    counts = np.bincount(labels, minlength=len(means))
+    ends = np.cumsum(counts)
+    starts = ends - counts
     medians = {}
     for column in frame.columns:
         values = frame[column].to_numpy(dtype="float64")[order]

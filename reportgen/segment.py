@@ -131,14 +131,15 @@ class Silhouette:
         return float(silhouette_score(self._distances, sampled, metric="precomputed"))
 
 
-def _search_cap(algorithm: str, cfg: SegmentConfig) -> int:
-    return min(cfg.search_sample, cfg.fit_sample) if algorithm in ("ward", "kprototypes") \
-        else cfg.search_sample
+def _capped(rows: int, algorithm: str, cfg: SegmentConfig) -> int:
+    """ROWS customers for a fit of algorithm: Ward and k-prototypes do not scale, so they take
+    at most their fit sample size (segment.fit_sample)."""
+    return min(rows, cfg.fit_sample) if algorithm in ("ward", "kprototypes") else rows
 
 
 def _search_rows(algorithm: str, n: int, cfg: SegmentConfig, rng: np.random.Generator
                  ) -> np.ndarray:
-    cap = _search_cap(algorithm, cfg)
+    cap = _capped(cfg.search_sample, algorithm, cfg)
     return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
@@ -216,10 +217,10 @@ def _search(algorithm: str, zs: np.ndarray, ks: list[int], cfg: SegmentConfig,
     fits and the table in the order of ks."""
     fits = _search_fits(algorithm, zs, ks, cfg, pool)
     measured: dict[int, Future[dict[str, float]]] = {}
-    k_of = {id(f): k for k, f in fits.items()}
+    k_of = {f: k for k, f in fits.items()}
     for i, future in enumerate(as_completed(fits.values()), start=1):
         progress.update("segment", i, len(ks), "k searched")
-        k = k_of[id(future)]
+        k = k_of[future]
         measured[k] = pool.submit(_k_row, k, future.result(), zs, silhouette.result())
     return {k: fits[k].result() for k in ks}, [measured[k].result() for k in ks]
 
@@ -230,7 +231,8 @@ def segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | Non
     workers: threads for the fits (default: ``default_workers`` of the customers searched);
     the result is the same for any number."""
     if workers is None:
-        workers = default_workers(min(len(ff.frame), _search_cap(cfg.algorithm, cfg)))
+        workers = default_workers(min(len(ff.frame),
+                                      _capped(cfg.search_sample, cfg.algorithm, cfg)))
     with threadpool_limits(limits=THREADS), fit_pool(workers) as pool:
         return _segment(ff, cfg, categories, pool)
 
@@ -402,21 +404,17 @@ def _start_stability(z: np.ndarray, cats: np.ndarray | None, family: str, k: int
         return algorithms.predict_labels(family, model, z[evaluated],
                                          cats[evaluated] if cats is not None else None)
 
-    return start_refits(len(z), refit, cfg.stability_runs, _stability_sample(family, cfg),
+    return start_refits(len(z), refit, cfg.stability_runs,
+                        _capped(cfg.stability_sample, family, cfg),
                         cfg.random_state, pool)
-
-
-def _stability_sample(family: str, cfg: SegmentConfig) -> int:
-    # Ward and k-prototypes do not scale: their refits use their fit sample size.
-    return min(cfg.stability_sample, cfg.fit_sample) if family in ("ward", "kprototypes") \
-        else cfg.stability_sample
 
 
 def _stability(labels: np.ndarray, refits: list[Future[Refitted]] | None, family: str,
                cfg: SegmentConfig) -> tuple[Stability | None, str]:
     if refits is None:
         return None, "not measured (segment.stability_runs = 0)"
-    result = agreement(labels, (f.result() for f in refits), _stability_sample(family, cfg))
+    result = agreement(labels, (f.result() for f in refits),
+                       _capped(cfg.stability_sample, family, cfg))
     text = (f"{result.runs} refits, each on {fmt.num(result.sample)} customers drawn with "
             f"replacement and a new seed; a segment's stability is its mean best-match Jaccard "
             f"index with the refit's segments (1 = it came back whole); under "
