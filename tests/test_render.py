@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -14,7 +15,7 @@ import pytest
 
 from reportgen import fmt
 from reportgen.errors import RefusedResourceError, ReportgenError
-from reportgen.render.environment import Assets, environment
+from reportgen.render.environment import Assets, ChartImage, environment
 from reportgen.render.html import render_html
 from reportgen.render.pdf import chart_images, column_roles, render_pdf, url_fetcher
 from reportgen.report import Report
@@ -226,11 +227,11 @@ def test_pdf_pages_carry_page_numbers_and_a_running_header(pdf: pypdf.PdfReader)
         pdf.pages[1].extract_text())
 
 
-def test_pdf_charts_are_svg_except_dense_ones_which_are_png(report: Report) -> None:
+def test_pdf_charts_are_svg_except_dense_ones_which_are_jpeg(report: Report) -> None:
     images = chart_images(report)
     assert set(images) == set(report.charts)
     for name, image in images.items():
-        kind = "png" if report.charts[name].dense else "svg+xml"
+        kind = "jpeg" if report.charts[name].dense else "svg+xml"
         assert image.uri.startswith(f"data:image/{kind};base64,"), name
         assert 100 < image.width <= 800 and 50 < image.height < 800, name
 
@@ -267,6 +268,35 @@ def test_url_fetcher_serves_data_uris_and_template_files() -> None:
     css = fetcher.fetch((templates_dir() / "print.css").as_uri())
     assert b"@page" in css.read()
     css.close()
+
+
+def test_the_pdf_html_names_each_chart_by_a_short_url_the_fetcher_serves(report: Report) -> None:
+    from reportgen.render.pdf import CHART_SCHEME, in_memory
+
+    images = chart_images(report)
+    shown, served = in_memory(images)
+    assert set(shown) == set(images)
+    for name, image in images.items():
+        url = shown[name].uri
+        assert url == f"{CHART_SCHEME}:{name}"
+        assert (shown[name].width, shown[name].height) == (image.width, image.height)
+        mime = "image/jpeg" if report.charts[name].dense else "image/svg+xml"
+        assert served[url][0] == mime
+        assert base64.b64encode(served[url][1]).decode() == image.uri.split(",", 1)[1]
+    fetcher = url_fetcher([templates_dir()], served)
+    name = next(iter(images))
+    response = fetcher.fetch(f"{CHART_SCHEME}:{name}")
+    assert response.read() == served[f"{CHART_SCHEME}:{name}"][1]
+    assert response.content_type == served[f"{CHART_SCHEME}:{name}"][0]
+    response.close()
+    with pytest.raises(RefusedResourceError, match="no such chart"):
+        fetcher.fetch(f"{CHART_SCHEME}:nope")
+    with pytest.raises(RefusedResourceError, match="no such chart"):
+        url_fetcher([templates_dir()]).fetch(f"{CHART_SCHEME}:{name}")
+    # a URI that is not base64 data is left to WeasyPrint as it is
+    odd = {"a": ChartImage("data:image/svg+xml,%3Csvg%3E", 1, 1),
+           "b": ChartImage("data:image/png;base64,!!", 1, 1)}
+    assert in_memory(odd) == (odd, {})
 
 
 def test_a_template_asking_for_a_remote_image_fails_the_pdf_clearly(

@@ -87,13 +87,13 @@ def test_a_logo_that_cannot_become_the_emails_png_names_report_logo(report: Repo
 def test_the_pdf_gets_every_chart_as_a_data_uri_drawn_on_its_page(report: Report) -> None:
     images = chart_images(report)
     assert set(images) == set(report.charts)
-    assert all(i.uri.startswith(("data:image/svg+xml;base64,", "data:image/png;base64,"))
+    assert all(i.uri.startswith(("data:image/svg+xml;base64,", "data:image/jpeg;base64,"))
                and i.width > 0 and i.height > 0 for i in images.values())
     import io
 
     pages = pypdf.PdfReader(io.BytesIO(render_pdf(report, images=images))).pages
     drawn = sum(len(p["/Resources"].get("/XObject", {})) for p in pages)
-    assert drawn >= len(report.charts)  # each chart is an XObject (SVG form or PNG image)
+    assert drawn >= len(report.charts)  # each chart is an XObject (SVG form or JPEG image)
 
 
 # ----------------------------------------------------------------------------- exit codes

@@ -5,7 +5,6 @@ alternative."""
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from ..errors import ConfigError
 from ..report import Report
 from . import branding, vega
 from .environment import Assets, ChartImage, render_template
-from .pdf import Exported, png_size
+from .pdf import Exported, jpeg_size, png_size
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +161,7 @@ def _logo_image(report: Report) -> InlineImage | None:
 def _image_size(data: bytes, mime: str) -> tuple[int, int]:
     if mime == "image/png":
         return png_size(data)
-    # JPEG: walk the markers to the first start-of-frame
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return int(width), int(height)
-        i += 2 + length
-    return 200, 40
+    return jpeg_size(data) or (200, 40)
 
 
 def _inline_css(html: str) -> str:
