@@ -59,7 +59,8 @@ class Assets:
 
     vega_js: the Vega + Vega-Lite + vega-embed bundle, inlined once (HTML only).
     embed_options: options passed to every vegaEmbed call (HTML only).
-    images: chart name -> ChartImage (PDF: data: URIs; email: cid: URIs).
+    images: chart name -> ChartImage (PDF: reportgen-chart: URLs its fetcher serves from
+        memory, see render.pdf.in_memory; email: cid: URIs).
     column_roles: the data dictionary's columns grouped by role (PDF only: one table row per
         role instead of one per column keeps WeasyPrint's table time down, trap 5).
     generator: "reportgen <version>", for the colophon.
