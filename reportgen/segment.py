@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -100,6 +100,11 @@ class Segmentation:
     categorical: tuple[str, ...] = ()  # category columns k-prototypes used
     stability: Stability | None = None  # per segment id, after relabelling
     stability_text: str = ""
+    # The scaled model matrix (scaler.transform of ff.matrix(scaler.features), rows of
+    # ff.frame), made once here and handed to the compare stage, which takes it over and
+    # returns the Segmentation without it (series.compare_stage): ~0.1 GB at 1 M customers
+    # that would otherwise be scaled again there, and must not outlive the report.
+    scaled: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _cats(categories: pd.DataFrame | None, algorithm: str) -> np.ndarray | None:
@@ -346,7 +351,7 @@ def _segment(ff: FeatureFrame, cfg: SegmentConfig, categories: pd.DataFrame | No
                                  categories is not None else ()),
         categorical=tuple(categories.columns) if cats is not None and categories is not None
         else (),
-        stability=stability, stability_text=stability_text,
+        stability=stability, stability_text=stability_text, scaled=z,
     )
 
 
