@@ -657,7 +657,7 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             "text in a numeric column"))
             # infinite or beyond ABSURD, not missing: one pass over the floats (as_numbers)
             floats = s.to_numpy()
-            beyond = ~np.isnan(floats) & ~(np.abs(floats) < ABSURD)
+            beyond = (floats >= ABSURD) | (floats <= -ABSURD)  # NaN compares False
             if beyond.any():
                 absurd = pd.Series(beyond, index=s.index)
                 log.append(CleaningStep(column, "set missing", int(absurd.sum()),

@@ -58,6 +58,8 @@ _OUTCOME_NAMES = {"y": "subscribed", "subscribed": "subscribed", "subscription":
 MAX_PRODUCT_SHARES = 8
 # Categories with more levels than this are described by their largest levels only.
 MAX_LEVELS = 6
+# Rows _more_than_two looks at first.
+HEAD_ROWS = 1000
 # Groups that describe a segment but never make it: outcomes and one-hot profile columns.
 DESCRIPTIVE_GROUPS = ("campaigns", "profile", "outcome", "satisfaction")
 
@@ -485,6 +487,11 @@ def _more_than_two(s: pd.Series) -> bool:
     if s.dtype != np.float64:
         return bool(s.nunique() > 2)
     v = s.to_numpy()
+    # Most columns show three values within their first rows: the whole column is read only
+    # when they do not.
+    head = v[:HEAD_ROWS]
+    if len(v) > HEAD_ROWS and len(np.unique(head[~np.isnan(head)])) > 2:
+        return True
     values = ~np.isnan(v)
     if not values.any():
         return False

@@ -301,7 +301,8 @@ def as_binary(s: pd.Series) -> pd.Series:
     """1/0 from yes/no, true/false, y/n, 1/0 (any case); anything else → NaN."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         v = pd.to_numeric(s, errors="coerce").astype("float64")
-        return v.where(v.isin([0.0, 1.0]))
+        values = v.to_numpy()
+        return v.where((values == 0.0) | (values == 1.0))  # isin([0.0, 1.0]), unhashed
     text = s.astype("string").str.strip().str.lower()
     out = pd.Series(np.nan, index=s.index, dtype="float64")
     out[text.isin(YES).fillna(False).to_numpy()] = 1.0
