@@ -58,6 +58,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from . import medians
 from .config import Config
 from .errors import InputError, ModelError, SegmentationError
 from .report import CleaningStep
@@ -858,8 +859,9 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             if not applying:
                 values = _kept_rows(s, kept)
                 usable = bool(values.notna().any())
-                d = replace(d, fill=float(values.median()) if usable else 0.0,
-                            fill_median=usable)
+                fill = medians.median(values.to_numpy(dtype="float64", na_value=np.nan)) \
+                    if usable else 0.0
+                d = replace(d, fill=fill, fill_median=usable)
             decided[column] = d
             if role in BILLED_ROLES and tenure:
                 # A subscriber of tenure 0 has not been billed yet: blank charges are 0.

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import medians
 from .business import Business, decide
 from .clean import Cleaned
 from .config import Config
@@ -197,7 +198,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             if name in decisions.fills:
                 return values.fillna(decisions.fills[name])
             return values
-        median = float(values.median())
+        median = _median(values)
         if np.isfinite(median):
             fills[name] = median
             return values.fillna(median)
@@ -216,7 +217,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             name = f"{base}_{n}"
             n += 1
         if undefined:
-            median = s.median() if decisions is None else np.nan
+            median = _median(s) if decisions is None else np.nan
             if np.isfinite(median):
                 fills[name] = float(median)
             columns[name] = s
@@ -400,6 +401,11 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
     return FeatureFrame(frame=out, meta=meta, model=model, value=value, levels=levels,
                         fills=fills if decisions is None else dict(decisions.fills),
                         business=business)
+
+
+def _median(values: pd.Series) -> float:
+    """values.median(), taken with less work (medians.median)."""
+    return medians.median(values.to_numpy(dtype="float64", na_value=np.nan))
 
 
 def _tenure_unit(column: str, values: pd.Series) -> tuple[float, str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .features import FeatureFrame
+from .medians import median
 from .segment import Segmentation
 
 if TYPE_CHECKING:
@@ -100,14 +101,5 @@ def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
     medians = {}
     for column in frame.columns:
         values = frame[column].to_numpy(dtype="float64")[order]
-        medians[column] = [_median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
+        medians[column] = [median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
     return means, pd.DataFrame(medians, index=means.index)
-
-
-def _median(values: np.ndarray) -> float:
-    """The median of the values that are not missing (NaN when none is): values is a copy,
-    partitioned in place."""
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return float("nan")
-    return float(np.median(values, overwrite_input=True))
