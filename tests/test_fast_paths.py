@@ -275,6 +275,23 @@ def test_fit_transform_is_fit_scaling_then_transform_bit_for_bit(default, overri
     assert np.array_equal(z, expected)
 
 
+@pytest.mark.parametrize("n", [3, 5000, 100_003])
+def test_scaling_column_by_column_equals_the_matrix_wide_mean_and_std(n: int) -> None:
+    from reportgen.scaling import fit_scaling
+
+    rng = np.random.default_rng(n)
+    x = np.empty((3, n), dtype="float64").T  # laid out as FeatureFrame.matrix lays it out
+    x[:] = np.column_stack([rng.lognormal(5, 2, n), rng.normal(0, 1, n),
+                            rng.poisson(3, n).astype(float)])
+    scaling = fit_scaling(x, ["a", "b", "c"], {"a": "money", "b": "number", "c": "count"},
+                          "auto", {})
+    z = x.copy(order="F")
+    z[:, scaling.log1p] = np.log1p(z[:, scaling.log1p])
+    assert scaling.methods[0] == "log1p"
+    assert scaling.center.tobytes() == z.mean(axis=0).tobytes()
+    assert scaling.scale.tobytes() == z.std(axis=0).tobytes()
+
+
 def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
     from reportgen.profile import _by_segment
 
