@@ -827,11 +827,12 @@ def _kept_rows(s: pd.Series, kept: np.ndarray) -> pd.Series:
 
 def _amount_fence(s: pd.Series) -> float | None:
     """FENCE_RULE on these amounts; None with too few positive amounts or no spread."""
-    positive = s[s > 0]
+    values = s.to_numpy(dtype="float64", na_value=np.nan)
+    positive = values[values > 0]  # a copy, without the index a Series selection builds
     if len(positive) < FENCE_MIN_VALUES:
         return None
-    logs = np.log(positive.to_numpy(dtype="float64"))
-    q1, q3 = np.quantile(logs, [0.25, 0.75])
+    logs = np.log(positive, out=positive)
+    q1, q3 = np.quantile(logs, [0.25, 0.75], overwrite_input=True)
     if not q3 > q1:
         return None
     return float(np.exp(q3 + AMOUNT_LOG_IQR * (q3 - q1)))

@@ -453,6 +453,7 @@ def test_more_than_two_values_equals_nunique(values: list[float]) -> None:
 
 @pytest.mark.parametrize("s", [
     pd.Series([3, 3, 5, -2]),
+    pd.Series([1990, 1985, 1990, 2001]),  # not negative: counted where they are
     pd.Series(np.array([-128, 127, 0, 0], dtype="int8")),  # a range wider than int8
     pd.Series(np.array([2**64 - 1, 2**64 - 2], dtype="uint64")),  # beyond int64: hashed
     pd.Series(np.array([-(2**63), 2**63 - 1])),  # a range wider than the column: hashed
