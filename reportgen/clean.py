@@ -58,7 +58,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from . import medians
+from . import stats
 from .config import Config
 from .errors import InputError, ModelError, SegmentationError
 from .report import CleaningStep
@@ -860,7 +860,7 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             if not applying:
                 values = _kept_rows(s, kept)
                 usable = bool(values.notna().any())
-                fill = medians.median(values.to_numpy(dtype="float64", na_value=np.nan)) \
+                fill = stats.median(values.to_numpy(dtype="float64", na_value=np.nan)) \
                     if usable else 0.0
                 d = replace(d, fill=fill, fill_median=usable)
             decided[column] = d

@@ -437,7 +437,7 @@ def _distinct_count(s: pd.Series) -> int:
             s.dtype.kind == "i" or s.dtype.kind == "u" and s.dtype.itemsize < 8):
         v = s.to_numpy().astype(np.int64, copy=False)
         low, high = int(v.min()), int(v.max())
-        if 0 <= low and high < max(len(v), 1 << 16):  # counted where they are: no v - low
+        if low >= 0 and high < max(len(v), 1 << 16):  # counted where they are: no v - low
             return int(np.count_nonzero(np.bincount(v)))
         if high - low < max(len(v), 1 << 16):
             return int(np.count_nonzero(np.bincount(v - low)))

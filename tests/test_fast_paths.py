@@ -590,7 +590,7 @@ def test_profile_medians_equal_pandas_grouped_medians_with_gaps() -> None:
 @example([np.nan, np.nan])
 @example([])
 def test_median_is_pandas_median_bit_for_bit(values: list[float]) -> None:
-    from reportgen.medians import median
+    from reportgen.stats import median
 
     x = np.array(values, dtype="float64")
     before = x.copy()
@@ -644,3 +644,18 @@ def test_feature_matrix_of_some_rows_equals_those_rows_of_the_matrix() -> None:
     ff = FeatureFrame(frame=frame, meta={}, model=[], value=None, fills={"b": 0.25})
     rows = np.sort(rng.choice(300, 40, replace=False))
     assert np.array_equal(ff.matrix(["b", "a"], rows=rows), ff.matrix(["b", "a"])[rows])
+
+
+@given(st.lists(st.one_of(st.floats(min_value=-1e150, max_value=1e150),
+                          st.sampled_from([np.nan, 0.0, 1.0, 3.5])), max_size=60))
+@example([np.nan, np.nan])
+@example([2.0, 2.0, 2.0])
+def test_mean_and_std_are_pandas_bit_for_bit(values: list[float]) -> None:
+    from reportgen.stats import mean, std
+
+    s = pd.Series(values, dtype="float64")
+    x = s.to_numpy()
+    for got, want in zip((mean(x), std(x, ddof=0), std(x, ddof=1)),
+                         (s.mean(), s.std(ddof=0), s.std()), strict=True):
+        assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
+            (np.isnan(got) and np.isnan(want))
