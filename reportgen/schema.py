@@ -302,7 +302,8 @@ def as_binary(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         v = pd.to_numeric(s, errors="coerce").astype("float64")
         values = v.to_numpy()
-        return v.where((values == 0.0) | (values == 1.0))  # isin([0.0, 1.0]), unhashed
+        answers = (values == 0.0) | (values == 1.0)  # isin([0.0, 1.0]), unhashed
+        return v if answers.all() else v.where(answers)  # no second copy when all answer
     text = s.astype("string").str.strip().str.lower()
     out = pd.Series(np.nan, index=s.index, dtype="float64")
     out[text.isin(YES).fillna(False).to_numpy()] = 1.0
