@@ -659,3 +659,18 @@ def test_mean_and_std_are_pandas_bit_for_bit(values: list[float]) -> None:
                          (s.mean(), s.std(ddof=0), s.std()), strict=True):
         assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
             (np.isnan(got) and np.isnan(want))
+
+
+@pytest.mark.parametrize("values, dtype, long", [
+    ([2**53 - 1, -(2**53 - 1), 0], "int64", False),
+    ([5, -(2**53)], "int64", True),
+    ([2**53, 1], "int64", True),
+    ([-(2**63), 0], "int64", True),  # its abs wraps in int64: the extremes say it
+    ([2**64 - 1], "uint64", True),
+    ([7, 3], "uint8", False),
+    ([], "int64", False),
+])
+def test_long_integers_from_the_extremes(values: list[int], dtype: str, long: bool) -> None:
+    from reportgen.load import _long_integers
+
+    assert _long_integers(pd.Series(np.array(values, dtype=dtype))) is long
