@@ -58,6 +58,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .config import Config
 from .errors import InputError, ModelError, SegmentationError
 from .report import CleaningStep
@@ -657,7 +658,7 @@ def _clean_numbers(df: pd.DataFrame, schema: Schema, as_of: dt.date | None,
                                             "text in a numeric column"))
             # infinite or beyond ABSURD, not missing: one pass over the floats (as_numbers)
             floats = s.to_numpy()
-            beyond = ~np.isnan(floats) & ~(np.abs(floats) < ABSURD)
+            beyond = (floats >= ABSURD) | (floats <= -ABSURD)  # NaN compares False
             if beyond.any():
                 absurd = pd.Series(beyond, index=s.index)
                 log.append(CleaningStep(column, "set missing", int(absurd.sum()),
@@ -826,11 +827,12 @@ def _kept_rows(s: pd.Series, kept: np.ndarray) -> pd.Series:
 
 def _amount_fence(s: pd.Series) -> float | None:
     """FENCE_RULE on these amounts; None with too few positive amounts or no spread."""
-    positive = s[s > 0]
+    values = s.to_numpy(dtype="float64", na_value=np.nan)
+    positive = values[values > 0]  # a copy, without the index a Series selection builds
     if len(positive) < FENCE_MIN_VALUES:
         return None
-    logs = np.log(positive.to_numpy(dtype="float64"))
-    q1, q3 = np.quantile(logs, [0.25, 0.75])
+    logs = np.log(positive, out=positive)
+    q1, q3 = np.quantile(logs, [0.25, 0.75], overwrite_input=True)
     if not q3 > q1:
         return None
     return float(np.exp(q3 + AMOUNT_LOG_IQR * (q3 - q1)))
@@ -858,8 +860,9 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             if not applying:
                 values = _kept_rows(s, kept)
                 usable = bool(values.notna().any())
-                d = replace(d, fill=float(values.median()) if usable else 0.0,
-                            fill_median=usable)
+                fill = stats.median(values.to_numpy(dtype="float64", na_value=np.nan)) \
+                    if usable else 0.0
+                d = replace(d, fill=fill, fill_median=usable)
             decided[column] = d
             if role in BILLED_ROLES and tenure:
                 # A subscriber of tenure 0 has not been billed yet: blank charges are 0.

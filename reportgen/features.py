@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .business import Business, decide
 from .clean import Cleaned
 from .config import Config
@@ -58,6 +59,8 @@ _OUTCOME_NAMES = {"y": "subscribed", "subscribed": "subscribed", "subscription":
 MAX_PRODUCT_SHARES = 8
 # Categories with more levels than this are described by their largest levels only.
 MAX_LEVELS = 6
+# Rows _more_than_two looks at first.
+HEAD_ROWS = 1000
 # Groups that describe a segment but never make it: outcomes and one-hot profile columns.
 DESCRIPTIVE_GROUPS = ("campaigns", "profile", "outcome", "satisfaction")
 
@@ -106,17 +109,20 @@ class FeatureFrame:
     # The business type and its value measure (business.decide); None: decided from value.
     business: Business | None = None
 
-    def matrix(self, features: list[str]) -> np.ndarray:
+    def matrix(self, features: list[str], rows: np.ndarray | None = None) -> np.ndarray:
         """These features as a float matrix for the model: a share that is 0/0 (a customer
         with no purchases has no channel mix) is missing in the frame, and here takes the
-        feature's fill (its median), so it pulls the customer to no side."""
+        feature's fill (its median), so it pulls the customer to no side. rows: only these
+        rows (positions in the frame), as ``matrix(features)[rows]`` gives them."""
         # Column by column into one new matrix, laid out as pandas lays out the columns it
         # stacks (each column contiguous): selecting the columns first and then converting
         # them copied every value twice and took ~10× longer at 1 M customers.
-        x = np.empty((len(features), len(self.frame)), dtype="float64").T
+        n = len(self.frame) if rows is None else len(rows)
+        x = np.empty((len(features), n), dtype="float64").T
         for j, name in enumerate(features):
             column = x[:, j]
-            column[:] = self.frame[name].to_numpy(dtype="float64")
+            values = self.frame[name].to_numpy(dtype="float64")
+            column[:] = values if rows is None else values[rows]
             gaps = np.isnan(column)
             if gaps.any():
                 column[gaps] = self.fills.get(name, 0.0)
@@ -192,7 +198,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             if name in decisions.fills:
                 return values.fillna(decisions.fills[name])
             return values
-        median = float(values.median())
+        median = _median(values)
         if np.isfinite(median):
             fills[name] = median
             return values.fillna(median)
@@ -211,7 +217,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             name = f"{base}_{n}"
             n += 1
         if undefined:
-            median = s.median() if decisions is None else np.nan
+            median = _median(s) if decisions is None else np.nan
             if np.isfinite(median):
                 fills[name] = float(median)
             columns[name] = s
@@ -397,6 +403,18 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                         business=business)
 
 
+def _median(values: pd.Series) -> float:
+    """values.median(), taken with less work (stats.median)."""
+    return stats.median(values.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _std(values: pd.Series) -> float:
+    """values.std(), taken with less work for a float64 column (stats.std)."""
+    if values.dtype != np.float64:
+        return float(values.std())
+    return stats.std(values.to_numpy(), ddof=1)
+
+
 def _tenure_unit(column: str, values: pd.Series) -> tuple[float, str]:
     """Months per unit of a tenure column, and the unit: the name says it (tenure_years), or
     fractional values that stay small (3.5 for 'Length of Membership') are years."""
@@ -482,6 +500,11 @@ def _more_than_two(s: pd.Series) -> bool:
     if s.dtype != np.float64:
         return bool(s.nunique() > 2)
     v = s.to_numpy()
+    # Most columns show three values within their first rows: the whole column is read only
+    # when they do not.
+    head = v[:HEAD_ROWS]
+    if len(v) > HEAD_ROWS and len(np.unique(head[~np.isnan(head)])) > 2:
+        return True
     values = ~np.isnan(v)
     if not values.any():
         return False
@@ -525,4 +548,4 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
             chosen = [f for f, m in meta.items()
                       if m.group not in DESCRIPTIVE_GROUPS and f not in OUTCOMES]
     # A feature with no spread cannot separate anyone.
-    return [f for f in dict.fromkeys(chosen) if out[f].std() > 0]
+    return [f for f in dict.fromkeys(chosen) if _std(out[f]) > 0]

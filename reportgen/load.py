@@ -508,7 +508,7 @@ def _is_text(kind: Any) -> bool:
 
 def _decoded_bytes(table: Any) -> int:
     """Bytes of ``table`` once its dictionary columns are decoded: each row's value counted
-    (a value's length taken by index), not each distinct value once."""
+    (each distinct value's length times the rows that hold it), not each distinct value once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -518,9 +518,12 @@ def _decoded_bytes(table: Any) -> int:
             total += column.nbytes
             continue
         for chunk in column.chunks:
-            lengths = pc.binary_length(chunk.dictionary)
-            total += chunk.indices.nbytes + int(
-                pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0)
+            # each value's length times the rows that hold it (blank rows hold none)
+            lengths = pc.fill_null(pc.binary_length(chunk.dictionary), 0).to_numpy(
+                zero_copy_only=False)
+            indices = chunk.indices.drop_null().to_numpy()
+            rows = np.bincount(indices, minlength=len(lengths))
+            total += chunk.indices.nbytes + int(rows @ lengths.astype(np.int64))
     return total
 
 
@@ -1064,8 +1067,9 @@ EXACT_INTEGERS = 2**53  # a float64 holds every integer below this, and loses di
 def _long_integers(s: pd.Series) -> bool:
     """Integers (Python ints, int64/uint64, integral Decimals) of which one is past 2**53."""
     if s.dtype.kind in "iu":
-        return bool(len(s)) and int(s.abs().max()) >= EXACT_INTEGERS if s.dtype.kind == "i" \
-            else bool(len(s)) and int(s.max()) >= EXACT_INTEGERS
+        # the extremes as Python integers: no column of absolute values (a copy of each
+        # column, at 1 M rows 8 MB), and -2**63 counts as past 2**53 (its abs wraps in int64)
+        return bool(len(s)) and max(-int(s.min()), int(s.max())) >= EXACT_INTEGERS
     if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) not in ("integer",
                                                                              "decimal"):
         return False

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .features import FeatureFrame
 from .segment import Segmentation
 
@@ -45,9 +46,9 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     labels = pd.Series(seg.labels, index=frame.index, name="segment")
     # column by column: frame.mean() and frame.std() copy the whole frame at once (the gaps
     # of the shares filled, or every value squared)
-    mean = pd.Series([frame[c].mean() for c in frame.columns], index=frame.columns,
-                     dtype="float64")
-    std = pd.Series([frame[c].std(ddof=0) for c in frame.columns], index=frame.columns,
+    overall = [_mean_std(frame[c]) for c in frame.columns]
+    mean = pd.Series([m for m, _ in overall], index=frame.columns, dtype="float64")
+    std = pd.Series([s for _, s in overall], index=frame.columns,
                     dtype="float64").replace(0.0, np.nan)
     by_segment = frame.groupby(labels)
     means, medians = _by_segment(frame, by_segment)
@@ -80,6 +81,15 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     )
 
 
+def _mean_std(s: pd.Series) -> tuple[float, float]:
+    """s.mean() and s.std(ddof=0), taken with less work for a float64 column (stats: pandas'
+    std was 90 % of the time of these overall figures at 1 M customers)."""
+    if s.dtype != np.float64:
+        return float(s.mean()), float(s.std(ddof=0))
+    values = s.to_numpy()
+    return stats.mean(values), stats.std(values, ddof=0)
+
+
 def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each feature's mean and median per segment (rows: segment id, columns: features).
@@ -100,14 +110,5 @@ def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
     medians = {}
     for column in frame.columns:
         values = frame[column].to_numpy(dtype="float64")[order]
-        medians[column] = [_median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
+        medians[column] = [stats.median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
     return means, pd.DataFrame(medians, index=means.index)
-
-
-def _median(values: np.ndarray) -> float:
-    """The median of the values that are not missing (NaN when none is): values is a copy,
-    partitioned in place."""
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return float("nan")
-    return float(np.median(values, overwrite_input=True))

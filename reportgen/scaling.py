@@ -123,11 +123,15 @@ def _fit(z: np.ndarray, features: list[str], units: dict[str, str], default: str
         raise SegmentationError("the model features contain infinite or missing values")
     methods = [_method(f, x[:, j], units.get(f, "number"), default, overrides)
                for j, f in enumerate(features)]
-    log = np.array([m == "log1p" for m in methods], dtype=bool)
-    if log.any():
-        z[:, log] = np.log1p(z[:, log])
-    center = z.mean(axis=0)
-    scale = z.std(axis=0)
+    # Column by column, in place: z.std(axis=0) holds (z - mean)² for the whole matrix at
+    # once (96 MB at 1 M customers × 12 features, 12× slower). For the matrix the model is
+    # scaled from (FeatureFrame.matrix: each column contiguous) numpy reduces each column
+    # exactly as it reduces the whole matrix along its rows: the same numbers, bit for bit.
+    for j, method in enumerate(methods):
+        if method == "log1p":
+            np.log1p(z[:, j], out=z[:, j])
+    center = np.array([z[:, j].mean() for j in range(z.shape[1])], dtype="float64")
+    scale = np.array([z[:, j].std() for j in range(z.shape[1])], dtype="float64")
     robust = np.array([m == "robust" for m in methods], dtype=bool)
     if robust.any():
         q1, med, q3 = np.percentile(z[:, robust], [25, 50, 75], axis=0)

@@ -301,7 +301,9 @@ def as_binary(s: pd.Series) -> pd.Series:
     """1/0 from yes/no, true/false, y/n, 1/0 (any case); anything else → NaN."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         v = pd.to_numeric(s, errors="coerce").astype("float64")
-        return v.where(v.isin([0.0, 1.0]))
+        values = v.to_numpy()
+        answers = (values == 0.0) | (values == 1.0)  # isin([0.0, 1.0]), unhashed
+        return v if answers.all() else v.where(answers)  # no second copy when all answer
     text = s.astype("string").str.strip().str.lower()
     out = pd.Series(np.nan, index=s.index, dtype="float64")
     out[text.isin(YES).fillna(False).to_numpy()] = 1.0
@@ -436,6 +438,8 @@ def _distinct_count(s: pd.Series) -> int:
             s.dtype.kind == "i" or s.dtype.kind == "u" and s.dtype.itemsize < 8):
         v = s.to_numpy().astype(np.int64, copy=False)
         low, high = int(v.min()), int(v.max())
+        if low >= 0 and high < max(len(v), 1 << 16):  # counted where they are: no v - low
+            return int(np.count_nonzero(np.bincount(v)))
         if high - low < max(len(v), 1 << 16):
             return int(np.count_nonzero(np.bincount(v - low)))
     return int(s.nunique())

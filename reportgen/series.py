@@ -183,6 +183,7 @@ def keep(model: Model, ff: FeatureFrame, labels: np.ndarray, cfg: Config,
         categorical=tuple(model.categorical),
         stability=None,
         stability_text=f"not measured this period: the segments were kept from {when}",
+        scaled=z,
     )
 
 
@@ -249,11 +250,16 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
     are then the driver's sample), used instead of following keys here."""
     notes = list(notes or ())
     features = list(seg.scaler.features)
-    x = ff.matrix(features)
-    z = seg.scaler.transform(x)
+    # The scaled matrix segment (or keep) made, taken over here: the Step holds it until
+    # the report, the Segmentation handed on does not.
+    z = seg.scaled if seg.scaled is not None else seg.scaler.transform(ff.matrix(features))
+    seg = dataclasses.replace(seg, scaled=None)
     seed = cfg.segment.random_state
+    # The bins and the drift read a sample of the customers' features: only it is gathered.
+    rows = compare.sample_rows(len(z), seed)
+    x = ff.matrix(features, rows=None if isinstance(rows, slice) else rows)
     bins = compare.reference_bins(x, features, seed=seed)
-    value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else np.ones(len(x))
+    value = ff.frame[ff.value].to_numpy(dtype="float64") if ff.value else np.ones(len(z))
     matching = None
     if previous is None or policy == "first":
         ids = {label: label for label in range(1, seg.k + 1)}
@@ -333,7 +339,8 @@ def compare_stage(seg: Segmentation, ff: FeatureFrame, keys: pd.Index | None,
         # Customers aged back to the previous run's date: a month on everyone's tenure moves
         # them all off the kept centres without any change of behaviour.
         fit = distances if not shifts else compare.centroid_distances(
-            seg.scaler.transform(compare.younger(x, features, shifts)), seg.labels, centres)
+            seg.scaler.transform(compare.younger(ff.matrix(features), features, shifts)),
+            seg.labels, centres)
         drift = compare.drift(reference, x, features, labels_,
                               distance_previous=previous.record.distance
                               if policy == "keep" else None,

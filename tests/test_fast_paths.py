@@ -308,6 +308,23 @@ def test_fit_transform_is_fit_scaling_then_transform_bit_for_bit(default, overri
     assert np.array_equal(z, expected)
 
 
+@pytest.mark.parametrize("n", [3, 5000, 100_003])
+def test_scaling_column_by_column_equals_the_matrix_wide_mean_and_std(n: int) -> None:
+    from reportgen.scaling import fit_scaling
+
+    rng = np.random.default_rng(n)
+    x = np.empty((3, n), dtype="float64").T  # laid out as FeatureFrame.matrix lays it out
+    x[:] = np.column_stack([rng.lognormal(5, 2, n), rng.normal(0, 1, n),
+                            rng.poisson(3, n).astype(float)])
+    scaling = fit_scaling(x, ["a", "b", "c"], {"a": "money", "b": "number", "c": "count"},
+                          "auto", {})
+    z = x.copy(order="F")
+    z[:, scaling.log1p] = np.log1p(z[:, scaling.log1p])
+    assert scaling.methods[0] == "log1p"
+    assert scaling.center.tobytes() == z.mean(axis=0).tobytes()
+    assert scaling.scale.tobytes() == z.std(axis=0).tobytes()
+
+
 def test_profile_by_segment_equals_the_frame_wide_grouped_reductions() -> None:
     from reportgen.profile import _by_segment
 
@@ -469,6 +486,7 @@ def test_more_than_two_values_equals_nunique(values: list[float]) -> None:
 
 @pytest.mark.parametrize("s", [
     pd.Series([3, 3, 5, -2]),
+    pd.Series([1990, 1985, 1990, 2001]),  # not negative: counted where they are
     pd.Series(np.array([-128, 127, 0, 0], dtype="int8")),  # a range wider than int8
     pd.Series(np.array([2**64 - 1, 2**64 - 2], dtype="uint64")),  # beyond int64: hashed
     pd.Series(np.array([-(2**63), 2**63 - 1])),  # a range wider than the column: hashed
@@ -597,3 +615,95 @@ def test_profile_medians_equal_pandas_grouped_medians_with_gaps() -> None:
     assert list(medians.index) == list(want.index) == [2, 3, 7, 40]
     assert np.array_equal(medians.to_numpy(), want.to_numpy(), equal_nan=True)
     assert np.isnan(medians.loc[7, "none_in_7"])
+
+
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=False, width=64),
+                          st.sampled_from([0.0, -0.0, 1.0, 2.5])), max_size=40))
+@example([0.1, 0.7, 0.2, 0.30000000000000004])  # (a + b) / 2 rounded as np.median rounds it
+@example([np.nan, np.nan])
+@example([])
+def test_median_is_pandas_median_bit_for_bit(values: list[float]) -> None:
+    from reportgen.stats import median
+
+    x = np.array(values, dtype="float64")
+    before = x.copy()
+    got, want = median(x), pd.Series(x, dtype="float64").median()
+    assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
+        (np.isnan(got) and np.isnan(want))
+    assert np.array_equal(x, before, equal_nan=True)  # the caller's values left as they were
+
+
+@pytest.mark.parametrize("head", [[1.0, 2.0, 3.0], [1.0, 1.0], [np.nan] * 3])
+def test_more_than_two_values_past_the_first_rows_equals_nunique(head: list[float]) -> None:
+    from reportgen.features import HEAD_ROWS, _more_than_two
+
+    for tail in ([1.0], [2.0, 1.0], [5.0, 6.0, 7.0]):
+        s = pd.Series((head * HEAD_ROWS)[:HEAD_ROWS] + tail * 10, dtype="float64")
+        assert _more_than_two(s) == (s.nunique() > 2)
+
+
+def test_numeric_yes_no_equals_the_values_in_0_and_1() -> None:
+    from reportgen.schema import as_binary
+
+    s = pd.Series([0, 1, 2, -0.0, np.nan, 1.0, np.inf, -1.0, 0.5])
+    v = s.astype("float64")
+    assert as_binary(s).equals(v.where(v.isin([0.0, 1.0])))
+    assert as_binary(pd.Series([1, 0, 3], dtype="int64")).tolist()[:2] == [1.0, 0.0]
+
+
+def test_decoded_bytes_count_every_rows_text() -> None:
+    import pyarrow.compute as pc
+
+    from reportgen.load import _decoded_bytes
+
+    text = pa.chunked_array([pa.array(["ab", None, "cdef", "ab", ""]).dictionary_encode(),
+                             pa.array([None, None], pa.string()).dictionary_encode(),
+                             pa.array(["xyz"] * 3).dictionary_encode()])
+    table = pa.table({"t": text, "n": pa.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], pa.int64())})
+    want = table.column("n").nbytes + sum(
+        chunk.indices.nbytes + (pc.sum(pc.take(pc.binary_length(chunk.dictionary),
+                                               chunk.indices)).as_py() or 0)
+        for chunk in text.chunks)
+    indices = sum(chunk.indices.nbytes for chunk in text.chunks)
+    assert _decoded_bytes(table) == want == 80 + indices + (2 + 4 + 2) + 0 + 3 * 3
+
+
+def test_feature_matrix_of_some_rows_equals_those_rows_of_the_matrix() -> None:
+    from reportgen.features import FeatureFrame
+
+    rng = np.random.default_rng(12)
+    frame = pd.DataFrame({"a": rng.random(300), "b": np.where(rng.random(300) < 0.4, np.nan,
+                                                             rng.random(300))})
+    ff = FeatureFrame(frame=frame, meta={}, model=[], value=None, fills={"b": 0.25})
+    rows = np.sort(rng.choice(300, 40, replace=False))
+    assert np.array_equal(ff.matrix(["b", "a"], rows=rows), ff.matrix(["b", "a"])[rows])
+
+
+@given(st.lists(st.one_of(st.floats(min_value=-1e150, max_value=1e150),
+                          st.sampled_from([np.nan, 0.0, 1.0, 3.5])), max_size=60))
+@example([np.nan, np.nan])
+@example([2.0, 2.0, 2.0])
+def test_mean_and_std_are_pandas_bit_for_bit(values: list[float]) -> None:
+    from reportgen.stats import mean, std
+
+    s = pd.Series(values, dtype="float64")
+    x = s.to_numpy()
+    for got, want in zip((mean(x), std(x, ddof=0), std(x, ddof=1)),
+                         (s.mean(), s.std(ddof=0), s.std()), strict=True):
+        assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
+            (np.isnan(got) and np.isnan(want))
+
+
+@pytest.mark.parametrize("values, dtype, long", [
+    ([2**53 - 1, -(2**53 - 1), 0], "int64", False),
+    ([5, -(2**53)], "int64", True),
+    ([2**53, 1], "int64", True),
+    ([-(2**63), 0], "int64", True),  # its abs wraps in int64: the extremes say it
+    ([2**64 - 1], "uint64", True),
+    ([7, 3], "uint8", False),
+    ([], "int64", False),
+])
+def test_long_integers_from_the_extremes(values: list[int], dtype: str, long: bool) -> None:
+    from reportgen.load import _long_integers
+
+    assert _long_integers(pd.Series(np.array(values, dtype=dtype))) is long

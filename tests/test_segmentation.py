@@ -286,3 +286,38 @@ def test_summary_carries_stability_per_segment_and_for_the_method(table, tmp_pat
         assert 0 <= s["stability"] <= 1
         assert s["tentative"] == (s["stability"] < 0.6)
     assert "stable 1.00" in result.stdout
+
+
+@pytest.mark.parametrize("bin_sample", [100, 200_000])  # the bins on a sample, on everyone
+def test_compare_takes_over_the_scaled_matrix_segment_made_and_hands_it_on_no_further(
+        bin_sample, monkeypatch):
+    import dataclasses
+
+    import sklearn
+
+    from reportgen import compare
+    from reportgen.series import compare_stage
+
+    monkeypatch.setattr(compare, "BIN_SAMPLE", bin_sample)
+
+    ff, _, _ = blobs(n=600)
+    ff.frame.loc[ff.frame.index[::7], "f2"] = np.nan  # gaps: the matrix fills them
+    ff = dataclasses.replace(ff, fills={"f2": 0.5})
+    before = sklearn.get_config()
+    seg = segment(ff, SegmentConfig(k=4))
+    assert sklearn.get_config() == before  # segment's own checks-off setting is undone
+    assert seg.scaled is not None
+    assert np.array_equal(seg.scaled, seg.scaler.transform(ff.matrix(seg.scaler.features)))
+    cfg = Config()
+    palette = ["#000000", "#111111", "#222222", "#333333"]
+    taken = compare_stage(seg, ff, None, None, cfg, policy="first", next_id=1, palette=palette)
+    scaled_again = compare_stage(dataclasses.replace(seg, scaled=None), ff, None, None, cfg,
+                                 policy="first", next_id=1, palette=palette)
+    assert taken.z is seg.scaled  # the very matrix, not a copy
+    assert taken.seg.scaled is None and scaled_again.seg.scaled is None
+    assert np.array_equal(taken.z, scaled_again.z)
+    assert np.array_equal(taken.distances, scaled_again.distances)
+    assert taken.bins == scaled_again.bins
+    x = ff.matrix(seg.scaler.features)  # what the stage gathered whole before
+    assert taken.bins == compare.reference_bins(x, seg.scaler.features,
+                                                seed=cfg.segment.random_state)

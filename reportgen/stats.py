@@ -1,0 +1,47 @@
+"""Statistics of 1 M-row float columns, exactly the ones pandas takes, with less work.
+
+- ``median``: ``Series.median`` (the middle value, or the mean of the two middle ones, of the
+  values that are not missing; NaN when none is), from one copy of the values instead of
+  pandas' three (its mask of the present values selects a copy, ``np.nanmedian`` checks for
+  NaN again, ``np.median`` partitions a copy): the same values in the same order go to the
+  same partition.
+- ``mean`` and ``std``: ``Series.mean`` and ``Series.std(ddof)``. numpy's nanmean and nanstd
+  take the same sums as pandas (the gaps counted as 0 and left out of the count, the squares
+  of the differences from the mean summed pairwise in the same order), bit for bit, with one
+  temporary instead of pandas' three.
+
+Each takes a float64 array (``Series.to_numpy()`` of a float64 column, no copy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def median(values: np.ndarray) -> float:
+    """The median of the values that are not NaN (NaN when none is); values left as they were."""
+    values = np.asarray(values, dtype="float64")
+    present = ~np.isnan(values)
+    kept = values.copy() if present.all() else values[present]
+    if not len(kept):
+        return float("nan")
+    return float(np.median(kept, overwrite_input=True))
+
+
+def mean(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN (NaN when none is)."""
+    if not _count(values):
+        return float("nan")  # as pandas says it, without numpy's warning
+    return float(np.nanmean(values))
+
+
+def std(values: np.ndarray, ddof: int = 1) -> float:
+    """The standard deviation of the values that are not NaN, divided by their count less
+    ddof (NaN when that is not positive)."""
+    if _count(values) <= ddof:
+        return float("nan")
+    return float(np.nanstd(values, ddof=ddof))
+
+
+def _count(values: np.ndarray) -> int:
+    return len(values) - int(np.count_nonzero(np.isnan(values)))
