@@ -268,11 +268,12 @@ def _csv_header(columns: pd.Index) -> bytes:
     return (",".join(_csv_field(str(c)) for c in columns) + "\n").encode()
 
 
-def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
+def _csv_lines(block: pd.DataFrame) -> pa.ChunkedArray | None:
     """The CSV lines of block (each ending in \\n), or None when a column's dtype is one this
     writer does not format."""
     columns = [block[c] for c in block.columns]
-    if len(block) >= _PARALLEL_FROM and CSV_THREADS > 1:
+    parallel = len(block) >= _PARALLEL_FROM and CSV_THREADS > 1
+    if parallel:
         # Arrow's kernels and numpy let go of the GIL: two columns are formatted at once
         cells = list(_formatters().map(_csv_text, columns))
     else:
@@ -283,8 +284,28 @@ def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
     for i, cell in enumerate(cells):
         assert cell is not None
         pieces += ([","] if i else []) + cell
-    # one join of every piece of a line: each cell's text is never an array of its own
-    return pc.binary_join_element_wise(*pieces, "\n", "")
+    # One join of every piece of a line (each cell's text is never an array of its own), a
+    # share of the rows in each thread: the join of ~55 pieces was half the segments' time
+    # at 1 M customers, in one thread.
+    step = -(-len(block) // CSV_THREADS) if parallel else max(len(block), 1)
+    return pa.chunked_array(
+        (_formatters() if parallel else _Inline()).map(
+            functools.partial(_joined, pieces, step), range(0, max(len(block), 1), step)),
+        type=pa.string())
+
+
+def _joined(pieces: list[pa.Array | str], length: int, start: int) -> pa.Array:
+    """Rows start to start + length of the lines the pieces make."""
+    return pc.binary_join_element_wise(
+        *(p if isinstance(p, str) else p.slice(start, length) for p in pieces), "\n", "")
+
+
+class _Inline:
+    """map() in the calling thread (a block too small for the threads)."""
+
+    @staticmethod
+    def map(fn: Callable[[int], pa.Array], items: range) -> list[pa.Array]:
+        return [fn(i) for i in items]
 
 
 class SegmentsWriter:
@@ -355,7 +376,11 @@ class SegmentsWriter:
 def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:
     """The characters of a string array without nulls, one after the other."""
     if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
+        for chunk in text.chunks:  # each as it is: no copy of them joined
+            _write_text(f, chunk)
+        return
+    if not len(text):
+        return
     wide = pa.types.is_large_string(text.type)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32
                             )[text.offset:]
@@ -427,6 +452,12 @@ def _rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return span.iloc[rows - first]
 
 
+def empty(frame: pd.DataFrame) -> None:
+    """Every column of frame dropped in place: the memory of its values goes back (unless
+    a view elsewhere holds it) for every holder of the frame at once."""
+    frame.drop(columns=frame.columns, inplace=True)
+
+
 def release_memory() -> None:
     """Give the memory freed so far back to the system: what Arrow's allocator keeps for
     reuse, and on glibc what malloc keeps (malloc_trim). The freed blocks of segments.csv
@@ -482,8 +513,10 @@ def remove_stale(out_root: Path) -> list[Path]:
 
 class ChartExports:
     """The charts the PDF and the email show, exported with vl-convert in a background thread
-    from the moment the report exists: vl-convert lets go of the GIL, so the export overlaps
-    the segments' writing (its ~1.5 s at 1 M customers). One chart at a time, in the order
+    while the main thread writes the other files and imports WeasyPrint. vl-convert (1.9)
+    holds the GIL while it converts, so the two take turns rather than run at once (only
+    the main thread's file and import reads overlap a conversion). One chart at a time, in
+    the order
     the renderers used to export them; ``print_exports`` and ``email_images`` wait for their
     part and raise what the export raised (a chart vl-convert rejects is the same error as
     when it was exported in line). ``cancel`` drops what has not started (a run that failed
@@ -587,7 +620,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   latest: dict[str, Any] | None = None,
                   parquet_meta: dict[str, Any] | None = None,
                   segments: bool = True,
-                  feature_columns: list[str] | None = None) -> tuple[Path, list[Path]]:
+                  feature_columns: list[str] | None = None,
+                  let_go: Callable[[], object] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
@@ -596,7 +630,9 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
     ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
     ``feature_columns``: the columns of ``features`` segments.csv shows (default: all);
     ``segments``: False when the segments are written elsewhere (the Spark engine's
-    Parquet), so no segments.csv/.parquet of a sample is written here."""
+    Parquet), so no segments.csv/.parquet of a sample is written here; ``let_go``: called
+    once the segments are written, for the caller to let go of the rows they came from
+    (``empty``) before the renderers take their memory."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -614,19 +650,26 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
 
         timings = dict(timings)
         peaks = dict(manifest.get("peak_rss_mb", {}))
+        # What the stages before let go, given back before the segments take their blocks
+        # (~75 MB at 1 M customers).
+        release_memory()
         if segments:
             start = time.perf_counter()
             names = {s.id: s.name for s in report.segments}
             write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
                            previous, parquet_meta, feature_columns)
-            # The blocks' memory, before the renderers take theirs (writing the segments in
-            # a thread while the report rendered made the peak the sum of the two: 1.1 GB
-            # instead of 0.9 at 1 M customers).
+            if let_go is not None:
+                let_go()
+            # The blocks' memory (and the rows let go), before the renderers take theirs.
             release_memory()
             timings["segments"] = round(time.perf_counter() - start, 4)
             peaks["segments"] = peak_rss_mb()
-        # The charts from here, not beside the segments: vl-convert's ~0.13 GB on top of the
-        # segments' blocks made the peak 1.05 GB at 1 M customers, not 0.93.
+        # The charts from here, not beside the segments, and the segments in this thread,
+        # not beside the renderers (measured at 1 M customers, README "One process"):
+        # vl-convert holds the GIL while it converts, so a chart export stalls every other
+        # Python thread, and a segments thread beside Python work waited for the GIL at
+        # each of its thousands of Arrow calls (2-5x slower); both overlaps also held the
+        # blocks' memory beside vl-convert's ~0.17 GB, 40-100 MB above this order's peak.
         charts = ChartExports(report, formats)
         start = time.perf_counter()
         for name, writer in (extra or {}).items():
