@@ -453,9 +453,11 @@ def _rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 
 
 def empty(frame: pd.DataFrame) -> None:
-    """Every column of frame dropped in place: the memory of its values goes back (unless
-    a view elsewhere holds it) for every holder of the frame at once."""
-    frame.drop(columns=frame.columns, inplace=True)
+    """Every column of frame deleted in place: the memory of its values goes back (unless
+    a view elsewhere holds it) for every holder of the frame at once. (pandas splits a block
+    it deletes from into views, so no column is copied on the way.)"""
+    for column in frame.columns.unique():
+        del frame[column]
 
 
 def release_memory() -> None:
@@ -516,11 +518,10 @@ class ChartExports:
     while the main thread writes the other files and imports WeasyPrint. vl-convert (1.9)
     holds the GIL while it converts, so the two take turns rather than run at once (only
     the main thread's file and import reads overlap a conversion). One chart at a time, in
-    the order
-    the renderers used to export them; ``print_exports`` and ``email_images`` wait for their
-    part and raise what the export raised (a chart vl-convert rejects is the same error as
-    when it was exported in line). ``cancel`` drops what has not started (a run that failed
-    elsewhere)."""
+    the order the renderers used to export them; ``print_exports`` and ``email_images`` wait
+    for their part and raise what the export raised (a chart vl-convert rejects is the same
+    error as when it was exported in line). ``cancel`` drops what has not started (a run
+    that failed elsewhere)."""
 
     def __init__(self, report: Report, formats: list[str]) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
