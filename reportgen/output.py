@@ -290,24 +290,15 @@ def _csv_lines(block: pd.DataFrame) -> pa.ChunkedArray | None:
     # share of the rows in each thread: the join of ~55 pieces was half the segments' time
     # at 1 M customers, in one thread.
     step = -(-len(block) // CSV_THREADS) if parallel else max(len(block), 1)
-    return pa.chunked_array(
-        (_formatters() if parallel else _Inline()).map(
-            functools.partial(_joined, pieces, step), range(0, max(len(block), 1), step)),
-        type=pa.string())
+    join, starts = functools.partial(_joined, pieces, step), range(0, max(len(block), 1), step)
+    return pa.chunked_array(_formatters().map(join, starts) if parallel else map(join, starts),
+                            type=pa.string())
 
 
 def _joined(pieces: list[pa.Array | str], length: int, start: int) -> pa.Array:
     """Rows start to start + length of the lines the pieces make."""
     return pc.binary_join_element_wise(
         *(p if isinstance(p, str) else p.slice(start, length) for p in pieces), "\n", "")
-
-
-class _Inline:
-    """map() in the calling thread (a block too small for the threads)."""
-
-    @staticmethod
-    def map(fn: Callable[[int], pa.Array], items: range) -> list[pa.Array]:
-        return [fn(i) for i in items]
 
 
 class SegmentsWriter:
@@ -520,13 +511,12 @@ def remove_stale(out_root: Path) -> list[Path]:
 
 class ChartExports:
     """The charts the PDF and the email show, exported with vl-convert in a background thread
-    while the main thread writes the other files and imports WeasyPrint. vl-convert (1.9)
-    holds the GIL while it converts, so the two take turns rather than run at once (only
-    the main thread's file and import reads overlap a conversion). One chart at a time, in
-    the order the renderers used to export them; ``print_exports`` and ``email_images`` wait
-    for their part and raise what the export raised (a chart vl-convert rejects is the same
-    error as when it was exported in line). ``cancel`` drops what has not started (a run
-    that failed elsewhere)."""
+    while the main thread writes the other files. vl-convert (1.9) holds the GIL while it
+    converts, so the two take turns rather than run at once: the thread saves the main
+    thread's waiting, not its work. One chart at a time, in the order the renderers used to
+    export them; ``print_exports`` and ``email_images`` wait for their part and raise what
+    the export raised (a chart vl-convert rejects is the same error as when it was exported
+    in line). ``cancel`` drops what has not started (a run that failed elsewhere)."""
 
     def __init__(self, report: Report, formats: list[str]) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
