@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import stat
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -606,29 +605,6 @@ def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: 
     return manifest
 
 
-def _preload(formats: list[str], model: bool) -> threading.Thread | None:
-    """Import what the files and renderers after the segments use (skops.io ~0.4 s,
-    WeasyPrint ~0.3-0.5 s at their first import), in a thread started now: the segments
-    leave the GIL free while Arrow formats their blocks (~half their time at 1 M customers),
-    and the imports take that time instead of the main thread's after them. Only a head
-    start: an import failing here is left to fail again, with its own error, where it is
-    used."""
-    names = (["skops.io"] if model else []) + (["weasyprint"] if "pdf" in formats else [])
-    if not names:
-        return None
-
-    def load() -> None:
-        import importlib
-
-        for name in names:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=load, name="preload")
-    thread.start()
-    return thread
-
-
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
@@ -664,7 +640,6 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     charts: ChartExports | None = None
-    preload: threading.Thread | None = None
     try:
         from .pipeline import peak_rss_mb
 
@@ -673,7 +648,6 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         # What the stages before let go, given back before the segments take their blocks
         # (~75 MB at 1 M customers).
         release_memory()
-        preload = _preload(formats, model is not None)
         if segments:
             start = time.perf_counter()
             names = {s.id: s.name for s in report.segments}
@@ -689,8 +663,10 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         # not beside the renderers (measured at 1 M customers, README "One process"):
         # vl-convert holds the GIL while it converts, so a chart export stalls every other
         # Python thread, and a segments thread beside Python work waited for the GIL at
-        # each of its thousands of Arrow calls (2-5x slower); both overlaps also held the
-        # blocks' memory beside vl-convert's ~0.17 GB, 40-100 MB above this order's peak.
+        # each of its thousands of Arrow calls (2-5x slower; importing skops.io and
+        # WeasyPrint in a thread beside the segments cost them as much as it saved); both
+        # overlaps also held the blocks' memory beside vl-convert's ~0.17 GB, 40-100 MB above
+        # this order's peak.
         charts = ChartExports(report, formats)
         start = time.perf_counter()
         for name, writer in (extra or {}).items():
@@ -727,9 +703,6 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             charts.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        if preload is not None:
-            preload.join()  # no import left running once the run is over
     charts.cancel()  # nothing is left to do: its thread ends
     files = sorted(final.iterdir())
     return final, files

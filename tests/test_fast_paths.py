@@ -219,36 +219,6 @@ def test_segments_failing_leave_the_rows_and_no_run_folder(report: Report, tmp_p
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_the_renderers_imports_start_beside_the_segments_and_fail_only_where_used(
-        monkeypatch) -> None:
-    """_preload imports skops.io (a model to save) and WeasyPrint (a PDF) in a thread; an
-    import failing there raises nothing in the thread (the import where it is used raises
-    it, as before)."""
-    import importlib
-    import sys
-    import threading
-
-    from reportgen.output import _preload
-
-    assert _preload(["html", "email"], False) is None
-    thread = _preload(["pdf"], True)
-    assert thread is not None
-    thread.join()
-    assert "skops.io" in sys.modules and "weasyprint" in sys.modules
-    tried, raised = [], []
-    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args))
-
-    def broken(name, package=None):
-        tried.append(name)
-        raise ImportError(f"no {name}")
-
-    monkeypatch.setattr(importlib, "import_module", broken)
-    thread = _preload(["pdf"], True)
-    assert thread is not None
-    thread.join()
-    assert tried == ["skops.io", "weasyprint"] and raised == []
-
-
 # segments.csv written with pyarrow ----------------------------------------------------------
 
 def _edge_frame(n: int = 2000) -> pd.DataFrame:
