@@ -65,10 +65,11 @@ def segments_table(names: dict[int, str], frame: pd.DataFrame, key: str, kept_in
         "persona": segment.map(names).astype("string"),
     })
     if previous is None:  # scores, or a run compared with nothing: the columns, empty
-        previous = pd.DataFrame({"previous_segment": pd.array([], dtype="Int64"),
-                                 "previous_persona": pd.array([], dtype="string"),
-                                 "movement": pd.array([], dtype="string")})
-    out = out.join(previous, how="left")
+        for column, dtype in (("previous_segment", "Int64"), ("previous_persona", "string"),
+                              ("movement", "string")):
+            out[column] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
+    else:
+        out = out.join(previous, how="left")
     out["left_out"] = excluded.reindex(frame.index).astype("string")
     # column by column: a join of features.round(4) held the rounded features twice
     aligned = features.index.equals(frame.index)
@@ -268,11 +269,12 @@ def _csv_header(columns: pd.Index) -> bytes:
     return (",".join(_csv_field(str(c)) for c in columns) + "\n").encode()
 
 
-def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
+def _csv_lines(block: pd.DataFrame) -> pa.ChunkedArray | None:
     """The CSV lines of block (each ending in \\n), or None when a column's dtype is one this
     writer does not format."""
     columns = [block[c] for c in block.columns]
-    if len(block) >= _PARALLEL_FROM and CSV_THREADS > 1:
+    parallel = len(block) >= _PARALLEL_FROM and CSV_THREADS > 1
+    if parallel:
         # Arrow's kernels and numpy let go of the GIL: two columns are formatted at once
         cells = list(_formatters().map(_csv_text, columns))
     else:
@@ -283,8 +285,19 @@ def _csv_lines(block: pd.DataFrame) -> pa.Array | None:
     for i, cell in enumerate(cells):
         assert cell is not None
         pieces += ([","] if i else []) + cell
-    # one join of every piece of a line: each cell's text is never an array of its own
-    return pc.binary_join_element_wise(*pieces, "\n", "")
+    # One join of every piece of a line (each cell's text is never an array of its own), a
+    # share of the rows in each thread: the join of ~55 pieces was half the segments' time
+    # at 1 M customers, in one thread.
+    step = -(-len(block) // CSV_THREADS) if parallel else max(len(block), 1)
+    join, starts = functools.partial(_joined, pieces, step), range(0, max(len(block), 1), step)
+    return pa.chunked_array(_formatters().map(join, starts) if parallel else map(join, starts),
+                            type=pa.string())
+
+
+def _joined(pieces: list[pa.Array | str], length: int, start: int) -> pa.Array:
+    """Rows start to start + length of the lines the pieces make."""
+    return pc.binary_join_element_wise(
+        *(p if isinstance(p, str) else p.slice(start, length) for p in pieces), "\n", "")
 
 
 class SegmentsWriter:
@@ -355,7 +368,11 @@ class SegmentsWriter:
 def _write_text(f: Any, text: pa.Array | pa.ChunkedArray) -> None:
     """The characters of a string array without nulls, one after the other."""
     if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
+        for chunk in text.chunks:  # each as it is: no copy of them joined
+            _write_text(f, chunk)
+        return
+    if not len(text):
+        return
     wide = pa.types.is_large_string(text.type)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32
                             )[text.offset:]
@@ -398,7 +415,9 @@ def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key
     ``feature_columns``: the columns of features written (default: all), taken a block at a
     time (features[feature_columns] whole would copy them)."""
     labels = np.asarray(labels)
-    position = pd.Series(np.arange(len(kept_index)), index=kept_index)
+    # each input row's position among the kept ones (-1: left out), looked up once (a
+    # lookup per block was a tenth of the segments' time at 1 M customers)
+    position = kept_index.get_indexer(frame.index)
     columns = np.arange(features.shape[1]) if feature_columns is None else \
         features.columns.get_indexer(feature_columns)
     with SegmentsWriter(folder / "segments.csv", folder / "segments.parquet",
@@ -406,7 +425,8 @@ def write_segments(folder: Path, names: dict[int, str], frame: pd.DataFrame, key
         for start in range(0, max(len(frame), 1), CSV_BLOCK):
             progress.update("output", start, len(frame), "rows written")
             block = frame.iloc[start:start + CSV_BLOCK]
-            rows = position.reindex(block.index).dropna().to_numpy(dtype=np.int64)
+            rows = position[start:start + CSV_BLOCK]
+            rows = rows[rows >= 0].astype(np.int64, copy=False)
             out.write(segments_table(
                 names, block, key, kept_index[rows], labels[rows], excluded,
                 _rows(features, rows).iloc[:, columns],
@@ -425,6 +445,14 @@ def _rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     if last - first + 1 == len(rows) and rows[0] == first and bool((np.diff(rows) == 1).all()):
         return span
     return span.iloc[rows - first]
+
+
+def empty(frame: pd.DataFrame) -> None:
+    """Every column of frame deleted in place: the memory of its values goes back (unless
+    a view elsewhere holds it) for every holder of the frame at once. (pandas splits a block
+    it deletes from into views, so no column is copied on the way.)"""
+    for column in frame.columns.unique():
+        del frame[column]
 
 
 def release_memory() -> None:
@@ -482,12 +510,12 @@ def remove_stale(out_root: Path) -> list[Path]:
 
 class ChartExports:
     """The charts the PDF and the email show, exported with vl-convert in a background thread
-    from the moment the report exists: vl-convert lets go of the GIL, so the export overlaps
-    the segments' writing (its ~1.5 s at 1 M customers). One chart at a time, in the order
-    the renderers used to export them; ``print_exports`` and ``email_images`` wait for their
-    part and raise what the export raised (a chart vl-convert rejects is the same error as
-    when it was exported in line). ``cancel`` drops what has not started (a run that failed
-    elsewhere)."""
+    while the main thread writes the other files. vl-convert (1.9) holds the GIL while it
+    converts, so the two take turns rather than run at once: the thread saves the main
+    thread's waiting, not its work. One chart at a time, in the order the renderers used to
+    export them; ``print_exports`` and ``email_images`` wait for their part and raise what
+    the export raised (a chart vl-convert rejects is the same error as when it was exported
+    in line). ``cancel`` drops what has not started (a run that failed elsewhere)."""
 
     def __init__(self, report: Report, formats: list[str]) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
@@ -587,7 +615,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   latest: dict[str, Any] | None = None,
                   parquet_meta: dict[str, Any] | None = None,
                   segments: bool = True,
-                  feature_columns: list[str] | None = None) -> tuple[Path, list[Path]]:
+                  feature_columns: list[str] | None = None,
+                  let_go: Callable[[], object] | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
@@ -596,7 +625,9 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
     ``parquet_meta``: segments.parquet's "reportgen" metadata (write_parquet);
     ``feature_columns``: the columns of ``features`` segments.csv shows (default: all);
     ``segments``: False when the segments are written elsewhere (the Spark engine's
-    Parquet), so no segments.csv/.parquet of a sample is written here."""
+    Parquet), so no segments.csv/.parquet of a sample is written here; ``let_go``: called
+    once the segments are written, for the caller to let go of the rows they came from
+    (``empty``) before the renderers take their memory."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -614,19 +645,28 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
 
         timings = dict(timings)
         peaks = dict(manifest.get("peak_rss_mb", {}))
+        # What the stages before let go, given back before the segments take their blocks
+        # (~75 MB at 1 M customers).
+        release_memory()
         if segments:
             start = time.perf_counter()
             names = {s.id: s.name for s in report.segments}
             write_segments(tmp, names, frame, key, kept_index, labels, excluded, features,
                            previous, parquet_meta, feature_columns)
-            # The blocks' memory, before the renderers take theirs (writing the segments in
-            # a thread while the report rendered made the peak the sum of the two: 1.1 GB
-            # instead of 0.9 at 1 M customers).
+            if let_go is not None:
+                let_go()
+            # The blocks' memory (and the rows let go), before the renderers take theirs.
             release_memory()
             timings["segments"] = round(time.perf_counter() - start, 4)
             peaks["segments"] = peak_rss_mb()
-        # The charts from here, not beside the segments: vl-convert's ~0.13 GB on top of the
-        # segments' blocks made the peak 1.05 GB at 1 M customers, not 0.93.
+        # The charts from here, not beside the segments, and the segments in this thread,
+        # not beside the renderers (measured at 1 M customers, README "One process"):
+        # vl-convert holds the GIL while it converts, so a chart export stalls every other
+        # Python thread, and a segments thread beside Python work waited for the GIL at
+        # each of its thousands of Arrow calls (2-5x slower; importing skops.io and
+        # WeasyPrint in a thread beside the segments cost them as much as it saved); both
+        # overlaps also held the blocks' memory beside vl-convert's ~0.17 GB, 40-100 MB above
+        # this order's peak.
         charts = ChartExports(report, formats)
         start = time.perf_counter()
         for name, writer in (extra or {}).items():

@@ -177,6 +177,81 @@ def test_a_row_group_failing_in_the_background_is_raised_by_the_writer(
     assert (tmp_path / "t.csv").read_text().startswith("ID,segment\n0,1\n")
 
 
+def _outputs(report: Report, tmp_path, features: pd.DataFrame | None = None, **kwargs):
+    """write_outputs of report, with 300 customers of its segments (features: theirs, made
+    when not given), into tmp_path / "out"."""
+    from reportgen.output import write_outputs
+
+    n = 300
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"ID": np.arange(1000, 1000 + n)})
+    if features is None:
+        features = pd.DataFrame({"income": rng.lognormal(10, 1, n).round(2),
+                                 "share_web": rng.random(n)})
+    return write_outputs(
+        report=report, out_root=tmp_path / "out", frame=frame, key="ID",
+        kept_index=frame.index, labels=np.resize([s.id for s in report.segments], n),
+        excluded=pd.Series([], dtype="string"), features=features, manifest={},
+        timings={}, **kwargs)
+
+
+def test_the_rows_are_let_go_once_the_segments_are_written(report: Report, tmp_path) -> None:
+    """let_go runs after segments.csv and .parquet are complete, before the renderers;
+    empty() drops every column of the frame in place."""
+    from reportgen.output import empty
+
+    features = pd.DataFrame({"income": np.linspace(1000, 4000, 300), "share_web": 0.25})
+    seen: list[list[str]] = []
+
+    def let_go() -> None:
+        (partial,) = (tmp_path / "out").glob(".*.partial-*")
+        seen.append(sorted(p.name for p in partial.iterdir()))
+        empty(features)
+
+    run_dir, files = _outputs(report, tmp_path, features, formats=["html"], let_go=let_go)
+    assert seen == [["segments.csv", "segments.parquet"]]
+    assert features.shape == (300, 0)
+    lines = (run_dir / "segments.csv").read_text().splitlines()
+    assert lines[0] == "ID,segment,persona,previous_segment,previous_persona,movement," \
+                       "left_out,income,share_web"
+    assert len(lines) == 301 and lines[-1].endswith(",4000.0,0.25")
+    assert [f.name for f in files] == ["manifest.json", "report.html", "segments.csv",
+                                       "segments.parquet", "summary.json"]
+
+
+def test_a_chart_failing_after_the_rows_were_let_go_leaves_no_run_folder(
+        report: Report, tmp_path) -> None:
+    """The PDF's chart fails once the segments are written and the rows let go: vl-convert's
+    error, and nothing of the run is left in the output root."""
+    bad = report.charts["zscore_heatmap"]
+    broken = dataclasses.replace(report, charts={
+        **report.charts, "zscore_heatmap": dataclasses.replace(bad, spec={**bad.spec,
+                                                                          "mark": "nope"})})
+    let_go_calls = []
+    with pytest.raises(ValueError, match="conversion failed"):
+        _outputs(broken, tmp_path, formats=["html", "pdf"],
+                 let_go=lambda: let_go_calls.append(1))
+    assert let_go_calls == [1]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_segments_failing_leave_the_rows_and_no_run_folder(report: Report, tmp_path,
+                                                           monkeypatch) -> None:
+    """A full disk while segments.parquet is written: that error, no run folder, and let_go
+    never called (the caller keeps its rows)."""
+    import pyarrow.parquet as pq
+
+    def full(self, table, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    let_go_calls = []
+    with pytest.raises(OSError, match="No space left on device"):
+        _outputs(report, tmp_path, formats=["html"], let_go=lambda: let_go_calls.append(1))
+    assert let_go_calls == []
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 # segments.csv written with pyarrow ----------------------------------------------------------
 
 def _edge_frame(n: int = 2000) -> pd.DataFrame:
@@ -207,6 +282,24 @@ def test_write_csv_is_byte_identical_to_pandas_to_csv(tmp_path, monkeypatch) -> 
     frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     output.write_csv(frame, tmp_path / "arrow.csv")
     assert (tmp_path / "arrow.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+@pytest.mark.parametrize(("threads", "block"), [(2, 333), (3, 334), (2, 2000)])
+def test_lines_joined_a_share_of_the_rows_per_thread_equal_pandas_to_csv(
+        tmp_path, monkeypatch, threads: int, block: int) -> None:
+    """Each block's lines joined in CSV_THREADS slices of its rows (uneven ones, a short
+    last block): the same bytes as to_csv."""
+    from reportgen import output
+
+    monkeypatch.setattr(output, "CSV_BLOCK", block)
+    monkeypatch.setattr(output, "_PARALLEL_FROM", 100)
+    monkeypatch.setattr(output, "CSV_THREADS", threads)
+    frame = _edge_frame()
+    lines = output._csv_lines(frame.iloc[:block])
+    assert lines is not None and lines.num_chunks == threads
+    output.write_csv(frame, tmp_path / "arrow.csv")
+    assert (tmp_path / "arrow.csv").read_bytes() == \
+        frame.to_csv(index=False, lineterminator="\n").encode()
 
 
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=60),
