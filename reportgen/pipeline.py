@@ -542,8 +542,9 @@ def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
         trend = series_.trend(history.runs(series) if history is not None else [], entry,
                               fresh)
         # The scaled model matrix served the record's centres; nothing after needs it (at
-        # 1 M customers it is 0.1 GB of the output stage's peak).
-        step = dataclasses.replace(step, z=step.z[:0])
+        # 1 M customers it is 0.1 GB of the output stage's peak). An empty copy, not a slice:
+        # a view keeps its whole base alive.
+        step = dataclasses.replace(step, z=step.z[:0].copy())
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
