@@ -860,8 +860,7 @@ def _impute_numbers(df: pd.DataFrame, schema: Schema, kept: np.ndarray,
             if not applying:
                 values = _kept_rows(s, kept)
                 usable = bool(values.notna().any())
-                fill = stats.median(values.to_numpy(dtype="float64", na_value=np.nan)) \
-                    if usable else 0.0
+                fill = stats.series_median(values) if usable else 0.0
                 d = replace(d, fill=fill, fill_median=usable)
             decided[column] = d
             if role in BILLED_ROLES and tenure:

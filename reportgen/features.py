@@ -198,7 +198,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             if name in decisions.fills:
                 return values.fillna(decisions.fills[name])
             return values
-        median = _median(values)
+        median = stats.series_median(values)
         if np.isfinite(median):
             fills[name] = median
             return values.fillna(median)
@@ -217,7 +217,7 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
             name = f"{base}_{n}"
             n += 1
         if undefined:
-            median = _median(s) if decisions is None else np.nan
+            median = stats.series_median(s) if decisions is None else np.nan
             if np.isfinite(median):
                 fills[name] = float(median)
             columns[name] = s
@@ -403,18 +403,6 @@ def build_features(cleaned: Cleaned, schema: Schema, cfg: Config, file: str | No
                         business=business)
 
 
-def _median(values: pd.Series) -> float:
-    """values.median(), taken with less work (stats.median)."""
-    return stats.median(values.to_numpy(dtype="float64", na_value=np.nan))
-
-
-def _std(values: pd.Series) -> float:
-    """values.std(), taken with less work for a float64 column (stats.std)."""
-    if values.dtype != np.float64:
-        return float(values.std())
-    return stats.std(values.to_numpy(), ddof=1)
-
-
 def _tenure_unit(column: str, values: pd.Series) -> tuple[float, str]:
     """Months per unit of a tenure column, and the unit: the name says it (tenure_years), or
     fractional values that stay small (3.5 for 'Length of Membership') are years."""
@@ -548,4 +536,4 @@ def _model_features(cfg: Config, out: pd.DataFrame, meta: dict[str, FeatureMeta]
             chosen = [f for f, m in meta.items()
                       if m.group not in DESCRIPTIVE_GROUPS and f not in OUTCOMES]
     # A feature with no spread cannot separate anyone.
-    return [f for f in dict.fromkeys(chosen) if _std(out[f]) > 0]
+    return [f for f in dict.fromkeys(chosen) if stats.series_std(out[f]) > 0]

@@ -45,11 +45,12 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
     frame = ff.frame
     labels = pd.Series(seg.labels, index=frame.index, name="segment")
     # column by column: frame.mean() and frame.std() copy the whole frame at once (the gaps
-    # of the shares filled, or every value squared)
-    overall = [_mean_std(frame[c]) for c in frame.columns]
-    mean = pd.Series([m for m, _ in overall], index=frame.columns, dtype="float64")
-    std = pd.Series([s for _, s in overall], index=frame.columns,
-                    dtype="float64").replace(0.0, np.nan)
+    # of the shares filled, or every value squared); and through stats, as pandas' std was
+    # 90 % of the time of these overall figures at 1 M customers
+    mean = pd.Series([stats.series_mean(frame[c]) for c in frame.columns],
+                     index=frame.columns, dtype="float64")
+    std = pd.Series([stats.series_std(frame[c], ddof=0) for c in frame.columns],
+                    index=frame.columns, dtype="float64").replace(0.0, np.nan)
     by_segment = frame.groupby(labels)
     means, medians = _by_segment(frame, by_segment)
     sizes = by_segment.size()
@@ -79,15 +80,6 @@ def profile(ff: FeatureFrame, seg: Segmentation) -> Profiles:
         overall_std={k: float(v) for k, v in std.fillna(0.0).items()},
         total_value=total,
     )
-
-
-def _mean_std(s: pd.Series) -> tuple[float, float]:
-    """s.mean() and s.std(ddof=0), taken with less work for a float64 column (stats: pandas'
-    std was 90 % of the time of these overall figures at 1 M customers)."""
-    if s.dtype != np.float64:
-        return float(s.mean()), float(s.std(ddof=0))
-    values = s.to_numpy()
-    return stats.mean(values), stats.std(values, ddof=0)
 
 
 def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy

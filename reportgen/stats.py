@@ -10,12 +10,19 @@
   of the differences from the mean summed pairwise in the same order), bit for bit, with one
   temporary instead of pandas' three.
 
-Each takes a float64 array (``Series.to_numpy()`` of a float64 column, no copy).
+Each takes a float64 array (``Series.to_numpy()`` of a float64 column, no copy); the
+``series_`` ones take a column and give what pandas gives for it, through these for a float64
+(or, for the median, any numeric) column.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def median(values: np.ndarray) -> float:
@@ -45,3 +52,18 @@ def std(values: np.ndarray, ddof: int = 1) -> float:
 
 def _count(values: np.ndarray) -> int:
     return len(values) - int(np.count_nonzero(np.isnan(values)))
+
+
+def series_median(s: pd.Series) -> float:
+    """``s.median()``: the median of its values as floats, missing ones left out."""
+    return median(s.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def series_mean(s: pd.Series) -> float:
+    """``s.mean()``; pandas' own for a column that is not float64."""
+    return mean(s.to_numpy()) if s.dtype == np.float64 else float(s.mean())
+
+
+def series_std(s: pd.Series, ddof: int = 1) -> float:
+    """``s.std(ddof=ddof)``; pandas' own for a column that is not float64."""
+    return std(s.to_numpy(), ddof=ddof) if s.dtype == np.float64 else float(s.std(ddof=ddof))

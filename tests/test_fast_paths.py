@@ -787,6 +787,22 @@ def test_mean_and_std_are_pandas_bit_for_bit(values: list[float]) -> None:
             (np.isnan(got) and np.isnan(want))
 
 
+@pytest.mark.parametrize("s", [
+    pd.Series([3.0, np.nan, 1.0, 7.5, -2.0]),
+    pd.Series([4, 1, 9, 9], dtype="int64"),
+    pd.Series([4, None, 9, 2], dtype="Int64"),
+    pd.Series([True, False, True]),
+    pd.Series([np.nan, np.nan]),
+], ids=["float64", "int64", "Int64", "bool", "all-missing"])
+def test_series_figures_are_pandas_whatever_the_dtype(s: pd.Series) -> None:
+    from reportgen.stats import series_mean, series_median, series_std
+
+    for got, want in ((series_median(s), s.median()), (series_mean(s), s.mean()),
+                      (series_std(s), s.std()), (series_std(s, ddof=0), s.std(ddof=0))):
+        assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
+            (np.isnan(got) and np.isnan(want))
+
+
 @pytest.mark.parametrize("values, dtype, long", [
     ([2**53 - 1, -(2**53 - 1), 0], "int64", False),
     ([5, -(2**53)], "int64", True),
