@@ -22,6 +22,7 @@ import stat
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1081,17 +1082,14 @@ def _long_integers(s: pd.Series) -> bool:
         return False
 
 
-def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
-    """String column names, a 0..n-1 index and dtypes the later stages all understand."""
-    notes: list[CleaningStep] = []
-    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or \
-            frame.index.step != 1:
-        named = any(n is not None for n in frame.index.names)
-        frame = frame.reset_index(drop=not named)
+def tidy_names(columns: Iterable[object]) -> tuple[list[str], list[str]]:
+    """The names load gives a table's columns: spaces tidied (runs of white space as one
+    space, none at the ends), a blank name as column_<position>, and a name met before as
+    <name>.1, <name>.2…; with the renames made ("ID → ID.1")."""
     names: list[str] = []
     seen: set[str] = set()
     renamed = []
-    for i, c in enumerate(frame.columns):
+    for i, c in enumerate(columns):
         name = " ".join(str(c).split()) if c is not None else ""
         if not name or name.lower() == "nan":
             name = f"column_{i + 1}"
@@ -1103,6 +1101,17 @@ def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
             renamed.append(f"{base} → {name}")
         seen.add(name)
         names.append(name)
+    return names, renamed
+
+
+def _tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CleaningStep]]:
+    """String column names, a 0..n-1 index and dtypes the later stages all understand."""
+    notes: list[CleaningStep] = []
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or \
+            frame.index.step != 1:
+        named = any(n is not None for n in frame.index.names)
+        frame = frame.reset_index(drop=not named)
+    names, renamed = tidy_names(frame.columns)
     frame = frame.copy() if list(frame.columns) != names else frame
     frame.columns = names
     if renamed:

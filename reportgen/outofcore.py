@@ -179,7 +179,7 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     import pyarrow.parquet as pq
 
     from .batchscore import BatchScorer, RepeatedKeys
-    from .load import frame_from_arrow
+    from .load import frame_from_arrow, tidy_names
     from .output import SegmentsWriter, segments_table
     from .scoring import load_model, score
 
@@ -191,11 +191,14 @@ def _assign_all(dataset: Any, total: int, run_dir: Path, where: str) -> dict[str
     stored = (pq.read_schema(run_dir / "segments.parquet").metadata or {}).get(b"reportgen")
     meta = json.loads(stored) if stored else None
     # a key repeated in two batches: only its first occurrence is assigned, as in memory
-    # (the key's column as the files name it: load tidies the spaces in names)
+    # (the key's column as the files name it: load tidies the spaces in names and renames
+    # a name met before, "ID " after "ID" becoming "ID.1")
     key = model.cleaning.key
-    named = [c for c in dataset.schema.names if " ".join(c.split()) == key]
-    repeated = RepeatedKeys.find(_batches(dataset, named), named[0], key, total) \
-        if model.cleaning.key_from == "column" and len(named) == 1 else None
+    tidied = tidy_names(dataset.schema.names)[0]
+    repeated = None
+    if model.cleaning.key_from == "column" and key in tidied:
+        column = dataset.schema.names[tidied.index(key)]
+        repeated = RepeatedKeys.find(_batches(dataset, [column]), column, key, total)
     counts: dict[str, int] = {name: 0 for name in model.names.values()}
     counts["left out"] = 0
     parts = [run_dir / f".{name}.partial-{os.getpid()}"

@@ -4,6 +4,7 @@ fitted on a sample, every customer assigned. Forced on small tables here (limits
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import reportgen
@@ -66,7 +68,8 @@ def test_a_table_streamed_whole_gives_the_in_memory_run_byte_for_byte(
     assert {"sample", "assign"} <= set(manifest["timings_s"])
 
 
-@pytest.mark.parametrize("kind", ["number", "text", "colliding hash", "spaced name"])
+@pytest.mark.parametrize("kind", ["number", "text", "colliding hash", "spaced name",
+                                  "renamed key", "spaced twin"])
 def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
         tmp_path: Path, small_batches: None, monkeypatch: pytest.MonkeyPatch, kind: str
         ) -> None:
@@ -93,12 +96,23 @@ def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
         monkeypatch.setattr(batchscore, "_identities", shared)
     if kind == "spaced name":  # the key's column, named as the file names it
         frame = frame.rename(columns={"ID": " ID "})
+    cfg = {"out_of_core": "never"}, {"out_of_core": "always", "sample_rows": 5000}
+    memory_cfg, streamed_cfg = (_cfg(**c) for c in cfg)
+    if kind == "renamed key":  # load names the second "ID" "ID.1": the key, as pinned
+        frame.insert(0, "ID ", np.arange(len(frame)) % 7)
+        frame = frame.rename(columns={"ID": "ID  "})
+        memory_cfg, streamed_cfg = (dataclasses.replace(c, columns={"ID.1": "id"})
+                                    for c in (memory_cfg, streamed_cfg))
+    if kind == "spaced twin":  # the key first, a column load renames "ID.1" after it
+        frame["ID "] = np.arange(len(frame)) % 7
     table = tmp_path / "customers.parquet"
     frame.to_parquet(table, index=False)
-    memory = reportgen.run(table, _cfg(out_of_core="never"), tmp_path / "memory")
-    streamed = reportgen.run(table, _cfg(out_of_core="always", sample_rows=5000),
-                             tmp_path / "streamed")
+    memory = reportgen.run(table, memory_cfg, tmp_path / "memory")
+    streamed = reportgen.run(table, streamed_cfg, tmp_path / "streamed")
     assert streamed.streamed is not None
+    key = "ID.1" if kind == "renamed key" else "ID"
+    assert json.loads(pq.read_schema(streamed.run_dir / "segments.parquet").metadata[
+        b"reportgen"])["key"] == key
     assert (streamed.run_dir / "segments.csv").read_bytes() == \
         (memory.run_dir / "segments.csv").read_bytes()
     a = pd.read_parquet(memory.run_dir / "segments.parquet")
@@ -107,7 +121,7 @@ def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
     # the later occurrences left out with clean's reason, the first ones assigned
     later = [1000, *range(1400, 2100), 2150, 2200, 710]
     for row in later:
-        assert re.fullmatch(rf"duplicate ID .*{ids[row]}'?\)? \(first occurrence kept\)",
+        assert re.fullmatch(rf"duplicate {re.escape(key)} .*{ids[row]}'?\)? \(first occurrence kept\)",
                             b.at[row, "left_out"]), (row, b.at[row, "left_out"])
     assert b.loc[later, "segment"].isna().all()
     assert b.loc[[5, *range(700), 800, 705], "segment"].notna().all()
