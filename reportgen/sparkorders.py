@@ -191,11 +191,12 @@ def rfm_summary(scored: DataFrame, groups: list[Group]) -> Rfm:
     values = scored.select(F.col("segment"), F.col("recency"), F.col("frequency"),
                            F.col("total_spend").alias("monetary"),
                            *[m.cast("double").alias(f"_{name}") for name, m in measures.items()])
-    fifths = [k / 5 for k in SCORES[1:]]
+    cut_at = SCORES[:-1]  # the k of the four cuts: 1..4
     head = values.select(
         F.count(F.lit(1)).alias("n"),
         *[F.count(f"_{name}").alias(f"c_{name}") for name in measures],
-        *[F.percentile_approx(f"_{name}", fifths, PERCENTILE_ACCURACY).alias(f"q_{name}")
+        *[F.percentile_approx(f"_{name}", [k / 5 for k in cut_at],
+                              PERCENTILE_ACCURACY).alias(f"q_{name}")
           for name in measures]).first()
     assert head is not None
     n = int(head["n"])
@@ -203,7 +204,7 @@ def rfm_summary(scored: DataFrame, groups: list[Group]) -> Rfm:
         raise ValueError("RFM scores need a value for every customer")
     score: dict[str, Column] = {}
     if n:
-        ranks = [(k * n + 4) // 5 - 1 for k in SCORES[1:]]  # ceil(k n / 5), 0-based
+        ranks = [(k * n + 4) // 5 - 1 for k in cut_at]  # ceil(k n / 5), 0-based
         cuts = exact_ranks(values, {f"_{name}": list(zip(ranks, head[f"q_{name}"],
                                                          strict=True))
                                     for name in measures})
