@@ -28,7 +28,8 @@ Who does what:
   on the driver's sample, as the default engine measures them on a sample past 200,000.
 
 Order lines are aggregated to customers by Spark (sparkorders.py: orders.py's decisions and
-SQL), then follow the customer path.
+SQL), then follow the customer path. A backfill of order lines (``backfill``) reads the source
+once for all its months, in one session.
 
 Not supported (each refused with one line): a table without a customer key,
 k-prototypes/GMM/Ward (only centroid models assign as expressions).

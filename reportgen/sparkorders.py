@@ -14,7 +14,10 @@
 - A bounded sample of those customers reaches the driver, where orders._features makes the
   features and orders._narrow drops a time span too narrow to tell anyone apart; Spark
   computes the same features for every customer (``customer_features``). The Spark
-  customer path then cleans, assigns and profiles them.
+  customer path then cleans, assigns and profiles them, and makes the RFM table of every
+  customer (``rfm_summary``: rfm.score's exact cuts by ``exact_ranks``, then counts and sums
+  per segment and score).
+- A backfill's first and last day (``date_span``): orders.date_span's rules over every line.
 
 What differs from the default engine, and why: the cleaning log does not say at which row a
 left-out line first occurs (rows have no order in a distributed table), the 99th percentile
