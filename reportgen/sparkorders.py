@@ -141,7 +141,7 @@ def _wall_us(ts: Column) -> Column:
 
     seconds = F.unix_date(F.to_date(ts)).cast("long") * 86_400 + F.hour(ts) * 3_600 + \
         F.minute(ts) * 60 + F.second(ts)
-    return seconds * 1_000_000 + F.pmod(F.unix_micros(ts), F.lit(1_000_000))
+    return seconds * 1_000_000 + F.pmod(F.unix_micros(ts.cast("timestamp")), F.lit(1_000_000))
 
 
 def date_span(sdf: DataFrame, sample_lines: pd.DataFrame, cols: OrderColumns, cfg: Config,
