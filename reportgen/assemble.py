@@ -34,12 +34,11 @@ from .report import (
     Outlier,
     Outliers,
     Report,
+    Rfm,
     Segment,
     TopAction,
     TrendPoint,
 )
-from .rfm import Group
-from .rfm import summarise as rfm_summary
 from .schema import ROLES, Schema
 from .segment import Segmentation
 
@@ -70,8 +69,7 @@ def build_report(
     *, cfg: Config, run_id: str, source: str, raw: pd.DataFrame, schema: Schema,
     cleaned: Cleaned, ff: FeatureFrame, seg: Segmentation, profiles: Profiles,
     personas: list[Persona], actions: dict[int, list[Action]], logo: str = "",
-    orders: Orders | None = None, rfm: pd.DataFrame | None = None,
-    rfm_groups: list[Group] | None = None,
+    orders: Orders | None = None, rfm: Rfm | None = None,
     colors: dict[int, str] | None = None, series: str = "default",
     changes: Changes | None = None, trend: Sequence[TrendPoint] = (),
     extra_gates: Sequence[Gate] = (),
@@ -84,7 +82,7 @@ def build_report(
     ``logo``: the brand logo as a data: URI ("" for none), read before the run started
     (``render.branding.logo_data_uri``). ``orders``: the aggregation when the table was order
     lines (raw is then the lines, and the customers are cleaned.frame); ``rfm``: its customers'
-    RFM scores (rfm.rfm) and ``rfm_groups`` the groups. ``colors``: segment id -> colour (a
+    RFM table (rfm.summarise, made by the engine). ``colors``: segment id -> colour (a
     series keeps a segment's colour; default: the palette by id). ``series``, ``changes``,
     ``trend``: the run as a period of its series (``series.changes``, ``series.trend``).
     ``extra_gates``: gates measured outside the segmentation (the series' drift gate), after
@@ -143,12 +141,7 @@ def build_report(
         columns = column_infos(raw, schema, totals) if orders is None else \
             order_columns(raw, orders)
     features = ff.info(profiles.overall_mean)  # the means profile took of the same frame
-    summary = None
-    if orders is not None and rfm is not None:
-        index = ff.frame.index
-        ids = pd.Series(np.asarray(seg.labels), index=index)
-        summary = rfm_summary(rfm.loc[index], ids, ff.frame["recency"], ff.frame["frequency"],
-                              ff.frame["total_spend"], rfm_groups or [])
+    summary = rfm if orders is not None else None
     report_charts = charts.build_charts(
         segments, features, method, chart_points(seg, ff, {s.id: s.name for s in segments}),
         value_label=value_label, value_unit=value_unit, currency=currency, rfm=summary,

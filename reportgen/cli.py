@@ -28,6 +28,9 @@ from .limits import deadline
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("reportgen")
 
+ENGINE_HELP = ("Where the work runs: default (this process) or spark (pyspark; SOURCE a "
+               "Parquet/CSV path or spark:db.table; see [engine]).")
+
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     from . import progress
@@ -163,9 +166,7 @@ def main() -> None:
 @click.option("--history", "history_url", metavar="URL",
               help="History database URL (e.g. postgresql://user@host/db) instead of "
                    "OUT/history.sqlite.")
-@click.option("--engine", type=click.Choice(ENGINES),
-              help="Where the work runs: default (this process) or spark (pyspark; SOURCE a "
-                   "Parquet/CSV path or spark:db.table; see [engine]).")
+@click.option("--engine", type=click.Choice(ENGINES), help=ENGINE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object on stdout (run id, run folder, files, segments, "
                    "gates, changes) and nothing else.")
@@ -309,12 +310,13 @@ def _month(value: str | None, option: str) -> dt.date | None:
               help="Outputs to render, comma-separated (default: html,pdf,email).")
 @click.option("--table", help="Table (or schema.table) to read when SOURCE is a database URL.")
 @click.option("--query", help="SQL query to read when SOURCE is a database URL.")
+@click.option("--engine", type=click.Choice(ENGINES), help=ENGINE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_errors_to_exit_codes
 def backfill(source: str, start: str | None, end: str | None, config_path: str | None,
              out_root: str, formats: str | None, table: str | None, query: str | None,
-             verbose: bool, quiet: bool) -> None:
+             engine: str | None, verbose: bool, quiet: bool) -> None:
     """One run per month end of the order lines in SOURCE, into one series in OUT.
 
     Each run is a snapshot as of the last day of its month (the last month's ends at the last
@@ -324,7 +326,8 @@ def backfill(source: str, start: str | None, end: str | None, config_path: str |
     if verbose and quiet:
         raise ConfigError("--verbose and --quiet cannot be used together")
     cfg = load_config(config_path).with_overrides(
-        report__formats=_formats(formats), input__table=table, input__query=query)
+        report__formats=_formats(formats), input__table=table, input__query=query,
+        engine__name=engine)
     from .pipeline import backfill as backfill_series
 
     # One limit for the whole backfill, not each month: the months finished before it stay

@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from .features import FeatureFrame
     from .history import History
     from .load import Loaded
-    from .orders import Orders
+    from .orders import OrderColumns, Orders
     from .personas import Words
     from .playbook import Rule
     from .profile import Profiles
-    from .report import Changes, CleaningStep, ColumnInfo
+    from .report import Changes, CleaningStep, ColumnInfo, Rfm
     from .rfm import Group
     from .schema import Schema
     from .segment import Segmentation
@@ -146,13 +146,18 @@ def run(
 
 def _spark_run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
                previous: str | None, fresh: bool) -> RunResult:
-    from .errors import ConfigError
     from .spark import run as spark_run
+
+    return spark_run(_spark_source(source), cfg, out_root, inputs, previous, fresh)
+
+
+def _spark_source(source: str | None) -> str:
+    from .errors import ConfigError
 
     if source is None:
         raise ConfigError("--engine spark needs a SOURCE: a Parquet or CSV path (file, folder "
                           "or glob) or a catalog table spark:db.customers")
-    return spark_run(source, cfg, out_root, inputs, previous, fresh)
+    return source
 
 
 def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
@@ -175,27 +180,48 @@ def month_ends(first: dt.date, last: dt.date, start: dt.date | None = None,
 def backfill(source: str | None, cfg: Config, out_root: Path, start: dt.date | None = None,
              end: dt.date | None = None) -> list[RunResult]:
     """One run per month end of an order table into out_root (one series): a year of
-    history from one export. The table is read once; each run cuts its lines at its as_of."""
-    from .errors import ConfigError, InputError
+    history from one export. The table is read once; each run cuts its lines at its as_of.
+    On the Spark engine the table stays where it is (spark.backfill)."""
+    from .errors import ConfigError
     from .load import load
     from .orders import date_span, detect
 
     if start is not None and end is not None and end < start:
         raise ConfigError(f"--to {end:%Y-%m} is before --from {start:%Y-%m}")
+    if cfg.engine.name == "spark":
+        from .spark import backfill as spark_backfill
+
+        return spark_backfill(_spark_source(source), cfg, out_root, start, end)
     loaded = load(source, cfg.input, cfg.limits)
-    columns = detect(loaded.frame, cfg.transactions, loaded.where)
+    columns = order_lines_only(detect(loaded.frame, cfg.transactions, loaded.where),
+                               loaded.where)
+    first, last = date_span(loaded.frame, columns, cfg, loaded.where)
+    return [run(source, cfg.with_overrides(report__as_of=as_of), out_root, loaded)
+            for as_of in backfill_months(first, last, start, end)]
+
+
+def order_lines_only(columns: OrderColumns | None, where: str | None) -> OrderColumns:
+    """The order-line columns a backfill needs (None: the table is customers, refused)."""
+    from .errors import InputError
+
     if columns is None:
         raise InputError("backfill needs order lines: a customer key that repeats, a date and "
-                         "an amount on every row", file=loaded.where,
+                         "an amount on every row", file=where,
                          hint="name the columns in [transactions], or use `reportgen run`")
-    first, last = date_span(loaded.frame, columns, cfg, loaded.where)
+    return columns
+
+
+def backfill_months(first: dt.date, last: dt.date, start: dt.date | None,
+                    end: dt.date | None) -> list[dt.date]:
+    """A backfill's month ends (month_ends), refused when none has data."""
+    from .errors import ConfigError
+
     ends = month_ends(first, last, start, end)
     if not ends:
         raise ConfigError(f"no month end between {start or first} and {end or last} has data "
                           f"(the lines run from {first} to {last})",
                           hint="choose --from and --to within the data")
-    return [run(source, cfg.with_overrides(report__as_of=as_of), out_root, loaded)
-            for as_of in ends]
+    return ends
 
 
 def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
@@ -273,7 +299,7 @@ def _run(source: str | None, cfg: Config, out_root: Path, inputs: Inputs,
         return series_run(
             engine=engine, loaded=loaded, table=table, notes=loaded.notes,
             schema=table_schema, cleaned=cleaned, ff=ff, categories=categories,
-            orders=orders, scores=scores, cfg=cfg, out_root=out_root, inputs=inputs,
+            orders=orders, cfg=cfg, out_root=out_root, inputs=inputs,
             clock=clock, run_id=run_id, period_key=period_key, history=history,
             previous=previous, fresh=fresh)
 
@@ -355,6 +381,11 @@ class Engine(Protocol):
         """Every segment's profile."""
         ...
 
+    def rfm(self, ff: FeatureFrame, seg: Segmentation, groups: list[Group]) -> Rfm | None:
+        """The RFM table of every customer aggregated from order lines, after profile (None
+        for a customer table)."""
+        ...
+
     def write_segments(self, *, step: Step, profiles: Profiles, names: dict[int, str],
                        previous: Previous | None, cleaned: Cleaned, ff: FeatureFrame,
                        run_id: str, clock: _Clock) -> str | None:
@@ -407,6 +438,16 @@ class DefaultEngine:
         from .profile import profile
 
         return profile(ff, seg)
+
+    def rfm(self, ff: FeatureFrame, seg: Segmentation, groups: list[Group]) -> Rfm | None:
+        from .rfm import summarise
+
+        if self.scores is None:
+            return None
+        index = ff.frame.index
+        return summarise(self.scores.loc[index], pd.Series(np.asarray(seg.labels), index=index),
+                         ff.frame["recency"], ff.frame["frequency"], ff.frame["total_spend"],
+                         groups)
 
     def write_segments(self, **_: Any) -> str | None:
         return None  # with the report (files)
@@ -465,7 +506,7 @@ def _let_go(*frames: pd.DataFrame) -> None:
 def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
                notes: Sequence[CleaningStep], schema: Schema, cleaned: Cleaned,
                ff: FeatureFrame, categories: pd.DataFrame | None, orders: Orders | None,
-               scores: pd.DataFrame | None, cfg: Config, out_root: Path, inputs: Inputs,
+               cfg: Config, out_root: Path, inputs: Inputs,
                clock: _Clock, run_id: str, period_key: str, history: History | None,
                previous: Previous | None, fresh: bool) -> RunResult:
     """The run as one period of its series, on either engine: the previous run's model kept
@@ -505,6 +546,7 @@ def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
             seg = step.seg
         with clock.stage("profile"):
             profiles = engine.profile(ff, seg, step)
+            rfm = engine.rfm(ff, seg, inputs.rfm_groups)
             outlier_values = _outlier_values(cleaned, schema, ff, cfg, loaded.where, orders)
         value_label = ff.value_label
         with clock.stage("personas"):
@@ -548,8 +590,8 @@ def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
         report = build_report(
             cfg=cfg, run_id=run_id, source=loaded.name, raw=loaded.frame, schema=schema,
             cleaned=cleaned, ff=ff, seg=seg, profiles=profiles, personas=personas,
-            actions=actions, logo=inputs.logo, orders=orders, rfm=scores,
-            rfm_groups=inputs.rfm_groups, colors=step.colors, series=series,
+            actions=actions, logo=inputs.logo, orders=orders, rfm=rfm,
+            colors=step.colors, series=series,
             changes=changes, trend=trend,
             extra_gates=[series_.drift_gate(changes)] if cfg.series.fail_on_drift else [],
             outlier_values=outlier_values, totals=engine.totals(profiles),

@@ -131,23 +131,76 @@ def summarise(scores: pd.DataFrame, segment: pd.Series, recency: pd.Series,
         count = int(members.sum())
         if not count:
             continue
-        rows.append(RfmGroup(
-            name=g.name, rule=g.rule, description=g.description, customers=count,
-            share=count / n, value_share=float(monetary[members].sum()) / value if value else 0.0,
-            recency=float(recency[members].mean()), frequency=float(frequency[members].mean()),
-            monetary=float(monetary[members].mean())))
-    # rows in the order of templates/rfm.toml: the standard one, from Champions to Lost
-    cross = pd.crosstab(segment.to_numpy(), scores["rfm_group"].astype(str).to_numpy())
-    by_segment = {str(int(sid)): {str(grp): int(c) for grp, c in row.items() if c}
-                  for sid, row in cross.iterrows()}
-    cells = scores.groupby(["r_score", "f_score"])["rfm_group"]
-    sizes = cells.size()
-    modes = cells.agg(lambda s: sorted(s.value_counts().items(), key=lambda kv: (-kv[1],
-                                                                               kv[0]))[0][0])
-    grid = [RfmCell(r=r, f=f, customers=int(sizes.get((r, f), 0)),
-                    group=str(modes.get((r, f), "")))
+        rows.append(_group(g, count, n, float(monetary[members].sum()), value,
+                           float(recency[members].mean()), float(frequency[members].mean()),
+                           float(monetary[members].mean())))
+    names = scores["rfm_group"].astype(str).to_numpy()
+    by_segment = scores.groupby([segment.to_numpy(), names]).size()
+    grid = scores.groupby([scores["r_score"].to_numpy(), scores["f_score"].to_numpy(),
+                           names]).size()
+    return Rfm(method=METHOD, groups=rows, by_segment=_by_segment(by_segment),
+               grid=_grid(grid))
+
+
+def summarise_cells(cells: pd.DataFrame, groups: list[Group]) -> Rfm:
+    """summarise from the customers counted by segment and R, F and M score (the Spark
+    engine's aggregate: columns segment, r_score, f_score, m_score, customers and the sums
+    recency, frequency, monetary of the cell's customers); a group's means are its sums over
+    its customers."""
+    code = (cells["r_score"].astype(str) + cells["f_score"].astype(str) +
+            cells["m_score"].astype(str))
+    named = cells.assign(rfm_group=code.map(group_table(groups)).astype(str))
+    n = int(named["customers"].sum())
+    value = float(named["monetary"].sum())
+    totals = named.groupby("rfm_group")[["customers", "recency", "frequency", "monetary"]].sum()
+    rows = []
+    for g in groups:
+        if g.name not in totals.index:
+            continue
+        t = totals.loc[g.name]
+        count = int(t["customers"])
+        rows.append(_group(g, count, n, float(t["monetary"]), value,
+                           float(t["recency"]) / count, float(t["frequency"]) / count,
+                           float(t["monetary"]) / count))
+    by_segment = named.groupby(["segment", "rfm_group"])["customers"].sum()
+    grid = named.groupby(["r_score", "f_score", "rfm_group"])["customers"].sum()
+    return Rfm(method=METHOD, groups=rows, by_segment=_by_segment(by_segment),
+               grid=_grid(grid))
+
+
+def _group(g: Group, count: int, n: int, group_value: float, value: float, recency: float,
+           frequency: float, monetary: float) -> RfmGroup:
+    """One group's row (recency, frequency, monetary: its customers' means)."""
+    return RfmGroup(name=g.name, rule=g.rule, description=g.description, customers=count,
+                    share=count / n, value_share=group_value / value if value else 0.0,
+                    recency=recency, frequency=frequency, monetary=monetary)
+
+
+def _by_segment(counts: pd.Series) -> dict[str, dict[str, int]]:
+    """Segment id (as text) -> group -> customers, segments by id and groups by name (counts:
+    customers by segment id and group name)."""
+    out: dict[str, dict[str, int]] = {}
+    for (sid, grp), c in counts.sort_index().items():
+        if c:
+            out.setdefault(str(int(sid)), {})[str(grp)] = int(c)
+    return out
+
+
+def _grid(counts: pd.Series) -> list[RfmCell]:
+    """The 25 cells R 5..1 × F 1..5 with their customers and the group most of them are in
+    (a tie: the first name in alphabetical order), from customers by R, F and group name."""
+    sizes: dict[tuple[int, int], int] = {}
+    modes: dict[tuple[int, int], tuple[int, str]] = {}
+    for (r, f, grp), c in counts.items():
+        cell = (int(r), int(f))
+        sizes[cell] = sizes.get(cell, 0) + int(c)
+        best = modes.get(cell)
+        if c and (best is None or (-int(c), str(grp)) < (-best[0], best[1])):
+            modes[cell] = (int(c), str(grp))
+    return [RfmCell(r=r, f=f, customers=sizes.get((r, f), 0),
+                    group=modes[(r, f)][1] if (r, f) in modes else "")
             for r in reversed(SCORES) for f in SCORES]
-    return Rfm(method=METHOD, groups=rows, by_segment=by_segment, grid=grid)
 
 
-__all__ = ["METHOD", "Group", "group_table", "load_groups", "rfm", "score", "summarise"]
+__all__ = ["METHOD", "Group", "group_table", "load_groups", "rfm", "score", "summarise",
+           "summarise_cells"]

@@ -28,7 +28,8 @@ Who does what:
   on the driver's sample, as the default engine measures them on a sample past 200,000.
 
 Order lines are aggregated to customers by Spark (sparkorders.py: orders.py's decisions and
-SQL), then follow the customer path.
+SQL), then follow the customer path. A backfill of order lines (``backfill``) reads the source
+once for all its months, in one session.
 
 Not supported (each refused with one line): a table without a customer key,
 k-prototypes/GMM/Ward (only centroid models assign as expressions).
@@ -67,9 +68,10 @@ if TYPE_CHECKING:
     from .assemble import Totals
     from .clean import Cleaned
     from .load import Loaded
-    from .orders import Orders
+    from .orders import OrderColumns, Orders
     from .pipeline import Inputs, RunResult, _Clock
-    from .report import Changes, ColumnInfo
+    from .report import Changes, ColumnInfo, Rfm
+    from .rfm import Group
     from .series import Previous, Step
 
 log = logging.getLogger("reportgen")
@@ -598,44 +600,106 @@ def run(source: str, cfg: Config, out_root: Path, inputs: Inputs,
         previous_id: str | None = None, fresh: bool = False) -> RunResult:
     """``reportgen run --engine spark SOURCE``: see the module's docstring. previous_id and
     fresh: --previous RUN_ID and --no-previous, as for the default engine."""
+    with _session(cfg) as spark:
+        return _run(spark, source, cfg, out_root, inputs, previous_id, fresh)
+
+
+def backfill(source: str, cfg: Config, out_root: Path, start: dt.date | None,
+             end: dt.date | None) -> list[RunResult]:
+    """pipeline.backfill on Spark: one session and one read of the source for every month
+    (the table persisted on the executors, memory then disk, until the last month is done).
+    The order-line columns are detected on the driver's sample of lines as a run detects
+    them, the first and last days come from Spark (sparkorders.date_span, orders.date_span's
+    rules over every line) and each month is a Spark run of the same lines cut at its as_of.
+    The table never reaches the driver: only the sample and aggregates."""
+    from pyspark import StorageLevel
+
+    from .pipeline import backfill_months, order_lines_only, read_inputs
+    from .sparkorders import date_span
+
+    inputs = read_inputs(cfg)
+    with _session(cfg) as spark:
+        sdf = read(spark, source, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            src = open_source(sdf, source, cfg)
+            columns = order_lines_only(detect_lines(src, cfg), source)
+            first, last = date_span(sdf, src.loaded.frame, columns, cfg, source)
+            return [_run(spark, source, cfg.with_overrides(report__as_of=as_of), out_root,
+                         inputs, None, False, opened=(src, columns))
+                    for as_of in backfill_months(first, last, start, end)]
+        finally:
+            sdf.unpersist()
+
+
+@contextmanager
+def _session(cfg: Config) -> Iterator[SparkSession]:
+    """The run's session (``session``), pyspark's warning about pandas 3 silenced: no pandas
+    runs inside Spark here (Arrow batches come back, pandas only holds the driver's sample),
+    so it says nothing about this run."""
     with warnings.catch_warnings():
-        # pyspark checks the pandas version when it loads its Arrow helpers and warns about
-        # pandas 3; no pandas runs inside Spark here (Arrow batches come back, pandas only
-        # holds the driver's sample), so the warning says nothing about this run
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
                                 category=FutureWarning)
         with session(cfg.engine) as spark:
-            return _run(spark, source, cfg, out_root, inputs, previous_id, fresh)
+            yield spark
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A source as Spark reads it: the DataFrame, its rows and the driver's sample of them
+    (as load gives a table: ``loaded.frame`` is the sample)."""
+
+    sdf: DataFrame
+    rows: int
+    loaded: Loaded
+
+
+def open_source(sdf: DataFrame, source: str, cfg: Config) -> Source:
+    """The source's rows counted and the driver's sample drawn (a table without rows is
+    refused)."""
+    from .load import finish
+
+    rows = sdf.count()
+    if rows == 0:
+        raise InputError("the table has a header but no rows", file=source)
+    table = sample(sdf, rows, cfg.engine.sample, cfg.segment.random_state)
+    name = source[len(TABLE_PREFIX):] if source.startswith(TABLE_PREFIX) else Path(source).name
+    return Source(sdf=sdf, rows=rows, loaded=finish(table, None, source, source_digest(source),
+                                                    kind="spark", notes=[], name=name))
+
+
+def detect_lines(src: Source, cfg: Config) -> OrderColumns | None:
+    """Order lines or customers: the roles decided on the sample, the repeat of the key
+    counted over the whole table (a sample of lines splits each customer's)."""
+    from .orders import detect
+    from .sparkorders import repeat_share
+
+    return detect(src.loaded.frame, cfg.transactions, src.loaded.where,
+                  repeat=lambda column: repeat_share(src.sdf, column))
 
 
 def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: Inputs,
-         previous_id: str | None, fresh: bool) -> RunResult:
+         previous_id: str | None, fresh: bool,
+         opened: tuple[Source, OrderColumns | None] | None = None) -> RunResult:
+    """One run on spark; opened: the source already read and its order-line columns detected
+    (a backfill's months share them)."""
     from .clean import clean, require_rows
     from .features import build_features, order_features
-    from .load import finish
-    from .orders import detect
     from .pipeline import _Clock, run_id_for, series_context, series_run
     from .report import CleaningStep
-    from .rfm import rfm
     from .schema import infer_schema
-    from .sparkorders import aggregate, repeat_share
+    from .sparkorders import aggregate
 
     clock = _Clock()
     where = source
-    name = source[len(TABLE_PREFIX):] if source.startswith(TABLE_PREFIX) else Path(source).name
-    with clock.stage("load"):
-        sdf = read(spark, source, cfg)
-        rows = sdf.count()
-        if rows == 0:
-            raise InputError("the table has a header but no rows", file=where)
-        table = sample(sdf, rows, cfg.engine.sample, cfg.segment.random_state)
-        loaded: Loaded = finish(table, None, where, source_digest(source), kind="spark",
-                                notes=[], name=name)
-    with clock.stage("schema"):
-        # order lines or customers: the roles decided on the sample, the repeat of the key
-        # counted over the whole table (a sample of lines splits each customer's)
-        order_columns = detect(loaded.frame, cfg.transactions, where,
-                               repeat=lambda column: repeat_share(sdf, column))
+    if opened is None:
+        with clock.stage("load"):
+            src = open_source(read(spark, source, cfg), source, cfg)
+        with clock.stage("schema"):
+            order_columns = detect_lines(src, cfg)
+    else:
+        src, order_columns = opened
+    sdf, rows, loaded = src.sdf, src.rows, src.loaded
+    table = loaded.frame
     if order_columns is not None:
         with clock.stage("orders"):
             aggregated = aggregate(spark, sdf, rows, loaded.frame, order_columns, cfg,
@@ -656,8 +720,6 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
                 require_rows(cleaned, cfg, file=where)
             with clock.stage("features"):
                 ff = order_features(cleaned, orders.features, cfg, where)
-                scores = rfm(ff.frame["recency"], ff.frame["frequency"],
-                             ff.frame["total_spend"], inputs.rfm_groups)
             period_key = orders.as_of.strftime("%Y-%m")
             run_id = run_id_for(period_key, loaded.sha256, cfg)
             with series_context(out_root, cfg, period_key, previous_id, fresh,
@@ -667,7 +729,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
                 return series_run(
                     engine=engine, loaded=loaded, table=loaded.frame, notes=notes,
                     schema=schema, cleaned=cleaned, ff=ff, categories=None, orders=orders,
-                    scores=scores, cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
+                    cfg=cfg, out_root=out_root, inputs=inputs, clock=clock,
                     run_id=run_id, period_key=period_key, history=history,
                     previous=previous, fresh=fresh)
         finally:
@@ -694,7 +756,7 @@ def _run(spark: SparkSession, source: str, cfg: Config, out_root: Path, inputs: 
         engine = SparkEngine(spark, sdf, source, rows, loaded, missing, cfg, out_root, None)
         return series_run(
             engine=engine, loaded=loaded, table=loaded.frame, notes=notes, schema=schema,
-            cleaned=cleaned, ff=ff, categories=None, orders=None, scores=None, cfg=cfg,
+            cleaned=cleaned, ff=ff, categories=None, orders=None, cfg=cfg,
             out_root=out_root, inputs=inputs, clock=clock, run_id=run_id,
             period_key=period_key, history=history, previous=previous, fresh=fresh)
 
@@ -767,6 +829,14 @@ class SparkEngine:
         self.scored = self.scored.withColumn("segment", _relabel(F.col("_rg_label"),
                                                                  step.segment_ids))
         return profiles(self.scored, list(ff.frame.columns), ff.value)
+
+    def rfm(self, ff: FeatureFrame, seg: Segmentation, groups: list[Group]) -> Rfm | None:
+        from .sparkorders import rfm_summary
+
+        if self.orders is None:
+            return None
+        assert self.scored is not None
+        return rfm_summary(self.scored, groups)
 
     def write_segments(self, *, step: Step, profiles: Profiles, names: dict[int, str],
                        previous: Previous | None, cleaned: Cleaned, ff: FeatureFrame,

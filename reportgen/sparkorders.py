@@ -14,7 +14,10 @@
 - A bounded sample of those customers reaches the driver, where orders._features makes the
   features and orders._narrow drops a time span too narrow to tell anyone apart; Spark
   computes the same features for every customer (``customer_features``). The Spark
-  customer path then cleans, assigns and profiles them.
+  customer path then cleans, assigns and profiles them, and makes the RFM table of every
+  customer (``rfm_summary``: rfm.score's exact cuts by ``exact_ranks``, then counts and sums
+  per segment and score).
+- A backfill's first and last day (``date_span``): orders.date_span's rules over every line.
 
 What differs from the default engine, and why: the cleaning log does not say at which row a
 left-out line first occurs (rows have no order in a distributed table), the 99th percentile
@@ -27,9 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -55,14 +60,19 @@ from .orders import (
     window_params,
 )
 from .report import CleaningStep
+from .rfm import SCORES, summarise_cells
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from .config import Config
+    from .report import Rfm
+    from .rfm import Group
 
-# Accuracy of the dates' 99th percentile (percentile_approx: rank within 1 / this).
+# Accuracy of the dates' 99th percentile (percentile_approx: rank within 1 / this); the
+# first guess of the exact ranks (exact_ranks) too.
 PERCENTILE_ACCURACY = 100_000
+_DAY_US = 86_400_000_000
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
@@ -88,6 +98,129 @@ def repeat_share(sdf: DataFrame, column: str) -> float:
     assert row is not None
     n, distinct = int(row["n"]), int(row["d"])
     return 1.0 - min(distinct, n) / n if n else 0.0
+
+
+def exact_ranks(sdf: DataFrame, wanted: Mapping[str, Sequence[tuple[int, Any]]]
+                ) -> dict[str, list[Any]]:
+    """The values at given ranks of sdf's columns, exactly: wanted maps a column to (rank,
+    guess) pairs, rank 0-based in ascending order (nulls are not ranked), guess a value of the
+    column near it (percentile_approx's). One pass counts the values below and up to each
+    guess; a guess off its rank is corrected by an ordered limit of the values between it and
+    the rank (Spark's top-k: as many rows as the guess was ranks off reach the driver)."""
+    from pyspark.sql import functions as F
+
+    counts = sdf.select(*[
+        F.count_if(F.col(column) < F.lit(guess)).alias(f"b{i}_{j}")
+        for i, (column, pairs) in enumerate(wanted.items())
+        for j, (_, guess) in enumerate(pairs)] + [
+        F.count_if(F.col(column) <= F.lit(guess)).alias(f"u{i}_{j}")
+        for i, (column, pairs) in enumerate(wanted.items())
+        for j, (_, guess) in enumerate(pairs)]).first()
+    assert counts is not None
+    out: dict[str, list[Any]] = {}
+    for i, (column, pairs) in enumerate(wanted.items()):
+        values = []
+        for j, (rank, guess) in enumerate(pairs):
+            below, upto = int(counts[f"b{i}_{j}"]), int(counts[f"u{i}_{j}"])
+            if below <= rank < upto:  # the guess holds the rank (ties included)
+                values.append(guess)
+                continue
+            c = F.col(column)
+            part = sdf.where(c > F.lit(guess)).select(c).orderBy(c.asc()).limit(
+                rank - upto + 1) if rank >= upto else \
+                sdf.where(c < F.lit(guess)).select(c).orderBy(c.desc()).limit(below - rank)
+            values.append(part.collect()[-1][0])
+        out[column] = values
+    return out
+
+
+def _wall_us(ts: Column) -> Column:
+    """A timestamp as microseconds of its wall-clock time since 1970-01-01 (pandas holds a
+    date without a time zone; Spark's timestamps are instants, read in the session's zone)."""
+    from pyspark.sql import functions as F
+
+    seconds = F.unix_date(F.to_date(ts)).cast("long") * 86_400 + F.hour(ts) * 3_600 + \
+        F.minute(ts) * 60 + F.second(ts)
+    return seconds * 1_000_000 + F.pmod(F.unix_micros(ts.cast("timestamp")), F.lit(1_000_000))
+
+
+def date_span(sdf: DataFrame, sample_lines: pd.DataFrame, cols: OrderColumns, cfg: Config,
+              file: str | None = None) -> tuple[dt.date, dt.date]:
+    """orders.date_span over every line of sdf, by Spark (the date format decided on the
+    driver's sample of lines, as aggregate decides it): the first and last day of the lines
+    with a readable date, leaving out the dates more than FUTURE_GAP_DAYS after the 99th
+    percentile. The percentile is exact and interpolated as pandas does (numpy's linear
+    method on microseconds, truncated to the microsecond): its two neighbouring dates are
+    found by exact_ranks; only counts and those dates reach the driver."""
+    from pyspark.sql import functions as F
+
+    fmt = date_format_of(sample_lines[cols.date], cols.date, file, cfg.input.date_format)
+    ts = _timestamp(F.col(cols.date), dict(sdf.dtypes)[cols.date], fmt)
+    dated = sdf.select(_wall_us(ts).alias("us")).where(F.col("us").isNotNull())
+    head = dated.select(F.count(F.lit(1)).alias("n"), F.min("us").alias("first"),
+                        F.percentile_approx("us", 0.99, PERCENTILE_ACCURACY).alias("guess")
+                        ).first()
+    assert head is not None
+    n = int(head["n"])
+    if not n:
+        raise InputError("no order line has a readable date", column=cols.date, file=file)
+    # numpy's quantile, method "linear": the virtual index (n - 1) q, then _lerp
+    virtual = (n - 1) * 0.99
+    lo = math.floor(virtual)
+    hi = min(lo + 1, n - 1)
+    a, b = exact_ranks(dated, {"us": [(lo, head["guess"]), (hi, head["guess"])]})["us"]
+    t = virtual - lo
+    q99 = a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
+    fence = int(q99) + FUTURE_GAP_DAYS * _DAY_US  # astype(datetime64[us]) truncates
+    last = dated.where(F.col("us") <= F.lit(fence)).select(F.max("us").alias("us")).first()
+    assert last is not None
+    epoch = dt.date(1970, 1, 1)
+    return (epoch + dt.timedelta(days=int(head["first"]) // _DAY_US),
+            epoch + dt.timedelta(days=int(last["us"]) // _DAY_US))
+
+
+def rfm_summary(scored: DataFrame, groups: list[Group]) -> Rfm:
+    """rfm.rfm and rfm.summarise over every customer of scored (columns segment, recency,
+    frequency, total_spend), by Spark: the scores exact as rfm.score defines them (a customer
+    scores 1 + the number of the four cut values, the values of rank ceil(k n / 5) for k = 1..4,
+    that the customer beats; exact_ranks finds the cuts), the customers counted with their sums
+    per segment and R, F, M score (at most k × 125 rows reach the driver), and the table
+    made from those by rfm.summarise_cells."""
+    from pyspark.sql import functions as F
+
+    # higher is better for each: a shorter recency is -recency larger
+    measures = {"r_score": -F.col("recency"), "f_score": F.col("frequency"),
+                "m_score": F.col("total_spend")}
+    values = scored.select(F.col("segment"), F.col("recency"), F.col("frequency"),
+                           F.col("total_spend").alias("monetary"),
+                           *[m.cast("double").alias(f"_{name}") for name, m in measures.items()])
+    cut_at = SCORES[:-1]  # the k of the four cuts: 1..4
+    head = values.select(
+        F.count(F.lit(1)).alias("n"),
+        *[F.count(f"_{name}").alias(f"c_{name}") for name in measures],
+        *[F.percentile_approx(f"_{name}", [k / 5 for k in cut_at],
+                              PERCENTILE_ACCURACY).alias(f"q_{name}")
+          for name in measures]).first()
+    assert head is not None
+    n = int(head["n"])
+    if any(int(head[f"c_{name}"]) != n for name in measures):
+        raise ValueError("RFM scores need a value for every customer")
+    score: dict[str, Column] = {}
+    if n:
+        ranks = [(k * n + 4) // 5 - 1 for k in cut_at]  # ceil(k n / 5), 0-based
+        cuts = exact_ranks(values, {f"_{name}": list(zip(ranks, head[f"q_{name}"],
+                                                         strict=True))
+                                    for name in measures})
+        for name in measures:
+            beaten = [F.when(F.col(f"_{name}") > F.lit(cut), 1).otherwise(0)
+                      for cut in cuts[f"_{name}"]]
+            score[name] = F.lit(1) + beaten[0] + beaten[1] + beaten[2] + beaten[3]
+    else:
+        score = {name: F.lit(1) for name in measures}
+    cells = values.groupBy(F.col("segment"), *[s.alias(name) for name, s in score.items()]).agg(
+        F.count(F.lit(1)).alias("customers"), F.sum("recency").alias("recency"),
+        F.sum("frequency").alias("frequency"), F.sum("monetary").alias("monetary"))
+    return summarise_cells(cells.toArrow().to_pandas(), groups)
 
 
 def _key(c: Column, kind: str) -> Column:
@@ -401,4 +534,5 @@ def customer_features(cols: OrderColumns, mix: dict[str, list[str]], as_of: dt.d
     return out
 
 
-__all__ = ["SparkOrders", "aggregate", "customer_features", "repeat_share", "typed_lines"]
+__all__ = ["SparkOrders", "aggregate", "customer_features", "date_span", "exact_ranks",
+           "repeat_share", "rfm_summary", "typed_lines"]

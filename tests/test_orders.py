@@ -14,7 +14,7 @@ from reportgen.config import Config, TransactionsConfig, load_config
 from reportgen.errors import ConfigError
 from reportgen.load import load
 from reportgen.orders import aggregate, detect
-from reportgen.rfm import group_table, load_groups, rfm, score
+from reportgen.rfm import group_table, load_groups, rfm, score, summarise, summarise_cells
 from tests import customer_tables, tables
 from tests.order_tables import cdnow_text, invoice_lines, order_export, write_csv
 
@@ -307,6 +307,36 @@ def test_rfm_codes_and_groups() -> None:
     assert t["rfm_group"].tolist() == ["Champions", "Can't lose them", "Promising",
                                        "Need attention", "Lost"]
 
+
+
+def test_rfm_table_from_cells_is_the_table_from_customers() -> None:
+    """summarise_cells (the Spark engine's: customers counted with their sums per segment and
+    score) gives summarise's table: the same groups, counts, grid and segments' groups, the
+    means to rounding."""
+    rng = np.random.default_rng(4)
+    n = 700
+    recency = pd.Series(rng.integers(0, 365, n).astype(float))
+    frequency = pd.Series(rng.choice([1.0, 1.0, 1.0, 2.0, 3.0, 5.0, 9.0], n))
+    monetary = pd.Series(np.round(rng.gamma(2.0, 80.0, n), 2))
+    segment = pd.Series(rng.integers(1, 5, n))
+    groups = load_groups()
+    scores = rfm(recency, frequency, monetary, groups)
+    expected = summarise(scores, segment, recency, frequency, monetary, groups)
+    cells = pd.DataFrame({"segment": segment, "r_score": scores["r_score"],
+                          "f_score": scores["f_score"], "m_score": scores["m_score"],
+                          "recency": recency, "frequency": frequency, "monetary": monetary}) \
+        .groupby(["segment", "r_score", "f_score", "m_score"]) \
+        .agg(customers=("recency", "size"), recency=("recency", "sum"),
+             frequency=("frequency", "sum"), monetary=("monetary", "sum")).reset_index()
+    got = summarise_cells(cells, groups)
+    assert got.grid == expected.grid and got.by_segment == expected.by_segment
+    assert sum(c.customers for c in got.grid) == n
+    assert list(got.by_segment) == sorted(got.by_segment, key=int)
+    assert [(g.name, g.customers) for g in got.groups] == \
+        [(g.name, g.customers) for g in expected.groups]
+    for x, y in zip(got.groups, expected.groups, strict=True):
+        for figure in ("share", "value_share", "recency", "frequency", "monetary"):
+            assert getattr(x, figure) == pytest.approx(getattr(y, figure), rel=1e-12)
 
 def test_default_groups_follow_the_standard_grid() -> None:
     table = group_table(load_groups())

@@ -11,6 +11,7 @@ engine's segments, and the same report in every format.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import shutil
 import sys
@@ -449,16 +450,26 @@ def test_order_lines_aggregated_by_spark_give_the_default_engines_segments(
             assert x.means[feature] == pytest.approx(mean, rel=TOLERANCE, abs=1e-6), feature
 
 
-def test_order_lines_with_more_customers_than_the_driver_sample(spark: Any, tmp_path: Path
+@pytest.fixture(scope="module")
+def sampled_lines(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """3,000 customers' invoice lines, run by both engines; Spark with a driver sample of
+    1,000 customers."""
+    folder = tmp_path_factory.mktemp("spark-sampled-lines")
+    frame, facts = order_tables.invoice_lines(n_customers=3_000, seed=5)
+    source = write_csv(frame, folder / "lines.csv")
+    default = pipeline.run(str(source), _config("default", ["json"]), folder / "default")
+    on_spark = pipeline.run(str(source), _config("spark", ["json"]).with_overrides(
+        engine__sample=1_000), folder / "spark")
+    return {"facts": facts, "default": default, "spark": on_spark,
+            "uri": str(folder / "lines.segments.parquet")}
+
+
+def test_order_lines_with_more_customers_than_the_driver_sample(sampled_lines: dict[str, Any]
                                                                 ) -> None:
     """3,000 customers, a driver sample of 1,000: the features' decisions and the k search are
     the sample's, every customer is aggregated, assigned and profiled by Spark."""
-    frame, facts = order_tables.invoice_lines(n_customers=3_000, seed=5)
-    source = write_csv(frame, tmp_path / "lines.csv")
-    default = pipeline.run(str(source), _config("default", ["json"]), tmp_path / "default")
-    on_spark = pipeline.run(str(source), _config("spark", ["json"]).with_overrides(
-        engine__sample=1_000), tmp_path / "spark")
-    d, s = default.report, on_spark.report
+    facts, default = sampled_lines["facts"], sampled_lines["default"]
+    d, s = default.report, sampled_lines["spark"].report
     sampled = [c for c in s.cleaning if c.action == "sampled"]
     assert len(sampled) == 1 and sampled[0].rows == 1_000
     assert "a sample of 1,000 of 3,000 customers aggregated by Spark" in sampled[0].detail
@@ -469,10 +480,160 @@ def test_order_lines_with_more_customers_than_the_driver_sample(spark: Any, tmp_
     expected = expected[expected["segment"].notna()]
     expected = pd.Series(expected["segment"].astype(int).to_numpy(),
                          index=expected["CustomerID"].astype(str).to_numpy())
-    labels = pq.read_table(tmp_path / "lines.segments.parquet").to_pandas()
+    labels = pq.read_table(sampled_lines["uri"]).to_pandas()
     labels = pd.Series(labels["segment"].to_numpy(),
                        index=labels["CustomerID"].astype(str).to_numpy())
     assert adjusted_rand_score(expected.to_numpy(), labels.reindex(expected.index).to_numpy()) \
         >= 0.95
     for x, y in zip(s.segments, d.segments, strict=True):
         assert x.size == pytest.approx(y.size, rel=0.02)
+
+
+def test_rfm_table_of_every_customer_when_the_driver_has_a_sample(
+        sampled_lines: dict[str, Any]) -> None:
+    """Spark scores all 3,000 customers, not the driver's 1,000: the groups, their figures and
+    the grid are the default engine's (the scores exactly, the means to rounding), and each
+    segment's groups are Spark's segments crossed with those scores."""
+    d, s = sampled_lines["default"].report.rfm, sampled_lines["spark"].report.rfm
+    assert d is not None and s is not None
+    assert sum(g.customers for g in s.groups) == len(sampled_lines["facts"].customers) == 3_000
+    assert s.grid == d.grid
+    assert [(g.name, g.rule, g.customers) for g in s.groups] == \
+        [(g.name, g.rule, g.customers) for g in d.groups]
+    for x, y in zip(s.groups, d.groups, strict=True):
+        for figure in ("share", "value_share", "recency", "frequency", "monetary"):
+            assert getattr(x, figure) == pytest.approx(getattr(y, figure), rel=1e-9), figure
+    groups = pd.read_csv(sampled_lines["default"].run_dir / "segments.csv",
+                         dtype={"CustomerID": str}).set_index("CustomerID")["rfm_group"]
+    labels = pq.read_table(sampled_lines["uri"]).to_pandas()
+    crossed = pd.crosstab(labels["segment"].to_numpy(),
+                          groups.reindex(labels["CustomerID"].astype(str)).to_numpy())
+    assert s.by_segment == {str(sid): {str(g): int(c) for g, c in row.items() if c}
+                            for sid, row in crossed.iterrows()}
+
+
+@pytest.mark.parametrize("kind", ["text", "native", "yyyymmdd"])
+def test_spark_date_span_is_orders_date_span(spark: Any, tmp_path: Path, kind: str) -> None:
+    """The first and last day of the lines by Spark, as orders.date_span gives them: the
+    99th percentile interpolated between its two neighbours (2012-01-11 and 2013-01-01, so
+    2013-01-12 is within a year of it and 2013-01-15 is not; either neighbour alone would
+    give another last day), unreadable dates left out."""
+    from reportgen import spark as spark_engine
+    from reportgen.orders import OrderColumns, date_span
+    from reportgen.sparkorders import date_span as spark_date_span
+
+    rng = np.random.default_rng(7)
+    when = [pd.Timestamp("2011-01-01 08:00") + pd.Timedelta(minutes=int(m))
+            for m in rng.integers(0, 364 * 24 * 60, 392)]
+    when += [pd.Timestamp(t) for t in ("2011-01-01 07:59", "2012-01-05 10:00", "2012-01-10",
+                                       "2012-01-11", "2013-01-01", "2013-01-12 12:00",
+                                       "2013-01-15", "2014-01-01")]
+    dates: pd.Series = pd.Series(when)
+    if kind == "text":
+        dates = pd.Series([t.strftime("%d/%m/%Y %H:%M") for t in when] +
+                          ["not a date", "31/02/2012 10:00", None], dtype="object")
+    elif kind == "yyyymmdd":
+        dates = pd.Series([int(t.strftime("%Y%m%d")) for t in when])
+    frame = pd.DataFrame({"customer": [f"c{i % 40}" for i in range(len(dates))],
+                          "date": dates, "amount": 1.0})
+    frame.to_parquet(tmp_path / "lines.parquet", index=False)
+    sdf = spark.read.parquet(str(tmp_path / "lines.parquet"))
+    lines = spark_engine.sample(sdf, sdf.count(), 100_000, 0)
+    cols = OrderColumns(customer="customer", date="date", amount="amount", notes={})
+    expected = date_span(lines, cols, Config())
+    assert expected == (dt.date(2011, 1, 1), dt.date(2013, 1, 12))
+    assert spark_date_span(sdf, lines, cols, Config()) == expected
+
+
+def test_exact_ranks_from_guesses_far_off(spark: Any) -> None:
+    """The values at given ranks, ties and nulls included, even when the guess is the
+    smallest or the largest value (the correction then takes the values in between)."""
+    from reportgen.sparkorders import exact_ranks
+
+    rng = np.random.default_rng(3)
+    values = np.round(rng.normal(50, 20, 2_000), 1)  # many ties
+    frame = pd.DataFrame({"x": np.where(rng.random(2_000) < 0.05, np.nan, values),
+                          "n": rng.integers(0, 30, 2_000)})
+    sdf = spark.createDataFrame(frame).selectExpr("nanvl(x, null) AS x", "n")
+    xs, ns = np.sort(frame["x"].dropna().to_numpy()), np.sort(frame["n"].to_numpy())
+    ranks = [0, 1, len(xs) // 2, len(xs) - 2, len(xs) - 1]
+    found = exact_ranks(sdf, {"x": [(r, g) for r in ranks for g in (xs[0], xs[-1])],
+                              "n": [(r, int(ns[len(ns) // 3])) for r in (0, 999, 1999)]})
+    assert found["x"] == [xs[r] for r in ranks for _ in (0, 1)]
+    assert found["n"] == [ns[0], ns[999], ns[1999]]
+
+
+
+def test_spark_rfm_table_is_rfm_summarise(spark: Any, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    """rfm_summary over a Spark table is rfm.rfm and rfm.summarise of the same customers:
+    the scores exact (ties at the cuts included) though the cuts' first guesses are poor
+    (percentile_approx at accuracy 10), the means to rounding."""
+    from reportgen import sparkorders
+    from reportgen.rfm import load_groups, rfm, summarise
+
+    rng = np.random.default_rng(8)
+    n = 1_003
+    customers = pd.DataFrame({
+        "segment": rng.integers(1, 5, n), "recency": rng.integers(0, 200, n).astype(float),
+        "frequency": rng.choice([1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 6.0], n),
+        "total_spend": np.round(rng.gamma(2.0, 90.0, n), 1)})
+    groups = load_groups()
+    scores = rfm(customers["recency"], customers["frequency"], customers["total_spend"], groups)
+    expected = summarise(scores, customers["segment"], customers["recency"],
+                         customers["frequency"], customers["total_spend"], groups)
+    monkeypatch.setattr(sparkorders, "PERCENTILE_ACCURACY", 10)
+    got = sparkorders.rfm_summary(spark.createDataFrame(customers), groups)
+    assert got.grid == expected.grid and got.by_segment == expected.by_segment
+    assert [(g.name, g.customers) for g in got.groups] == \
+        [(g.name, g.customers) for g in expected.groups]
+    for x, y in zip(got.groups, expected.groups, strict=True):
+        for figure in ("share", "value_share", "recency", "frequency", "monetary"):
+            assert getattr(x, figure) == pytest.approx(getattr(y, figure), rel=1e-12)
+
+def test_spark_backfill_never_reads_the_table_into_pandas(
+        spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two months of invoice lines backfilled by Spark (pandas' reader is made to fail): the
+    same month ends, customers, lines, k, names and RFM grid as the default engine's backfill,
+    one series with the second month compared with the first."""
+    import reportgen.load
+
+    frame, _ = order_tables.invoice_lines(n_customers=400, seed=11)
+    source = write_csv(frame, tmp_path / "lines.csv")
+    start, end = dt.date(2011, 11, 1), dt.date(2011, 12, 1)
+    default = pipeline.backfill(str(source), _config("default", ["json"]),
+                                tmp_path / "default", start, end)
+
+    def no_pandas(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the Spark backfill read the table with pandas")
+
+    monkeypatch.setattr(reportgen.load, "load", no_pandas)
+    on_spark = pipeline.backfill(str(source), _config("spark", ["json"]), tmp_path / "spark",
+                                 start, end)
+    assert [r.report.as_of for r in on_spark] == [r.report.as_of for r in default] == \
+        ["2011-11-30", "2011-12-09"]
+    for s, d in zip((r.report for r in on_spark), (r.report for r in default), strict=True):
+        assert s.orders is not None and d.orders is not None
+        assert (s.orders.lines, s.orders.lines_used, s.orders.customers) == \
+            (d.orders.lines, d.orders.lines_used, d.orders.customers)
+        assert s.headline.customers == d.headline.customers
+        assert s.headline.k == d.headline.k
+        assert [x.name for x in s.segments] == [x.name for x in d.segments]
+        assert s.rfm is not None and d.rfm is not None and s.rfm.grid == d.rfm.grid
+    assert on_spark[0].report.changes is None
+    assert on_spark[1].report.changes is not None
+    assert on_spark[1].report.changes.previous_run_id == on_spark[0].report.run_id
+
+
+def test_spark_backfill_of_a_customer_table_is_one_line_exit_2(spark: Any, tmp_path: Path
+                                                               ) -> None:
+    source = tmp_path / "customers.parquet"
+    marketing_customers(300).to_parquet(source, index=False)
+    result = CliRunner().invoke(main, ["backfill", str(source), "--engine", "spark", "--out",
+                                       str(tmp_path / "out"), "--format", "json", "-q"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {source}: backfill needs order lines: a customer key that repeats, a date "
+        "and an amount on every row (name the columns in [transactions], or use `reportgen "
+        "run`)"]
+    assert not (tmp_path / "out").exists()
