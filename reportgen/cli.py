@@ -562,6 +562,14 @@ def entry() -> None:
     try:
         main()
     finally:
+        # The interpreter's exit collects every generation more than once while it tears the
+        # modules down: ~350,000 objects after a 1 M-customer run (2,600 modules), 0.6-1.0 s
+        # of the process's CPU for memory the OS takes back anyway. Frozen, they are left to
+        # reference counting (freed as before) and the exit's collections look only at what
+        # is made after this point: 0.85-1.1 s → 0.15 s from here to the process's end. A
+        # cycle of them is not collected: no file, lock or connection waits for that here
+        # (every one is closed where it is used; atexit handlers and weakref.finalize run).
+        gc.freeze()
         # `reportgen run | head -1`: head may be gone when the summary is flushed. Flush now
         # and point stdout at /dev/null if so, the recipe of Python's signal docs, so the
         # exit is not an "Exception ignored ... BrokenPipeError" (and exit code 120).

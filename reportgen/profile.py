@@ -101,6 +101,7 @@ def _by_segment(frame: pd.DataFrame, by_segment: DataFrameGroupBy
     starts = ends - counts
     medians = {}
     for column in frame.columns:
-        values = frame[column].to_numpy(dtype="float64")[order]
-        medians[column] = [stats.median(values[a:b]) for a, b in zip(starts, ends, strict=True)]
+        values = frame[column].to_numpy(dtype="float64")[order]  # a copy: partitioned in place
+        medians[column] = [stats.median(values[a:b], scratch=True)
+                           for a, b in zip(starts, ends, strict=True)]
     return means, pd.DataFrame(medians, index=means.index)

@@ -724,6 +724,10 @@ def test_median_is_pandas_median_bit_for_bit(values: list[float]) -> None:
     assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
         (np.isnan(got) and np.isnan(want))
     assert np.array_equal(x, before, equal_nan=True)  # the caller's values left as they were
+    # the caller's scratch copy, partitioned in place: the same median
+    scratch = median(x.copy(), scratch=True)
+    assert np.float64(scratch).tobytes() == np.float64(got).tobytes() or \
+        (np.isnan(scratch) and np.isnan(got))
 
 
 @pytest.mark.parametrize("head", [[1.0, 2.0, 3.0], [1.0, 1.0], [np.nan] * 3])
@@ -785,6 +789,21 @@ def test_mean_and_std_are_pandas_bit_for_bit(values: list[float]) -> None:
                          (s.mean(), s.std(ddof=0), s.std()), strict=True):
         assert np.float64(got).tobytes() == np.float64(want).tobytes() or \
             (np.isnan(got) and np.isnan(want))
+
+
+@pytest.mark.parametrize("gaps", [0, 1, 700])
+def test_mean_and_std_of_a_long_column_are_pandas_bit_for_bit(gaps: int) -> None:
+    """Past numpy's pairwise blocks (128 values): a column without gaps goes through
+    np.mean and np.std, one with gaps through nanmean and nanstd; both sum as pandas does."""
+    from reportgen.stats import mean, std
+
+    rng = np.random.default_rng(gaps)
+    x = rng.lognormal(3.0, 2.0, 100_003) * rng.choice([-1.0, 1.0], 100_003)
+    x[rng.choice(len(x), gaps, replace=False)] = np.nan
+    s = pd.Series(x)
+    for got, want in ((mean(x), s.mean()), (std(x, ddof=0), s.std(ddof=0)),
+                      (std(x), s.std()), (std(x, ddof=2), s.std(ddof=2))):
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()
 
 
 @pytest.mark.parametrize("s", [
