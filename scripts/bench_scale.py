@@ -86,13 +86,17 @@ class TreePeak:
     (/proc/PID/statm), every ``scan_every`` polls a scan of /proc for new descendants (a scan
     of every process's parent costs ~1.3 ms, the RSS reads a few µs each). Linux only; elsewhere
     ``peak`` stays 0. Shared pages (libraries, the interpreter) count once per process, as RSS
-    does: an upper bound of what the tree holds."""
+    does: an upper bound of what the tree holds. A child that has not yet called exec (its
+    command line still its parent's: the moment between fork or vfork and exec of a
+    subprocess, a spawned worker or ``ldconfig``) counts 0: it shares its parent's pages, and
+    counting them twice showed 1.1 GB for a 0.88 GB run without any worker."""
 
     def __init__(self, pid: int, every_s: float = 0.02, scan_every: int = 5) -> None:
         import threading
 
         self.pid, self.every_s, self.scan_every = pid, every_s, scan_every
         self.peak = 0
+        self._parent: dict[int, int] = {}
         self.most = 1  # the most processes of the tree seen at once
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -120,7 +124,24 @@ class TreePeak:
             more = {p for p, parent in parents.items() if parent in tree} - tree
             grown = bool(more)
             tree |= more
+        self._parent = {p: parents[p] for p in tree if p in parents}
         return tree
+
+    @staticmethod
+    def _cmdline(pid: int) -> bytes | None:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def _forked(self, pid: int) -> bool:
+        """Whether pid is a child that has not called exec yet (see the class)."""
+        parent = self._parent.get(pid)
+        if pid == self.pid or parent is None:
+            return False
+        mine = self._cmdline(pid)
+        return mine is not None and mine == self._cmdline(parent)
 
     def _poll(self) -> None:
         if not Path("/proc/self/statm").exists():
@@ -133,6 +154,8 @@ class TreePeak:
             polls += 1
             total = 0
             for pid in list(tree):
+                if self._forked(pid):
+                    continue
                 try:
                     with open(f"/proc/{pid}/statm", "rb") as f:
                         total += int(f.read().split()[1]) * PAGE
