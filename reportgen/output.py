@@ -646,11 +646,17 @@ def _worker_result(rendered: Future[Rendered]) -> Rendered | None:
 
 def _written(done: Rendered, tmp: Path, manifest: dict[str, Any], timings: dict[str, float],
              peaks: dict[str, float]) -> dict[str, Any]:
-    """The worker's files into tmp, its seconds into timings (``render_wait``: how long this
-    process waited for it) and its peak memory into peaks (``render_worker``)."""
+    """The worker's files into tmp, its seconds into timings, and into peaks this process's
+    peak so far after each renderer (as without a worker) and the worker's own
+    (``render_worker``)."""
+    from .pipeline import peak_rss_mb
+
     for name, data in done.files.items():
         (tmp / name).write_bytes(data)
     timings.update(done.timings)
+    for step in ("render_pdf", "render_email"):
+        if step in done.timings:
+            peaks[step] = peak_rss_mb()
     peaks["render_worker"] = done.peak_rss_mb
     if done.email is not None:
         manifest = {**manifest, "email": done.email}

@@ -504,17 +504,17 @@ def _series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
         categories = _categories(kept.cleaned, kept.schema, cfg)  # re-cleaned: the model's
     policy, schema, cleaned, ff = kept.policy, kept.schema, kept.cleaned, kept.ff
     template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
+    if worker is not None:
+        # The worker starts and warms up (imports, templates, vl-convert's engine: ~1 s of
+        # CPU, ~0.13 GB) while this process searches k, so it is ready when the report is.
+        # Not earlier: the features stage is the run's memory peak, and the worker beside it
+        # would add to it (README "Performance").
+        worker.warm(template_dir)
     with clock.stage("segment"):
         if kept.labels is not None and previous is not None and previous.model is not None:
             seg = series_.keep(previous.model, ff, kept.labels, cfg, previous.record)
         else:
             seg = segment(ff, cfg.segment, categories)
-    if worker is not None:
-        # The worker starts and warms up (imports, templates, vl-convert's engine: ~1 s of
-        # CPU, ~0.13 GB) on the core compare, profile and the report leave free. Not before
-        # the k search, which keeps both cores busy, nor beside the features stage, the
-        # run's memory peak (README "Performance").
-        worker.warm(template_dir)
     with engine.assigned(seg, ff, cleaned, schema, clock):
         with clock.stage("compare"):
             keys, counted, previous = engine.flows(seg, ff, cleaned, policy, previous)
