@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -94,6 +95,33 @@ def _started(gc_thresholds: tuple[int, int, int]) -> None:
 # paths (clip0, clip1, ...) in every later SVG of the process; compiling runs no Vega view.
 _WARM_SPEC = {"mark": "point", "data": {"values": [{"a": 1}]},
               "encoding": {"x": {"field": "a", "type": "quantitative"}}}
+
+
+HELD = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT held back while the worker process starts, then delivered: their
+    handlers (the CLI turns SIGTERM into an exception) run after the start, not in the middle
+    of writing the new process's start-up data. Only in the main thread, where handlers run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    # signal.signal runs a handler already due before it swaps: nothing has started then
+    previous = {signum: signal.signal(signum, hold) for signum in HELD}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for due in caught:
+            signal.raise_signal(due)
 
 
 def _warm(template_dir: Path | None) -> float:
@@ -174,10 +202,15 @@ class RenderWorker:
         self._processes: list[multiprocessing.process.BaseProcess] = []
 
     def _submit(self, fn: Any, *args: Any) -> Future[Any]:
-        before = set(multiprocessing.active_children()) if not self._processes else set()
-        future = self._pool.submit(fn, *args)
-        if not self._processes:
-            self._processes = [p for p in multiprocessing.active_children() if p not in before]
+        if self._processes:
+            return self._pool.submit(fn, *args)
+        before = set(multiprocessing.active_children())
+        # The first submit starts the process: SIGTERM and Ctrl-C wait until it has its
+        # start-up data (an exception raised in the middle of writing it left the new
+        # interpreter to print "EOFError: Ran out of input" after the run had ended).
+        with _signals_held():
+            future = self._pool.submit(fn, *args)
+        self._processes = [p for p in multiprocessing.active_children() if p not in before]
         return future
 
     def warm(self, template_dir: Path | None = None) -> None:
