@@ -26,6 +26,7 @@ from reportgen.render.worker import RenderWorker
 from reportgen.report import Report
 
 from .factories import make_report
+from .runs import tagged
 from .tables import marketing_table, write_tsv
 
 FORMATS = ["html", "pdf", "email"]
@@ -195,22 +196,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def tagged(tag: str) -> list[int]:
-    """The live processes whose environment carries the tag (a run and its children)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"REPORTGEN_TEST_TAG={tag}".encode() in environ.split(b"\0") and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 def test_a_run_that_fails_in_the_worker_exits_2_with_the_message_and_leaves_no_process(
