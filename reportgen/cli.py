@@ -557,8 +557,11 @@ def entry() -> None:
     coverage among them, run; exit codes are click's)."""
     import gc
 
+    from .render import worker
+
     gc.set_threshold(*GC_THRESHOLDS)
     signal.signal(signal.SIGTERM, _terminate)
+    worker.allow()  # the PDF and the email made in a second process (render.worker)
     try:
         main()
     finally:

@@ -22,8 +22,9 @@ import shutil
 import stat
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ import pyarrow.compute as pc
 from . import progress
 from .errors import ReportgenError
 from .report import Report
+
+if TYPE_CHECKING:
+    from .render.worker import Rendered, RenderWorker
 
 log = logging.getLogger("reportgen")
 
@@ -518,7 +522,7 @@ class ChartExports:
     in line). ``cancel`` drops what has not started (a run that failed elsewhere)."""
 
     def __init__(self, report: Report, formats: list[str]) -> None:
-        from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
         from .render.pdf import export_for_print, page_rank
 
@@ -565,11 +569,12 @@ class ChartExports:
 
 def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: Path,
             manifest: dict[str, Any], timings: dict[str, float], peaks: dict[str, float],
-            charts: ChartExports) -> dict[str, Any]:
-    """report.html, report.pdf and the email files into tmp, as formats asks, with the charts
-    ``charts`` exports; each one's seconds into timings (waiting for the charts included) and
-    the process's peak memory after it into peaks. Returns the manifest with the email's
-    part."""
+            charts: ChartExports | None, rendered: Future[Rendered] | None) -> dict[str, Any]:
+    """report.html, report.pdf and the email files into tmp, as formats asks: the PDF and
+    the email from the render worker's result ``rendered`` when there is one, else made here
+    with the charts ``charts`` exports; each one's seconds into timings (waiting for the
+    charts included) and the process's peak memory after it into peaks. Returns the manifest
+    with the email's part."""
     from .pipeline import peak_rss_mb
 
     if "html" in formats:
@@ -579,6 +584,14 @@ def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: 
         (tmp / "report.html").write_text(render_html(report, template_dir), encoding="utf-8")
         timings["render_html"] = round(time.perf_counter() - start, 4)
         peaks["render_html"] = peak_rss_mb()
+    if rendered is not None:
+        start = time.perf_counter()
+        done = _worker_result(rendered)
+        timings["render_wait"] = round(time.perf_counter() - start, 4)
+        if done is not None:
+            return _written(done, tmp, manifest, timings, peaks)
+        charts = ChartExports(report, formats)  # the worker broke: everything here
+    assert charts is not None
     if "pdf" in formats:
         import weasyprint  # noqa: F401 - its ~0.7 s of importing while the charts export
 
@@ -605,6 +618,51 @@ def _render(report: Report, formats: list[str], template_dir: Path | None, tmp: 
     return manifest
 
 
+def _submitted(worker: RenderWorker, report: Report, formats: list[str],
+               template_dir: Path | None) -> Future[Rendered] | None:
+    """The worker's job for this report, or None when its pool is already broken (the
+    worker could not start, or died warming up): the work is then done here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return worker.render(report, formats, template_dir)
+    except BrokenProcessPool as exc:
+        log.warning("the render worker stopped (%s); making the PDF and the email here", exc)
+        return None
+
+
+def _worker_result(rendered: Future[Rendered]) -> Rendered | None:
+    """The render worker's result, or None when its pool broke (the worker killed, or unable
+    to start): a reason to do its work here, not to fail the run. An error of the work itself
+    (a chart vl-convert rejects, a user template WeasyPrint refuses) is raised as it is."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return rendered.result()
+    except BrokenProcessPool as exc:
+        log.warning("the render worker stopped (%s); making the PDF and the email here", exc)
+        return None
+
+
+def _written(done: Rendered, tmp: Path, manifest: dict[str, Any], timings: dict[str, float],
+             peaks: dict[str, float]) -> dict[str, Any]:
+    """The worker's files into tmp, its seconds into timings, and into peaks this process's
+    peak so far after each renderer (as without a worker) and the worker's own
+    (``render_worker``)."""
+    from .pipeline import peak_rss_mb
+
+    for name, data in done.files.items():
+        (tmp / name).write_bytes(data)
+    timings.update(done.timings)
+    for step in ("render_pdf", "render_email"):
+        if step in done.timings:
+            peaks[step] = peak_rss_mb()
+    peaks["render_worker"] = done.peak_rss_mb
+    if done.email is not None:
+        manifest = {**manifest, "email": done.email}
+    return manifest
+
+
 def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: str,
                   kept_index: pd.Index, labels: np.ndarray, excluded: pd.Series,
                   features: pd.DataFrame, manifest: dict[str, Any], formats: list[str],
@@ -616,7 +674,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
                   parquet_meta: dict[str, Any] | None = None,
                   segments: bool = True,
                   feature_columns: list[str] | None = None,
-                  let_go: Callable[[], object] | None = None) -> tuple[Path, list[Path]]:
+                  let_go: Callable[[], object] | None = None,
+                  worker: RenderWorker | None = None) -> tuple[Path, list[Path]]:
     """Write the run's files into out_root/<run id>/, replacing an earlier run of the same
     id only once everything is written. ``model``: the bundle to save as model.skops.
     ``previous``: segments.csv's columns about the previous run; ``extra``: more files of
@@ -627,7 +686,9 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
     ``segments``: False when the segments are written elsewhere (the Spark engine's
     Parquet), so no segments.csv/.parquet of a sample is written here; ``let_go``: called
     once the segments are written, for the caller to let go of the rows they came from
-    (``empty``) before the renderers take their memory."""
+    (``empty``) before the renderers take their memory; ``worker``: the run's render worker
+    (render.worker), which makes the PDF and the email while this process writes the rest
+    (without one, or if it breaks, they are made here: the same bytes)."""
     final = out_root / report.run_id
     tmp = out_root / f".{report.run_id}.partial-{os.getpid()}"
     try:
@@ -640,11 +701,16 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         raise ReportgenError(f"cannot write the output folder ({exc.strerror})",
                              file=str(out_root)) from None
     charts: ChartExports | None = None
+    rendered: Future[Rendered] | None = None
     try:
         from .pipeline import peak_rss_mb
 
         timings = dict(timings)
         peaks = dict(manifest.get("peak_rss_mb", {}))
+        if worker is not None and {"pdf", "email"} & set(formats):
+            # first: the worker exports the charts and lays out the PDF on the other core
+            # while this process writes the segments, the files and the HTML
+            rendered = _submitted(worker, report, formats, template_dir)
         # What the stages before let go, given back before the segments take their blocks
         # (~75 MB at 1 M customers).
         release_memory()
@@ -667,7 +733,8 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         # WeasyPrint in a thread beside the segments cost them as much as it saved); both
         # overlaps also held the blocks' memory beside vl-convert's ~0.17 GB, 40-100 MB above
         # this order's peak.
-        charts = ChartExports(report, formats)
+        if rendered is None:
+            charts = ChartExports(report, formats)
         start = time.perf_counter()
         for name, writer in (extra or {}).items():
             writer(tmp / name)
@@ -678,7 +745,7 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
             dump(model, tmp / MODEL_FILE)
         timings["files"] = round(time.perf_counter() - start, 4)
         manifest = _render(report, formats, template_dir, tmp, manifest, timings, peaks,
-                           charts)
+                           charts, rendered)
         # Timings are the one thing that changes between identical runs: they live here,
         # not in summary.json, so summary.json stays byte-for-byte reproducible.
         manifest = {**manifest, "timings_s": dict(timings), "peak_rss_mb": peaks,
@@ -701,9 +768,12 @@ def write_outputs(*, report: Report, out_root: Path, frame: pd.DataFrame, key: s
         # SIGTERM (cli.entry turns it into an exception) and Ctrl-C included
         if charts is not None:
             charts.cancel()
+        if worker is not None:
+            worker.close()  # now, not once its PDF is done
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    charts.cancel()  # nothing is left to do: its thread ends
+    if charts is not None:
+        charts.cancel()  # nothing is left to do: its thread ends
     files = sorted(final.iterdir())
     return final, files
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .personas import Words
     from .playbook import Rule
     from .profile import Profiles
+    from .render.worker import RenderWorker
     from .report import Changes, CleaningStep, ColumnInfo, Rfm
     from .rfm import Group
     from .schema import Schema
@@ -503,17 +504,32 @@ def _let_go(*frames: pd.DataFrame) -> None:
         empty(frame)
 
 
-def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
-               notes: Sequence[CleaningStep], schema: Schema, cleaned: Cleaned,
-               ff: FeatureFrame, categories: pd.DataFrame | None, orders: Orders | None,
-               cfg: Config, out_root: Path, inputs: Inputs,
-               clock: _Clock, run_id: str, period_key: str, history: History | None,
-               previous: Previous | None, fresh: bool) -> RunResult:
+def series_run(*, cfg: Config, **run: Any) -> RunResult:
     """The run as one period of its series, on either engine: the previous run's model kept
     (policy keep) or a refit matched to its segments, compared with it, profiled, named,
-    given its actions, reported, written and recorded in the history. table and notes: what
-    the previous run's model re-cleans under keep (the customers, the cleaning notes so
-    far); categories: k-prototypes' category columns."""
+    given its actions, reported, written and recorded in the history (``_series_run`` has
+    the arguments). A run of the command line that makes a PDF or an email has a render
+    worker (render.worker), stopped however the run ends."""
+    from .render import worker as render_worker
+
+    if not {"pdf", "email"} & set(cfg.report.formats) or not render_worker.allowed():
+        return _series_run(cfg=cfg, worker=None, **run)
+    from .render.worker import RenderWorker
+
+    with RenderWorker() as worker:
+        return _series_run(cfg=cfg, worker=worker, **run)
+
+
+def _series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
+                notes: Sequence[CleaningStep], schema: Schema, cleaned: Cleaned,
+                ff: FeatureFrame, categories: pd.DataFrame | None, orders: Orders | None,
+                cfg: Config, out_root: Path, inputs: Inputs,
+                clock: _Clock, run_id: str, period_key: str, history: History | None,
+                previous: Previous | None, fresh: bool, worker: RenderWorker | None
+                ) -> RunResult:
+    """series_run. table and notes: what the previous run's model re-cleans under keep (the
+    customers, the cleaning notes so far); categories: k-prototypes' category columns;
+    worker: the render worker, started here (after the features, the run's memory peak)."""
     from . import series as series_
     from .assemble import build_report, period_label
     from .output import write_outputs
@@ -530,6 +546,13 @@ def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
     if kept.cleaned is not cleaned and categories is not None:
         categories = _categories(kept.cleaned, kept.schema, cfg)  # re-cleaned: the model's
     policy, schema, cleaned, ff = kept.policy, kept.schema, kept.cleaned, kept.ff
+    template_dir = Path(cfg.report.template_dir) if cfg.report.template_dir else None
+    if worker is not None:
+        # The worker starts and warms up (imports, templates, vl-convert's engine: ~1 s of
+        # CPU, ~0.13 GB) while this process searches k, so it is ready when the report is.
+        # Not earlier: the features stage is the run's memory peak, and the worker beside it
+        # would add to it (README "Performance").
+        worker.warm(template_dir)
     with clock.stage("segment"):
         if kept.labels is not None and previous is not None and previous.model is not None:
             seg = series_.keep(previous.model, ff, kept.labels, cfg, previous.record)
@@ -608,9 +631,8 @@ def series_run(*, engine: Engine, loaded: Loaded, table: pd.DataFrame,
         }
         run_dir, files = write_outputs(
             report=report, out_root=root, manifest=engine.manifest(clock),
-            formats=cfg.report.formats,
-            template_dir=Path(cfg.report.template_dir) if cfg.report.template_dir else None,
-            timings=clock.timings, model=model, extra=extra,
+            formats=cfg.report.formats, template_dir=template_dir,
+            timings=clock.timings, model=model, extra=extra, worker=worker,
             latest={"series": series, "run_id": run_id, "period": period_key,
                     "run_dir": run_id},
             **customers)

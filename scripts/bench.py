@@ -58,10 +58,18 @@ def synthetic(n: int, path: Path, seed: int = 0) -> Path:
 
 def one_run(args: list[str] | str, env: dict[str, str] | None = None
             ) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MB and exit code of one run (a shell string runs in sh)."""
+    """Wall seconds, peak memory in MB and exit code of one run (a shell string runs in sh):
+    the peak of the summed RSS of the process and its descendants (bench_scale.TreePeak: the
+    render worker counts), or the process's own peak RSS if that is higher."""
+    from bench_scale import TreePeak
+
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             shell=isinstance(args, str), env=env)
+    poller = TreePeak(proc.pid)
+    # reaped only once the poller has stopped reading its /proc entries
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    tree = poller.stop()
     # wait4 gives this child's own peak RSS (not all children's, PERFORMANCE.md trap 8); for
     # a shell command it is the command's (sh execs a single command) or the shell's.
     _, status, usage = os.wait4(proc.pid, 0)
@@ -71,7 +79,7 @@ def one_run(args: list[str] | str, env: dict[str, str] | None = None
         sys.stderr.write(proc.stderr.read().decode() if proc.stderr else "")
     if proc.stderr:
         proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024, code
+    return wall, max(tree / 1024 ** 2, usage.ru_maxrss / 1024), code
 
 
 def load_average() -> str:

@@ -121,8 +121,9 @@ def test_a_key_repeated_in_later_batches_is_left_out_there_as_in_memory(
     # the later occurrences left out with clean's reason, the first ones assigned
     later = [1000, *range(1400, 2100), 2150, 2200, 710]
     for row in later:
-        assert re.fullmatch(rf"duplicate {re.escape(key)} .*{ids[row]}'?\)? \(first occurrence kept\)",
-                            b.at[row, "left_out"]), (row, b.at[row, "left_out"])
+        assert re.fullmatch(
+            rf"duplicate {re.escape(key)} .*{ids[row]}'?\)? \(first occurrence kept\)",
+            b.at[row, "left_out"]), (row, b.at[row, "left_out"])
     assert b.loc[later, "segment"].isna().all()
     assert b.loc[[5, *range(700), 800, 705], "segment"].notna().all()
     assert streamed.streamed["customers"]["left out"] == int(b["left_out"].notna().sum()) \

@@ -17,7 +17,7 @@ import pytest
 
 from reportgen.output import remove_stale
 
-from .runs import only_run
+from .runs import only_run, tagged
 from .tables import marketing_table, write_tsv
 
 TIMEOUT_S = 300  # the machine is shared: a run that takes 3 s quiet can take 60 s under load
@@ -26,22 +26,6 @@ TIMEOUT_S = 300  # the machine is shared: a run that takes 3 s quiet can take 60
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tsv(marketing_table(60), tmp_path_factory.mktemp("in") / "t.tsv")
-
-
-def tagged(tag: str) -> list[int]:
-    """PIDs of the live processes whose environment carries ``tag`` (a run and its children)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"REPORTGEN_TEST_TAG={tag}".encode() in environ.split(b"\0") and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 def none_left(tag: str, within_s: float = 5.0) -> bool:
