@@ -277,9 +277,10 @@ class EngineConfig:
         "draw the charts (the whole table is cleaned, assigned and profiled by Spark).",
         range=(1_000, 2_000_000))
     segments: str | None = _setting(
-        None, "Where Spark writes the segments (Parquet: key, segment, persona, value, run id; "
-        "the movers beside them): a path or URI; empty = <source>.segments.parquet beside a "
-        "file source, <table>_segments for a table.")
+        None, "Where Spark writes the segments (Parquet: key, segment, persona, value, "
+        "rfm_score and rfm_group on order lines, run id; the movers beside them): a path or "
+        "URI; empty = <source>.segments.parquet beside a file source, <table>_segments for a "
+        "table.")
 
 
 @dataclass(frozen=True)

@@ -831,12 +831,16 @@ class SparkEngine:
         return profiles(self.scored, list(ff.frame.columns), ff.value)
 
     def rfm(self, ff: FeatureFrame, seg: Segmentation, groups: list[Group]) -> Rfm | None:
-        from .sparkorders import rfm_summary
+        from .sparkorders import rfm_columns, rfm_scores, rfm_summary
 
         if self.orders is None:
             return None
         assert self.scored is not None
-        return rfm_summary(self.scored, groups)
+        scores = rfm_scores(self.scored)
+        table = rfm_summary(self.scored, groups, scores)
+        # each customer's code and group, written with its segment (_write_segments)
+        self.scored = self.scored.withColumns(rfm_columns(scores, groups))
+        return table
 
     def write_segments(self, *, step: Step, profiles: Profiles, names: dict[int, str],
                        previous: Previous | None, cleaned: Cleaned, ff: FeatureFrame,
@@ -1039,8 +1043,9 @@ def movers_uri(segments: str) -> str:
 
 def _write_segments(scored: DataFrame, key: str, value: str | None, names: Mapping[int, str],
                     uri: str, run_id: str) -> None:
-    """key, segment, persona, the value measure (what the next run of the series compares)
-    and the run id as Parquet at uri (a catalog table for spark:db.table); in no particular
+    """key, segment, persona, the value measure (what the next run of the series compares),
+    rfm_score and rfm_group on order lines (SparkEngine.rfm adds them to scored) and the run
+    id as Parquet at uri (a catalog table for spark:db.table); in no particular
     order (sorting would cost a shuffle)."""
     from pyspark.sql import functions as F
 
@@ -1049,6 +1054,7 @@ def _write_segments(scored: DataFrame, key: str, value: str | None, names: Mappi
     out = scored.select(F.col(key), F.col("segment").cast("int").alias("segment"),
                         persona[F.col("segment")].alias("persona"),
                         *([F.col(value)] if value and value != key else []),
+                        *[F.col(c) for c in ("rfm_score", "rfm_group") if c in scored.columns],
                         F.lit(run_id).alias("run_id"))
     if uri.startswith(TABLE_PREFIX):
         out.write.mode("overwrite").format("parquet").saveAsTable(uri[len(TABLE_PREFIX):])

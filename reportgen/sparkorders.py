@@ -16,7 +16,8 @@
   computes the same features for every customer (``customer_features``). The Spark
   customer path then cleans, assigns and profiles them, and makes the RFM table of every
   customer (``rfm_summary``: rfm.score's exact cuts by ``exact_ranks``, then counts and sums
-  per segment and score).
+  per segment and score) and each customer's rfm_score and rfm_group as column expressions
+  (``rfm_scores``, ``rfm_columns``) for the segments' Parquet.
 - A backfill's first and last day (``date_span``): orders.date_span's rules over every line.
 
 What differs from the default engine, and why: the cleaning log does not say at which row a
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 import re
 import uuid
@@ -179,21 +181,18 @@ def date_span(sdf: DataFrame, sample_lines: pd.DataFrame, cols: OrderColumns, cf
             epoch + dt.timedelta(days=int(last["us"]) // _DAY_US))
 
 
-def rfm_summary(scored: DataFrame, groups: list[Group]) -> Rfm:
-    """rfm.rfm and rfm.summarise over every customer of scored (columns segment, recency,
-    frequency, total_spend), by Spark: the scores exact as rfm.score defines them (a customer
-    scores 1 + the number of the four cut values, the values of rank ceil(k n / 5) for k = 1..4,
-    that the customer beats; exact_ranks finds the cuts), the customers counted with their sums
-    per segment and R, F, M score (at most k × 125 rows reach the driver), and the table
-    made from those by rfm.summarise_cells."""
+def rfm_scores(scored: DataFrame) -> dict[str, Column]:
+    """r_score, f_score and m_score of every customer of scored (columns recency, frequency,
+    total_spend) as column expressions, exact as rfm.score defines them: a customer scores 1 +
+    the number of the four cut values, the values of rank ceil(k n / 5) for k = 1..4, that it
+    beats; exact_ranks finds the cuts (one pass for the guesses, one for their ranks)."""
     from pyspark.sql import functions as F
 
     # higher is better for each: a shorter recency is -recency larger
-    measures = {"r_score": -F.col("recency"), "f_score": F.col("frequency"),
-                "m_score": F.col("total_spend")}
-    values = scored.select(F.col("segment"), F.col("recency"), F.col("frequency"),
-                           F.col("total_spend").alias("monetary"),
-                           *[m.cast("double").alias(f"_{name}") for name, m in measures.items()])
+    measures = {"r_score": (-F.col("recency")).cast("double"),
+                "f_score": F.col("frequency").cast("double"),
+                "m_score": F.col("total_spend").cast("double")}
+    values = scored.select(*[m.alias(f"_{name}") for name, m in measures.items()])
     cut_at = SCORES[:-1]  # the k of the four cuts: 1..4
     head = values.select(
         F.count(F.lit(1)).alias("n"),
@@ -205,21 +204,46 @@ def rfm_summary(scored: DataFrame, groups: list[Group]) -> Rfm:
     n = int(head["n"])
     if any(int(head[f"c_{name}"]) != n for name in measures):
         raise ValueError("RFM scores need a value for every customer")
+    if not n:
+        return {name: F.lit(1) for name in measures}
+    ranks = [(k * n + 4) // 5 - 1 for k in cut_at]  # ceil(k n / 5), 0-based
+    cuts = exact_ranks(values, {f"_{name}": list(zip(ranks, head[f"q_{name}"], strict=True))
+                                for name in measures})
     score: dict[str, Column] = {}
-    if n:
-        ranks = [(k * n + 4) // 5 - 1 for k in cut_at]  # ceil(k n / 5), 0-based
-        cuts = exact_ranks(values, {f"_{name}": list(zip(ranks, head[f"q_{name}"],
-                                                         strict=True))
-                                    for name in measures})
-        for name in measures:
-            beaten = [F.when(F.col(f"_{name}") > F.lit(cut), 1).otherwise(0)
-                      for cut in cuts[f"_{name}"]]
-            score[name] = F.lit(1) + beaten[0] + beaten[1] + beaten[2] + beaten[3]
-    else:
-        score = {name: F.lit(1) for name in measures}
-    cells = values.groupBy(F.col("segment"), *[s.alias(name) for name, s in score.items()]).agg(
+    for name, m in measures.items():
+        beaten = [F.when(m > F.lit(cut), 1).otherwise(0) for cut in cuts[f"_{name}"]]
+        score[name] = F.lit(1) + beaten[0] + beaten[1] + beaten[2] + beaten[3]
+    return score
+
+
+def rfm_columns(scores: Mapping[str, Column], groups: list[Group]) -> dict[str, Column]:
+    """rfm_score ("545") and rfm_group of rfm.rfm as column expressions over the scores of
+    rfm_scores: the group is the first of groups that holds the three scores (one CASE WHEN;
+    load_groups makes sure one always does)."""
+    from pyspark.sql import functions as F
+
+    r, f, m = (scores[name] for name in ("r_score", "f_score", "m_score"))
+    group: Any = F
+    for g in groups:
+        holds = functools.reduce(lambda a, b: a & b, [
+            s.between(lo, hi) for s, (lo, hi) in ((r, g.r), (f, g.f), (m, g.m))])
+        group = group.when(holds, F.lit(g.name))
+    return {"rfm_score": F.concat(*[s.cast("string") for s in (r, f, m)]),
+            "rfm_group": group}
+
+
+def rfm_summary(scored: DataFrame, groups: list[Group],
+                scores: Mapping[str, Column] | None = None) -> Rfm:
+    """rfm.rfm and rfm.summarise over every customer of scored (columns segment, recency,
+    frequency, total_spend), by Spark: the scores of rfm_scores (given, or found), the
+    customers counted with their sums per segment and R, F, M score (at most k × 125 rows
+    reach the driver), and the table made from those by rfm.summarise_cells."""
+    from pyspark.sql import functions as F
+
+    scores = scores if scores is not None else rfm_scores(scored)
+    cells = scored.groupBy(F.col("segment"), *[s.alias(name) for name, s in scores.items()]).agg(
         F.count(F.lit(1)).alias("customers"), F.sum("recency").alias("recency"),
-        F.sum("frequency").alias("frequency"), F.sum("monetary").alias("monetary"))
+        F.sum("frequency").alias("frequency"), F.sum("total_spend").alias("monetary"))
     return summarise_cells(cells.toArrow().to_pandas(), groups)
 
 
@@ -535,4 +559,4 @@ def customer_features(cols: OrderColumns, mix: dict[str, list[str]], as_of: dt.d
 
 
 __all__ = ["SparkOrders", "aggregate", "customer_features", "date_span", "exact_ranks",
-           "repeat_share", "rfm_summary", "typed_lines"]
+           "repeat_share", "rfm_columns", "rfm_scores", "rfm_summary", "typed_lines"]

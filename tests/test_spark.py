@@ -512,6 +512,26 @@ def test_rfm_table_of_every_customer_when_the_driver_has_a_sample(
                             for sid, row in crossed.iterrows()}
 
 
+def test_spark_segments_have_each_customers_rfm_score_and_group(
+        sampled_lines: dict[str, Any]) -> None:
+    """The Spark segments' Parquet has every customer's rfm_score and rfm_group (3,000, not
+    the driver's 1,000), equal per key to the default engine's segments.csv."""
+    csv = pd.read_csv(sampled_lines["default"].run_dir / "segments.csv",
+                      dtype={"CustomerID": str, "rfm_score": str})
+    expected = csv[csv["rfm_score"].notna()].set_index("CustomerID")[["rfm_score", "rfm_group"]]
+    table = pq.read_table(sampled_lines["uri"])
+    assert table.column_names == ["CustomerID", "segment", "persona", "total_spend",
+                                  "rfm_score", "rfm_group", "run_id"]
+    got = table.to_pandas().astype({"CustomerID": str}).set_index("CustomerID")
+    assert len(got) == len(expected) == 3_000 and got.index.is_unique
+    got = got.reindex(expected.index)[["rfm_score", "rfm_group"]]
+    assert got["rfm_score"].tolist() == expected["rfm_score"].tolist()
+    assert got["rfm_group"].tolist() == expected["rfm_group"].tolist()
+    # the comparison means something: many codes and every kind of group
+    assert expected["rfm_score"].nunique() >= 40
+    assert expected["rfm_group"].nunique() >= 8
+
+
 @pytest.mark.parametrize("kind", ["text", "native", "yyyymmdd"])
 def test_spark_date_span_is_orders_date_span(spark: Any, tmp_path: Path, kind: str) -> None:
     """The first and last day of the lines by Spark, as orders.date_span gives them: the
