@@ -223,11 +223,12 @@ def rfm_columns(scores: Mapping[str, Column], groups: list[Group]) -> dict[str, 
     from pyspark.sql import functions as F
 
     r, f, m = (scores[name] for name in ("r_score", "f_score", "m_score"))
-    group: Any = F
-    for g in groups:
-        holds = functools.reduce(lambda a, b: a & b, [
-            s.between(lo, hi) for s, (lo, hi) in ((r, g.r), (f, g.f), (m, g.m))])
-        group = group.when(holds, F.lit(g.name))
+    rules = [(functools.reduce(lambda a, b: a & b, [
+        s.between(lo, hi) for s, (lo, hi) in ((r, g.r), (f, g.f), (m, g.m))]), F.lit(g.name))
+        for g in groups]
+    group = F.when(*rules[0])
+    for holds, name in rules[1:]:
+        group = group.when(holds, name)
     return {"rfm_score": F.concat(*[s.cast("string") for s in (r, f, m)]),
             "rfm_group": group}
 
