@@ -82,6 +82,26 @@ class Rendered:
     peak_rss_mb: float = 0.0
 
 
+def _dies_with_parent() -> bool:
+    """Whether the kernel now kills this process when its parent dies (Linux's
+    PR_SET_PDEATHSIG, asked through the C library's prctl)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG,
+                                                            signal.SIGKILL) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _end() -> None:
+    """End this process at once, as PR_SET_PDEATHSIG would: the worker holds nothing to save
+    (it writes no file), and a thread cannot end its process otherwise."""
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
 def _started(gc_thresholds: tuple[int, int, int]) -> None:
     """In the worker, first thing: the parent's garbage collector thresholds (the CLI's make
     WeasyPrint's layout ~12 % faster); Ctrl-C is the parent's to handle (it stops the worker);
@@ -93,17 +113,14 @@ def _started(gc_thresholds: tuple[int, int, int]) -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
         return
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _dies_with_parent():
         if os.getppid() != parent.pid:  # the parent died before prctl took effect
-            os._exit(1)
+            _end()
+        return
 
     def watch() -> None:
         multiprocessing.connection.wait([parent.sentinel])  # readable once the parent is gone
-        os._exit(1)  # the only way out of a process from a thread; nothing here to save
+        _end()
 
     threading.Thread(target=watch, name="reportgen-watch-parent", daemon=True).start()
 
